@@ -1,0 +1,14 @@
+#!/usr/bin/env bun
+/** telemetry: one executable for every role and every operator command. */
+import { defineCommand, runMain } from "citty";
+import pkg from "../../package.json" with { type: "json" };
+import { config } from "./config.ts";
+import { migrate } from "./migrate.ts";
+import { serve } from "./serve.ts";
+
+const main = defineCommand({
+  meta: { name: "telemetry", version: pkg.version, description: "Self-hosted telemetry server: HTTP ingest -> NATS JetStream -> PostgreSQL/TimescaleDB" },
+  subCommands: { serve, migrate, config },
+});
+
+await runMain(main);

@@ -1,0 +1,43 @@
+import { defineCommand } from "citty";
+import { logger } from "../lib/log.ts";
+import { startServer } from "../server/start.ts";
+import { configOrExit, fail, settingArgs } from "./common.ts";
+
+export const serve = defineCommand({
+  meta: { name: "serve", description: "Run the server roles (ingest, writer, api) in this process" },
+  args: settingArgs(),
+  async run({ args }) {
+    const config = configOrExit(args);
+    const log = logger("cli");
+    const server = await startServer(config).catch(fail);
+    if (server.generatedKey) {
+      const { tenant, key, file } = server.generatedKey;
+      // Shown once, on the terminal only (not through the logger); only its SHA-256 is kept, in `file`.
+      process.stdout.write(
+        `\n  No API keys configured: generated one for tenant "${tenant}" (shown only now; its hash is in ${file}):\n\n` +
+          `    ${key}\n\n  Try:\n    curl -X POST ${server.url}/api/v1/telemetry -H 'Authorization: Bearer ${key}' \\\n` +
+          `      -H 'Content-Type: application/json' -d '{"device_id":"truck-1","ts":"${new Date().toISOString()}","metrics":{"temp":21.5}}'\n\n`,
+      );
+    }
+    let signals = 0;
+    const onSignal = (signal: string) => {
+      signals++;
+      if (signals > 1) {
+        log.warn({ signal }, "second signal: exiting now");
+        process.exit(130);
+      }
+      log.info({ signal }, "shutting down");
+      const force = setTimeout(() => {
+        log.error({ timeoutMs: config.shutdownTimeout }, "shutdown timed out; exiting");
+        process.exit(1);
+      }, config.shutdownTimeout);
+      server.stop().then(() => {
+        clearTimeout(force);
+        process.exit(0);
+      });
+    };
+    process.on("SIGTERM", () => onSignal("SIGTERM"));
+    process.on("SIGINT", () => onSignal("SIGINT"));
+    await new Promise(() => {});
+  },
+});

@@ -1,0 +1,72 @@
+/**
+ * The only module that reads the environment. Precedence: flag, then environment, then default.
+ * A bad value stops the process with one line per problem, naming where the value came from.
+ */
+import { configSchema, SETTINGS, type Config, type SettingKey } from "./schema.ts";
+
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  ${p}`).join("\n")}`);
+  }
+}
+
+export type Flags = Partial<Record<string, string | boolean | undefined>>;
+
+type Source = "flag" | "env" | "default";
+
+function rawValues(flags: Flags, env: Record<string, string | undefined>) {
+  const raw: Record<string, string> = {};
+  const sources: Record<string, Source> = {};
+  for (const [key, s] of Object.entries(SETTINGS)) {
+    const flag = flags[s.flag];
+    if (flag !== undefined) {
+      raw[key] = String(flag);
+      sources[key] = "flag";
+    } else if (env[s.env] !== undefined) {
+      raw[key] = env[s.env]!;
+      sources[key] = "env";
+    } else {
+      raw[key] = s.default;
+      sources[key] = "default";
+    }
+  }
+  return { raw, sources };
+}
+
+export function loadConfig(flags: Flags = {}, env: Record<string, string | undefined> = process.env): Config {
+  const { raw, sources } = rawValues(flags, env);
+  const parsed = configSchema.safeParse(raw);
+  if (parsed.success) return parsed.data;
+  const problems = parsed.error.issues.map((issue) => {
+    const key = String(issue.path[0]) as SettingKey;
+    const s = SETTINGS[key];
+    const where = sources[key] === "flag" ? `--${s.flag}` : sources[key] === "env" ? s.env : `default of ${s.env}`;
+    return `${where}: ${issue.message}`;
+  });
+  throw new ConfigError(problems);
+}
+
+/** The effective configuration as text lines, secrets hidden. */
+export function describeConfig(config: Config): string[] {
+  return (Object.keys(SETTINGS) as SettingKey[]).map((key) => {
+    const s = SETTINGS[key] as { env: string; secret?: boolean };
+    const value = config[key];
+    const shown = s.secret ? redact(key, value) : JSON.stringify(value);
+    return `${s.env}=${shown}`;
+  });
+}
+
+function redact(key: SettingKey, value: unknown): string {
+  if (key === "databaseUrl" && typeof value === "string" && value) {
+    try {
+      const u = new URL(value);
+      if (u.password) u.password = "***";
+      return JSON.stringify(u.toString());
+    } catch {
+      return '"***"';
+    }
+  }
+  if (Array.isArray(value)) return JSON.stringify(value.map((k: { tenant: string }) => `${k.tenant}:***`));
+  return value ? '"***"' : '""';
+}

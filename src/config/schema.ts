@@ -1,0 +1,182 @@
+/**
+ * Every setting, once: its key, environment variable, flag, default, documentation and zod parser.
+ * The README's configuration table and `--help` are derived from this table.
+ */
+import { z } from "zod";
+import { parseDuration } from "../core/duration.ts";
+import { TENANT_ID_PATTERN } from "../core/subject.ts";
+
+export const ROLES = ["ingest", "writer", "api"] as const;
+export type Role = (typeof ROLES)[number];
+
+const duration = (min = 0) =>
+  z.string().transform((text, ctx) => {
+    const ms = parseDuration(text);
+    if (ms === null) {
+      ctx.addIssue({ code: "custom", message: `must be a duration like 500ms, 30s, 2m, 72h or 7d, got ${JSON.stringify(text)}` });
+      return z.NEVER;
+    }
+    if (ms < min) {
+      ctx.addIssue({ code: "custom", message: `must be at least ${min} ms, got ${JSON.stringify(text)}` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+const optionalDuration = z.string().transform((text, ctx) => {
+  if (["", "off", "none", "0"].includes(text.trim().toLowerCase())) return null;
+  const ms = parseDuration(text);
+  if (ms === null || ms <= 0) {
+    ctx.addIssue({ code: "custom", message: `must be a duration like 30d or "off", got ${JSON.stringify(text)}` });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
+  z.string().transform((text, ctx) => {
+    const n = Number(text.trim());
+    if (text.trim() === "" || !Number.isInteger(n) || n < min || n > max) {
+      ctx.addIssue({ code: "custom", message: `must be an integer from ${min} to ${max}, got ${JSON.stringify(text)}` });
+      return z.NEVER;
+    }
+    return n;
+  });
+
+const SIZE_UNITS: Record<string, number> = { "": 1, b: 1, kb: 1e3, kib: 1024, mb: 1e6, mib: 1024 ** 2, gb: 1e9, gib: 1024 ** 3 };
+const byteSize = z.string().transform((text, ctx) => {
+  const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(text.trim());
+  const unit = m ? SIZE_UNITS[m[2]!.toLowerCase()] : undefined;
+  if (!m || unit === undefined || Number(m[1]) * unit < 1) {
+    ctx.addIssue({ code: "custom", message: `must be a size like 1MiB, 512KiB or 1048576, got ${JSON.stringify(text)}` });
+    return z.NEVER;
+  }
+  return Math.floor(Number(m[1]) * unit);
+});
+
+const bool = z.string().transform((text, ctx) => {
+  const t = text.trim().toLowerCase();
+  if (["1", "true", "yes", "on"].includes(t)) return true;
+  if (["0", "false", "no", "off"].includes(t)) return false;
+  ctx.addIssue({ code: "custom", message: `must be true or false, got ${JSON.stringify(text)}` });
+  return z.NEVER;
+});
+
+const roles = z.string().transform((text, ctx) => {
+  const list = text.split(",").map((r) => r.trim()).filter(Boolean);
+  const bad = list.filter((r) => !(ROLES as readonly string[]).includes(r));
+  if (list.length === 0 || bad.length > 0) {
+    ctx.addIssue({ code: "custom", message: `must be a comma-separated list of ${ROLES.join(", ")}; unknown: ${bad.join(", ") || "(empty)"}` });
+    return z.NEVER;
+  }
+  return [...new Set(list)] as Role[];
+});
+
+export interface ApiKey {
+  tenant: string;
+  key: string;
+}
+
+const apiKeys = z.string().transform((text, ctx) => {
+  const keys: ApiKey[] = [];
+  for (const [i, pair] of text.split(",").map((p) => p.trim()).filter(Boolean).entries()) {
+    const at = pair.indexOf(":");
+    const tenant = at > 0 ? pair.slice(0, at) : "";
+    const key = at > 0 ? pair.slice(at + 1) : "";
+    if (!TENANT_ID_PATTERN.test(tenant)) {
+      ctx.addIssue({ code: "custom", message: `entry ${i + 1}: tenant must match ${TENANT_ID_PATTERN} (entries are tenant:key)` });
+    } else if (key.length < 16) {
+      ctx.addIssue({ code: "custom", message: `entry ${i + 1} (tenant ${tenant}): key must be at least 16 characters` });
+    } else {
+      keys.push({ tenant, key });
+    }
+  }
+  return keys;
+});
+
+const url = (protocols: string[]) =>
+  z.string().refine((text) => {
+    if (text === "") return true;
+    return text.split(",").every((u) => {
+      try {
+        return protocols.includes(new URL(u.includes("://") ? u : `nats://${u}`).protocol);
+      } catch {
+        return false;
+      }
+    });
+  }, `must be empty (use the embedded default) or a ${protocols.join("/")} URL`);
+
+interface Setting {
+  env: string;
+  flag: string;
+  default: string;
+  doc: string;
+  secret?: boolean;
+}
+
+/** Documentation and sources of every setting; `parser` below gives each its type. */
+export const SETTINGS = {
+  roles: { env: "TELEMETRY_ROLES", flag: "roles", default: ROLES.join(","), doc: "Roles this process runs" },
+  host: { env: "HOST", flag: "host", default: "0.0.0.0", doc: "HTTP listen address" },
+  port: { env: "PORT", flag: "port", default: "8080", doc: "HTTP listen port" },
+  dataDir: { env: "TELEMETRY_DATA_DIR", flag: "data-dir", default: "./data", doc: "Where the embedded nats-server and PostgreSQL keep their data" },
+  natsUrl: { env: "NATS_URL", flag: "nats-url", default: "", doc: "NATS server(s); empty starts and supervises a local nats-server -js" },
+  natsLocalPort: { env: "TELEMETRY_NATS_PORT", flag: "nats-port", default: "4222", doc: "Port of the supervised local nats-server (loopback only)" },
+  databaseUrl: { env: "DATABASE_URL", flag: "database-url", default: "", doc: "PostgreSQL URL; empty starts and supervises a local PostgreSQL in the data dir", secret: true },
+  databasePoolMax: { env: "TELEMETRY_DB_POOL_MAX", flag: "db-pool-max", default: "10", doc: "Maximum PostgreSQL connections" },
+  timescale: { env: "TELEMETRY_TIMESCALE", flag: "timescale", default: "auto", doc: "Use TimescaleDB: auto (when available), on (required), off" },
+  autoMigrate: { env: "TELEMETRY_AUTO_MIGRATE", flag: "auto-migrate", default: "true", doc: "Apply pending migrations when serve starts" },
+  apiKeys: { env: "TELEMETRY_API_KEYS", flag: "api-keys", default: "", doc: "Ingest keys as tenant:key,tenant:key; empty generates one key for tenant 'default' on first start", secret: true },
+  streamName: { env: "TELEMETRY_STREAM", flag: "stream", default: "TELEMETRY", doc: "JetStream stream name" },
+  streamMaxAge: { env: "TELEMETRY_STREAM_MAX_AGE", flag: "stream-max-age", default: "72h", doc: "How long the stream keeps readings (replay horizon)" },
+  streamDuplicateWindow: { env: "TELEMETRY_DUPLICATE_WINDOW", flag: "duplicate-window", default: "2m", doc: "JetStream duplicate window for Nats-Msg-Id" },
+  streamReplicas: { env: "TELEMETRY_STREAM_REPLICAS", flag: "stream-replicas", default: "1", doc: "Stream replicas (3 on a NATS cluster)" },
+  batchSize: { env: "TELEMETRY_BATCH_SIZE", flag: "batch-size", default: "500", doc: "Writer flushes at this many readings..." },
+  flushInterval: { env: "TELEMETRY_FLUSH_INTERVAL", flag: "flush-interval", default: "1000ms", doc: "...or when the oldest held reading is this old" },
+  writerMaxPending: { env: "TELEMETRY_WRITER_MAX_PENDING", flag: "writer-max-pending", default: "2000", doc: "Most broker messages the writer holds unacknowledged (bounds its memory)" },
+  ackWait: { env: "TELEMETRY_ACK_WAIT", flag: "ack-wait", default: "30s", doc: "Redelivery timeout of an unacknowledged message" },
+  retention: { env: "TELEMETRY_RETENTION", flag: "retention", default: "off", doc: "Drop readings older than this (e.g. 90d); off keeps everything" },
+  compressAfter: { env: "TELEMETRY_COMPRESS_AFTER", flag: "compress-after", default: "7d", doc: "TimescaleDB: compress chunks older than this" },
+  maxFuture: { env: "TELEMETRY_MAX_FUTURE", flag: "max-future", default: "1h", doc: "Reject timestamps further than this in the future" },
+  maxBodyBytes: { env: "TELEMETRY_MAX_BODY", flag: "max-body", default: "1MiB", doc: "Largest accepted request body (413 above)" },
+  maxRecordsPerRequest: { env: "TELEMETRY_MAX_RECORDS", flag: "max-records", default: "10000", doc: "Most records in one request" },
+  recordsPerMessage: { env: "TELEMETRY_RECORDS_PER_MESSAGE", flag: "records-per-message", default: "100", doc: "Most readings of one device carried by one broker message" },
+  publishTimeout: { env: "TELEMETRY_PUBLISH_TIMEOUT", flag: "publish-timeout", default: "5s", doc: "How long ingest waits for JetStream's ack before answering 503" },
+  shutdownTimeout: { env: "TELEMETRY_SHUTDOWN_TIMEOUT", flag: "shutdown-timeout", default: "30s", doc: "Graceful shutdown limit" },
+  logLevel: { env: "LOG_LEVEL", flag: "log-level", default: "info", doc: "trace, debug, info, warn, error" },
+} as const satisfies Record<string, Setting>;
+
+export type SettingKey = keyof typeof SETTINGS;
+
+export const configSchema = z.object({
+  roles,
+  host: z.string().min(1, "must not be empty"),
+  port: int(0, 65535),
+  dataDir: z.string().min(1, "must not be empty"),
+  natsUrl: url(["nats:", "tls:", "ws:", "wss:"]),
+  natsLocalPort: int(1, 65535),
+  databaseUrl: url(["postgres:", "postgresql:"]),
+  databasePoolMax: int(1, 1000),
+  timescale: z.enum(["auto", "on", "off"], { error: "must be auto, on or off" }),
+  autoMigrate: bool,
+  apiKeys,
+  streamName: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 letters, digits, '_' or '-'"),
+  streamMaxAge: duration(60_000),
+  streamDuplicateWindow: duration(1_000),
+  streamReplicas: int(1, 5),
+  batchSize: int(1, 100_000),
+  flushInterval: duration(1),
+  writerMaxPending: int(1, 1_000_000),
+  ackWait: duration(1_000),
+  retention: optionalDuration,
+  compressAfter: duration(60_000),
+  maxFuture: duration(0),
+  maxBodyBytes: byteSize,
+  maxRecordsPerRequest: int(1, 1_000_000),
+  recordsPerMessage: int(1, 10_000),
+  publishTimeout: duration(100),
+  shutdownTimeout: duration(100),
+  logLevel: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"], { error: "must be trace, debug, info, warn, error or silent" }),
+});
+
+export type Config = z.output<typeof configSchema>;

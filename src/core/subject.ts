@@ -1,0 +1,23 @@
+/**
+ * NATS subjects. Tenant ids are validated at creation (TENANT_ID_PATTERN) so they are always a safe
+ * token; device ids never reach a subject: the asset token is a hash of the device id.
+ */
+import { createHash } from "node:crypto";
+
+export const SUBJECT_PREFIX = "telemetry.v1";
+export const TENANT_ID_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
+/** 16 lowercase hex characters: the first 64 bits of SHA-256 of the device id. */
+export function assetHash(deviceId: string): string {
+  return createHash("sha256").update(deviceId).digest("hex").slice(0, 16);
+}
+
+export function telemetrySubject(tenant: string, deviceId: string): string {
+  if (!TENANT_ID_PATTERN.test(tenant)) throw new Error(`invalid tenant id ${JSON.stringify(tenant)}`);
+  return `${SUBJECT_PREFIX}.${tenant}.${assetHash(deviceId)}`;
+}
+
+/** Subject filter for one tenant (or all tenants) on the telemetry stream. */
+export function tenantFilter(tenant?: string): string {
+  return tenant ? `${SUBJECT_PREFIX}.${tenant}.*` : `${SUBJECT_PREFIX}.>`;
+}

@@ -1,0 +1,61 @@
+/**
+ * Timestamp parsing and bounds. Pure: "now" is always passed in.
+ *
+ * Accepted forms:
+ *  - RFC 3339 with an explicit offset ("2026-11-22T10:00:00Z", "2026-11-22T11:00:00.123+01:00");
+ *    a string without an offset is ambiguous and rejected.
+ *  - Epoch milliseconds as a JSON integer.
+ * Normalized form: integer epoch milliseconds, UTC. Digits beyond milliseconds are truncated.
+ */
+export const MIN_TIMESTAMP_MS = Date.UTC(2000, 0, 1); // 2000-01-01T00:00:00Z
+
+const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d{2}):(\d{2}))$/;
+
+export type TimestampResult = { ok: true; ms: number } | { ok: false; message: string };
+
+function daysInMonth(year: number, month: number): number {
+  return new Date(Date.UTC(year, month, 0)).getUTCDate();
+}
+
+export function parseRfc3339(text: string): TimestampResult {
+  const m = RFC3339.exec(text);
+  if (!m) {
+    return {
+      ok: false,
+      message: /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?$/.test(text)
+        ? "timestamp has no UTC offset; add 'Z' or '+hh:mm'"
+        : "must be an RFC 3339 timestamp (e.g. 2026-11-22T10:00:00Z) or epoch milliseconds",
+    };
+  }
+  const [year, month, day, hour, minute, second] = [1, 2, 3, 4, 5, 6].map((i) => Number(m[i]));
+  if (month! < 1 || month! > 12 || day! < 1 || day! > daysInMonth(year!, month!)) {
+    return { ok: false, message: "date does not exist" };
+  }
+  if (hour! > 23 || minute! > 59 || second! > 59) return { ok: false, message: "time of day out of range" };
+  const millis = m[7] ? Number(m[7].padEnd(3, "0").slice(0, 3)) : 0;
+  let offsetMin = 0;
+  if (!m[8]) {
+    const oh = Number(m[10]);
+    const om = Number(m[11]);
+    if (oh > 23 || om > 59) return { ok: false, message: "UTC offset out of range" };
+    offsetMin = (m[9] === "-" ? -1 : 1) * (oh * 60 + om);
+  }
+  const ms = Date.UTC(year!, month! - 1, day!, hour!, minute!, second!, millis) - offsetMin * 60_000;
+  return { ok: true, ms };
+}
+
+/** Checks that a normalized timestamp lies in [2000-01-01, now + maxFutureMs]. */
+export function checkBounds(ms: number, nowMs: number, maxFutureMs: number): string | null {
+  if (ms < MIN_TIMESTAMP_MS) {
+    if (ms >= 946_684_800 && ms < 10_000_000_000) {
+      return "timestamp is before 2000-01-01; it looks like epoch seconds, send epoch milliseconds";
+    }
+    return "timestamp is before 2000-01-01T00:00:00Z";
+  }
+  if (ms > nowMs + maxFutureMs) return `timestamp is more than ${Math.round(maxFutureMs / 1000)} s in the future`;
+  return null;
+}
+
+export function toIso(ms: number): string {
+  return new Date(ms).toISOString();
+}

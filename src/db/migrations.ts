@@ -1,0 +1,15 @@
+/** The migrations, embedded in the executable. Append only; never edit one that has shipped. */
+import init from "../../migrations/0001_init.sql" with { type: "text" };
+import hypertables from "../../migrations/timescaledb/0001_hypertables.sql" with { type: "text" };
+
+export interface Migration {
+  name: string;
+  sql: string;
+  /** "always", or only when the database runs TimescaleDB. */
+  when: "always" | "timescaledb";
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  { name: "0001_init", sql: init, when: "always" },
+  { name: "timescaledb/0001_hypertables", sql: hypertables, when: "timescaledb" },
+];

@@ -1,0 +1,159 @@
+/**
+ * Composition root: starts what the configuration asks for (embedded services when no URL is
+ * given), wires the roles together through shared clients, serves HTTP, and stops it all in order.
+ */
+import { drizzle } from "drizzle-orm/postgres-js";
+import { resolve, join } from "node:path";
+import type { Config } from "../config/schema.ts";
+import { apiRoutes } from "../api/routes.ts";
+import { createSql, describeDatabase, type Sql } from "../db/client.ts";
+import { migrate, type StorageMode } from "../db/migrate.ts";
+import { startLocalNats } from "../embedded/nats-server.ts";
+import { startLocalPostgres } from "../embedded/postgres.ts";
+import type { LocalNats, LocalPostgres } from "../embedded/types.ts";
+import { buildApp, type ReadyCheck } from "../http/app.ts";
+import { staticKeys } from "../http/auth.ts";
+import { ingestRoutes, type IngestCounters } from "../ingest/routes.ts";
+import { logger } from "../lib/log.ts";
+import { connectBroker, type Broker } from "../nats/connection.ts";
+import { ensureStream } from "../nats/stream.ts";
+import { startWriter, type Writer } from "../writer/writer.ts";
+import { resolveKeys } from "./keys.ts";
+
+const log = logger("server");
+
+export interface RunningServer {
+  readonly url: string;
+  readonly port: number;
+  readonly natsUrl: string;
+  readonly databaseUrl: string | null;
+  readonly storageMode: StorageMode | null;
+  readonly writer: Writer | null;
+  readonly counters: IngestCounters;
+  /** Set when this start generated the default key (shown once). */
+  readonly generatedKey?: { tenant: string; key: string; file: string };
+  stop(): Promise<void>;
+}
+
+export async function startServer(config: Config): Promise<RunningServer> {
+  const dataDir = resolve(config.dataDir);
+  const needsDb = config.roles.includes("writer") || config.roles.includes("api");
+  const cleanup: Array<() => Promise<void>> = [];
+  const runCleanup = async () => {
+    for (const fn of cleanup.reverse()) await fn().catch((err) => log.error({ err: (err as Error).message }, "shutdown step failed"));
+  };
+
+  try {
+    let localNats: LocalNats | undefined;
+    let natsUrl = config.natsUrl;
+    if (!natsUrl) {
+      localNats = await startLocalNats({ storeDir: join(dataDir, "nats"), port: config.natsLocalPort });
+      cleanup.push(() => localNats!.stop());
+      natsUrl = localNats.url;
+      log.info({ url: natsUrl, store: localNats.storeDir }, "embedded nats-server started");
+    }
+
+    let localPg: LocalPostgres | undefined;
+    let databaseUrl: string | null = null;
+    let sql: Sql | null = null;
+    let storageMode: StorageMode | null = null;
+    if (needsDb) {
+      databaseUrl = config.databaseUrl;
+      if (!databaseUrl) {
+        localPg = await startLocalPostgres({ dataDir: join(dataDir, "pg") });
+        cleanup.push(() => localPg!.stop());
+        databaseUrl = localPg.url;
+        log.info({ dataDir: localPg.dataDir }, "embedded PostgreSQL started");
+      }
+      sql = createSql(databaseUrl, { max: config.databasePoolMax, name: config.roles.join("+") });
+      const db = sql;
+      cleanup.push(() => db.end({ timeout: 5 }));
+      if (config.autoMigrate) {
+        storageMode = (await migrate(sql, { timescale: config.timescale, retentionMs: config.retention, compressAfterMs: config.compressAfter })).mode;
+      }
+      log.info({ database: describeDatabase(databaseUrl), mode: storageMode ?? "not migrated" }, "database ready");
+    }
+
+    const broker: Broker = await connectBroker(natsUrl, { name: `telemetry ${config.roles.join(",")}`, timeoutMs: config.publishTimeout });
+    cleanup.push(() => broker.close());
+    await ensureStream(broker.jsm, {
+      name: config.streamName,
+      maxAgeMs: config.streamMaxAge,
+      duplicateWindowMs: config.streamDuplicateWindow,
+      replicas: config.streamReplicas,
+    });
+
+    const keys = resolveKeys(config.apiKeys, dataDir);
+    const resolver = staticKeys(keys.entries);
+    const counters: IngestCounters = { accepted: 0, duplicate: 0, rejected: 0, unavailable: 0 };
+    let writer: Writer | null = null;
+    const routes = [];
+    const checks: ReadyCheck[] = [{ name: "nats", check: async () => broker.connected }];
+    if (sql) {
+      const db = sql;
+      checks.push({ name: "database", check: () => pingDatabase(db) });
+    }
+    if (config.roles.includes("ingest")) {
+      routes.push(
+        ingestRoutes(broker, resolver, {
+          stream: config.streamName,
+          maxBodyBytes: config.maxBodyBytes,
+          maxRecordsPerRequest: config.maxRecordsPerRequest,
+          recordsPerMessage: config.recordsPerMessage,
+          maxFutureMs: config.maxFuture,
+          publishTimeoutMs: config.publishTimeout,
+        }, counters),
+      );
+    }
+    if (config.roles.includes("writer")) {
+      writer = await startWriter(broker, sql!, {
+        stream: config.streamName,
+        durable: "writer",
+        batchSize: config.batchSize,
+        flushIntervalMs: config.flushInterval,
+        maxPending: config.writerMaxPending,
+        ackWaitMs: config.ackWait,
+      });
+      const w = writer;
+      // The writer's final flush must happen before the broker connection and pool close.
+      cleanup.push(() => w.stop(Math.max(1_000, config.shutdownTimeout - 2_000)));
+    }
+    if (config.roles.includes("api")) routes.push(apiRoutes(drizzle(sql!), resolver));
+
+    let shuttingDown = false;
+    const app = buildApp(routes, checks, () => shuttingDown);
+    const http = Bun.serve({ hostname: config.host, port: config.port, fetch: app.fetch, maxRequestBodySize: config.maxBodyBytes + 1024 });
+    cleanup.push(async () => {
+      await http.stop(false);
+    });
+    const url = `http://${config.host === "0.0.0.0" ? "127.0.0.1" : config.host}:${http.port}`;
+    log.info({ url, roles: config.roles }, "telemetry serving");
+
+    let stopped: Promise<void> | null = null;
+    return {
+      url,
+      port: http.port!,
+      natsUrl,
+      databaseUrl,
+      storageMode,
+      writer,
+      counters,
+      generatedKey: keys.generated,
+      stop() {
+        if (!stopped) {
+          shuttingDown = true;
+          stopped = runCleanup().then(() => log.info("stopped"));
+        }
+        return stopped;
+      },
+    };
+  } catch (err) {
+    await runCleanup();
+    throw err;
+  }
+}
+
+async function pingDatabase(sql: Sql): Promise<boolean> {
+  const timeout = new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 2_000));
+  return Promise.race([sql`SELECT 1`.then(() => true), timeout]);
+}

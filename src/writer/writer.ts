@@ -1,0 +1,200 @@
+/**
+ * Writer role: a durable JetStream consumer that batches readings into PostgreSQL.
+ * Acks flow back only after COMMIT; on a database error nothing is acked or dropped: the batch is
+ * retried with backoff while the held messages are kept alive with working(), and the consumer's
+ * max_ack_pending bounds what is held, so an outage backs up into JetStream, not into memory.
+ */
+import type { Consumer, ConsumerMessages, JsMsg } from "@nats-io/jetstream";
+import { Batch } from "../core/batch.ts";
+import { decodeEnvelope, type Envelope } from "../core/envelope.ts";
+import type { Sql } from "../db/client.ts";
+import { errorText, isRetryable } from "../db/errors.ts";
+import { backoffMs, sleep } from "../lib/backoff.ts";
+import { logger } from "../lib/log.ts";
+import type { Broker } from "../nats/connection.ts";
+import { ensureDurableConsumer } from "../nats/stream.ts";
+import { writeBatch, type QuarantineRow } from "./sink.ts";
+
+const log = logger("writer");
+
+export interface WriterOptions {
+  stream: string;
+  durable: string;
+  batchSize: number;
+  flushIntervalMs: number;
+  maxPending: number;
+  ackWaitMs: number;
+}
+
+interface Item {
+  msg: JsMsg;
+  envelope?: Envelope;
+  poison?: QuarantineRow;
+}
+
+export interface WriterStats {
+  batches: number;
+  readings: number;
+  inserted: number;
+  quarantined: number;
+  retries: number;
+  lastFlushMs: number;
+  held: number;
+}
+
+export interface Writer {
+  readonly stats: WriterStats;
+  /** True while the last write attempt succeeded (or none failed yet). */
+  readonly healthy: boolean;
+  /** Stops consuming, writes and acks what is held (within timeoutMs), then returns. */
+  stop(timeoutMs: number): Promise<void>;
+}
+
+export async function startWriter(broker: Broker, sql: Sql, opts: WriterOptions): Promise<Writer> {
+  await ensureDurableConsumer(broker.jsm, { stream: opts.stream, durable: opts.durable, ackWaitMs: opts.ackWaitMs, maxAckPending: opts.maxPending });
+  const consumer: Consumer = await broker.js.consumers.get(opts.stream, opts.durable);
+  const stats: WriterStats = { batches: 0, readings: 0, inserted: 0, quarantined: 0, retries: 0, lastFlushMs: 0, held: 0 };
+  const batch = new Batch<Item>(opts.batchSize, opts.flushIntervalMs);
+  const queue: Item[][] = [];
+  let inFlight: Item[] = [];
+  let healthy = true;
+  let stopping = false;
+  let giveUpAt = Infinity;
+  let drained: (() => void) | null = null;
+
+  const onMessage = (msg: JsMsg) => {
+    const item: Item = { msg };
+    try {
+      item.envelope = decodeEnvelope(msg.string());
+    } catch (err) {
+      item.poison = quarantineRow(msg, `undecodable message: ${(err as Error).message}`);
+    }
+    batch.add(item, item.envelope?.readings.length ?? 1, Date.now());
+    if (batch.isFull()) cut();
+  };
+
+  const cut = () => {
+    if (batch.length === 0) return;
+    queue.push(batch.take());
+    void pump();
+  };
+
+  let pumping = false;
+  const pump = async () => {
+    if (pumping) return;
+    pumping = true;
+    while (queue.length > 0) {
+      inFlight = queue.shift()!;
+      const ok = await writeWithRetry(inFlight);
+      if (ok) settle(inFlight);
+      inFlight = [];
+    }
+    pumping = false;
+    if (drained && batch.length === 0) drained();
+  };
+
+  /** Writes a batch, retrying retryable errors. False only when shutdown cut the retries short. */
+  const writeWithRetry = async (items: Item[]): Promise<boolean> => {
+    for (let attempt = 0; ; attempt++) {
+      const started = performance.now();
+      try {
+        await write(items);
+        stats.lastFlushMs = performance.now() - started;
+        if (!healthy) log.info({ attempts: attempt + 1 }, "database writes recovered");
+        healthy = true;
+        return true;
+      } catch (err) {
+        if (!isRetryable(err)) {
+          if (items.length > 1) return isolate(items);
+          const item = items[0]!;
+          if (item.envelope) {
+            // This one message is refused as data: keep it in quarantine instead.
+            item.poison = quarantineRow(item.msg, `refused by the database: ${errorText(err)}`);
+            item.envelope = undefined;
+            continue;
+          }
+          log.error({ err: errorText(err), subject: item.msg.subject, seq: item.msg.seq, payload: item.poison?.payload.slice(0, 2_000) }, "could not even quarantine a message; terminating it");
+          return true;
+        }
+        healthy = false;
+        stats.retries++;
+        if (Date.now() >= giveUpAt) {
+          log.warn({ messages: items.length }, "shutdown deadline reached with an unwritten batch; it stays unacked and will be redelivered");
+          return false;
+        }
+        const wait = backoffMs(attempt, 100, 5_000);
+        log.warn({ err: errorText(err), attempt: attempt + 1, retryInMs: wait }, "batch write failed; retrying");
+        await sleep(Math.min(wait, Math.max(0, giveUpAt - Date.now())));
+      }
+    }
+  };
+
+  /** A batch the database refuses as data: write it message by message so only the bad ones are quarantined. */
+  const isolate = async (items: Item[]): Promise<boolean> => {
+    for (const item of items) if (!(await writeWithRetry([item]))) return false;
+    return true;
+  };
+
+  const write = async (items: Item[]) => {
+    const envelopes = items.flatMap((i) => (i.envelope ? [i.envelope] : []));
+    const poison = items.flatMap((i) => (i.poison ? [i.poison] : []));
+    const result = await writeBatch(sql, envelopes, poison);
+    stats.batches++;
+    stats.readings += result.readings;
+    stats.inserted += result.inserted;
+    stats.quarantined += poison.length;
+  };
+
+  const settle = (items: Item[]) => {
+    for (const item of items) {
+      if (item.poison) log.warn({ subject: item.msg.subject, seq: item.msg.seq, reason: item.poison.reason }, "message quarantined");
+      if (item.poison) item.msg.term(item.poison.reason);
+      else item.msg.ack();
+    }
+  };
+
+  // Keep held messages from being redelivered while a batch waits or retries.
+  const keepAlive = setInterval(() => {
+    const held = [...inFlight, ...queue.flat()];
+    stats.held = held.length + batch.length;
+    for (const item of held) item.msg.working();
+  }, Math.max(500, Math.floor(opts.ackWaitMs / 3)));
+  const ticker = setInterval(() => {
+    if (batch.isDue(Date.now())) cut();
+  }, Math.max(5, Math.min(100, Math.floor(opts.flushIntervalMs / 4))));
+
+  const messages: ConsumerMessages = await consumer.consume({ max_messages: Math.min(opts.maxPending, 1_000), callback: onMessage });
+  void (async () => {
+    for await (const s of messages.status()) {
+      if (s.type === "heartbeats_missed" || s.type === "consumer_not_found" || s.type === "stream_not_found") {
+        log.warn({ status: s.type }, "consumer status");
+      }
+    }
+  })();
+  log.info({ stream: opts.stream, durable: opts.durable, batchSize: opts.batchSize, flushIntervalMs: opts.flushIntervalMs }, "writer started");
+
+  return {
+    stats,
+    get healthy() {
+      return healthy;
+    },
+    async stop(timeoutMs: number) {
+      if (stopping) return;
+      stopping = true;
+      giveUpAt = Date.now() + timeoutMs;
+      await messages.close().catch(() => {});
+      clearInterval(ticker);
+      const done = new Promise<void>((resolve) => (drained = resolve));
+      cut();
+      if (!pumping && queue.length === 0) drained!();
+      await done;
+      clearInterval(keepAlive);
+      log.info({ ...stats }, "writer stopped");
+    },
+  };
+}
+
+/** PostgreSQL text cannot hold NUL characters; keep them visible but storable. */
+function quarantineRow(msg: JsMsg, reason: string): QuarantineRow {
+  return { source: "writer", subject: msg.subject, streamSeq: msg.seq, reason, payload: msg.string().replaceAll("\u0000", "\\u0000") };
+}

@@ -1,0 +1,65 @@
+import { describe, expect, test } from "bun:test";
+import { v5 } from "uuid";
+import { canonicalName, coordinateText, EVENT_NAMESPACE, eventId, groupMessageId } from "../../src/core/event-id.ts";
+import { assetHash, telemetrySubject } from "../../src/core/subject.ts";
+
+const id = { tenant: "acme", deviceId: "truck-1", ts: Date.UTC(2026, 10, 22, 10, 0, 0, 5), lat: 52.5200066, lon: -0.1 };
+
+describe("event ids", () => {
+  test("the namespace is UUIDv5 of telemetry.event.v1 in the URL namespace", () => {
+    expect(EVENT_NAMESPACE).toBe(v5("telemetry.event.v1", v5.URL));
+  });
+
+  test("canonical form is exactly as documented", () => {
+    expect(canonicalName(id)).toBe("v1|acme|truck-1|2026-11-22T10:00:00.005Z|52.5200066|-0.1000000");
+    expect(canonicalName({ ...id, lat: null, lon: null })).toBe("v1|acme|truck-1|2026-11-22T10:00:00.005Z||");
+  });
+
+  test("ids are stable forever (pinned values)", () => {
+    expect(eventId(id)).toBe(v5("v1|acme|truck-1|2026-11-22T10:00:00.005Z|52.5200066|-0.1000000", EVENT_NAMESPACE));
+    // Cross-checked with Python: uuid.uuid5(uuid.uuid5(uuid.NAMESPACE_URL, "telemetry.event.v1"), name)
+    expect(eventId(id)).toBe("118b9bbb-4ebb-5c49-9998-7290b5374396");
+  });
+
+  test("every identifying field changes the id", () => {
+    const base = eventId(id);
+    expect(eventId({ ...id, tenant: "other" })).not.toBe(base);
+    expect(eventId({ ...id, deviceId: "truck-2" })).not.toBe(base);
+    expect(eventId({ ...id, ts: id.ts + 1 })).not.toBe(base);
+    expect(eventId({ ...id, lat: 52.5200067 })).not.toBe(base);
+    expect(eventId({ ...id, lat: null, lon: null })).not.toBe(base);
+  });
+
+  test("coordinate text is exact for edge values", () => {
+    expect(coordinateText(0)).toBe("0.0000000");
+    expect(coordinateText(-0)).toBe("0.0000000");
+    expect(coordinateText(-180)).toBe("-180.0000000");
+    expect(coordinateText(0.0000001)).toBe("0.0000001");
+    expect(coordinateText(-89.9999999)).toBe("-89.9999999");
+  });
+
+  test("a one-event message uses the event id; a group id depends on members and order", () => {
+    const a = eventId(id);
+    const b = eventId({ ...id, ts: id.ts + 1 });
+    expect(groupMessageId([a])).toBe(a);
+    expect(groupMessageId([a, b])).not.toBe(groupMessageId([b, a]));
+    expect(groupMessageId([a, b])).toBe(groupMessageId([a, b]));
+  });
+});
+
+describe("subjects", () => {
+  test("asset token is 16 hex chars of SHA-256 of the device id", () => {
+    expect(assetHash("truck-1")).toMatch(/^[0-9a-f]{16}$/);
+    expect(telemetrySubject("acme", "truck-1")).toBe(`telemetry.v1.acme.${assetHash("truck-1")}`);
+  });
+
+  test("device ids with subject metacharacters never reach the subject", () => {
+    for (const dev of ["a.b", "*", ">", "a b", "\u0000", "caf\u00e9"]) {
+      expect(telemetrySubject("acme", dev).split(".")).toHaveLength(4);
+    }
+  });
+
+  test("refuses tenant ids that are not a safe token", () => {
+    for (const t of ["a.b", "*", "A", "", "a b"]) expect(() => telemetrySubject(t, "d")).toThrow();
+  });
+});
