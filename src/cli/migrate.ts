@@ -15,7 +15,7 @@ export const migrate = defineCommand({
     try {
       let url = config.databaseUrl;
       if (!url) {
-        local = await startLocalPostgres({ dataDir: join(resolve(config.dataDir), "pg") });
+        local = await startLocalPostgres({ dataDir: join(resolve(config.dataDir), "pg"), relocateIfUnreachable: true });
         url = local.url;
       }
       const sql = createSql(url, { max: 1, name: "migrate" });

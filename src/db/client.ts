@@ -4,7 +4,9 @@ import postgres from "postgres";
 export type Sql = postgres.Sql;
 
 export function createSql(url: string, opts: { max: number; name: string }): Sql {
-  return postgres(url, {
+  const target = postgresJsTarget(url);
+  return postgres(target.url, {
+    host: target.host,
     max: opts.max,
     idle_timeout: 60,
     max_lifetime: 60 * 30,
@@ -23,4 +25,17 @@ export function describeDatabase(url: string): string {
   } catch {
     return "(unparseable URL)";
   }
+}
+
+/**
+ * Unix sockets are written the libpq way, `postgres://user@localhost/db?host=/socket/dir`;
+ * postgres.js 3.4 ignores that `host` parameter (it would connect to TCP localhost and send `host`
+ * as a server setting), so it is lifted into the `host` option postgres.js does understand.
+ */
+export function postgresJsTarget(url: string): { url: string; host?: string } {
+  const parsed = new URL(url);
+  const host = parsed.searchParams.get("host");
+  if (!host) return { url };
+  parsed.searchParams.delete("host");
+  return { url: parsed.toString(), host };
 }

@@ -60,7 +60,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     if (needsDb) {
       databaseUrl = config.databaseUrl;
       if (!databaseUrl) {
-        localPg = await startLocalPostgres({ dataDir: join(dataDir, "pg") });
+        localPg = await startLocalPostgres({ dataDir: join(dataDir, "pg"), relocateIfUnreachable: true });
         cleanup.push(() => localPg!.stop());
         databaseUrl = localPg.url;
         log.info({ dataDir: localPg.dataDir }, "embedded PostgreSQL started");
