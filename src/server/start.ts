@@ -29,6 +29,7 @@ export interface RunningServer {
   readonly databaseUrl: string | null;
   readonly storageMode: StorageMode | null;
   readonly writer: Writer | null;
+  readonly broker: Broker;
   readonly counters: IngestCounters;
   /** Set when this start generated the default key (shown once). */
   readonly generatedKey?: { tenant: string; key: string; file: string };
@@ -122,7 +123,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
 
     let shuttingDown = false;
     const app = buildApp(routes, checks, () => shuttingDown);
-    const http = Bun.serve({ hostname: config.host, port: config.port, fetch: app.fetch, maxRequestBodySize: config.maxBodyBytes + 1024 });
+    const http = Bun.serve({ hostname: config.host, port: config.port, fetch: app.fetch, maxRequestBodySize: config.maxBodyBytes * 2 + 65_536 });
     cleanup.push(async () => {
       await http.stop(false);
     });
@@ -137,6 +138,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
       databaseUrl,
       storageMode,
       writer,
+      broker,
       counters,
       generatedKey: keys.generated,
       stop() {

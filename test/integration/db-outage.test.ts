@@ -12,14 +12,14 @@ let server: TestServer;
 beforeAll(async () => {
   nats = await startNats();
   pg = await startPostgres();
-  server = await startTestServer({ NATS_URL: nats.url, DATABASE_URL: pg.url, TELEMETRY_BATCH_SIZE: "200", TELEMETRY_ACK_WAIT: "3s" });
-});
+  server = await startTestServer({ NATS_URL: nats.url, DATABASE_URL: pg.url, TELEMETRY_BATCH_SIZE: "200", TELEMETRY_ACK_WAIT: "3s", TELEMETRY_WRITER_MAX_PENDING: "200" });
+}, 60_000);
 
 afterAll(async () => {
   await server?.[Symbol.asyncDispose]();
   await pg?.[Symbol.asyncDispose]();
   await nats?.[Symbol.asyncDispose]();
-});
+}, 60_000);
 
 test("ingest keeps answering 202 during a database outage and nothing accepted is lost or doubled", async () => {
   const records = validRecords(6_000, 100);
@@ -40,6 +40,10 @@ test("ingest keeps answering 202 during a database outage and nothing accepted i
   await send(2_000, 5_000); // ingestion does not wait on the database
   await Bun.sleep(Math.max(0, 8_000 - (Date.now() - outageStart))); // longer than ack_wait: no redelivery storm, no loss
   expect(server.writer!.healthy).toBe(false);
+  // The backlog waits in JetStream, not in the writer's memory (max_ack_pending bounds what it holds).
+  const consumer = await server.broker.jsm.consumers.info("TELEMETRY", "writer");
+  expect(consumer.num_ack_pending).toBeLessThanOrEqual(200);
+  expect(consumer.num_pending).toBeGreaterThan(0);
   await pg.start();
   await send(5_000, 6_000);
 

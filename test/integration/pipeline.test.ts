@@ -17,13 +17,13 @@ beforeAll(async () => {
   const databaseUrl = await freshDatabase("pipeline");
   server = await startTestServer({ NATS_URL: nats.url, DATABASE_URL: databaseUrl });
   sql = createSql(databaseUrl, { max: 2, name: "test" });
-});
+}, 60_000);
 
 afterAll(async () => {
   await sql?.end();
   await server?.[Symbol.asyncDispose]();
   await nats?.[Symbol.asyncDispose]();
-});
+}, 60_000);
 
 const rowCount = async () => Number((await sql`SELECT count(*)::int AS n FROM readings WHERE tenant = 'acme'`)[0]!.n);
 
