@@ -1,6 +1,6 @@
 /** Runs and supervises a local nats-server with JetStream (file storage) on loopback. */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { logger } from "../lib/log.ts";
@@ -39,6 +39,7 @@ export async function startLocalNats(opts: LocalNatsOptions): Promise<LocalNats>
   const configFile = join(storeDir, "nats-server.conf");
   const pidFile = join(storeDir, "nats-server.pid");
 
+  mkdirSync(dirname(storeDir), { recursive: true });
   mkdirSync(storeDir, { recursive: true, mode: 0o700 });
   writeFileSync(configFile, renderConfig({ host, port, storeDir, pidFile, syncInterval: opts.syncInterval }));
   if (opts.syncInterval) await checkConfig(binary, configFile);

@@ -3,6 +3,7 @@
  * given), wires the roles together through shared clients, serves HTTP, and stops it all in order.
  */
 import { drizzle } from "drizzle-orm/postgres-js";
+import { mkdirSync } from "node:fs";
 import { resolve, join } from "node:path";
 import type { Config } from "../config/schema.ts";
 import { apiRoutes } from "../api/routes.ts";
@@ -45,6 +46,8 @@ export async function startServer(config: Config): Promise<RunningServer> {
   };
 
   try {
+    // Others may traverse (the postgres OS user must reach its data when we run as root) but not list.
+    mkdirSync(dataDir, { recursive: true, mode: 0o711 });
     let localNats: LocalNats | undefined;
     let natsUrl = config.natsUrl;
     if (!natsUrl) {
