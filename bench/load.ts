@@ -7,6 +7,8 @@
  * request's scheduled time, so a stalled server cannot hide its queueing (no coordinated omission).
  * Prints one JSON line: requests, statuses, accepted readings, latency percentiles (ms).
  */
+export {};
+
 const [url, key, mode, secondsArg, a, b, c, d] = process.argv.slice(2);
 const seconds = Number(secondsArg);
 const endpoint = `${url}/api/v1/telemetry`;
