@@ -7,6 +7,8 @@
  *  - Epoch milliseconds as a JSON integer.
  * Normalized form: integer epoch milliseconds, UTC. Digits beyond milliseconds are truncated.
  */
+import { formatDuration } from "./duration.ts";
+
 export const MIN_TIMESTAMP_MS = Date.UTC(2000, 0, 1); // 2000-01-01T00:00:00Z
 
 const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d{2}):(\d{2}))$/;
@@ -52,7 +54,9 @@ export function checkBounds(ms: number, nowMs: number, maxFutureMs: number): str
     }
     return "timestamp is before 2000-01-01T00:00:00Z";
   }
-  if (ms > nowMs + maxFutureMs) return `timestamp is more than ${Math.round(maxFutureMs / 1000)} s in the future`;
+  if (ms > nowMs + maxFutureMs) {
+    return `timestamp is more than ${formatDuration(maxFutureMs)} in the future (server time ${new Date(nowMs).toISOString()})`;
+  }
   return null;
 }
 
