@@ -18,6 +18,7 @@ import { ingestRoutes, type IngestCounters } from "../ingest/routes.ts";
 import { logger } from "../lib/log.ts";
 import { connectBroker, type Broker } from "../nats/connection.ts";
 import { ensureStream } from "../nats/stream.ts";
+import { startRetention } from "../writer/retention.ts";
 import { startWriter, type Writer } from "../writer/writer.ts";
 import { resolveKeys } from "./keys.ts";
 
@@ -92,10 +93,11 @@ export async function startServer(config: Config): Promise<RunningServer> {
     const counters: IngestCounters = { accepted: 0, duplicate: 0, rejected: 0, unavailable: 0 };
     let writer: Writer | null = null;
     const routes = [];
-    const checks: ReadyCheck[] = [{ name: "nats", check: async () => broker.connected }];
+    const streamCheck = cached(() => streamReachable(broker, config.streamName));
+    const checks: ReadyCheck[] = [{ name: "nats", check: () => (broker.connected ? streamCheck() : Promise.resolve(false)) }];
     if (sql) {
       const db = sql;
-      checks.push({ name: "database", check: () => pingDatabase(db) });
+      checks.push({ name: "database", check: cached(() => pingDatabase(db)) });
     }
     if (config.roles.includes("ingest")) {
       routes.push(
@@ -121,6 +123,10 @@ export async function startServer(config: Config): Promise<RunningServer> {
       const w = writer;
       // The writer's final flush must happen before the broker connection and pool close.
       cleanup.push(() => w.stop(Math.max(1_000, config.shutdownTimeout - 2_000)));
+      if (config.retention !== null && storageMode === "postgresql") {
+        const stopRetention = startRetention(sql!, config.retention);
+        cleanup.push(async () => stopRetention());
+      }
     }
     if (config.roles.includes("api")) routes.push(apiRoutes(drizzle(sql!), resolver));
 
@@ -158,7 +164,27 @@ export async function startServer(config: Config): Promise<RunningServer> {
   }
 }
 
-async function pingDatabase(sql: Sql): Promise<boolean> {
-  const timeout = new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 2_000));
-  return Promise.race([sql`SELECT 1`.then(() => true), timeout]);
+function withTimeout(p: Promise<boolean>, ms: number): Promise<boolean> {
+  let timer: Timer | undefined;
+  const timeout = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  return Promise.race([p.catch(() => false), timeout]).finally(() => clearTimeout(timer));
+}
+
+function pingDatabase(sql: Sql): Promise<boolean> {
+  return withTimeout(sql`SELECT 1`.then(() => true), 2_000);
+}
+
+/** Connected, and JetStream answers for the stream (not just the socket being up). */
+function streamReachable(broker: Broker, stream: string): Promise<boolean> {
+  return withTimeout(broker.jsm.streams.info(stream).then(() => true), 2_000);
+}
+
+/** Probes run at most once a second however often /ready is polled (a load balancer may poll hard). */
+function cached(probe: () => Promise<boolean>, ttlMs = 1_000): () => Promise<boolean> {
+  let last: { at: number; value: Promise<boolean> } | undefined;
+  return () => {
+    const now = Date.now();
+    if (!last || now - last.at >= ttlMs) last = { at: now, value: probe() };
+    return last.value;
+  };
 }

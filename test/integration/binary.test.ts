@@ -7,7 +7,7 @@ import { chmodSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { freePort, pidAlive } from "../../src/embedded/process.ts";
-import { check } from "../helpers/services.ts";
+import { check, freshDatabase } from "../helpers/services.ts";
 
 const root = resolve(import.meta.dir, "../..");
 let work: string;
@@ -36,6 +36,16 @@ test("a bad setting stops the process with one line per problem", () => {
   const lines = r.stderr.toString().trim().split("\n");
   expect(lines).toHaveLength(2);
   expect(lines.some((l) => l.startsWith("telemetry: --batch-size:"))).toBe(true);
+});
+
+test("migrate applies the embedded migrations once", async () => {
+  const url = await freshDatabase("cli");
+  const migrate = () => Bun.spawnSync({ cmd: [binary, "migrate", "--database-url", url], env: { PATH: process.env.PATH!, LOG_LEVEL: "warn" } });
+  const first = migrate();
+  expect(first.exitCode).toBe(0);
+  expect(first.stdout.toString()).toContain("applied 0001_init (storage: postgresql)");
+  const second = migrate();
+  expect(second.stdout.toString()).toContain("already up to date");
 });
 
 test("zero config in an empty directory: one record end to end, clean shutdown", async () => {
