@@ -1,6 +1,8 @@
 /** The migrations, embedded in the executable. Append only; never edit one that has shipped. */
 import init from "../../migrations/0001_init.sql" with { type: "text" };
+import alerts from "../../migrations/0002_alerts.sql" with { type: "text" };
 import hypertables from "../../migrations/timescaledb/0001_hypertables.sql" with { type: "text" };
+import rollupHypertable from "../../migrations/timescaledb/0002_rollups.sql" with { type: "text" };
 
 export interface Migration {
   name: string;
@@ -12,4 +14,6 @@ export interface Migration {
 export const MIGRATIONS: readonly Migration[] = [
   { name: "0001_init", sql: init, when: "always" },
   { name: "timescaledb/0001_hypertables", sql: hypertables, when: "timescaledb" },
+  { name: "0002_alerts", sql: alerts, when: "always" },
+  { name: "timescaledb/0002_rollups", sql: rollupHypertable, when: "timescaledb" },
 ];

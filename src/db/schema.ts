@@ -2,7 +2,8 @@
  * Drizzle table definitions for typed queries. The SQL in migrations/ is the source of truth for
  * the database; a test checks that these definitions match the migrated tables column by column.
  */
-import { bigint, bigserial, doublePrecision, jsonb, pgTable, primaryKey, text, timestamp, uuid } from "drizzle-orm/pg-core";
+import { bigint, bigserial, boolean, doublePrecision, integer, jsonb, pgTable, primaryKey, text, timestamp, uuid } from "drizzle-orm/pg-core";
+import type { Condition } from "../core/rules/schema.ts";
 
 const tstz = (name: string) => timestamp(name, { withTimezone: true, mode: "date" });
 
@@ -51,3 +52,112 @@ export const telemetryMeta = pgTable("telemetry_meta", {
   key: text("key").primaryKey(),
   value: text("value").notNull(),
 });
+
+export const readings1m = pgTable(
+  "readings_1m",
+  {
+    tenant: text("tenant").notNull(),
+    deviceId: text("device_id").notNull(),
+    metric: text("metric").notNull(),
+    bucket: tstz("bucket").notNull(),
+    count: bigint("count", { mode: "number" }).notNull(),
+    sum: doublePrecision("sum").notNull(),
+    sumSq: doublePrecision("sum_sq").notNull(),
+    min: doublePrecision("min").notNull(),
+    max: doublePrecision("max").notNull(),
+  },
+  (t) => [primaryKey({ name: "readings_1m_pkey", columns: [t.tenant, t.deviceId, t.metric, t.bucket] })],
+);
+
+export const rules = pgTable("rules", {
+  id: uuid("id").primaryKey(),
+  tenant: text("tenant").notNull(),
+  name: text("name").notNull(),
+  enabled: boolean("enabled").notNull().default(true),
+  severity: text("severity").notNull(),
+  metric: text("metric"),
+  devices: text("devices").array(),
+  condition: jsonb("condition").notNull().$type<Condition>(),
+  forSeconds: integer("for_seconds").notNull().default(0),
+  cooldownSeconds: integer("cooldown_seconds").notNull().default(900),
+  createdAt: tstz("created_at").notNull().defaultNow(),
+  updatedAt: tstz("updated_at").notNull().defaultNow(),
+});
+
+export const ruleState = pgTable(
+  "rule_state",
+  {
+    ruleId: uuid("rule_id").notNull(),
+    deviceId: text("device_id").notNull(),
+    active: boolean("active").notNull().default(false),
+    activeSince: tstz("active_since"),
+    lastAlertAt: tstz("last_alert_at"),
+    lastValue: doublePrecision("last_value"),
+    lastTs: tstz("last_ts"),
+    inside: boolean("inside"),
+    updatedAt: tstz("updated_at").notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ name: "rule_state_pkey", columns: [t.ruleId, t.deviceId] })],
+);
+
+export const alerts = pgTable("alerts", {
+  id: uuid("id").primaryKey(),
+  tenant: text("tenant").notNull(),
+  ruleId: uuid("rule_id").notNull(),
+  ruleName: text("rule_name").notNull(),
+  deviceId: text("device_id").notNull(),
+  metric: text("metric"),
+  severity: text("severity").notNull(),
+  kind: text("kind").notNull(),
+  status: text("status").notNull().default("open"),
+  value: doublePrecision("value"),
+  message: text("message").notNull(),
+  details: jsonb("details").notNull().default({}).$type<Record<string, unknown>>(),
+  triggeredAt: tstz("triggered_at").notNull(),
+  triggerEventId: uuid("trigger_event_id"),
+  createdAt: tstz("created_at").notNull().defaultNow(),
+  acknowledgedAt: tstz("acknowledged_at"),
+  resolvedAt: tstz("resolved_at"),
+  resolution: text("resolution"),
+});
+
+export const channels = pgTable("channels", {
+  id: uuid("id").primaryKey(),
+  tenant: text("tenant").notNull(),
+  name: text("name").notNull(),
+  kind: text("kind").notNull(),
+  url: text("url").notNull(),
+  secretEncrypted: text("secret_encrypted"),
+  enabled: boolean("enabled").notNull().default(true),
+  createdAt: tstz("created_at").notNull().defaultNow(),
+});
+
+export const outbox = pgTable("outbox", {
+  id: uuid("id").primaryKey(),
+  tenant: text("tenant").notNull(),
+  alertId: uuid("alert_id").notNull(),
+  channelId: uuid("channel_id"),
+  kind: text("kind").notNull(),
+  event: text("event").notNull(),
+  payload: jsonb("payload").notNull().$type<Record<string, unknown>>(),
+  status: text("status").notNull().default("pending"),
+  attempts: integer("attempts").notNull().default(0),
+  nextAttemptAt: tstz("next_attempt_at").notNull().defaultNow(),
+  lockedUntil: tstz("locked_until"),
+  lastError: text("last_error"),
+  createdAt: tstz("created_at").notNull().defaultNow(),
+  deliveredAt: tstz("delivered_at"),
+});
+
+export const deliveryAttempts = pgTable(
+  "delivery_attempts",
+  {
+    deliveryId: uuid("delivery_id").notNull(),
+    attempt: integer("attempt").notNull(),
+    at: tstz("at").notNull().defaultNow(),
+    statusCode: integer("status_code"),
+    error: text("error"),
+    durationMs: integer("duration_ms").notNull(),
+  },
+  (t) => [primaryKey({ name: "delivery_attempts_pkey", columns: [t.deliveryId, t.attempt] })],
+);

@@ -10,13 +10,13 @@ import {
   type StreamConfig,
 } from "@nats-io/jetstream";
 import { nanos } from "@nats-io/transport-node";
-import { tenantFilter } from "../core/subject.ts";
 import { logger } from "../lib/log.ts";
 
 const log = logger("stream");
 
 export interface StreamSettings {
   name: string;
+  subjects: string[];
   maxAgeMs: number;
   duplicateWindowMs: number;
   replicas: number;
@@ -25,7 +25,7 @@ export interface StreamSettings {
 export async function ensureStream(jsm: JetStreamManager, s: StreamSettings): Promise<void> {
   const wanted: Partial<StreamConfig> & { name: string } = {
     name: s.name,
-    subjects: [tenantFilter()],
+    subjects: s.subjects,
     storage: StorageType.File,
     retention: RetentionPolicy.Limits,
     discard: DiscardPolicy.Old,

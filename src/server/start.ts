@@ -18,6 +18,8 @@ import { ingestRoutes, type IngestCounters } from "../ingest/routes.ts";
 import { logger } from "../lib/log.ts";
 import { connectBroker, type Broker } from "../nats/connection.ts";
 import { ensureStream } from "../nats/stream.ts";
+import { tenantFilter } from "../core/subject.ts";
+import { COMMITTED_PREFIX } from "../core/committed.ts";
 import { startRetention } from "../writer/retention.ts";
 import { startWriter, type Writer } from "../writer/writer.ts";
 import { resolveKeys } from "./keys.ts";
@@ -83,7 +85,15 @@ export async function startServer(config: Config): Promise<RunningServer> {
     cleanup.push(() => broker.close());
     await ensureStream(broker.jsm, {
       name: config.streamName,
+      subjects: [tenantFilter()],
       maxAgeMs: config.streamMaxAge,
+      duplicateWindowMs: config.streamDuplicateWindow,
+      replicas: config.streamReplicas,
+    });
+    await ensureStream(broker.jsm, {
+      name: committedStream(config.streamName),
+      subjects: [`${COMMITTED_PREFIX}.>`],
+      maxAgeMs: 24 * 3_600_000,
       duplicateWindowMs: config.streamDuplicateWindow,
       replicas: config.streamReplicas,
     });
@@ -114,6 +124,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     if (config.roles.includes("writer")) {
       writer = await startWriter(broker, sql!, {
         stream: config.streamName,
+        committedStream: committedStream(config.streamName),
         durable: "writer",
         batchSize: config.batchSize,
         flushIntervalMs: config.flushInterval,
@@ -187,4 +198,9 @@ function cached(probe: () => Promise<boolean>, ttlMs = 1_000): () => Promise<boo
     if (!last || now - last.at >= ttlMs) last = { at: now, value: probe() };
     return last.value;
   };
+}
+
+/** The committed-batch events live in their own stream next to the telemetry stream. */
+export function committedStream(telemetryStream: string): string {
+  return `${telemetryStream}_COMMITTED`;
 }

@@ -1,7 +1,8 @@
 /**
  * The writer's database side: one transaction per batch with one set-based INSERT for the
- * readings (unnest of column arrays, ON CONFLICT DO NOTHING on the event key), one upsert of the
- * devices touched, and the quarantine rows of the batch. Nothing is acknowledged before COMMIT.
+ * readings (unnest of column arrays, ON CONFLICT DO NOTHING on the event key) that also feeds
+ * the 1-minute rollups, one upsert of the devices touched, and the quarantine rows of the batch.
+ * Nothing is acknowledged before COMMIT.
  */
 import type { Sql } from "../db/client.ts";
 import type { Envelope } from "../core/envelope.ts";
@@ -79,13 +80,33 @@ export async function writeBatch(sql: Sql, envelopes: readonly Envelope[], quara
   const results = await sql.begin((tx) => {
     const statements = [];
     if (cols.id.length > 0) {
+      // Rollups are fed from the rows this INSERT actually added (RETURNING), in the same
+      // transaction: a duplicate or a replayed reading inserts nothing and so counts nothing.
       statements.push(tx`
-        INSERT INTO readings (tenant, device_id, ts, event_id, lat, lon, metrics, attributes, received_at)
-        SELECT tenant, device_id, ts::timestamptz, event_id::uuid, lat, lon, m::jsonb, a::jsonb, rx::timestamptz
-        FROM unnest(${cols.tenant}::text[], ${cols.device}::text[], ${cols.ts}::text[], ${cols.id}::text[],
-                    ${cols.lat}::float8[], ${cols.lon}::float8[], ${cols.m}::text[], ${cols.a}::text[], ${cols.rx}::text[])
-             AS u(tenant, device_id, ts, event_id, lat, lon, m, a, rx)
-        ON CONFLICT DO NOTHING`);
+        WITH ins AS (
+          INSERT INTO readings (tenant, device_id, ts, event_id, lat, lon, metrics, attributes, received_at)
+          SELECT tenant, device_id, ts::timestamptz, event_id::uuid, lat, lon, m::jsonb, a::jsonb, rx::timestamptz
+          FROM unnest(${cols.tenant}::text[], ${cols.device}::text[], ${cols.ts}::text[], ${cols.id}::text[],
+                      ${cols.lat}::float8[], ${cols.lon}::float8[], ${cols.m}::text[], ${cols.a}::text[], ${cols.rx}::text[])
+               AS u(tenant, device_id, ts, event_id, lat, lon, m, a, rx)
+          ON CONFLICT DO NOTHING
+          RETURNING tenant, device_id, ts, metrics
+        ), agg AS (
+          SELECT i.tenant, i.device_id, kv.key AS metric, date_trunc('minute', i.ts, 'UTC') AS bucket,
+                 count(*) AS n, sum(kv.value::float8) AS s, sum(kv.value::float8 * kv.value::float8) AS sq,
+                 min(kv.value::float8) AS mn, max(kv.value::float8) AS mx
+          FROM ins i CROSS JOIN LATERAL jsonb_each(i.metrics) AS kv
+          GROUP BY 1, 2, 3, 4
+          ORDER BY 1, 2, 3, 4
+        ), rollup AS (
+          INSERT INTO readings_1m AS r (tenant, device_id, metric, bucket, count, sum, sum_sq, min, max)
+          SELECT tenant, device_id, metric, bucket, n, s, sq, mn, mx FROM agg
+          ON CONFLICT (tenant, device_id, metric, bucket) DO UPDATE SET
+            count = r.count + EXCLUDED.count, sum = r.sum + EXCLUDED.sum, sum_sq = r.sum_sq + EXCLUDED.sum_sq,
+            min = LEAST(r.min, EXCLUDED.min), max = GREATEST(r.max, EXCLUDED.max)
+          RETURNING 1
+        )
+        SELECT (SELECT count(*) FROM ins)::int AS inserted, (SELECT count(*) FROM rollup)::int AS buckets`);
     }
     if (devices.length > 0) {
       statements.push(tx`
@@ -114,6 +135,6 @@ export async function writeBatch(sql: Sql, envelopes: readonly Envelope[], quara
     }
     return statements;
   });
-  const inserted = cols.id.length > 0 ? (results[0] as unknown as { count: number }).count : 0;
+  const inserted = cols.id.length > 0 ? (results[0] as unknown as Array<{ inserted: number }>)[0]!.inserted : 0;
   return { inserted, readings: cols.id.length };
 }

@@ -1,11 +1,12 @@
 /**
  * Writer role: a durable JetStream consumer that batches readings into PostgreSQL.
- * Acks flow back only after COMMIT; on a database error nothing is acked or dropped: the batch is
+ * Acks flow back only after COMMIT and after the committed-batch event for the evaluator is out; on a database error nothing is acked or dropped: the batch is
  * retried with backoff while the held messages are kept alive with working(), and the consumer's
  * max_ack_pending bounds what is held, so an outage backs up into JetStream, not into memory.
  */
 import type { Consumer, ConsumerMessages, JsMsg } from "@nats-io/jetstream";
 import { Batch } from "../core/batch.ts";
+import { committedMessageId, committedSubject, encodeCommitted, summarizeCommitted } from "../core/committed.ts";
 import { decodeEnvelope, type Envelope } from "../core/envelope.ts";
 import type { Sql } from "../db/client.ts";
 import { errorText, isRetryable } from "../db/errors.ts";
@@ -19,6 +20,8 @@ const log = logger("writer");
 
 export interface WriterOptions {
   stream: string;
+  /** Stream of the committed-batch events (see core/committed.ts). */
+  committedStream: string;
   durable: string;
   batchSize: number;
   flushIntervalMs: number;
@@ -85,7 +88,7 @@ export async function startWriter(broker: Broker, sql: Sql, opts: WriterOptions)
     pumping = true;
     while (queue.length > 0) {
       inFlight = queue.shift()!;
-      const ok = await writeWithRetry(inFlight);
+      const ok = (await writeWithRetry(inFlight)) && (await announceWithRetry(inFlight));
       if (ok) settle(inFlight);
       inFlight = [];
     }
@@ -127,6 +130,28 @@ export async function startWriter(broker: Broker, sql: Sql, opts: WriterOptions)
         await sleep(Math.min(wait, Math.max(0, giveUpAt - Date.now())));
       }
     }
+  };
+
+  /**
+   * Tells the evaluator what was committed, before acking: a crash in between republishes the
+   * same summary (same message id), never loses it. False only when shutdown cut retries short.
+   */
+  const announceWithRetry = async (items: Item[]): Promise<boolean> => {
+    const batches = summarizeCommitted(items.flatMap((i) => (i.envelope ? [i.envelope] : [])));
+    for (const b of batches) {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await broker.js.publish(committedSubject(b.tenant), encodeCommitted(b), { msgID: committedMessageId(b), expect: { streamName: opts.committedStream } });
+          break;
+        } catch (err) {
+          if (Date.now() >= giveUpAt) return false;
+          const wait = backoffMs(attempt, 100, 5_000);
+          log.warn({ err: (err as Error).message, attempt: attempt + 1, retryInMs: wait }, "publishing the committed-batch event failed; retrying");
+          await sleep(Math.min(wait, Math.max(0, giveUpAt - Date.now())));
+        }
+      }
+    }
+    return true;
   };
 
   /** A batch the database refuses as data: write it message by message so only the bad ones are quarantined. */

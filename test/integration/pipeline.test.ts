@@ -92,6 +92,18 @@ describe("10,000 mixed records", () => {
     expect(await rowCount()).toBe(expected.size);
   });
 
+  test("1-minute rollups count every distinct reading exactly once", async () => {
+    const [r] = await sql`SELECT sum(count)::int AS n, sum(sum) AS s, min(min) AS mn, max(max) AS mx FROM readings_1m WHERE tenant = 'acme' AND metric = 'temp'`;
+    const temps = valid.map((v) => v.metrics!.temp!);
+    expect(r!.n).toBe(valid.length);
+    expect(r!.s).toBeCloseTo(temps.reduce((a, b) => a + b, 0), 6);
+    expect([r!.mn, r!.mx]).toEqual([Math.min(...temps), Math.max(...temps)]);
+    const [bucket] = await sql`SELECT count, sum, sum_sq FROM readings_1m WHERE tenant = 'acme' AND device_id = 'dev-0' AND metric = 'rssi' ORDER BY bucket LIMIT 1`;
+    const inFirstMinute = valid.filter((v) => v.device_id === "dev-0" && (typeof v.ts === "number" ? v.ts : Date.parse(v.ts)) < BASE_TS + 60_000);
+    expect(Number(bucket!.count)).toBe(inFirstMinute.length);
+    expect(bucket!.sum_sq).toBeCloseTo(inFirstMinute.reduce((a, v) => a + v.metrics!.rssi! ** 2, 0), 6);
+  });
+
   test("duplicates inside one request give one row, whatever their attributes", async () => {
     const rec: GenRecord = { device_id: "dup-dev", ts: BASE_TS + 5, metrics: { v: 1 }, location: { lat: 1.23456789, lon: 2.5 } };
     const same = { ...rec, location: { lat: 1.2345679, lon: 2.5 }, attributes: { note: "copy" } }; // same after rounding

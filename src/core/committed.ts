@@ -1,0 +1,110 @@
+/**
+ * "Batch committed" events: after each COMMIT the writer publishes, per tenant, what the evaluator
+ * needs from that batch, and only then acks the readings. Evaluation therefore always sees data
+ * that is in the database (rollups included), never slows the writer (one small publish per
+ * batch), and is at-least-once: a crash between publish and ack republishes the same summary,
+ * which the evaluator's stale-reading rule and alert ids make harmless.
+ *
+ * Content, per tenant: the latest value of every (device, metric) in the batch (cost grows with
+ * distinct series, not readings), every position in time order per device (geofences need the
+ * path), and each device's latest reading time.
+ *
+ *   {"v":1,"t":"acme",
+ *    "s":[["truck-1","temp",<ts>,21.5,"<event id>"], ...],
+ *    "p":[["truck-1",<ts>,52.52,13.405,"<event id>"], ...],
+ *    "d":[["truck-1",<latest ts>], ...]}
+ */
+import { createHash } from "node:crypto";
+import type { Envelope } from "./envelope.ts";
+
+export const COMMITTED_PREFIX = "telemetry.committed.v1";
+
+export interface SeriesPoint {
+  deviceId: string;
+  metric: string;
+  ts: number;
+  value: number;
+  eventId: string;
+}
+
+export interface PositionPoint {
+  deviceId: string;
+  ts: number;
+  lat: number;
+  lon: number;
+  eventId: string;
+}
+
+export interface CommittedBatch {
+  tenant: string;
+  series: SeriesPoint[];
+  positions: PositionPoint[];
+  devices: Array<{ deviceId: string; lastTs: number }>;
+}
+
+export function committedSubject(tenant: string): string {
+  return `${COMMITTED_PREFIX}.${tenant}`;
+}
+
+/** Summarizes a batch per tenant. Ties on time keep the later reading in batch order. */
+export function summarizeCommitted(envelopes: readonly Envelope[]): CommittedBatch[] {
+  const byTenant = new Map<string, { series: Map<string, SeriesPoint>; positions: PositionPoint[]; devices: Map<string, number> }>();
+  for (const env of envelopes) {
+    let t = byTenant.get(env.tenant);
+    if (!t) byTenant.set(env.tenant, (t = { series: new Map(), positions: [], devices: new Map() }));
+    for (const r of env.readings) {
+      t.devices.set(r.deviceId, Math.max(t.devices.get(r.deviceId) ?? -Infinity, r.ts));
+      if (r.lat !== null && r.lon !== null) t.positions.push({ deviceId: r.deviceId, ts: r.ts, lat: r.lat, lon: r.lon, eventId: r.eventId });
+      if (!r.metrics) continue;
+      for (const [metric, value] of Object.entries(r.metrics)) {
+        const key = `${r.deviceId}\u0000${metric}`;
+        const prev = t.series.get(key);
+        if (!prev || r.ts >= prev.ts) t.series.set(key, { deviceId: r.deviceId, metric, ts: r.ts, value, eventId: r.eventId });
+      }
+    }
+  }
+  return [...byTenant].map(([tenant, t]) => ({
+    tenant,
+    series: [...t.series.values()],
+    positions: dedupePositions(t.positions),
+    devices: [...t.devices].map(([deviceId, lastTs]) => ({ deviceId, lastTs })),
+  }));
+}
+
+function dedupePositions(positions: PositionPoint[]): PositionPoint[] {
+  const seen = new Set<string>();
+  return positions
+    .filter((p) => !seen.has(p.eventId) && seen.add(p.eventId))
+    .sort((a, b) => (a.deviceId < b.deviceId ? -1 : a.deviceId > b.deviceId ? 1 : a.ts - b.ts));
+}
+
+export function encodeCommitted(b: CommittedBatch): string {
+  return JSON.stringify({
+    v: 1,
+    t: b.tenant,
+    s: b.series.map((x) => [x.deviceId, x.metric, x.ts, x.value, x.eventId]),
+    p: b.positions.map((x) => [x.deviceId, x.ts, x.lat, x.lon, x.eventId]),
+    d: b.devices.map((x) => [x.deviceId, x.lastTs]),
+  });
+}
+
+export function decodeCommitted(body: string): CommittedBatch {
+  const raw = JSON.parse(body) as { v: number; t: string; s: unknown[][]; p: unknown[][]; d: unknown[][] };
+  if (raw.v !== 1 || typeof raw.t !== "string" || !Array.isArray(raw.s) || !Array.isArray(raw.p) || !Array.isArray(raw.d)) {
+    throw new Error("not a v1 committed-batch event");
+  }
+  return {
+    tenant: raw.t,
+    series: raw.s.map(([deviceId, metric, ts, value, eventId]) => ({ deviceId, metric, ts, value, eventId }) as SeriesPoint),
+    positions: raw.p.map(([deviceId, ts, lat, lon, eventId]) => ({ deviceId, ts, lat, lon, eventId }) as PositionPoint),
+    devices: raw.d.map(([deviceId, lastTs]) => ({ deviceId, lastTs }) as { deviceId: string; lastTs: number }),
+  };
+}
+
+/** Nats-Msg-Id of a summary: the same batch content gives the same id, so a republish is dropped. */
+export function committedMessageId(b: CommittedBatch): string {
+  const h = createHash("sha256").update(b.tenant);
+  for (const s of b.series) h.update(`|${s.eventId}:${s.metric}`);
+  for (const p of b.positions) h.update(`|${p.eventId}`);
+  return h.digest("hex").slice(0, 32);
+}
