@@ -6,7 +6,7 @@ import { z } from "zod";
 import { parseDuration } from "../core/duration.ts";
 import { TENANT_ID_PATTERN } from "../core/subject.ts";
 
-export const ROLES = ["ingest", "writer", "api"] as const;
+export const ROLES = ["ingest", "writer", "evaluator", "api"] as const;
 export type Role = (typeof ROLES)[number];
 
 const duration = (min = 0) =>
@@ -143,6 +143,10 @@ export const SETTINGS = {
   recordsPerMessage: { env: "TELEMETRY_RECORDS_PER_MESSAGE", flag: "records-per-message", default: "100", doc: "Most readings of one device carried by one broker message" },
   publishTimeout: { env: "TELEMETRY_PUBLISH_TIMEOUT", flag: "publish-timeout", default: "5s", doc: "How long ingest waits for JetStream's ack before answering 503" },
   shutdownTimeout: { env: "TELEMETRY_SHUTDOWN_TIMEOUT", flag: "shutdown-timeout", default: "30s", doc: "Graceful shutdown limit" },
+  evaluatorDatabaseUrl: { env: "TELEMETRY_EVALUATOR_DATABASE_URL", flag: "evaluator-database-url", default: "", doc: "Evaluator's own database URL (its own pool; e.g. another role); empty uses DATABASE_URL", secret: true },
+  noDataInterval: { env: "TELEMETRY_NODATA_INTERVAL", flag: "nodata-interval", default: "30s", doc: "How often no_data (deadman) rules are checked" },
+  secretKey: { env: "TELEMETRY_SECRET_KEY", flag: "secret-key", default: "", doc: "Base64 32-byte key encrypting channel secrets at rest; empty uses (or creates) <data dir>/secret.key", secret: true },
+  deliverySchedule: { env: "TELEMETRY_DELIVERY_SCHEDULE", flag: "delivery-schedule", default: "0,5s,5m,30m,2h,5h,10h", doc: "Webhook retry delays, attempt by attempt; after the last, a delivery is failed" },
   logLevel: { env: "LOG_LEVEL", flag: "log-level", default: "info", doc: "trace, debug, info, warn, error" },
 } as const satisfies Record<string, Setting>;
 
@@ -176,6 +180,17 @@ export const configSchema = z.object({
   recordsPerMessage: int(1, 10_000),
   publishTimeout: duration(100),
   shutdownTimeout: duration(100),
+  evaluatorDatabaseUrl: url(["postgres:", "postgresql:"]),
+  noDataInterval: duration(100),
+  secretKey: z.string().refine((t) => t === "" || Buffer.from(t, "base64").length === 32, "must be empty or the base64 of 32 bytes (openssl rand -base64 32)"),
+  deliverySchedule: z.string().transform((text, ctx) => {
+    const list = text.split(",").map((p) => parseDuration(p.trim()));
+    if (list.length === 0 || list.some((ms) => ms === null)) {
+      ctx.addIssue({ code: "custom", message: `must be a comma-separated list of durations like 0,5s,5m, got ${JSON.stringify(text)}` });
+      return z.NEVER;
+    }
+    return list as number[];
+  }),
   logLevel: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"], { error: "must be trace, debug, info, warn, error or silent" }),
 });
 

@@ -21,3 +21,6 @@ export function telemetrySubject(tenant: string, deviceId: string): string {
 export function tenantFilter(tenant?: string): string {
   return tenant ? `${SUBJECT_PREFIX}.${tenant}.*` : `${SUBJECT_PREFIX}.>`;
 }
+
+/** Core NATS (not JetStream) notice sent by the API after any rule change; evaluators drop their rule cache. */
+export const RULES_CHANGED_SUBJECT = "telemetry.control.rules_changed";

@@ -1,28 +1,32 @@
 /**
  * Composition root: starts what the configuration asks for (embedded services when no URL is
- * given), wires the roles together through shared clients, serves HTTP, and stops it all in order.
+ * given), wires the roles together through shared clients, serves HTTP, and stops it all in
+ * reverse order (HTTP first, so no request is accepted that could not be finished).
  */
 import { drizzle } from "drizzle-orm/postgres-js";
 import { mkdirSync } from "node:fs";
-import { resolve, join } from "node:path";
-import type { Config } from "../config/schema.ts";
+import { join, resolve } from "node:path";
 import { apiRoutes } from "../api/routes.ts";
+import type { Config } from "../config/schema.ts";
+import { COMMITTED_PREFIX } from "../core/committed.ts";
+import { tenantFilter } from "../core/subject.ts";
 import { createSql, describeDatabase, type Sql } from "../db/client.ts";
 import { migrate, type StorageMode } from "../db/migrate.ts";
-import { startLocalNats } from "../embedded/nats-server.ts";
-import { startLocalPostgres } from "../embedded/postgres.ts";
-import type { LocalNats, LocalPostgres } from "../embedded/types.ts";
+import { startEvaluator, type Evaluator } from "../evaluator/evaluator.ts";
 import { buildApp, type ReadyCheck } from "../http/app.ts";
 import { staticKeys } from "../http/auth.ts";
 import { ingestRoutes, type IngestCounters } from "../ingest/routes.ts";
 import { logger } from "../lib/log.ts";
 import { connectBroker, type Broker } from "../nats/connection.ts";
 import { ensureStream } from "../nats/stream.ts";
-import { tenantFilter } from "../core/subject.ts";
-import { COMMITTED_PREFIX } from "../core/committed.ts";
+import { startNotifier, type Notifier } from "../notify/notifier.ts";
+import { channelRoutes } from "../notify/routes.ts";
+import { createSecretBox, loadOrCreateKey, parseKey } from "../notify/secrets.ts";
 import { startRetention } from "../writer/retention.ts";
 import { startWriter, type Writer } from "../writer/writer.ts";
 import { resolveKeys } from "./keys.ts";
+import { cached, pingDatabase, streamReachable } from "./ready.ts";
+import { databaseUrlFor, natsUrlFor } from "./services.ts";
 
 const log = logger("server");
 
@@ -33,6 +37,8 @@ export interface RunningServer {
   readonly databaseUrl: string | null;
   readonly storageMode: StorageMode | null;
   readonly writer: Writer | null;
+  readonly evaluator: Evaluator | null;
+  readonly notifier: Notifier | null;
   readonly broker: Broker;
   readonly counters: IngestCounters;
   /** Set when this start generated the default key (shown once). */
@@ -40,41 +46,33 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
+/** The committed-batch events live in their own stream next to the telemetry stream. */
+export function committedStream(telemetryStream: string): string {
+  return `${telemetryStream}_COMMITTED`;
+}
+
 export async function startServer(config: Config): Promise<RunningServer> {
   const dataDir = resolve(config.dataDir);
-  const needsDb = config.roles.includes("writer") || config.roles.includes("api");
+  const has = (role: Config["roles"][number]) => config.roles.includes(role);
   const cleanup: Array<() => Promise<void>> = [];
+  const onStop = (fn: () => Promise<void>) => cleanup.push(fn);
   const runCleanup = async () => {
     for (const fn of cleanup.reverse()) await fn().catch((err) => log.error({ err: (err as Error).message }, "shutdown step failed"));
   };
+  const drainMs = Math.max(1_000, config.shutdownTimeout - 2_000);
 
   try {
     // Others may traverse (the postgres OS user must reach its data when we run as root) but not list.
     mkdirSync(dataDir, { recursive: true, mode: 0o711 });
-    let localNats: LocalNats | undefined;
-    let natsUrl = config.natsUrl;
-    if (!natsUrl) {
-      localNats = await startLocalNats({ storeDir: join(dataDir, "nats"), port: config.natsLocalPort });
-      cleanup.push(() => localNats!.stop());
-      natsUrl = localNats.url;
-      log.info({ url: natsUrl, store: localNats.storeDir }, "embedded nats-server started");
-    }
+    const natsUrl = await natsUrlFor(config, dataDir, onStop);
 
-    let localPg: LocalPostgres | undefined;
     let databaseUrl: string | null = null;
     let sql: Sql | null = null;
     let storageMode: StorageMode | null = null;
-    if (needsDb) {
-      databaseUrl = config.databaseUrl;
-      if (!databaseUrl) {
-        localPg = await startLocalPostgres({ dataDir: join(dataDir, "pg"), relocateIfUnreachable: true });
-        cleanup.push(() => localPg!.stop());
-        databaseUrl = localPg.url;
-        log.info({ dataDir: localPg.dataDir }, "embedded PostgreSQL started");
-      }
-      sql = createSql(databaseUrl, { max: config.databasePoolMax, name: config.roles.join("+") });
-      const db = sql;
-      cleanup.push(() => db.end({ timeout: 5 }));
+    if (has("writer") || has("api") || has("evaluator")) {
+      databaseUrl = await databaseUrlFor(config, dataDir, onStop);
+      const pool = (sql = createSql(databaseUrl, { max: config.databasePoolMax, name: config.roles.join("+") }));
+      onStop(() => pool.end({ timeout: 5 }));
       if (config.autoMigrate) {
         storageMode = (await migrate(sql, { timescale: config.timescale, retentionMs: config.retention, compressAfterMs: config.compressAfter })).mode;
       }
@@ -82,47 +80,31 @@ export async function startServer(config: Config): Promise<RunningServer> {
     }
 
     const broker: Broker = await connectBroker(natsUrl, { name: `telemetry ${config.roles.join(",")}`, timeoutMs: config.publishTimeout });
-    cleanup.push(() => broker.close());
-    await ensureStream(broker.jsm, {
-      name: config.streamName,
-      subjects: [tenantFilter()],
-      maxAgeMs: config.streamMaxAge,
-      duplicateWindowMs: config.streamDuplicateWindow,
-      replicas: config.streamReplicas,
-    });
-    await ensureStream(broker.jsm, {
-      name: committedStream(config.streamName),
-      subjects: [`${COMMITTED_PREFIX}.>`],
-      maxAgeMs: 24 * 3_600_000,
-      duplicateWindowMs: config.streamDuplicateWindow,
-      replicas: config.streamReplicas,
-    });
+    onStop(() => broker.close());
+    const streamDefaults = { duplicateWindowMs: config.streamDuplicateWindow, replicas: config.streamReplicas };
+    await ensureStream(broker.jsm, { name: config.streamName, subjects: [tenantFilter()], maxAgeMs: config.streamMaxAge, ...streamDefaults });
+    await ensureStream(broker.jsm, { name: committedStream(config.streamName), subjects: [`${COMMITTED_PREFIX}.>`], maxAgeMs: 24 * 3_600_000, ...streamDefaults });
 
     const keys = resolveKeys(config.apiKeys, dataDir);
     const resolver = staticKeys(keys.entries);
+    const secrets = createSecretBox(config.secretKey ? parseKey(config.secretKey) : loadOrCreateKey(join(dataDir, "secret.key")));
     const counters: IngestCounters = { accepted: 0, duplicate: 0, rejected: 0, unavailable: 0 };
-    let writer: Writer | null = null;
     const routes = [];
     const streamCheck = cached(() => streamReachable(broker, config.streamName));
     const checks: ReadyCheck[] = [{ name: "nats", check: () => (broker.connected ? streamCheck() : Promise.resolve(false)) }];
     if (sql) {
-      const db = sql;
-      checks.push({ name: "database", check: cached(() => pingDatabase(db)) });
+      const pool = sql;
+      checks.push({ name: "database", check: cached(() => pingDatabase(pool)) });
     }
-    if (config.roles.includes("ingest")) {
-      routes.push(
-        ingestRoutes(broker, resolver, {
-          stream: config.streamName,
-          maxBodyBytes: config.maxBodyBytes,
-          maxRecordsPerRequest: config.maxRecordsPerRequest,
-          recordsPerMessage: config.recordsPerMessage,
-          maxFutureMs: config.maxFuture,
-          publishTimeoutMs: config.publishTimeout,
-        }, counters),
-      );
+
+    if (has("ingest")) {
+      const { streamName: stream, maxBodyBytes, maxRecordsPerRequest, recordsPerMessage, maxFuture: maxFutureMs, publishTimeout: publishTimeoutMs } = config;
+      routes.push(ingestRoutes(broker, resolver, { stream, maxBodyBytes, maxRecordsPerRequest, recordsPerMessage, maxFutureMs, publishTimeoutMs }, counters));
     }
-    if (config.roles.includes("writer")) {
-      writer = await startWriter(broker, sql!, {
+
+    let writer: Writer | null = null;
+    if (has("writer")) {
+      const w = (writer = await startWriter(broker, sql!, {
         stream: config.streamName,
         committedStream: committedStream(config.streamName),
         durable: "writer",
@@ -130,21 +112,46 @@ export async function startServer(config: Config): Promise<RunningServer> {
         flushIntervalMs: config.flushInterval,
         maxPending: config.writerMaxPending,
         ackWaitMs: config.ackWait,
-      });
-      const w = writer;
+      }));
       // The writer's final flush must happen before the broker connection and pool close.
-      cleanup.push(() => w.stop(Math.max(1_000, config.shutdownTimeout - 2_000)));
+      onStop(() => w.stop(drainMs));
       if (config.retention !== null && storageMode === "postgresql") {
         const stopRetention = startRetention(sql!, config.retention);
-        cleanup.push(async () => stopRetention());
+        onStop(async () => stopRetention());
       }
     }
-    if (config.roles.includes("api")) routes.push(apiRoutes(drizzle(sql!), resolver));
+
+    let evaluator: Evaluator | null = null;
+    let notifier: Notifier | null = null;
+    if (has("evaluator")) {
+      // Its own pool (and optionally its own database role): evaluation trouble never queues the writer's queries.
+      const evalSql = createSql(config.evaluatorDatabaseUrl || databaseUrl!, { max: 4, name: "evaluator" });
+      onStop(() => evalSql.end({ timeout: 5 }));
+      const n = (notifier = await startNotifier({ sql: evalSql, broker, secrets }, { scheduleMs: config.deliverySchedule }));
+      const e = (evaluator = await startEvaluator(broker, evalSql, {
+        stream: committedStream(config.streamName),
+        durable: "evaluator",
+        noDataIntervalMs: config.noDataInterval,
+        onAlerts: () => n.wake(),
+      }));
+      onStop(() => n.stop(drainMs));
+      onStop(() => e.stop(drainMs));
+    }
+
+    if (has("api")) {
+      const localNotifier = notifier;
+      // drizzle's postgres-js driver replaces the client's date parsers and serializers (dates become
+      // strings), so it gets a client of its own and every other query keeps real Dates.
+      const drizzleSql = createSql(databaseUrl!, { max: Math.max(2, Math.ceil(config.databasePoolMax / 2)), name: "api" });
+      onStop(() => drizzleSql.end({ timeout: 5 }));
+      routes.push(apiRoutes({ db: drizzle(drizzleSql), sql: sql!, broker, keys: resolver, onAlertChange: () => localNotifier?.wake() }));
+      routes.push(channelRoutes(sql!, resolver, secrets));
+    }
 
     let shuttingDown = false;
     const app = buildApp(routes, checks, () => shuttingDown);
     const http = Bun.serve({ hostname: config.host, port: config.port, fetch: app.fetch, maxRequestBodySize: config.maxBodyBytes * 2 + 65_536 });
-    cleanup.push(async () => {
+    onStop(async () => {
       await http.stop(false);
     });
     const url = `http://${config.host === "0.0.0.0" ? "127.0.0.1" : config.host}:${http.port}`;
@@ -158,6 +165,8 @@ export async function startServer(config: Config): Promise<RunningServer> {
       databaseUrl,
       storageMode,
       writer,
+      evaluator,
+      notifier,
       broker,
       counters,
       generatedKey: keys.generated,
@@ -173,34 +182,4 @@ export async function startServer(config: Config): Promise<RunningServer> {
     await runCleanup();
     throw err;
   }
-}
-
-function withTimeout(p: Promise<boolean>, ms: number): Promise<boolean> {
-  let timer: Timer | undefined;
-  const timeout = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
-  return Promise.race([p.catch(() => false), timeout]).finally(() => clearTimeout(timer));
-}
-
-function pingDatabase(sql: Sql): Promise<boolean> {
-  return withTimeout(sql`SELECT 1`.then(() => true), 2_000);
-}
-
-/** Connected, and JetStream answers for the stream (not just the socket being up). */
-function streamReachable(broker: Broker, stream: string): Promise<boolean> {
-  return withTimeout(broker.jsm.streams.info(stream).then(() => true), 2_000);
-}
-
-/** Probes run at most once a second however often /ready is polled (a load balancer may poll hard). */
-function cached(probe: () => Promise<boolean>, ttlMs = 1_000): () => Promise<boolean> {
-  let last: { at: number; value: Promise<boolean> } | undefined;
-  return () => {
-    const now = Date.now();
-    if (!last || now - last.at >= ttlMs) last = { at: now, value: probe() };
-    return last.value;
-  };
-}
-
-/** The committed-batch events live in their own stream next to the telemetry stream. */
-export function committedStream(telemetryStream: string): string {
-  return `${telemetryStream}_COMMITTED`;
 }

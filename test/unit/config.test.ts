@@ -5,7 +5,7 @@ import { parseDuration } from "../../src/core/duration.ts";
 describe("config", () => {
   test("defaults are valid and typed", () => {
     const c = loadConfig({}, {});
-    expect(c.roles).toEqual(["ingest", "writer", "api"]);
+    expect(c.roles).toEqual(["ingest", "writer", "evaluator", "api"]);
     expect(c.batchSize).toBe(500);
     expect(c.flushInterval).toBe(1000);
     expect(c.streamMaxAge).toBe(72 * 3_600_000);

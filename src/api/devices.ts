@@ -1,0 +1,103 @@
+/** Devices and their readings, tenant-scoped: raw readings, or buckets from the 1-minute rollups. */
+import { and, asc, desc, eq, gt, gte, lt, sql as dsql } from "drizzle-orm";
+import type { PostgresJsDatabase } from "drizzle-orm/postgres-js";
+import { Hono } from "hono";
+import { z } from "zod";
+import { METRIC_NAME_PATTERN } from "../core/record.ts";
+import type { Sql } from "../db/client.ts";
+import { devices, readings } from "../db/schema.ts";
+import type { TenantEnv } from "../http/auth.ts";
+import { HttpError } from "../http/errors.ts";
+import { limitParam, parseQuery, timeParam } from "../http/validate.ts";
+
+const listQuery = z.object({ limit: limitParam(1000, 100), after: z.string().optional() });
+const readingsQuery = z.object({
+  from: timeParam.optional(),
+  to: timeParam.optional(),
+  metric: z.string().regex(METRIC_NAME_PATTERN).optional(),
+  limit: limitParam(10_000, 1000),
+  order: z.enum(["asc", "desc"]).default("desc"),
+});
+const BUCKETS = { "1m": "1 minute", "5m": "5 minutes", "15m": "15 minutes", "1h": "1 hour", "1d": "1 day" } as const;
+const bucketQuery = z.object({
+  bucket: z.enum(Object.keys(BUCKETS) as [keyof typeof BUCKETS]).default("1m"),
+  from: timeParam.optional(),
+  to: timeParam.optional(),
+  limit: limitParam(10_000, 1440),
+});
+
+const deviceJson = (d: typeof devices.$inferSelect) => ({
+  device_id: d.deviceId,
+  first_seen: d.firstSeen.toISOString(),
+  last_seen: d.lastSeen.toISOString(),
+  last_received_at: d.lastReceivedAt.toISOString(),
+  location: d.lastLat === null || d.lastLon === null ? null : { lat: d.lastLat, lon: d.lastLon, at: d.lastLocationAt?.toISOString() ?? null },
+});
+
+export function deviceRoutes(db: PostgresJsDatabase, sql: Sql) {
+  const app = new Hono<TenantEnv>();
+
+  app.get("/api/v1/devices", async function listDevices(c) {
+    const q = parseQuery(listQuery, c);
+    const tenant = c.get("tenant");
+    const where = q.after ? and(eq(devices.tenant, tenant), gt(devices.deviceId, q.after)) : eq(devices.tenant, tenant);
+    const rows = await db.select().from(devices).where(where).orderBy(asc(devices.deviceId)).limit(q.limit + 1);
+    const page = rows.slice(0, q.limit);
+    return c.json({ devices: page.map(deviceJson), next_after: rows.length > q.limit ? page.at(-1)!.deviceId : null });
+  });
+
+  app.get("/api/v1/devices/:id", async function getDevice(c) {
+    const [row] = await db.select().from(devices).where(and(eq(devices.tenant, c.get("tenant")), eq(devices.deviceId, c.req.param("id"))));
+    if (!row) throw new HttpError(404, "not_found", "no such device");
+    return c.json(deviceJson(row));
+  });
+
+  app.get("/api/v1/devices/:id/readings", async function deviceReadings(c) {
+    const q = parseQuery(readingsQuery, c);
+    const conds = [eq(readings.tenant, c.get("tenant")), eq(readings.deviceId, c.req.param("id"))];
+    if (q.from) conds.push(gte(readings.ts, q.from));
+    if (q.to) conds.push(lt(readings.ts, q.to));
+    if (q.metric) conds.push(dsql`${readings.metrics} ? ${q.metric}`);
+    const rows = await db
+      .select()
+      .from(readings)
+      .where(and(...conds))
+      .orderBy(q.order === "asc" ? asc(readings.ts) : desc(readings.ts), dsql`${readings.eventId}`)
+      .limit(q.limit);
+    return c.json({
+      readings: rows.map((r) => ({
+        event_id: r.eventId,
+        ts: r.ts.toISOString(),
+        location: r.lat === null || r.lon === null ? null : { lat: r.lat, lon: r.lon },
+        metrics: q.metric ? { [q.metric]: r.metrics?.[q.metric] } : (r.metrics ?? {}),
+        attributes: r.attributes ?? {},
+        received_at: r.receivedAt.toISOString(),
+      })),
+    });
+  });
+
+  app.get("/api/v1/devices/:id/metrics/:metric", async function metricBuckets(c) {
+    const q = parseQuery(bucketQuery, c);
+    const metric = c.req.param("metric");
+    const to = q.to ?? new Date();
+    const from = q.from ?? new Date(to.getTime() - 24 * 3_600_000);
+    const rows = await sql`
+      SELECT date_bin(${BUCKETS[q.bucket]}::interval, bucket, TIMESTAMPTZ 'epoch') AS start,
+             sum(count)::float8 AS n, sum(sum) AS s, sum(sum_sq) AS sq, min(min) AS mn, max(max) AS mx
+      FROM readings_1m
+      WHERE tenant = ${c.get("tenant")} AND device_id = ${c.req.param("id")} AND metric = ${metric}
+        AND bucket >= ${from.toISOString()}::timestamptz AND bucket < ${to.toISOString()}::timestamptz
+      GROUP BY 1 ORDER BY 1 LIMIT ${q.limit}`;
+    return c.json({
+      device_id: c.req.param("id"),
+      metric,
+      bucket: q.bucket,
+      buckets: rows.map((r) => {
+        const n = r.n as number;
+        const mean = (r.s as number) / n;
+        return { start: (r.start as Date).toISOString(), count: n, mean, min: r.mn, max: r.mx, stddev: Math.sqrt(Math.max(0, (r.sq as number) / n - mean * mean)) };
+      }),
+    });
+  });
+  return app;
+}

@@ -1,0 +1,171 @@
+/**
+ * Evaluator role: consumes committed-batch events (its own durable consumer, its own database
+ * pool), evaluates the tenant's rules over them and persists alerts with their outbox rows.
+ * It runs beside the writer, never in its path: when its database is unreachable or a rule
+ * misbehaves it logs, counts and retries its own backlog, while ingest and the writer go on.
+ * Events are handled one at a time, in stream order, so each (rule, device) sees time order.
+ */
+import { AckPolicy, DeliverPolicy, type JsMsg } from "@nats-io/jetstream";
+import { nanos } from "@nats-io/transport-node";
+import { decodeCommitted, type CommittedBatch } from "../core/committed.ts";
+import { INITIAL_STATE, type WindowStats } from "../core/rules/engine.ts";
+import type { Sql } from "../db/client.ts";
+import { errorText } from "../db/errors.ts";
+import { backoffMs, sleep } from "../lib/backoff.ts";
+import { logger } from "../lib/log.ts";
+import type { Broker } from "../nats/connection.ts";
+import { sweepSilence } from "./no-data.ts";
+import { planUnits, runUnits, statsWindow, type Unit } from "./plan.ts";
+import { RULES_CHANGED_SUBJECT } from "../core/subject.ts";
+import { RulesCache } from "./rules-cache.ts";
+import { commitOutcome, loadStates, loadWindowStats } from "./store.ts";
+
+const log = logger("evaluator");
+
+export interface EvaluatorOptions {
+  stream: string;
+  durable: string;
+  noDataIntervalMs: number;
+  /** Called after alerts were committed (the notifier delivers their outbox rows). */
+  onAlerts?: () => void;
+}
+
+export interface EvaluatorStats {
+  batches: number;
+  units: number;
+  opened: number;
+  resolved: number;
+  errors: number;
+  lastBatchMs: number;
+  healthy: boolean;
+}
+
+export interface Evaluator {
+  readonly stats: EvaluatorStats;
+  /** Runs the no_data sweep now (the timer does this every noDataIntervalMs). */
+  sweep(now?: number): Promise<void>;
+  stop(timeoutMs: number): Promise<void>;
+}
+
+export async function startEvaluator(broker: Broker, sql: Sql, opts: EvaluatorOptions): Promise<Evaluator> {
+  const stats: EvaluatorStats = { batches: 0, units: 0, opened: 0, resolved: 0, errors: 0, lastBatchMs: 0, healthy: true };
+  const rules = new RulesCache(sql);
+  const changes = broker.nc.subscribe(RULES_CHANGED_SUBJECT, { callback: () => rules.invalidate() });
+
+  await broker.jsm.consumers.add(opts.stream, {
+    durable_name: opts.durable,
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.All,
+    ack_wait: nanos(60_000),
+    max_ack_pending: 256,
+    max_deliver: -1,
+  }).catch(async (err) => {
+    // Already exists with these settings, or exists with others: reuse it.
+    await broker.jsm.consumers.info(opts.stream, opts.durable).catch(() => Promise.reject(err));
+  });
+  const consumer = await broker.js.consumers.get(opts.stream, opts.durable);
+  let stopping = false;
+  let giveUpAt = Infinity;
+
+  const evaluate = async (batch: CommittedBatch) => {
+    const started = performance.now();
+    const tenantRules = await rules.forTenant(batch.tenant);
+    if (tenantRules.length === 0) return;
+    const units = planUnits(batch, tenantRules);
+    if (units.length === 0) return;
+    const pairs = new Map(units.map((u) => [`${u.rule.id}\u0000${u.deviceId}`, { ruleId: u.rule.id, deviceId: u.deviceId }]));
+    const states = await loadStates(sql, [...pairs.values()]);
+    const statUnits = units.filter((u): u is Extract<Unit, { kind: "metric" }> => u.kind === "metric" && statsWindow(u.rule, u.point.ts) !== null);
+    const windows = await loadWindowStats(
+      sql,
+      batch.tenant,
+      statUnits.map((u) => ({ deviceId: u.deviceId, metric: u.point.metric, ...statsWindow(u.rule, u.point.ts)! })),
+    );
+    const statsByUnit = new Map<Unit, WindowStats>(statUnits.map((u, i) => [u, windows[i]!]));
+    const outcome = runUnits(units, states, (u) => statsByUnit.get(u) ?? null, INITIAL_STATE);
+    const { opened, resolved } = await commitOutcome(sql, batch.tenant, outcome);
+    stats.units += units.length;
+    stats.opened += opened;
+    stats.resolved += resolved;
+    stats.lastBatchMs = performance.now() - started;
+    if (opened || resolved) {
+      log.info({ tenant: batch.tenant, opened, resolved }, "alerts changed");
+      opts.onAlerts?.();
+    }
+  };
+
+  /** Retries one event until it is evaluated (keeping it alive), so later events never overtake it. */
+  const handle = async (msg: JsMsg) => {
+    let batch: CommittedBatch;
+    try {
+      batch = decodeCommitted(msg.string());
+    } catch (err) {
+      log.error({ err: (err as Error).message, seq: msg.seq }, "undecodable committed-batch event; dropped");
+      msg.term();
+      return;
+    }
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await evaluate(batch);
+        stats.batches++;
+        stats.healthy = true;
+        msg.ack();
+        return;
+      } catch (err) {
+        stats.errors++;
+        stats.healthy = false;
+        if (stopping && Date.now() >= giveUpAt) return; // stays unacked: redelivered later
+        const wait = backoffMs(attempt, 200, 10_000);
+        log.warn({ err: errorText(err), attempt: attempt + 1, retryInMs: wait }, "evaluation failed; retrying (ingest and the writer are unaffected)");
+        msg.working();
+        await sleep(wait);
+      }
+    }
+  };
+
+  const messages = await consumer.consume({ max_messages: 64 });
+  const loop = (async () => {
+    for await (const msg of messages) {
+      await handle(msg);
+      if (stopping) break;
+    }
+  })();
+
+  const sweep = async (now = Date.now()) => {
+    const outcomes = await sweepSilence(sql, await rules.all(), now);
+    for (const [tenant, outcome] of outcomes) {
+      const { opened, resolved } = await commitOutcome(sql, tenant, outcome);
+      stats.opened += opened;
+      stats.resolved += resolved;
+      if (opened || resolved) opts.onAlerts?.();
+    }
+  };
+  let sweeping = false;
+  const timer = setInterval(async () => {
+    if (sweeping) return;
+    sweeping = true;
+    try {
+      await sweep();
+    } catch (err) {
+      stats.errors++;
+      log.warn({ err: errorText(err) }, "no_data sweep failed; will try again");
+    } finally {
+      sweeping = false;
+    }
+  }, opts.noDataIntervalMs);
+
+  log.info({ stream: opts.stream, durable: opts.durable }, "evaluator started");
+  return {
+    stats,
+    sweep,
+    async stop(timeoutMs: number) {
+      stopping = true;
+      giveUpAt = Date.now() + timeoutMs;
+      clearInterval(timer);
+      changes.unsubscribe();
+      await messages.close().catch(() => {});
+      await Promise.race([loop, sleep(timeoutMs)]);
+      log.info({ ...stats }, "evaluator stopped");
+    },
+  };
+}

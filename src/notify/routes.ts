@@ -1,0 +1,143 @@
+/**
+ * Notification channels, tenant-scoped: create, list, get, patch, delete, and a channel's
+ * deliveries with their attempts. A channel's secret is shown once, in the create response (for a
+ * webhook without one, a generated signing secret); it is stored encrypted and never returned again.
+ */
+import { randomBytes } from "node:crypto";
+import { Hono, type Context } from "hono";
+import { v4 as uuidv4 } from "uuid";
+import { z } from "zod";
+import type { Sql } from "../db/client.ts";
+import { requireTenant, type KeyResolver, type TenantEnv } from "../http/auth.ts";
+import { HttpError } from "../http/errors.ts";
+import { issuesOf, limitParam, parseJson, parseQuery, uuidParam } from "../http/validate.ts";
+import type { SecretBox } from "./secrets.ts";
+
+const name = z.string().trim().min(1).max(128);
+const url = z.url({ protocol: /^https?$/, error: "must be an http or https URL" }).max(2048);
+/** A webhook secret signs payloads, so it must be hard to guess; a hub API key is what the hub issued. */
+const secretFor = {
+  webhook: z.string().min(16, "must be at least 16 characters").max(1024),
+  hub: z.string().min(1).max(1024),
+} as const;
+
+const createBody = z.discriminatedUnion("kind", [
+  z.strictObject({ name, kind: z.literal("webhook"), url, secret: secretFor.webhook.optional(), enabled: z.boolean().default(true) }),
+  z.strictObject({ name, kind: z.literal("hub"), url, secret: secretFor.hub, enabled: z.boolean().default(true) }),
+]);
+
+const patchBody = z.strictObject({ name: name.optional(), url: url.optional(), enabled: z.boolean().optional(), secret: z.string().optional() });
+
+const deliveriesQuery = z.object({
+  limit: limitParam(500, 50),
+  status: z.enum(["pending", "delivered", "failed"]).optional(),
+});
+
+export function channelJson(c: Record<string, any>) {
+  return {
+    id: c.id,
+    name: c.name,
+    kind: c.kind,
+    url: c.url,
+    enabled: c.enabled,
+    has_secret: c.secret_encrypted !== null,
+    created_at: (c.created_at as Date).toISOString(),
+  };
+}
+
+const iso = (d: Date | null) => d?.toISOString() ?? null;
+
+export function channelRoutes(sql: Sql, keys: KeyResolver, secrets: SecretBox) {
+  const app = new Hono<TenantEnv>();
+  const auth = requireTenant(keys);
+  app.use("/api/v1/channels", auth);
+  app.use("/api/v1/channels/*", auth);
+
+  const find = async (c: Context<TenantEnv>) => {
+    const [row] = await sql`SELECT * FROM channels WHERE tenant = ${c.get("tenant")} AND id = ${uuidParam(c)}`;
+    if (!row) throw new HttpError(404, "not_found", "no such channel");
+    return row;
+  };
+
+  app.post("/api/v1/channels", async function createChannel(c) {
+    const input = await parseJson(createBody, c);
+    const secret = input.secret ?? randomBytes(32).toString("base64url");
+    const [row] = await sql`
+      INSERT INTO channels (id, tenant, name, kind, url, secret_encrypted, enabled)
+      VALUES (${uuidv4()}, ${c.get("tenant")}, ${input.name}, ${input.kind}, ${input.url}, ${secrets.encrypt(secret)}, ${input.enabled})
+      RETURNING *`;
+    return c.json({ ...channelJson(row!), secret }, 201);
+  });
+
+  app.get("/api/v1/channels", async function listChannels(c) {
+    const rows = await sql`SELECT * FROM channels WHERE tenant = ${c.get("tenant")} ORDER BY created_at, id`;
+    return c.json({ channels: rows.map(channelJson) });
+  });
+
+  app.get("/api/v1/channels/:id", async function getChannel(c) {
+    return c.json(channelJson(await find(c)));
+  });
+
+  app.patch("/api/v1/channels/:id", async function patchChannel(c) {
+    const current = await find(c);
+    const patch = await parseJson(patchBody, c);
+    if (patch.secret !== undefined) {
+      const r = secretFor[current.kind as keyof typeof secretFor].safeParse(patch.secret);
+      if (!r.success) throw new HttpError(422, "invalid_body", "the request body is invalid", issuesOf(r.error).map((i) => ({ ...i, path: "secret" })));
+    }
+    const [row] = await sql`
+      UPDATE channels SET
+        name = ${patch.name ?? current.name},
+        url = ${patch.url ?? current.url},
+        enabled = ${patch.enabled ?? current.enabled},
+        secret_encrypted = ${patch.secret === undefined ? current.secret_encrypted : secrets.encrypt(patch.secret)}
+      WHERE id = ${current.id}
+      RETURNING *`;
+    return c.json(channelJson(row!));
+  });
+
+  app.delete("/api/v1/channels/:id", async function deleteChannel(c) {
+    const current = await find(c);
+    await sql`DELETE FROM channels WHERE id = ${current.id}`;
+    return c.body(null, 204);
+  });
+
+  app.get("/api/v1/channels/:id/deliveries", async function listDeliveries(c) {
+    const channel = await find(c);
+    const q = parseQuery(deliveriesQuery, c);
+    const rows = await sql`
+      SELECT id, alert_id, event, status, attempts, next_attempt_at, last_error, created_at, delivered_at
+      FROM outbox
+      WHERE channel_id = ${channel.id} ${q.status ? sql`AND status = ${q.status}` : sql``}
+      ORDER BY created_at DESC, id DESC
+      LIMIT ${q.limit}`;
+    const attempts = rows.length
+      ? await sql`
+          SELECT delivery_id, attempt, at, status_code, error, duration_ms FROM delivery_attempts
+          WHERE delivery_id = ANY(${rows.map((r) => r.id as string)}::uuid[])
+          ORDER BY delivery_id, attempt`
+      : [];
+    const byDelivery = Map.groupBy(attempts, (a) => a.delivery_id as string);
+    return c.json({
+      deliveries: rows.map((r) => ({
+        id: r.id,
+        alert_id: r.alert_id,
+        event: r.event,
+        status: r.status,
+        attempts: r.attempts,
+        next_attempt_at: r.status === "pending" ? iso(r.next_attempt_at) : null,
+        last_error: r.last_error,
+        created_at: iso(r.created_at),
+        delivered_at: iso(r.delivered_at),
+        attempt_log: (byDelivery.get(r.id) ?? []).map((a) => ({
+          attempt: a.attempt,
+          at: iso(a.at),
+          status_code: a.status_code,
+          error: a.error,
+          duration_ms: a.duration_ms,
+        })),
+      })),
+    });
+  });
+  return app;
+}
