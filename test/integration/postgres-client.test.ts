@@ -1,7 +1,8 @@
 /**
- * postgres.js 3.4.9 can throw an uncatchable TypeError when a connection closes with a small write
- * pending (porsager/postgres#1066, #1208): the process dies. patches/postgres+3.4.9.patch settles
- * the queries with CONNECTION_CLOSED instead. Here backends are terminated under a stream of
+ * postgres.js 3.4.9 has two ways to end the process when a connection dies under it, both fixed
+ * by patches/postgres+3.4.9.patch: an uncatchable TypeError when a connection closes with a small
+ * write pending (porsager/postgres#1066, #1208), and an unhandled rejection when it closes while
+ * fetching array types during connection setup. Here backends are terminated under a stream of
  * small queries; the process must survive and every failure must be a retryable error.
  */
 import { expect, test } from "bun:test";
@@ -16,6 +17,7 @@ test("terminated backends give retryable errors, never an uncaught exception", a
   const uncaught: unknown[] = [];
   const onUncaught = (err: unknown) => uncaught.push(err);
   process.on("uncaughtException", onUncaught);
+  process.on("unhandledRejection", onUncaught);
   let ok = 0;
   const failures: unknown[] = [];
   try {
@@ -34,6 +36,7 @@ test("terminated backends give retryable errors, never an uncaught exception", a
     await Promise.all([...workers, killer]);
   } finally {
     process.off("uncaughtException", onUncaught);
+    process.off("unhandledRejection", onUncaught);
     await sql.end({ timeout: 1 });
     await admin.end();
   }
