@@ -8,17 +8,16 @@
 import { AckPolicy, DeliverPolicy, type JsMsg } from "@nats-io/jetstream";
 import { nanos } from "@nats-io/transport-node";
 import { decodeCommitted, type CommittedBatch } from "../core/committed.ts";
-import { INITIAL_STATE, type WindowStats } from "../core/rules/engine.ts";
 import type { Sql } from "../db/client.ts";
 import { errorText } from "../db/errors.ts";
 import { backoffMs, sleep } from "../lib/backoff.ts";
 import { logger } from "../lib/log.ts";
 import type { Broker } from "../nats/connection.ts";
 import { sweepSilence } from "./no-data.ts";
-import { planUnits, runUnits, statsWindow, type Unit } from "./plan.ts";
+import { evaluateBatch } from "./evaluate.ts";
 import { RULES_CHANGED_SUBJECT } from "../core/subject.ts";
 import { RulesCache } from "./rules-cache.ts";
-import { commitOutcome, loadStates, loadWindowStats } from "./store.ts";
+import { commitOutcome } from "./store.ts";
 
 const log = logger("evaluator");
 
@@ -71,20 +70,8 @@ export async function startEvaluator(broker: Broker, sql: Sql, opts: EvaluatorOp
     const started = performance.now();
     const tenantRules = await rules.forTenant(batch.tenant);
     if (tenantRules.length === 0) return;
-    const units = planUnits(batch, tenantRules);
-    if (units.length === 0) return;
-    const pairs = new Map(units.map((u) => [`${u.rule.id}\u0000${u.deviceId}`, { ruleId: u.rule.id, deviceId: u.deviceId }]));
-    const states = await loadStates(sql, [...pairs.values()]);
-    const statUnits = units.filter((u): u is Extract<Unit, { kind: "metric" }> => u.kind === "metric" && statsWindow(u.rule, u.point.ts) !== null);
-    const windows = await loadWindowStats(
-      sql,
-      batch.tenant,
-      statUnits.map((u) => ({ deviceId: u.deviceId, metric: u.point.metric, ...statsWindow(u.rule, u.point.ts)! })),
-    );
-    const statsByUnit = new Map<Unit, WindowStats>(statUnits.map((u, i) => [u, windows[i]!]));
-    const outcome = runUnits(units, states, (u) => statsByUnit.get(u) ?? null, INITIAL_STATE);
-    const { opened, resolved } = await commitOutcome(sql, batch.tenant, outcome);
-    stats.units += units.length;
+    const { units, opened, resolved } = await evaluateBatch(sql, tenantRules, batch);
+    stats.units += units;
     stats.opened += opened;
     stats.resolved += resolved;
     stats.lastBatchMs = performance.now() - started;

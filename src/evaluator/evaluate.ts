@@ -1,0 +1,33 @@
+/**
+ * One committed batch through the rules: plan, load state and window stats (one query each),
+ * run the pure engine, persist the outcome. Used by the evaluator role (and by replays).
+ */
+import type { CommittedBatch } from "../core/committed.ts";
+import { INITIAL_STATE, type WindowStats } from "../core/rules/engine.ts";
+import type { Rule } from "../core/rules/schema.ts";
+import type { Sql } from "../db/client.ts";
+import { planUnits, runUnits, statsWindow, type Unit } from "./plan.ts";
+import { commitOutcome, loadStates, loadWindowStats } from "./store.ts";
+
+export interface BatchResult {
+  units: number;
+  opened: number;
+  resolved: number;
+}
+
+export async function evaluateBatch(sql: Sql, rules: readonly Rule[], batch: CommittedBatch): Promise<BatchResult> {
+  const units = planUnits(batch, rules);
+  if (units.length === 0) return { units: 0, opened: 0, resolved: 0 };
+  const pairs = new Map(units.map((u) => [`${u.rule.id}\u0000${u.deviceId}`, { ruleId: u.rule.id, deviceId: u.deviceId }]));
+  const states = await loadStates(sql, [...pairs.values()]);
+  const statUnits = units.filter((u): u is Extract<Unit, { kind: "metric" }> => u.kind === "metric" && statsWindow(u.rule, u.point.ts) !== null);
+  const windows = await loadWindowStats(
+    sql,
+    batch.tenant,
+    statUnits.map((u) => ({ deviceId: u.deviceId, metric: u.point.metric, ...statsWindow(u.rule, u.point.ts)! })),
+  );
+  const statsByUnit = new Map<Unit, WindowStats>(statUnits.map((u, i) => [u, windows[i]!]));
+  const outcome = runUnits(units, states, (u) => statsByUnit.get(u) ?? null, INITIAL_STATE);
+  const { opened, resolved } = await commitOutcome(sql, batch.tenant, outcome);
+  return { units: units.length, opened, resolved };
+}
