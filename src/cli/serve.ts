@@ -9,6 +9,14 @@ export const serve = defineCommand({
   async run({ args }) {
     const config = configOrExit(args);
     const log = logger("cli");
+    // Log what would otherwise end the process silently, then end it: state after an unknown error
+    // is not trusted, and nothing is lost (unacked messages are redelivered after a restart).
+    const fatal = (kind: string) => (err: unknown) => {
+      log.fatal({ err: (err as Error)?.message ?? String(err), stack: (err as Error)?.stack }, kind);
+      process.exit(70);
+    };
+    process.on("uncaughtException", fatal("uncaught exception"));
+    process.on("unhandledRejection", fatal("unhandled promise rejection"));
     const server = await startServer(config).catch(fail);
     if (server.generatedKey) {
       const { tenant, key, file } = server.generatedKey;
