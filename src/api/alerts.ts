@@ -10,7 +10,7 @@ import type { Sql } from "../db/client.ts";
 import type { TenantEnv } from "../http/auth.ts";
 import { HttpError } from "../http/errors.ts";
 import { limitParam, parseQuery, timeParam, uuidParam } from "../http/validate.ts";
-import { alertFromRow } from "../db/alert-row.ts";
+import { alertView } from "../db/alert-row.ts";
 import { enqueueAlertNotifications } from "../notify/outbox.ts";
 
 export const ALERT_STATUSES = ["open", "acknowledged", "resolved"] as const;
@@ -30,26 +30,6 @@ const listQuery = z.object({
   cursor: z.string().optional(),
 });
 
-export function alertJson(a: Record<string, any>) {
-  return {
-    id: a.id,
-    rule_id: a.rule_id,
-    rule_name: a.rule_name,
-    device_id: a.device_id,
-    metric: a.metric,
-    severity: a.severity,
-    kind: a.kind,
-    status: a.status,
-    value: a.value,
-    message: a.message,
-    details: a.details,
-    triggered_at: (a.triggered_at as Date).toISOString(),
-    created_at: (a.created_at as Date).toISOString(),
-    acknowledged_at: a.acknowledged_at?.toISOString() ?? null,
-    resolved_at: a.resolved_at?.toISOString() ?? null,
-    resolution: a.resolution,
-  };
-}
 
 /**
  * Cursor: (created_at in epoch microseconds, id) of the last alert of a page, newest first.
@@ -82,13 +62,13 @@ export function alertRoutes(sql: Sql, onChange: () => void) {
       ORDER BY created_at DESC, id DESC
       LIMIT ${q.limit + 1}`;
     const page = rows.slice(0, q.limit);
-    return c.json({ alerts: page.map(alertJson), next_cursor: rows.length > q.limit ? encodeCursor(page.at(-1)!) : null });
+    return c.json({ alerts: page.map(alertView), next_cursor: rows.length > q.limit ? encodeCursor(page.at(-1)!) : null });
   });
 
   app.get("/api/v1/alerts/:id", async function getAlert(c) {
     const [row] = await sql`SELECT * FROM alerts WHERE tenant = ${c.get("tenant")} AND id = ${uuidParam(c)}`;
     if (!row) throw new HttpError(404, "not_found", "no such alert");
-    return c.json(alertJson(row));
+    return c.json(alertView(row));
   });
 
   const transition = (to: "acknowledged" | "resolved") =>
@@ -104,11 +84,11 @@ export function alertRoutes(sql: Sql, onChange: () => void) {
           to === "acknowledged"
             ? await tx`UPDATE alerts SET status = 'acknowledged', acknowledged_at = now() WHERE id = ${id} RETURNING *`
             : await tx`UPDATE alerts SET status = 'resolved', resolved_at = now(), resolution = 'manual' WHERE id = ${id} RETURNING *`;
-        await enqueueAlertNotifications(tx, alertFromRow(updated!), to === "acknowledged" ? "alert.acknowledged" : "alert.resolved");
+        await enqueueAlertNotifications(tx, alertView(updated!), to === "acknowledged" ? "alert.acknowledged" : "alert.resolved");
         return updated!;
       });
       onChange();
-      return c.json(alertJson(row));
+      return c.json(alertView(row));
     };
   app.post("/api/v1/alerts/:id/acknowledge", transition("acknowledged"));
   app.post("/api/v1/alerts/:id/resolve", transition("resolved"));

@@ -56,21 +56,7 @@ export async function startLocalNats(opts: LocalNatsOptions): Promise<LocalNats>
   await supervisor.start();
   log.info({ url, storeDir, pid: supervisor.pid }, "local nats-server started");
 
-  return {
-    url,
-    port,
-    storeDir,
-    get pid() {
-      return supervisor.pid;
-    },
-    get running() {
-      return supervisor.running;
-    },
-    start: () => supervisor.start(),
-    stop: () => supervisor.stop(),
-    kill: () => supervisor.kill(),
-    [Symbol.asyncDispose]: () => supervisor.stop(),
-  };
+  return Object.assign(supervisor, { url, port, storeDir });
 }
 
 function renderConfig(c: { host: string; port: number; storeDir: string; pidFile: string; syncInterval?: string }): string {

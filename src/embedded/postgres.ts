@@ -129,22 +129,7 @@ export async function startLocalPostgres(opts: LocalPostgresOptions): Promise<Lo
   });
   log.info({ dataDir, socketDir, tcpPort, database, pid: supervisor.pid }, "local PostgreSQL started");
 
-  return {
-    url: urlFor(database),
-    urlFor,
-    createDatabase,
-    dataDir,
-    get pid() {
-      return supervisor.pid;
-    },
-    get running() {
-      return supervisor.running;
-    },
-    start: () => supervisor.start(),
-    stop: () => supervisor.stop(),
-    kill: () => supervisor.kill(),
-    [Symbol.asyncDispose]: () => supervisor.stop(),
-  };
+  return Object.assign(supervisor, { url: urlFor(database), urlFor, createDatabase, dataDir });
 }
 
 /** PostgreSQL refuses to run as root: as root it runs as the `postgres` OS user, else as ourselves. */

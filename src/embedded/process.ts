@@ -259,6 +259,10 @@ export class Supervisor {
     await this.child?.stop(this.opts.stopSignal, this.opts.stopGraceMs);
   }
 
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.stop();
+  }
+
   async kill(): Promise<void> {
     await this.halt();
     await this.child?.kill();

@@ -2,7 +2,7 @@
 import type { TransactionSql } from "postgres";
 import type { RuleState, WindowStats } from "../core/rules/engine.ts";
 import type { Sql } from "../db/client.ts";
-import { alertFromRow } from "../db/alert-row.ts";
+import { alertView } from "../db/alert-row.ts";
 import { enqueueAlertNotifications } from "../notify/outbox.ts";
 import type { Outcome } from "./plan.ts";
 import { stateKey } from "./plan.ts";
@@ -77,7 +77,7 @@ export async function commitOutcome(sql: Sql, tenant: string, outcome: Outcome):
         RETURNING *`;
       if (!row) continue;
       opened++;
-      await enqueueAlertNotifications(tx, alertFromRow(row), "alert.opened");
+      await enqueueAlertNotifications(tx, alertView(row), "alert.opened");
     }
     let resolved = 0;
     for (const r of outcome.resolve) {
@@ -87,7 +87,7 @@ export async function commitOutcome(sql: Sql, tenant: string, outcome: Outcome):
         RETURNING *`;
       for (const row of rows) {
         resolved++;
-        await enqueueAlertNotifications(tx, alertFromRow(row), "alert.resolved");
+        await enqueueAlertNotifications(tx, alertView(row), "alert.resolved");
       }
     }
     return { opened, resolved };

@@ -7,47 +7,15 @@
 import type { TransactionSql } from "postgres";
 import { v5 as uuidv5 } from "uuid";
 import { EVENT_NAMESPACE } from "../core/event-id.ts";
+import type { AlertView } from "../db/alert-row.ts";
 
 export type AlertEvent = "alert.opened" | "alert.acknowledged" | "alert.resolved";
-
-/** An alerts row, camelCase. */
-export interface OutboxAlert {
-  id: string;
-  tenant: string;
-  ruleId: string;
-  ruleName: string;
-  deviceId: string;
-  metric: string | null;
-  severity: string;
-  kind: string;
-  status: string;
-  value: number | null;
-  message: string;
-  details: unknown;
-  triggeredAt: Date;
-  createdAt: Date;
-}
 
 /** What a receiver gets (the webhook body, the NATS message data). */
 export interface AlertPayload {
   delivery_id: string;
   event: AlertEvent;
-  alert: {
-    id: string;
-    tenant: string;
-    rule_id: string;
-    rule_name: string;
-    device_id: string;
-    metric: string | null;
-    severity: string;
-    kind: string;
-    status: string;
-    value: number | null;
-    message: string;
-    details: unknown;
-    triggered_at: string;
-    created_at: string;
-  };
+  alert: AlertView;
 }
 
 /**
@@ -60,31 +28,12 @@ export function deliveryId(alertId: string, event: AlertEvent, channelId: string
   return uuidv5(`delivery|${alertId}|${event}|${channelId ?? "nats"}`, EVENT_NAMESPACE);
 }
 
-export function alertPayload(id: string, event: AlertEvent, a: OutboxAlert): AlertPayload {
-  return {
-    delivery_id: id,
-    event,
-    alert: {
-      id: a.id,
-      tenant: a.tenant,
-      rule_id: a.ruleId,
-      rule_name: a.ruleName,
-      device_id: a.deviceId,
-      metric: a.metric,
-      severity: a.severity,
-      kind: a.kind,
-      status: a.status,
-      value: a.value,
-      message: a.message,
-      details: a.details,
-      triggered_at: a.triggeredAt.toISOString(),
-      created_at: a.createdAt.toISOString(),
-    },
-  };
+export function alertPayload(id: string, event: AlertEvent, alert: AlertView): AlertPayload {
+  return { delivery_id: id, event, alert };
 }
 
 /** Inserts the alert change's outbox rows inside the caller's transaction; returns how many were new. */
-export async function enqueueAlertNotifications(tx: TransactionSql, alert: OutboxAlert, event: AlertEvent): Promise<number> {
+export async function enqueueAlertNotifications(tx: TransactionSql, alert: AlertView, event: AlertEvent): Promise<number> {
   const channels = await tx`SELECT id, kind FROM channels WHERE tenant = ${alert.tenant} AND enabled ORDER BY id`;
   const destinations = [{ channelId: null as string | null, kind: "nats" }, ...channels.map((c) => ({ channelId: c.id as string, kind: c.kind as string }))];
   const rows = destinations.map((d) => {

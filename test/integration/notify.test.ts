@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { createHmac, randomBytes } from "node:crypto";
 import { v4 as uuidv4 } from "uuid";
-import { alertFromRow } from "../../src/db/alert-row.ts";
+import { alertView } from "../../src/db/alert-row.ts";
 import { createSql, type Sql } from "../../src/db/client.ts";
 import { migrate } from "../../src/db/migrate.ts";
 import { buildApp } from "../../src/http/app.ts";
@@ -100,9 +100,9 @@ async function raiseAlerts(sql: Sql, count: number, tenant = "acme"): Promise<vo
         VALUES (${uuidv4()}, ${tenant}, ${ruleId}, 'too hot', ${`dev-${i}`}, 'temp', 'critical', 'threshold', ${80 + i},
                 ${`temp ${80 + i} > 80`}, ${tx.json({ threshold: 80 })}, ${new Date(Date.UTC(2026, 0, 15, 10, 0, i)).toISOString()})
         RETURNING *`;
-      expect(await enqueueAlertNotifications(tx, alertFromRow(row!), "alert.opened")).toBeGreaterThan(0);
+      expect(await enqueueAlertNotifications(tx, alertView(row!), "alert.opened")).toBeGreaterThan(0);
       // Evaluating the same change again adds nothing.
-      expect(await enqueueAlertNotifications(tx, alertFromRow(row!), "alert.opened")).toBe(0);
+      expect(await enqueueAlertNotifications(tx, alertView(row!), "alert.opened")).toBe(0);
     }
   });
 }
