@@ -10,6 +10,7 @@ import { nanos } from "@nats-io/transport-node";
 import { decodeCommitted, type CommittedBatch } from "../core/committed.ts";
 import type { Sql } from "../db/client.ts";
 import { errorText } from "../db/errors.ts";
+import { insertQuarantine, isConnectionError } from "../db/quarantine.ts";
 import { backoffMs, sleep } from "../lib/backoff.ts";
 import { logger } from "../lib/log.ts";
 import type { Broker } from "../nats/connection.ts";
@@ -18,8 +19,11 @@ import { evaluateBatch } from "./evaluate.ts";
 import { RULES_CHANGED_SUBJECT } from "../core/subject.ts";
 import { RulesCache } from "./rules-cache.ts";
 import { commitOutcome } from "./store.ts";
+import { metrics } from "../lib/metrics.ts";
 
 const log = logger("evaluator");
+/** Failures (other than connection trouble) after which an event is quarantined. */
+const POISON_AFTER = 3;
 
 export interface EvaluatorOptions {
   stream: string;
@@ -66,14 +70,20 @@ export async function startEvaluator(broker: Broker, sql: Sql, opts: EvaluatorOp
   let stopping = false;
   let giveUpAt = Infinity;
 
+  const count = (opened: number, resolved: number) => {
+    stats.opened += opened;
+    stats.resolved += resolved;
+    metrics.alerts.inc({ event: "opened" }, opened);
+    metrics.alerts.inc({ event: "resolved" }, resolved);
+  };
+
   const evaluate = async (batch: CommittedBatch) => {
     const started = performance.now();
     const tenantRules = await rules.forTenant(batch.tenant);
     if (tenantRules.length === 0) return;
     const { units, opened, resolved } = await evaluateBatch(sql, tenantRules, batch);
     stats.units += units;
-    stats.opened += opened;
-    stats.resolved += resolved;
+    count(opened, resolved);
     stats.lastBatchMs = performance.now() - started;
     if (opened || resolved) {
       log.info({ tenant: batch.tenant, opened, resolved }, "alerts changed");
@@ -81,25 +91,34 @@ export async function startEvaluator(broker: Broker, sql: Sql, opts: EvaluatorOp
     }
   };
 
-  /** Retries one event until it is evaluated (keeping it alive), so later events never overtake it. */
+  /**
+   * Handles one event before the next, so (rule, device) always sees time order. Database
+   * trouble is retried until it passes (keeping the event alive); an event that cannot be decoded,
+   * or whose evaluation keeps failing for another reason (a bug, a bad rule), is quarantined and
+   * the evaluator goes on.
+   */
   const handle = async (msg: JsMsg) => {
-    let batch: CommittedBatch;
-    try {
-      batch = decodeCommitted(msg.string());
-    } catch (err) {
-      log.error({ err: (err as Error).message, seq: msg.seq }, "undecodable committed-batch event; dropped");
-      msg.term();
-      return;
-    }
     for (let attempt = 0; ; attempt++) {
       try {
-        await evaluate(batch);
+        let batch: CommittedBatch;
+        try {
+          batch = decodeCommitted(msg.string());
+        } catch (err) {
+          return await poison(msg, `undecodable committed-batch event: ${(err as Error).message}`);
+        }
+        try {
+          await evaluate(batch);
+        } catch (err) {
+          if (isConnectionError(err) || attempt < POISON_AFTER) throw err;
+          return await poison(msg, `evaluation failed ${attempt + 1} times: ${errorText(err)}`);
+        }
         stats.batches++;
         stats.healthy = true;
         msg.ack();
         return;
       } catch (err) {
         stats.errors++;
+        metrics.evaluatorErrors.inc();
         stats.healthy = false;
         if (stopping && Date.now() >= giveUpAt) return; // stays unacked: redelivered later
         const wait = backoffMs(attempt, 200, 10_000);
@@ -108,6 +127,13 @@ export async function startEvaluator(broker: Broker, sql: Sql, opts: EvaluatorOp
         await sleep(wait);
       }
     }
+  };
+
+  const poison = async (msg: JsMsg, reason: string) => {
+    await insertQuarantine(sql, { source: "evaluator", subject: msg.subject, streamSeq: msg.seq, reason, payload: msg.string() });
+    metrics.quarantined.inc({ source: "evaluator" });
+    log.error({ seq: msg.seq, reason }, "committed-batch event quarantined");
+    msg.term(reason);
   };
 
   const messages = await consumer.consume({ max_messages: 64 });
@@ -122,8 +148,7 @@ export async function startEvaluator(broker: Broker, sql: Sql, opts: EvaluatorOp
     const outcomes = await sweepSilence(sql, await rules.all(), now);
     for (const [tenant, outcome] of outcomes) {
       const { opened, resolved } = await commitOutcome(sql, tenant, outcome);
-      stats.opened += opened;
-      stats.resolved += resolved;
+      count(opened, resolved);
       if (opened || resolved) opts.onAlerts?.();
     }
   };

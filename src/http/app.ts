@@ -1,5 +1,6 @@
 /** The HTTP surface of a process: health and readiness always, plus the routes of its roles. */
 import { Hono } from "hono";
+import { metrics, registry } from "../lib/metrics.ts";
 import { onError, notFound } from "./errors.ts";
 
 export interface ReadyCheck {
@@ -12,7 +13,14 @@ export function buildApp(routes: Hono<any>[], checks: ReadyCheck[], isShuttingDo
   app.onError(onError);
   app.notFound(notFound);
 
+  app.use(async function countRequests(c, next) {
+    await next();
+    metrics.requests.inc({ route: `${c.req.method} ${c.req.routePath}`, status: String(c.res.status) });
+  });
   app.get("/health", (c) => c.json({ status: "ok" }));
+  app.get("/metrics", async function prometheus(c) {
+    return c.text(await registry.metrics(), 200, { "Content-Type": registry.contentType });
+  });
   app.get("/ready", async function ready(c) {
     const results = await Promise.all(checks.map(async (ch) => [ch.name, await ch.check().catch(() => false)] as const));
     const ready = !isShuttingDown() && results.every(([, ok]) => ok);

@@ -1,10 +1,24 @@
 /**
- * Publishes planned messages to JetStream and waits for every PubAck. The broker being away is
- * reported as BrokerUnavailable at once (the client retries later with the same records; the
- * message ids make that safe), never as success.
+ * Publishes planned messages to JetStream and waits for every PubAck.
+ * - The broker away (not connected, or lost during the retries): BrokerUnavailable -> 503, never
+ *   202; the client retries later with the same records and the message ids make that safe.
+ * - A transient failure (timeout, no responders during a leader change) is retried up to 3 times
+ *   with exponential backoff and the SAME message id, so a publish that did land is deduplicated.
+ * - A failure while the broker is up that retrying cannot fix (stream full, message too large, …):
+ *   the message goes to the dead-letter stream with its original body and the failure, and its
+ *   records are reported as dead_lettered (202, the data is kept; an operator replays it).
  */
+import { JetStreamApiError } from "@nats-io/jetstream";
+import { headers } from "@nats-io/transport-node";
 import type { PlannedMessage } from "../core/plan.ts";
+import { backoffMs, sleep } from "../lib/backoff.ts";
+import { logger } from "../lib/log.ts";
+import { metrics } from "../lib/metrics.ts";
 import type { Broker } from "../nats/connection.ts";
+
+const log = logger("ingest");
+export const DLQ_PREFIX = "telemetry.dlq.v1";
+const RETRIES = 3;
 
 export class BrokerUnavailable extends Error {
   override readonly name = "BrokerUnavailable";
@@ -12,19 +26,60 @@ export class BrokerUnavailable extends Error {
 
 export interface PublishOptions {
   stream: string;
+  dlqStream: string;
+  /** Per attempt. */
   timeoutMs: number;
 }
 
-/** Resolves to one "duplicate" flag per message, in order. */
-export async function publishAll(broker: Broker, messages: readonly PlannedMessage[], opts: PublishOptions): Promise<boolean[]> {
-  if (!broker.connected) throw new BrokerUnavailable("not connected to NATS");
-  const acks = await Promise.allSettled(
-    messages.map((m) => broker.js.publish(m.subject, m.body, { msgID: m.msgId, expect: { streamName: opts.stream }, timeout: opts.timeoutMs })),
-  );
-  const failed = acks.find((a): a is PromiseRejectedResult => a.status === "rejected");
-  if (failed) {
-    const reason = failed.reason as Error;
-    throw new BrokerUnavailable(`JetStream did not acknowledge: ${reason?.message ?? String(reason)}`, { cause: reason });
+export type PublishOutcome = { status: "stored"; duplicate: boolean } | { status: "dead_lettered"; error: string };
+
+/** Whether another attempt with the same message id may succeed. */
+function isTransient(err: unknown): boolean {
+  if (err instanceof JetStreamApiError) return err.code === 503 || err.code === 408;
+  return true; // timeouts, no responders, connection trouble
+}
+
+async function publishOne(broker: Broker, m: PlannedMessage, opts: PublishOptions): Promise<PublishOutcome> {
+  let lastError: unknown;
+  for (let attempt = 0; attempt <= RETRIES; attempt++) {
+    if (attempt > 0) {
+      metrics.publishRetries.inc();
+      await sleep(backoffMs(attempt - 1, 50, 400));
+    }
+    if (!broker.connected) throw new BrokerUnavailable("not connected to NATS");
+    try {
+      const ack = await broker.js.publish(m.subject, m.body, { msgID: m.msgId, expect: { streamName: opts.stream }, timeout: opts.timeoutMs });
+      // After a timed-out attempt, "duplicate" most likely means that attempt landed: it is ours.
+      return { status: "stored", duplicate: ack.duplicate && attempt === 0 };
+    } catch (err) {
+      lastError = err;
+      if (!isTransient(err)) break;
+    }
   }
-  return acks.map((a) => (a as PromiseFulfilledResult<{ duplicate: boolean }>).value.duplicate);
+  if (!broker.connected) throw new BrokerUnavailable(`JetStream did not acknowledge: ${(lastError as Error)?.message}`, { cause: lastError });
+  return deadLetter(broker, m, opts, (lastError as Error)?.message ?? String(lastError));
+}
+
+async function deadLetter(broker: Broker, m: PlannedMessage, opts: PublishOptions, error: string): Promise<PublishOutcome> {
+  const h = headers();
+  h.set("Telemetry-Failure", error.slice(0, 1_000));
+  h.set("Telemetry-Original-Subject", m.subject);
+  try {
+    await broker.js.publish(`${DLQ_PREFIX}.${m.subject.split(".")[2]}`, m.body, { msgID: m.msgId, headers: h, expect: { streamName: opts.dlqStream }, timeout: opts.timeoutMs });
+  } catch (err) {
+    throw new BrokerUnavailable(`publish failed (${error}) and so did the dead-letter publish: ${(err as Error).message}`, { cause: err });
+  }
+  log.warn({ subject: m.subject, msgId: m.msgId, error }, "message dead-lettered");
+  return { status: "dead_lettered", error };
+}
+
+/** One outcome per message, in order; throws BrokerUnavailable when the broker is away. */
+export async function publishAll(broker: Broker, messages: readonly PlannedMessage[], opts: PublishOptions): Promise<PublishOutcome[]> {
+  if (!broker.connected) throw new BrokerUnavailable("not connected to NATS");
+  const started = performance.now();
+  const results = await Promise.allSettled(messages.map((m) => publishOne(broker, m, opts)));
+  metrics.publishSeconds.observe((performance.now() - started) / 1000);
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failed) throw failed.reason instanceof BrokerUnavailable ? failed.reason : new BrokerUnavailable(String(failed.reason), { cause: failed.reason });
+  return results.map((r) => (r as PromiseFulfilledResult<PublishOutcome>).value);
 }

@@ -8,12 +8,14 @@ import { HttpError } from "../http/errors.ts";
 import { logger } from "../lib/log.ts";
 import type { Broker } from "../nats/connection.ts";
 import { bodyKind, parseBody } from "./parse.ts";
-import { BrokerUnavailable, publishAll } from "./publish.ts";
+import { metrics } from "../lib/metrics.ts";
+import { BrokerUnavailable, publishAll, type PublishOutcome } from "./publish.ts";
 
 const log = logger("ingest");
 
 export interface IngestOptions {
   stream: string;
+  dlqStream: string;
   maxBodyBytes: number;
   maxRecordsPerRequest: number;
   recordsPerMessage: number;
@@ -25,18 +27,15 @@ export interface IngestOptions {
 
 export type RecordResult =
   | { index: number; status: "accepted" | "duplicate"; event_id: string }
+  | { index: number; status: "dead_lettered"; event_id: string; error: string }
   | { index: number; status: "rejected"; errors: FieldError[] };
 
-export interface IngestCounters {
-  accepted: number;
-  duplicate: number;
-  rejected: number;
-  unavailable: number;
-}
+/** Low-cardinality reason for the rejected-records metric: the top-level field at fault. */
+const reasonOf = (errors: FieldError[]) => (errors[0]?.path.split(".")[0] || "record").replace(/[^a-z_]/g, "") || "record";
 
 const MAX_MESSAGE_BYTES = 256 * 1024;
 
-export function ingestRoutes(broker: Broker, keys: KeyResolver, opts: IngestOptions, counters: IngestCounters) {
+export function ingestRoutes(broker: Broker, keys: KeyResolver, opts: IngestOptions) {
   const now = opts.now ?? Date.now;
   const app = new Hono<TenantEnv>();
   app.post(
@@ -66,35 +65,36 @@ export function ingestRoutes(broker: Broker, keys: KeyResolver, opts: IngestOpti
         else results[item.index] = { index: item.index, status: "rejected", errors: r.errors };
       }
       const rejected = items.length - valid.length;
-      counters.rejected += rejected;
+      for (const r of results) if (r?.status === "rejected") metrics.records.inc({ outcome: "rejected", reason: reasonOf(r.errors) }, 1);
       if (valid.length === 0) {
-        return c.json({ accepted: 0, duplicate: 0, rejected, results }, 422);
+        return c.json({ accepted: 0, duplicate: 0, dead_lettered: 0, rejected, results }, 422);
       }
 
       const plan = planMessages(valid, { maxRecords: opts.recordsPerMessage, maxBytes: MAX_MESSAGE_BYTES, receivedAt });
-      let duplicateFlags: boolean[];
+      let outcomes: PublishOutcome[];
       try {
-        duplicateFlags = await publishAll(broker, plan.messages, { stream: opts.stream, timeoutMs: opts.publishTimeoutMs });
+        outcomes = await publishAll(broker, plan.messages, { stream: opts.stream, dlqStream: opts.dlqStream, timeoutMs: opts.publishTimeoutMs });
       } catch (err) {
         if (!(err instanceof BrokerUnavailable)) throw err;
-        counters.unavailable += valid.length;
+        metrics.records.inc({ outcome: "unavailable", reason: "" }, valid.length);
         log.warn({ err: err.message, records: valid.length }, "publish failed; answering 503");
         throw new HttpError(503, "broker_unavailable", "the message broker is unavailable; nothing from this request may be assumed stored, retry the same records later", undefined, { "Retry-After": "1" });
       }
 
       const byIndex = new Map(valid.map((v) => [v.index, v.reading.eventId]));
       plan.messages.forEach((m, i) => {
-        const status = duplicateFlags[i] ? "duplicate" : "accepted";
-        for (const index of m.indexes) results[index] = { index, status, event_id: byIndex.get(index)! };
+        const o = outcomes[i]!;
+        for (const index of m.indexes) {
+          const event_id = byIndex.get(index)!;
+          results[index] = o.status === "dead_lettered" ? { index, status: "dead_lettered", event_id, error: o.error } : { index, status: o.duplicate ? "duplicate" : "accepted", event_id };
+        }
       });
       for (const index of plan.duplicates) results[index] = { index, status: "duplicate", event_id: byIndex.get(index)! };
 
-      let accepted = 0;
-      for (const r of results) if (r.status === "accepted") accepted++;
-      const duplicate = valid.length - accepted;
-      counters.accepted += accepted;
-      counters.duplicate += duplicate;
-      return c.json({ accepted, duplicate, rejected, results }, 202);
+      const counts = { accepted: 0, duplicate: 0, dead_lettered: 0 };
+      for (const r of results) if (r.status !== "rejected") counts[r.status]++;
+      for (const [outcome, n] of Object.entries(counts)) if (n > 0) metrics.records.inc({ outcome, reason: "" }, n);
+      return c.json({ ...counts, rejected, results }, 202);
     },
   );
   return app;

@@ -18,6 +18,7 @@ import { ensureStream } from "../nats/stream.ts";
 import { DEFAULT_SCHEDULE_MS, type AlertPayload } from "./outbox.ts";
 import type { SecretBox } from "./secrets.ts";
 import { signatureHeaders } from "./signing.ts";
+import { metrics } from "../lib/metrics.ts";
 
 const log = logger("notifier");
 
@@ -214,6 +215,7 @@ export function startNotifier(deps: NotifierDeps, opts: NotifierOptions = {}): N
           UPDATE outbox SET status = 'delivered', attempts = ${attempt}, delivered_at = coalesce(delivered_at, now()), locked_until = NULL
           WHERE id = ${row.id}`;
         stats.delivered++;
+        metrics.deliveries.inc({ result: "delivered" });
         log.debug({ delivery: row.id, kind: row.kind, target, attempt }, "delivered");
         return;
       }
@@ -226,6 +228,7 @@ export function startNotifier(deps: NotifierDeps, opts: NotifierOptions = {}): N
       if (delay === undefined) {
         await tx`UPDATE outbox SET status = 'failed', attempts = ${attempt}, last_error = ${o.error}, locked_until = NULL WHERE id = ${row.id}`;
         stats.failed++;
+        metrics.deliveries.inc({ result: "failed" });
         log.warn({ delivery: row.id, kind: row.kind, target, attempts: attempt, err: o.error }, "delivery failed for good");
       } else {
         await tx`
@@ -233,6 +236,7 @@ export function startNotifier(deps: NotifierDeps, opts: NotifierOptions = {}): N
                  next_attempt_at = now() + ${delay} * interval '1 millisecond'
           WHERE id = ${row.id}`;
         stats.retried++;
+        metrics.deliveries.inc({ result: "retried" });
         log.info({ delivery: row.id, kind: row.kind, target, attempt, err: o.error, retryInMs: delay }, "delivery failed; will retry");
       }
     });

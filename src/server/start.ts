@@ -15,7 +15,8 @@ import { migrate, type StorageMode } from "../db/migrate.ts";
 import { startEvaluator, type Evaluator } from "../evaluator/evaluator.ts";
 import { buildApp, type ReadyCheck } from "../http/app.ts";
 import { staticKeys } from "../http/auth.ts";
-import { ingestRoutes, type IngestCounters } from "../ingest/routes.ts";
+import { DLQ_PREFIX } from "../ingest/publish.ts";
+import { ingestRoutes } from "../ingest/routes.ts";
 import { logger } from "../lib/log.ts";
 import { connectBroker, type Broker } from "../nats/connection.ts";
 import { ensureStream } from "../nats/stream.ts";
@@ -25,6 +26,7 @@ import { createSecretBox, loadOrCreateKey, parseKey } from "../notify/secrets.ts
 import { startRetention } from "../writer/retention.ts";
 import { startWriter, type Writer } from "../writer/writer.ts";
 import { resolveKeys } from "./keys.ts";
+import { registerGauges } from "./gauges.ts";
 import { cached, pingDatabase, streamReachable } from "./ready.ts";
 import { databaseUrlFor, natsUrlFor } from "./services.ts";
 
@@ -40,15 +42,18 @@ export interface RunningServer {
   readonly evaluator: Evaluator | null;
   readonly notifier: Notifier | null;
   readonly broker: Broker;
-  readonly counters: IngestCounters;
   /** Set when this start generated the default key (shown once). */
   readonly generatedKey?: { tenant: string; key: string; file: string };
   stop(): Promise<void>;
 }
 
-/** The committed-batch events live in their own stream next to the telemetry stream. */
+/** The committed-batch events and the dead letters live in their own streams next to the telemetry stream. */
 export function committedStream(telemetryStream: string): string {
   return `${telemetryStream}_COMMITTED`;
+}
+
+export function dlqStream(telemetryStream: string): string {
+  return `${telemetryStream}_DLQ`;
 }
 
 export async function startServer(config: Config): Promise<RunningServer> {
@@ -84,11 +89,11 @@ export async function startServer(config: Config): Promise<RunningServer> {
     const streamDefaults = { duplicateWindowMs: config.streamDuplicateWindow, replicas: config.streamReplicas };
     await ensureStream(broker.jsm, { name: config.streamName, subjects: [tenantFilter()], maxAgeMs: config.streamMaxAge, ...streamDefaults });
     await ensureStream(broker.jsm, { name: committedStream(config.streamName), subjects: [`${COMMITTED_PREFIX}.>`], maxAgeMs: 24 * 3_600_000, ...streamDefaults });
+    await ensureStream(broker.jsm, { name: dlqStream(config.streamName), subjects: [`${DLQ_PREFIX}.>`], maxAgeMs: config.dlqMaxAge, ...streamDefaults });
 
     const keys = resolveKeys(config.apiKeys, dataDir);
     const resolver = staticKeys(keys.entries);
     const secrets = createSecretBox(config.secretKey ? parseKey(config.secretKey) : loadOrCreateKey(join(dataDir, "secret.key")));
-    const counters: IngestCounters = { accepted: 0, duplicate: 0, rejected: 0, unavailable: 0 };
     const routes = [];
     const streamCheck = cached(() => streamReachable(broker, config.streamName));
     const checks: ReadyCheck[] = [{ name: "nats", check: () => (broker.connected ? streamCheck() : Promise.resolve(false)) }];
@@ -99,7 +104,8 @@ export async function startServer(config: Config): Promise<RunningServer> {
 
     if (has("ingest")) {
       const { streamName: stream, maxBodyBytes, maxRecordsPerRequest, recordsPerMessage, maxFuture: maxFutureMs, publishTimeout: publishTimeoutMs } = config;
-      routes.push(ingestRoutes(broker, resolver, { stream, maxBodyBytes, maxRecordsPerRequest, recordsPerMessage, maxFutureMs, publishTimeoutMs }, counters));
+      const dlq = dlqStream(stream);
+      routes.push(ingestRoutes(broker, resolver, { stream, dlqStream: dlq, maxBodyBytes, maxRecordsPerRequest, recordsPerMessage, maxFutureMs, publishTimeoutMs }));
     }
 
     let writer: Writer | null = null;
@@ -148,6 +154,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
       routes.push(channelRoutes(sql!, resolver, secrets));
     }
 
+    registerGauges({ broker, sql, writer, streams: { telemetry: config.streamName, committed: committedStream(config.streamName), dlq: dlqStream(config.streamName) } });
     let shuttingDown = false;
     const app = buildApp(routes, checks, () => shuttingDown);
     const http = Bun.serve({ hostname: config.host, port: config.port, fetch: app.fetch, maxRequestBodySize: config.maxBodyBytes * 2 + 65_536 });
@@ -168,7 +175,6 @@ export async function startServer(config: Config): Promise<RunningServer> {
       evaluator,
       notifier,
       broker,
-      counters,
       generatedKey: keys.generated,
       stop() {
         if (!stopped) {

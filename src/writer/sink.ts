@@ -6,14 +6,8 @@
  */
 import type { Sql } from "../db/client.ts";
 import type { Envelope } from "../core/envelope.ts";
+import { insertQuarantine, type QuarantineRow } from "../db/quarantine.ts";
 
-export interface QuarantineRow {
-  source: string;
-  subject: string;
-  streamSeq: number;
-  reason: string;
-  payload: string;
-}
 
 export interface WriteResult {
   inserted: number;
@@ -127,12 +121,7 @@ export async function writeBatch(sql: Sql, envelopes: readonly Envelope[], quara
                           THEN COALESCE(EXCLUDED.last_lon, d.last_lon) ELSE d.last_lon END,
           last_location_at = GREATEST(d.last_location_at, EXCLUDED.last_location_at)`);
     }
-    for (const q of quarantined) {
-      statements.push(tx`
-        INSERT INTO quarantine (source, subject, stream_seq, reason, payload)
-        VALUES (${q.source}, ${q.subject}, ${q.streamSeq}, ${q.reason}, ${q.payload})
-        ON CONFLICT (source, stream_seq) DO NOTHING`);
-    }
+    for (const q of quarantined) statements.push(insertQuarantine(tx as unknown as Sql, q));
     return statements;
   });
   const inserted = cols.id.length > 0 ? (results[0] as unknown as Array<{ inserted: number }>)[0]!.inserted : 0;

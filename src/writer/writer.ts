@@ -14,7 +14,9 @@ import { backoffMs, sleep } from "../lib/backoff.ts";
 import { logger } from "../lib/log.ts";
 import type { Broker } from "../nats/connection.ts";
 import { ensureDurableConsumer } from "../nats/stream.ts";
-import { writeBatch, type QuarantineRow } from "./sink.ts";
+import type { QuarantineRow } from "../db/quarantine.ts";
+import { writeBatch } from "./sink.ts";
+import { metrics } from "../lib/metrics.ts";
 
 const log = logger("writer");
 
@@ -103,6 +105,7 @@ export async function startWriter(broker: Broker, sql: Sql, opts: WriterOptions)
       try {
         await write(items);
         stats.lastFlushMs = performance.now() - started;
+        metrics.writerFlushSeconds.observe(stats.lastFlushMs / 1000);
         if (!healthy) log.info({ attempts: attempt + 1 }, "database writes recovered");
         healthy = true;
         return true;
@@ -121,6 +124,7 @@ export async function startWriter(broker: Broker, sql: Sql, opts: WriterOptions)
         }
         healthy = false;
         stats.retries++;
+        metrics.writerRetries.inc();
         if (Date.now() >= giveUpAt) {
           log.warn({ messages: items.length }, "shutdown deadline reached with an unwritten batch; it stays unacked and will be redelivered");
           return false;
@@ -168,6 +172,10 @@ export async function startWriter(broker: Broker, sql: Sql, opts: WriterOptions)
     stats.readings += result.readings;
     stats.inserted += result.inserted;
     stats.quarantined += poison.length;
+    metrics.writerBatches.inc();
+    metrics.writerReadings.inc({ result: "inserted" }, result.inserted);
+    metrics.writerReadings.inc({ result: "duplicate" }, result.readings - result.inserted);
+    if (poison.length) metrics.quarantined.inc({ source: "writer" }, poison.length);
   };
 
   const settle = (items: Item[]) => {
@@ -219,7 +227,6 @@ export async function startWriter(broker: Broker, sql: Sql, opts: WriterOptions)
   };
 }
 
-/** PostgreSQL text cannot hold NUL characters; keep them visible but storable. */
 function quarantineRow(msg: JsMsg, reason: string): QuarantineRow {
-  return { source: "writer", subject: msg.subject, streamSeq: msg.seq, reason, payload: msg.string().replaceAll("\u0000", "\\u0000") };
+  return { source: "writer", subject: msg.subject, streamSeq: msg.seq, reason, payload: msg.string() };
 }

@@ -1,0 +1,42 @@
+/**
+ * Prometheus metrics (prom-client): one registry per process, served at GET /metrics.
+ * Roles increment these; gauges that need a query (consumer pending, DLQ and quarantine sizes)
+ * are collected at scrape time by collectors the composition root registers.
+ */
+import client from "prom-client";
+
+export const registry = new client.Registry();
+client.collectDefaultMetrics({ register: registry, prefix: "telemetry_process_" });
+
+const counter = (name: string, help: string, labelNames: string[] = []) => new client.Counter({ name, help, labelNames, registers: [registry] });
+const histogram = (name: string, help: string, buckets: number[], labelNames: string[] = []) =>
+  new client.Histogram({ name, help, buckets, labelNames, registers: [registry] });
+
+export const metrics = {
+  records: counter("telemetry_ingest_records_total", "Records by outcome (accepted, duplicate, rejected, dead_lettered, unavailable) and, for rejected, the field", ["outcome", "reason"]),
+  requests: counter("telemetry_http_requests_total", "HTTP requests by route and status", ["route", "status"]),
+  publishSeconds: histogram("telemetry_ingest_publish_seconds", "Time from first publish to the last PubAck of a request", [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]),
+  publishRetries: counter("telemetry_ingest_publish_retries_total", "Publish attempts repeated after a failure"),
+  writerBatches: counter("telemetry_writer_batches_total", "Batches committed by the writer"),
+  writerReadings: counter("telemetry_writer_readings_total", "Readings written, by result (inserted, duplicate)", ["result"]),
+  writerFlushSeconds: histogram("telemetry_writer_flush_seconds", "Duration of one batch transaction", [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]),
+  writerRetries: counter("telemetry_writer_retries_total", "Batch writes retried after a database error"),
+  quarantined: counter("telemetry_quarantined_total", "Messages put in quarantine, by component", ["source"]),
+  alerts: counter("telemetry_alerts_total", "Alert changes made by the evaluator (opened, resolved)", ["event"]),
+  evaluatorErrors: counter("telemetry_evaluator_errors_total", "Failed evaluations (retried)"),
+  deliveries: counter("telemetry_notifications_total", "Notification delivery attempts by result (delivered, retried, failed)", ["result"]),
+};
+
+/** A gauge computed at scrape time; failures of the probe leave the last value. */
+export function scrapeGauge(name: string, help: string, labelNames: string[], collect: (set: (labels: Record<string, string>, value: number) => void) => Promise<void>): void {
+  registry.removeSingleMetric(name); // a process that restarts its server in-process re-registers
+  new client.Gauge({
+    name,
+    help,
+    labelNames,
+    registers: [registry],
+    async collect() {
+      await collect((labels, value) => this.set(labels, value)).catch(() => {});
+    },
+  });
+}
