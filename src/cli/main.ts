@@ -4,11 +4,12 @@ import { defineCommand, runMain } from "citty";
 import pkg from "../../package.json" with { type: "json" };
 import { config } from "./config.ts";
 import { migrate } from "./migrate.ts";
+import { quarantine } from "./quarantine.ts";
 import { serve } from "./serve.ts";
 
 const main = defineCommand({
   meta: { name: "telemetry", version: pkg.version, description: "Self-hosted telemetry server: HTTP ingest -> NATS JetStream -> PostgreSQL/TimescaleDB" },
-  subCommands: { serve, migrate, config },
+  subCommands: { serve, migrate, config, quarantine },
 });
 
 await runMain(main);

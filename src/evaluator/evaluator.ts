@@ -133,7 +133,7 @@ export async function startEvaluator(broker: Broker, sql: Sql, opts: EvaluatorOp
     await insertQuarantine(sql, { source: "evaluator", subject: msg.subject, streamSeq: msg.seq, reason, payload: msg.string() });
     metrics.quarantined.inc({ source: "evaluator" });
     log.error({ seq: msg.seq, reason }, "committed-batch event quarantined");
-    msg.term(reason);
+    msg.term(); // no reason argument: nats-server 2.9 ignores "+TERM <reason>" and would redeliver
   };
 
   const messages = await consumer.consume({ max_messages: 64 });

@@ -28,6 +28,7 @@ import { startWriter, type Writer } from "../writer/writer.ts";
 import { resolveKeys } from "./keys.ts";
 import { registerGauges } from "./gauges.ts";
 import { cached, pingDatabase, streamReachable } from "./ready.ts";
+import { claimDataDir } from "./runtime.ts";
 import { databaseUrlFor, natsUrlFor } from "./services.ts";
 
 const log = logger("server");
@@ -69,13 +70,17 @@ export async function startServer(config: Config): Promise<RunningServer> {
   try {
     // Others may traverse (the postgres OS user must reach its data when we run as root) but not list.
     mkdirSync(dataDir, { recursive: true, mode: 0o711 });
+    const claim = claimDataDir(dataDir);
+    onStop(async () => claim.release());
     const natsUrl = await natsUrlFor(config, dataDir, onStop);
+    if (!config.natsUrl) claim.update({ natsUrl }); // only embedded URLs: they carry no credentials
 
     let databaseUrl: string | null = null;
     let sql: Sql | null = null;
     let storageMode: StorageMode | null = null;
     if (has("writer") || has("api") || has("evaluator")) {
       databaseUrl = await databaseUrlFor(config, dataDir, onStop);
+      if (!config.databaseUrl) claim.update({ databaseUrl });
       const pool = (sql = createSql(databaseUrl, { max: config.databasePoolMax, name: config.roles.join("+") }));
       onStop(() => pool.end({ timeout: 5 }));
       if (config.autoMigrate) {

@@ -181,7 +181,7 @@ export async function startWriter(broker: Broker, sql: Sql, opts: WriterOptions)
   const settle = (items: Item[]) => {
     for (const item of items) {
       if (item.poison) log.warn({ subject: item.msg.subject, seq: item.msg.seq, reason: item.poison.reason }, "message quarantined");
-      if (item.poison) item.msg.term(item.poison.reason);
+      if (item.poison) item.msg.term(); // no reason argument: nats-server 2.9 ignores "+TERM <reason>" and would redeliver
       else item.msg.ack();
     }
   };
