@@ -1,0 +1,80 @@
+/**
+ * T4: ingest and writer in separate processes; the writer process is SIGKILLed five times while a
+ * batch is in flight (its transaction open in PostgreSQL) and restarted each time. Unacked
+ * messages are redelivered (short ack wait) and the event-id key makes that harmless: exactly once.
+ */
+import { afterAll, expect, test } from "bun:test";
+import { check, freshDatabase, startNats } from "../helpers/services.ts";
+import { consumerPending, Db, faultRecord, kill9, KEY, loadClients, logTail, now, report, seconds, spawnServer, stopAll, type ServerProcess } from "./harness.ts";
+
+const DEVICES = 2_000;
+const READINGS = 150_000;
+const CLIENTS = 4;
+const BATCH = 250;
+const KILLS = 5;
+/** Small batches and a short flush interval keep a transaction open most of the time. */
+const WRITER_ENV = { TELEMETRY_BATCH_SIZE: "200", TELEMETRY_FLUSH_INTERVAL: "20ms", TELEMETRY_ACK_WAIT: "2s" };
+
+const cleanup: AsyncDisposable[] = [];
+afterAll(async () => {
+  await stopAll();
+  for (const c of cleanup.reverse()) await c[Symbol.asyncDispose]();
+}, 60_000);
+
+test("writer process SIGKILLed mid-batch five times: exactly once", async () => {
+  const started = now();
+  const nats = await startNats();
+  cleanup.push(nats);
+  const dbUrl = await freshDatabase("fault_t4");
+  const env = { NATS_URL: nats.url, DATABASE_URL: dbUrl, ...WRITER_ENV };
+  const ingest = await spawnServer(env, "ingest", { name: "ingest" });
+  let writer = await spawnServer(env, "writer", { name: "writer#1" });
+  const writers: ServerProcess[] = [writer];
+  const db = new Db(dbUrl);
+  cleanup.push(db);
+
+  const load = loadClients({ url: ingest.url, key: KEY, records: READINGS, clients: CLIENTS, batch: BATCH, record: (i) => faultRecord(i, DEVICES) });
+  try {
+    const kills: Array<{ rows: number; busy: number; acceptedPct: number }> = [];
+    for (let k = 0; k < KILLS; k++) {
+      // Spread the kills over the load (or the backlog it leaves), each with a transaction open.
+      const threshold = Math.floor(((k + 1) * READINGS) / (KILLS + 2));
+      await check(async () => (await db.rows()) >= threshold, { timeoutMs: 120_000, intervalMs: 20, what: `${threshold} rows before kill ${k + 1}` });
+      const busy = await check(async () => {
+        const pids = await db.busyWriterBackends();
+        return pids.length > 0 && pids;
+      }, { timeoutMs: 30_000, intervalMs: 1, what: "the writer in the middle of a batch" });
+      await kill9(writer);
+      kills.push({ rows: await db.rows(), busy: busy.length, acceptedPct: Math.round((100 * load.acceptedRecords) / READINGS) });
+      writer = await spawnServer(env, "writer", { name: `writer#${k + 2}` });
+      writers.push(writer);
+    }
+    const summary = await load.done;
+    const final = await check(async () => {
+      const s = await db.stats();
+      return s.rows >= READINGS && s;
+    }, { timeoutMs: 180_000, intervalMs: 250, what: `${READINGS} rows` });
+    const pending = await check(async () => {
+      const p = await consumerPending(nats.url);
+      return p.pending + p.ackPending === 0 && p;
+    }, { timeoutMs: 30_000, intervalMs: 250, what: "writer consumer drained" });
+
+    report("T4", {
+      readings: READINGS,
+      kills: kills.length,
+      kill_at_rows: kills.map((k) => k.rows).join(","),
+      load_pct_at_kill: kills.map((k) => k.acceptedPct).join(","),
+      rows: final.rows,
+      duplicates: final.rows - final.distinct,
+      pending: pending.pending + pending.ackPending,
+      statuses: JSON.stringify(summary.statuses),
+      seconds: seconds(started),
+    });
+    expect(kills).toHaveLength(KILLS);
+    expect(final).toEqual({ rows: READINGS, distinct: READINGS });
+  } catch (err) {
+    load.stop();
+    console.log(logTail([ingest, ...writers]));
+    throw err;
+  }
+}, 420_000);
