@@ -12,7 +12,7 @@ const log = logger("server");
 
 export async function natsUrlFor(config: Config, dataDir: string, onStop: (fn: () => Promise<void>) => void): Promise<string> {
   if (config.natsUrl) return config.natsUrl;
-  const nats = await startLocalNats({ storeDir: join(dataDir, "nats"), port: config.natsLocalPort });
+  const nats = await startLocalNats({ storeDir: join(dataDir, "nats"), port: config.natsLocalPort, ...(config.natsSync ? { syncInterval: config.natsSync } : {}) });
   onStop(() => nats.stop());
   log.info({ url: nats.url, store: nats.storeDir }, "embedded nats-server started");
   return nats.url;

@@ -64,6 +64,7 @@ test("writer process SIGKILLed mid-batch five times: exactly once", async () => 
       kills: kills.length,
       kill_at_rows: kills.map((k) => k.rows).join(","),
       load_pct_at_kill: kills.map((k) => k.acceptedPct).join(","),
+      busy_backends_at_kill: kills.map((k) => k.busy).join(","),
       rows: final.rows,
       duplicates: final.rows - final.distinct,
       pending: pending.pending + pending.ackPending,
