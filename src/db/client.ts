@@ -11,6 +11,9 @@ export function createSql(url: string, opts: { max: number; name: string }): Sql
     idle_timeout: 60,
     max_lifetime: 60 * 30,
     connect_timeout: 10,
+    // postgres.js's default reconnect delay grows to 20 s across the pool; after an outage the
+    // writer would sit idle that long. Cap it at 1 s (the writer has its own backoff).
+    backoff: (retries: number) => Math.min(0.1 * 2 ** retries, 1),
     onnotice: () => {},
     connection: { application_name: `telemetry-${opts.name}` },
   });

@@ -220,7 +220,9 @@ export async function startWriter(broker: Broker, sql: Sql, opts: WriterOptions)
       const done = new Promise<void>((resolve) => (drained = resolve));
       cut();
       if (!pumping && queue.length === 0) drained!();
-      await done;
+      // Keep the deadline even if a write is stuck (a pool waiting to reconnect): what is not acked
+      // is redelivered, and a write still in flight is made harmless by the event-id key.
+      await Promise.race([done, sleep(Math.max(0, giveUpAt - Date.now()))]);
       clearInterval(keepAlive);
       log.info({ ...stats }, "writer stopped");
     },
