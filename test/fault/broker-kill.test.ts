@@ -5,7 +5,7 @@
  */
 import { afterAll, expect, test } from "bun:test";
 import { check, freshDatabase, startNats } from "../helpers/services.ts";
-import { consumerPending, Db, faultRecord, KEY, loadClients, logTail, now, report, seconds, spawnServer, stopAll, type Sent, type ServerProcess } from "./harness.ts";
+import { consumerPending, Db, faultRecord, KEY, loadClients, logTail, now, report, seconds, spawnServer, stopAll, type Sent } from "./harness.ts";
 
 const DEVICES = 2_000;
 const READINGS = DEVICES * 100;
@@ -41,7 +41,7 @@ test("broker SIGKILLed under load: exactly once in the database, never 2xx while
   const responses: Sent[] = [];
   const load = loadClients({ url: server.url, key: KEY, records: READINGS, clients: CLIENTS, batch: BATCH, record: (i) => faultRecord(i, DEVICES), onResponse: (r) => responses.push(r) });
   try {
-    const outages = await injectOutages(nats, () => load.acceptedRecords);
+    const outages = await load.guard(injectOutages(nats, () => load.acceptedRecords));
     const summary = await load.done;
     const final = await check(async () => {
       const s = await db.stats();
@@ -62,9 +62,11 @@ test("broker SIGKILLed under load: exactly once in the database, never 2xx while
       duplicates: final.rows - final.distinct,
       ok_sent_and_answered_while_down: verdict.violations.length,
       ok_answered_while_down_sent_before: verdict.lateOk,
+      their_max_ms_after_kill: verdict.lateOkMaxMs,
       non2xx_while_down: verdict.refusedWhileDown,
       requests: summary.requests,
       statuses: JSON.stringify(summary.statuses),
+      dead_lettered: summary.deadLettered,
       broker_duplicates: summary.duplicate,
       pending: pending.pending + pending.ackPending,
       seconds: seconds(started),
@@ -105,6 +107,7 @@ function judge(responses: Sent[], outages: Outage[]) {
   const inside = (t: number, o: Outage) => t >= o.downFrom && t <= o.downUntil;
   const violations: Sent[] = [];
   let lateOk = 0;
+  let lateOkMaxMs = 0;
   let refusedWhileDown = 0;
   for (const r of responses) {
     const o = outages.find((w) => inside(r.receivedAt, w));
@@ -112,7 +115,10 @@ function judge(responses: Sent[], outages: Outage[]) {
     const ok = r.status >= 200 && r.status < 300;
     if (!ok) refusedWhileDown++;
     else if (r.sentAt >= o.downFrom) violations.push(r);
-    else lateOk++;
+    else {
+      lateOk++;
+      lateOkMaxMs = Math.max(lateOkMaxMs, Math.round(r.receivedAt - o.downFrom));
+    }
   }
-  return { violations, lateOk, refusedWhileDown };
+  return { violations, lateOk, lateOkMaxMs, refusedWhileDown };
 }

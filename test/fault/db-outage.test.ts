@@ -1,7 +1,8 @@
 /**
  * T3: under load, the writer's PostgreSQL backends are terminated mid-batch a few times, then
  * PostgreSQL is stopped for 20 s and started again, then more backends are terminated while the
- * backlog drains. Every reading ends up in the database exactly once and the consumer drains.
+ * backlog drains, and finally PostgreSQL is SIGKILLed mid-batch (crash recovery on restart).
+ * Every reading ends up in the database exactly once and the consumer drains.
  */
 import { afterAll, expect, test } from "bun:test";
 import { check, startNats, startPostgres } from "../helpers/services.ts";
@@ -15,6 +16,8 @@ const BATCH = 250;
 const TERMINATIONS_BEFORE = 3;
 const TERMINATIONS_AFTER = 3;
 const OUTAGE_MS = 20_000;
+/** After the terminations: PostgreSQL SIGKILLed while a batch is in flight, down this long. */
+const CRASH_DOWN_MS = 3_000;
 /** The outage starts once this share of the readings has been accepted. */
 const OUTAGE_AT = 0.3;
 
@@ -24,7 +27,7 @@ afterAll(async () => {
   for (const c of cleanup.reverse()) await c[Symbol.asyncDispose]();
 }, 60_000);
 
-test("database stopped for 20 s and writer backends terminated mid-batch: exactly once, consumer drained", async () => {
+test("database stopped for 20 s, writer backends terminated mid-batch, database crashed: exactly once, consumer drained", async () => {
   const started = now();
   const nats = await startNats();
   cleanup.push(nats);
@@ -37,14 +40,22 @@ test("database stopped for 20 s and writer backends terminated mid-batch: exactl
 
   const load = loadClients({ url: server.url, key: KEY, records: READINGS, clients: CLIENTS, batch: BATCH, record: (i) => faultRecord(i, DEVICES) });
   try {
-    const before = await terminateMidBatch(db, TERMINATIONS_BEFORE);
-    await check(() => load.acceptedRecords >= READINGS * OUTAGE_AT, { timeoutMs: 120_000, intervalMs: 10, what: "load progress before the outage" });
+    const before = await load.guard(terminateMidBatch(db, TERMINATIONS_BEFORE));
+    await load.guard(check(() => load.acceptedRecords >= READINGS * OUTAGE_AT, { timeoutMs: 120_000, intervalMs: 10, what: "load progress before the outage" }));
     await pg.stop();
     const acceptedAtStop = load.acceptedRecords;
     await Bun.sleep(OUTAGE_MS); // holding the outage
     const acceptedDuringOutage = load.acceptedRecords - acceptedAtStop;
     await pg.start();
+    const restartedAt = now();
+    const rowsAtRestart = await db.rows();
+    await check(async () => {
+      const rows = await db.rows();
+      return rows > rowsAtRestart || rows >= READINGS;
+    }, { timeoutMs: 60_000, intervalMs: 20, what: "the first commit after the outage" });
+    const recoveryMs = Math.round(now() - restartedAt);
     const after = await terminateMidBatch(db, TERMINATIONS_AFTER);
+    const rowsAtCrash = await crashMidBatch(db, pg);
     const summary = await load.done;
 
     const final = await check(async () => {
@@ -61,12 +72,15 @@ test("database stopped for 20 s and writer backends terminated mid-batch: exactl
       readings: READINGS,
       outage_s: OUTAGE_MS / 1000,
       accepted_during_outage: acceptedDuringOutage,
+      first_commit_after_outage_ms: recoveryMs,
       terminated: `${before + after}/${TERMINATIONS_BEFORE + TERMINATIONS_AFTER}`,
+      crashed_at_rows: rowsAtCrash ?? "drained-before-crash",
       write_retries_logged: retries,
       rows: final.rows,
       duplicates: final.rows - final.distinct,
       pending: pending.pending + pending.ackPending,
       statuses: JSON.stringify(summary.statuses),
+      dead_lettered: summary.deadLettered,
       server_alive: server.child.alive,
       seconds: seconds(started),
     });
@@ -98,4 +112,19 @@ async function terminateMidBatch(db: Db, times: number): Promise<number> {
     await check(async () => (await db.rows()) > rows, { timeoutMs: 60_000, intervalMs: 50, what: "the writer committing again after a termination" });
   }
   return terminated;
+}
+
+/** SIGKILLs PostgreSQL while a writer batch is in flight (if the backlog is not drained yet), then starts it. */
+async function crashMidBatch(db: Db, pg: { kill(): Promise<void>; start(): Promise<void> }): Promise<number | undefined> {
+  await check(async () => (await db.rows()) >= READINGS || (await db.busyWriterBackends()).length > 0, {
+    timeoutMs: 60_000,
+    intervalMs: 2,
+    what: "a writer batch in flight (or everything written)",
+  });
+  const rows = await db.rows();
+  if (rows >= READINGS) return undefined;
+  await pg.kill();
+  await Bun.sleep(CRASH_DOWN_MS); // holding the outage
+  await pg.start();
+  return rows;
 }

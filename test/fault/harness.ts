@@ -18,6 +18,14 @@ export const TENANT = "fault";
 export const KEY = "fault-key-0123456789abcdef";
 const ROOT = resolve(import.meta.dir, "../..");
 const MAX_LOG_LINES = 5_000;
+/** These tests are about durability, not quotas: per-tenant/device limits far above the load (unknown settings are ignored). */
+const NO_RATE_LIMITS = {
+  TELEMETRY_TENANT_RATE: "100000000",
+  TELEMETRY_TENANT_BURST: "100000000",
+  TELEMETRY_DEVICE_RATE: "100000000",
+  TELEMETRY_DEVICE_BURST: "100000000",
+  TELEMETRY_MAX_DEVICES: "100000000",
+};
 
 export interface ServerProcess {
   readonly name: string;
@@ -58,6 +66,7 @@ export async function spawnServer(env: Record<string, string>, roles: string, op
       TELEMETRY_DATA_DIR: dataDir,
       TELEMETRY_ROLES: roles,
       LOG_LEVEL: "warn",
+      ...NO_RATE_LIMITS,
       ...env,
     },
     onLine: (line) => {
@@ -134,10 +143,14 @@ export class Db implements AsyncDisposable {
     return r!.n as number;
   }
 
-  /** Backends of the writer pool (application_name telemetry-<roles joined by +>) inside a transaction or running a query. */
+  /**
+   * Backends of a writer pool (application_name telemetry-<roles joined by +>) in the middle of a
+   * batch: running the readings INSERT, or holding the batch's transaction open between statements.
+   */
   async busyWriterBackends(): Promise<number[]> {
     const rows = await this.sql`SELECT pid FROM pg_stat_activity
-      WHERE application_name LIKE 'telemetry-%writer%' AND (state = 'active' OR state LIKE 'idle in transaction%') AND pid <> pg_backend_pid()`;
+      WHERE application_name LIKE 'telemetry-%writer%' AND pid <> pg_backend_pid()
+        AND ((state = 'active' AND query LIKE '%INSERT INTO readings%') OR state LIKE 'idle in transaction%')`;
     return rows.map((r) => r.pid as number);
   }
 

@@ -32,6 +32,8 @@ export interface LoadOptions {
   wantIds?: boolean;
   backoffMs?: number;
   requestTimeoutMs?: number;
+  /** The run fails when no batch has been accepted for this long (default 90 s): a stuck test fails, it does not hang. */
+  stallMs?: number;
 }
 
 export interface LoadSummary {
@@ -41,6 +43,8 @@ export interface LoadSummary {
   statuses: Record<string, number>;
   accepted: number;
   duplicate: number;
+  /** Records a 202 reported as dead_lettered (kept in the dead-letter stream, not bound for the database). */
+  deadLettered: number;
   seconds: number;
 }
 
@@ -50,11 +54,15 @@ export interface LoadHandle {
   readonly acceptedRecords: number;
   /** Ends the clients after their current request (a batch in flight is left unfinished). */
   stop(): void;
+  /** `p`, but rejected at once if the load fails first (so a test does not wait out a timeout). */
+  guard<T>(p: Promise<T>): Promise<T>;
 }
 
 interface State {
   next: number;
   acceptedRecords: number;
+  lastAcceptAt: number;
+  last?: Sent;
   stopped: boolean;
   summary: LoadSummary;
 }
@@ -65,14 +73,22 @@ export function loadClients(opts: LoadOptions): LoadHandle {
   const state: State = {
     next: 0,
     acceptedRecords: 0,
+    lastAcceptAt: started,
     stopped: false,
-    summary: { records: opts.records, batches, requests: 0, statuses: {}, accepted: 0, duplicate: 0, seconds: 0 },
+    summary: { records: opts.records, batches, requests: 0, statuses: {}, accepted: 0, duplicate: 0, deadLettered: 0, seconds: 0 },
   };
-  const done = Promise.all(Array.from({ length: opts.clients }, () => client(opts, state, batches))).then(() => {
-    state.summary.seconds = Math.round((performance.now() - started) / 100) / 10;
-    return state.summary;
-  });
-  done.catch(() => (state.stopped = true));
+  const clients = Promise.all(Array.from({ length: opts.clients }, () => client(opts, state, batches)));
+  const watchdog = stallWatchdog(state, opts.stallMs ?? 90_000);
+  const done = Promise.race([clients, watchdog.stalled])
+    .then(() => {
+      state.summary.seconds = Math.round((performance.now() - started) / 100) / 10;
+      return state.summary;
+    })
+    .finally(() => {
+      watchdog.stop();
+      state.stopped = true;
+    });
+  done.catch(() => {}); // a test that fails elsewhere first need not also await this
   return {
     done,
     get acceptedRecords() {
@@ -81,7 +97,23 @@ export function loadClients(opts: LoadOptions): LoadHandle {
     stop() {
       state.stopped = true;
     },
+    guard<T>(p: Promise<T>): Promise<T> {
+      return Promise.race([p, done.then(() => new Promise<never>(() => {}))]);
+    },
   };
+}
+
+function stallWatchdog(state: State, stallMs: number): { stalled: Promise<never>; stop: () => void } {
+  let timer: Timer | undefined;
+  const stalled = new Promise<never>((_, reject) => {
+    timer = setInterval(() => {
+      if (performance.now() - state.lastAcceptAt < stallMs) return;
+      const last = state.last ? `last answer: ${state.last.status || state.last.error}` : "no answer yet";
+      reject(new Error(`load stalled: no batch accepted for ${stallMs} ms (${state.acceptedRecords} records accepted; ${last}; statuses ${JSON.stringify(state.summary.statuses)})`));
+    }, 1_000);
+  });
+  stalled.catch(() => {}); // observed through the race in loadClients
+  return { stalled, stop: () => clearInterval(timer) };
 }
 
 async function client(opts: LoadOptions, state: State, batches: number): Promise<void> {
@@ -103,17 +135,21 @@ function body(opts: LoadOptions, from: number, to: number): string {
 async function sendUntilAccepted(opts: LoadOptions, state: State, batch: number, payload: string, size: number): Promise<void> {
   for (let attempt = 0; !state.stopped; attempt++) {
     const sent = await postOnce(opts, batch, payload);
+    state.last = sent.sent;
     state.summary.requests++;
     const key = sent.status === 0 ? "error" : String(sent.status);
     state.summary.statuses[key] = (state.summary.statuses[key] ?? 0) + 1;
     if (sent.status === 202) {
+      // dead_lettered records are counted, not retried (the server said 202): the row counts will show them missing.
       const counts = sent.counts!;
-      if (counts.rejected !== 0 || counts.accepted + counts.duplicate !== size) {
-        throw new Error(`batch ${batch}: 202 with accepted=${counts.accepted} duplicate=${counts.duplicate} rejected=${counts.rejected} of ${size}`);
+      if (counts.rejected !== 0 || counts.accepted + counts.duplicate + counts.deadLettered !== size) {
+        throw new Error(`batch ${batch}: 202 with accepted=${counts.accepted} duplicate=${counts.duplicate} dead_lettered=${counts.deadLettered} rejected=${counts.rejected} of ${size}`);
       }
       state.summary.accepted += counts.accepted;
       state.summary.duplicate += counts.duplicate;
+      state.summary.deadLettered += counts.deadLettered;
       state.acceptedRecords += size;
+      state.lastAcceptAt = performance.now();
       opts.onResponse?.(sent.sent);
       return;
     }
@@ -130,7 +166,7 @@ interface Outcome {
   status: number;
   text: string;
   sent: Sent;
-  counts?: { accepted: number; duplicate: number; rejected: number };
+  counts?: { accepted: number; duplicate: number; deadLettered: number; rejected: number };
 }
 
 async function postOnce(opts: LoadOptions, batch: number, payload: string): Promise<Outcome> {
@@ -147,9 +183,9 @@ async function postOnce(opts: LoadOptions, batch: number, payload: string): Prom
     const receivedAt = performance.now();
     const sent: Sent = { batch, sentAt, receivedAt, status: res.status };
     if (res.status !== 202) return { status: res.status, text, sent };
-    const parsed = JSON.parse(text) as { accepted: number; duplicate: number; rejected: number; results: Array<{ event_id?: string }> };
+    const parsed = JSON.parse(text) as { accepted: number; duplicate: number; dead_lettered?: number; rejected: number; results: Array<{ event_id?: string }> };
     if (opts.wantIds) sent.eventIds = parsed.results.flatMap((r) => (r.event_id ? [r.event_id] : []));
-    return { status: 202, text, sent, counts: { accepted: parsed.accepted, duplicate: parsed.duplicate, rejected: parsed.rejected } };
+    return { status: 202, text, sent, counts: { accepted: parsed.accepted, duplicate: parsed.duplicate, deadLettered: parsed.dead_lettered ?? 0, rejected: parsed.rejected } };
   } catch (err) {
     const error = err instanceof Error ? err.message : String(err);
     return { status: 0, text: error, sent: { batch, sentAt, receivedAt: performance.now(), status: 0, error } };

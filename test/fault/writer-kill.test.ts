@@ -9,7 +9,7 @@ import { consumerPending, Db, faultRecord, kill9, KEY, loadClients, logTail, now
 
 const DEVICES = 2_000;
 const READINGS = 150_000;
-const CLIENTS = 4;
+const CLIENTS = 2;
 const BATCH = 250;
 const KILLS = 5;
 /** Small batches and a short flush interval keep a transaction open most of the time. */
@@ -35,20 +35,11 @@ test("writer process SIGKILLed mid-batch five times: exactly once", async () => 
 
   const load = loadClients({ url: ingest.url, key: KEY, records: READINGS, clients: CLIENTS, batch: BATCH, record: (i) => faultRecord(i, DEVICES) });
   try {
-    const kills: Array<{ rows: number; busy: number; acceptedPct: number }> = [];
-    for (let k = 0; k < KILLS; k++) {
-      // Spread the kills over the load (or the backlog it leaves), each with a transaction open.
-      const threshold = Math.floor(((k + 1) * READINGS) / (KILLS + 2));
-      await check(async () => (await db.rows()) >= threshold, { timeoutMs: 120_000, intervalMs: 20, what: `${threshold} rows before kill ${k + 1}` });
-      const busy = await check(async () => {
-        const pids = await db.busyWriterBackends();
-        return pids.length > 0 && pids;
-      }, { timeoutMs: 30_000, intervalMs: 1, what: "the writer in the middle of a batch" });
+    const kills = await load.guard(killWriters(db, () => load.acceptedRecords, async (k) => {
       await kill9(writer);
-      kills.push({ rows: await db.rows(), busy: busy.length, acceptedPct: Math.round((100 * load.acceptedRecords) / READINGS) });
       writer = await spawnServer(env, "writer", { name: `writer#${k + 2}` });
       writers.push(writer);
-    }
+    }));
     const summary = await load.done;
     const final = await check(async () => {
       const s = await db.stats();
@@ -63,12 +54,13 @@ test("writer process SIGKILLed mid-batch five times: exactly once", async () => 
       readings: READINGS,
       kills: kills.length,
       kill_at_rows: kills.map((k) => k.rows).join(","),
-      load_pct_at_kill: kills.map((k) => k.acceptedPct).join(","),
+      load_pct_at_kill: kills.map((k) => k.loadPct).join(","),
       busy_backends_at_kill: kills.map((k) => k.busy).join(","),
       rows: final.rows,
       duplicates: final.rows - final.distinct,
       pending: pending.pending + pending.ackPending,
       statuses: JSON.stringify(summary.statuses),
+      dead_lettered: summary.deadLettered,
       seconds: seconds(started),
     });
     expect(kills).toHaveLength(KILLS);
@@ -79,3 +71,35 @@ test("writer process SIGKILLed mid-batch five times: exactly once", async () => 
     throw err;
   }
 }, 420_000);
+
+interface Kill {
+  rows: number;
+  busy: number;
+  loadPct: number;
+}
+
+/**
+ * KILLS times, spread over the load (kill k once k/(KILLS+1) of the readings are accepted): waits
+ * until the writer has a transaction open or a statement running, then `restart(k)` kills it.
+ */
+async function killWriters(db: Db, accepted: () => number, restart: (k: number) => Promise<void>): Promise<Kill[]> {
+  const kills: Kill[] = [];
+  let rowsAtStart = await db.rows();
+  for (let k = 0; k < KILLS; k++) {
+    const threshold = Math.floor(((k + 1) * READINGS) / (KILLS + 1));
+    await check(() => accepted() >= threshold, { timeoutMs: 120_000, intervalMs: 10, what: `${threshold} readings accepted before kill ${k + 1}` });
+    // This writer has committed at least once (so a busy backend is its own, not a dead one's)...
+    await check(async () => (await db.rows()) > rowsAtStart, { timeoutMs: 60_000, intervalMs: 10, what: `writer #${k + 1} committing` });
+    // ...and is now in the middle of a batch.
+    const busy = await check(async () => {
+      const pids = await db.busyWriterBackends();
+      return pids.length > 0 && pids;
+    }, { timeoutMs: 60_000, intervalMs: 1, what: "the writer in the middle of a batch" });
+    const loadPct = Math.round((100 * accepted()) / READINGS);
+    const rows = await db.rows();
+    await restart(k);
+    rowsAtStart = await db.rows();
+    kills.push({ rows, busy: busy.length, loadPct });
+  }
+  return kills;
+}
