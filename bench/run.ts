@@ -29,7 +29,7 @@ const sql = createSql(pg.url, { max: 1, name: "bench" });
 const port = await freePort();
 const server = Bun.spawn({
   cmd: [join(work, "telemetry"), "serve"],
-  env: { ...process.env, PORT: String(port), NATS_URL: nats.url, DATABASE_URL: pg.url, TELEMETRY_API_KEYS: `bench:${KEY}`, TELEMETRY_DATA_DIR: join(work, "data"), LOG_LEVEL: "warn" },
+  env: { ...process.env, PORT: String(port), NATS_URL: nats.url, DATABASE_URL: pg.url, TELEMETRY_API_KEYS: `bench:${KEY}`, TELEMETRY_MAX_DEVICES: "1000000", TELEMETRY_DATA_DIR: join(work, "data"), LOG_LEVEL: "warn" },
   stdout: "inherit",
   stderr: "inherit",
 });

@@ -4,7 +4,9 @@ import { Hono } from "hono";
 import type { Sql } from "../db/client.ts";
 import { requireTenant, type KeyResolver, type TenantEnv } from "../http/auth.ts";
 import type { Broker } from "../nats/connection.ts";
+import type { DeviceRegistry } from "../tenants/devices.ts";
 import { alertRoutes } from "./alerts.ts";
+import { deviceAdminRoutes } from "./device-admin.ts";
 import { deviceRoutes } from "./devices.ts";
 import { ruleRoutes } from "./rules.ts";
 
@@ -13,6 +15,8 @@ export interface ApiDeps {
   sql: Sql;
   broker: Broker;
   keys: KeyResolver;
+  /** The ingest role's device sets in this process, told about registrations at once. */
+  devices?: DeviceRegistry;
   /** Called after an alert changed state through the API (wakes a local notifier). */
   onAlertChange?: () => void;
 }
@@ -24,6 +28,7 @@ export function apiRoutes(deps: ApiDeps) {
     app.use(path, auth);
   }
   app.route("/", deviceRoutes(deps.db, deps.sql));
+  app.route("/", deviceAdminRoutes(deps.sql, deps.devices));
   app.route("/", ruleRoutes(deps.db, deps.broker));
   app.route("/", alertRoutes(deps.sql, deps.onAlertChange ?? (() => {})));
   return app;

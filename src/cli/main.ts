@@ -3,13 +3,15 @@
 import { defineCommand, runMain } from "citty";
 import pkg from "../../package.json" with { type: "json" };
 import { config } from "./config.ts";
+import { keys } from "./keys.ts";
 import { migrate } from "./migrate.ts";
 import { quarantine } from "./quarantine.ts";
 import { serve } from "./serve.ts";
+import { tenants } from "./tenants.ts";
 
 const main = defineCommand({
   meta: { name: "telemetry", version: pkg.version, description: "Self-hosted telemetry server: HTTP ingest -> NATS JetStream -> PostgreSQL/TimescaleDB" },
-  subCommands: { serve, migrate, config, quarantine },
+  subCommands: { serve, migrate, config, quarantine, tenants, keys },
 });
 
 await runMain(main);

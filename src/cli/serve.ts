@@ -19,10 +19,10 @@ export const serve = defineCommand({
     process.on("unhandledRejection", fatal("unhandled promise rejection"));
     const server = await startServer(config).catch(fail);
     if (server.generatedKey) {
-      const { tenant, key, file } = server.generatedKey;
-      // Shown once, on the terminal only (not through the logger); only its SHA-256 is kept, in `file`.
+      const { tenant, key } = server.generatedKey;
+      // Shown once, on the terminal only (not through the logger); the key store keeps only its SHA-256.
       process.stdout.write(
-        `\n  No API keys configured: generated one for tenant "${tenant}" (shown only now; its hash is in ${file}):\n\n` +
+        `\n  No API keys configured: generated one for tenant "${tenant}" (shown only now; only its hash is stored):\n\n` +
           `    ${key}\n\n  Try:\n    curl -X POST ${server.url}/api/v1/telemetry -H 'Authorization: Bearer ${key}' \\\n` +
           `      -H 'Content-Type: application/json' -d '{"device_id":"truck-1","ts":"${new Date().toISOString()}","metrics":{"temp":21.5}}'\n\n`,
       );

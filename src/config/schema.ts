@@ -43,6 +43,15 @@ const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
     return n;
   });
 
+const positive = z.string().transform((text, ctx) => {
+  const n = Number(text.trim());
+  if (text.trim() === "" || !Number.isFinite(n) || n <= 0) {
+    ctx.addIssue({ code: "custom", message: `must be a positive number, got ${JSON.stringify(text)}` });
+    return z.NEVER;
+  }
+  return n;
+});
+
 const SIZE_UNITS: Record<string, number> = { "": 1, b: 1, kb: 1e3, kib: 1024, mb: 1e6, mib: 1024 ** 2, gb: 1e9, gib: 1024 ** 3 };
 const byteSize = z.string().transform((text, ctx) => {
   const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(text.trim());
@@ -127,7 +136,14 @@ export const SETTINGS = {
   databasePoolMax: { env: "TELEMETRY_DB_POOL_MAX", flag: "db-pool-max", default: "10", doc: "Maximum PostgreSQL connections" },
   timescale: { env: "TELEMETRY_TIMESCALE", flag: "timescale", default: "auto", doc: "Use TimescaleDB: auto (when available), on (required), off" },
   autoMigrate: { env: "TELEMETRY_AUTO_MIGRATE", flag: "auto-migrate", default: "true", doc: "Apply pending migrations when serve starts" },
-  apiKeys: { env: "TELEMETRY_API_KEYS", flag: "api-keys", default: "", doc: "Ingest keys as tenant:key,tenant:key; empty generates one key for tenant 'default' on first start", secret: true },
+  apiKeys: { env: "TELEMETRY_API_KEYS", flag: "api-keys", default: "", doc: "Bootstrap keys as tenant:key,tenant:key, added (hashed) with their tenants to the key store at start; with none and an empty store, one key for tenant 'default' is generated", secret: true },
+  adminToken: { env: "TELEMETRY_ADMIN_TOKEN", flag: "admin-token", default: "", doc: "Bearer token of the admin API (/admin/v1, tenants and keys); empty disables it", secret: true },
+  authCacheTtl: { env: "TELEMETRY_AUTH_CACHE_TTL", flag: "auth-cache-ttl", default: "5s", doc: "How long a verified key and its tenant's status are used before the key store is asked again (revocation and suspension take effect within this)" },
+  tenantRate: { env: "TELEMETRY_TENANT_RATE", flag: "tenant-rate", default: "50000", doc: "Default records per second of a tenant, per ingest process (token bucket)" },
+  tenantBurst: { env: "TELEMETRY_TENANT_BURST", flag: "tenant-burst", default: "100000", doc: "Default burst of a tenant's bucket, in records" },
+  deviceRate: { env: "TELEMETRY_DEVICE_RATE", flag: "device-rate", default: "100", doc: "Default records per second of one device, per ingest process" },
+  deviceBurst: { env: "TELEMETRY_DEVICE_BURST", flag: "device-burst", default: "1000", doc: "Default burst of a device's bucket, in records" },
+  maxDevices: { env: "TELEMETRY_MAX_DEVICES", flag: "max-devices", default: "10000", doc: "Default most devices of a tenant" },
   streamName: { env: "TELEMETRY_STREAM", flag: "stream", default: "TELEMETRY", doc: "JetStream stream name" },
   streamMaxAge: { env: "TELEMETRY_STREAM_MAX_AGE", flag: "stream-max-age", default: "72h", doc: "How long the stream keeps readings (replay horizon)" },
   streamDuplicateWindow: { env: "TELEMETRY_DUPLICATE_WINDOW", flag: "duplicate-window", default: "2m", doc: "JetStream duplicate window for Nats-Msg-Id" },
@@ -140,7 +156,7 @@ export const SETTINGS = {
   compressAfter: { env: "TELEMETRY_COMPRESS_AFTER", flag: "compress-after", default: "7d", doc: "TimescaleDB: compress chunks older than this" },
   maxFuture: { env: "TELEMETRY_MAX_FUTURE", flag: "max-future", default: "1h", doc: "Reject timestamps further than this in the future" },
   maxBodyBytes: { env: "TELEMETRY_MAX_BODY", flag: "max-body", default: "1MiB", doc: "Largest accepted request body (413 above)" },
-  maxRecordsPerRequest: { env: "TELEMETRY_MAX_RECORDS", flag: "max-records", default: "10000", doc: "Most records in one request" },
+  maxRecordsPerRequest: { env: "TELEMETRY_MAX_RECORDS", flag: "max-records", default: "10000", doc: "Default most records in one request (per tenant: max_records_per_request)" },
   recordsPerMessage: { env: "TELEMETRY_RECORDS_PER_MESSAGE", flag: "records-per-message", default: "100", doc: "Most readings of one device carried by one broker message" },
   publishTimeout: { env: "TELEMETRY_PUBLISH_TIMEOUT", flag: "publish-timeout", default: "2s", doc: "How long ingest waits for one JetStream ack (3 retries follow, then 503 or the dead-letter stream)" },
   dlqMaxAge: { env: "TELEMETRY_DLQ_MAX_AGE", flag: "dlq-max-age", default: "7d", doc: "How long the dead-letter stream keeps messages that could not be stored" },
@@ -167,6 +183,13 @@ export const configSchema = z.object({
   timescale: z.enum(["auto", "on", "off"], { error: "must be auto, on or off" }),
   autoMigrate: bool,
   apiKeys,
+  adminToken: z.string().refine((t) => t === "" || t.length >= 16, "must be empty (admin API off) or at least 16 characters"),
+  authCacheTtl: duration(100),
+  tenantRate: positive,
+  tenantBurst: int(1),
+  deviceRate: positive,
+  deviceBurst: int(1),
+  maxDevices: int(1),
   streamName: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 letters, digits, '_' or '-'"),
   streamMaxAge: duration(60_000),
   streamDuplicateWindow: duration(1_000),

@@ -1,6 +1,7 @@
 /** The migrations, embedded in the executable. Append only; never edit one that has shipped. */
 import init from "../../migrations/0001_init.sql" with { type: "text" };
 import alerts from "../../migrations/0002_alerts.sql" with { type: "text" };
+import tenants from "../../migrations/0003_tenants.sql" with { type: "text" };
 import hypertables from "../../migrations/timescaledb/0001_hypertables.sql" with { type: "text" };
 import rollupHypertable from "../../migrations/timescaledb/0002_rollups.sql" with { type: "text" };
 
@@ -16,4 +17,5 @@ export const MIGRATIONS: readonly Migration[] = [
   { name: "timescaledb/0001_hypertables", sql: hypertables, when: "timescaledb" },
   { name: "0002_alerts", sql: alerts, when: "always" },
   { name: "timescaledb/0002_rollups", sql: rollupHypertable, when: "timescaledb" },
+  { name: "0003_tenants", sql: tenants, when: "always" },
 ];

@@ -161,3 +161,39 @@ export const deliveryAttempts = pgTable(
   },
   (t) => [primaryKey({ name: "delivery_attempts_pkey", columns: [t.deliveryId, t.attempt] })],
 );
+
+export const tenants = pgTable("tenants", {
+  id: text("id").primaryKey(),
+  name: text("name").notNull(),
+  status: text("status").notNull().default("active").$type<"active" | "suspended">(),
+  suspendedReason: text("suspended_reason"),
+  devicePolicy: text("device_policy").notNull().default("auto").$type<"auto" | "reject">(),
+  maxDevices: integer("max_devices"),
+  ratePerSecond: doublePrecision("rate_per_second"),
+  burst: integer("burst"),
+  deviceRatePerSecond: doublePrecision("device_rate_per_second"),
+  deviceBurst: integer("device_burst"),
+  maxRecordsPerRequest: integer("max_records_per_request"),
+  createdAt: tstz("created_at").notNull().defaultNow(),
+});
+
+export const apiKeys = pgTable("api_keys", {
+  id: uuid("id").primaryKey(),
+  tenant: text("tenant").notNull(),
+  prefix: text("prefix").notNull().unique("api_keys_prefix"),
+  hash: text("hash").notNull(),
+  name: text("name").notNull(),
+  createdAt: tstz("created_at").notNull().defaultNow(),
+  revokedAt: tstz("revoked_at"),
+  lastUsedAt: tstz("last_used_at"),
+});
+
+export const deviceRegistrations = pgTable(
+  "device_registrations",
+  {
+    tenant: text("tenant").notNull(),
+    deviceId: text("device_id").notNull(),
+    createdAt: tstz("created_at").notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ name: "device_registrations_pkey", columns: [t.tenant, t.deviceId] })],
+);

@@ -1,34 +1,44 @@
 /**
- * Tenant authentication: `Authorization: Bearer <key>`. Keys are held only as SHA-256 digests;
- * the lookup is by digest, so the time taken says nothing about how much of a key was right.
+ * Authentication. Tenant routes: `Authorization: Bearer <api key>`, resolved through the key
+ * cache to the tenant and its settings (401 unknown or revoked, 403 suspended, 503 when the key
+ * store cannot tell). Admin routes: `Authorization: Bearer <TELEMETRY_ADMIN_TOKEN>`.
  */
-import { createHash } from "node:crypto";
+import { createHash, timingSafeEqual } from "node:crypto";
 import { createMiddleware } from "hono/factory";
+import type { KeyResolver, TenantSettings } from "../tenants/tenant.ts";
 import { HttpError } from "./errors.ts";
 
-export type TenantEnv = { Variables: { tenant: string } };
+export type { KeyResolver };
 
-export function keyDigest(key: string): string {
-  return createHash("sha256").update(key).digest("hex");
-}
+export type TenantEnv = { Variables: { tenant: string; tenantSettings: TenantSettings } };
 
-/** Resolves a key digest to its tenant, or undefined. */
-export type KeyResolver = (digest: string) => string | undefined;
-
-export function staticKeys(entries: ReadonlyArray<{ tenant: string; digest: string }>): KeyResolver {
-  const map = new Map(entries.map((e) => [e.digest, e.tenant]));
-  return (digest) => map.get(digest);
+function bearer(header: string | undefined, what: string): string {
+  if (!header) throw new HttpError(401, "unauthenticated", `missing Authorization: Bearer <${what}>`, undefined, { "WWW-Authenticate": "Bearer" });
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  if (!m) throw new HttpError(401, "unauthenticated", `Authorization header must be 'Bearer <${what}>'`, undefined, { "WWW-Authenticate": "Bearer" });
+  return m[1]!;
 }
 
 export function requireTenant(resolve: KeyResolver) {
   return createMiddleware<TenantEnv>(async function requireTenant(c, next) {
-    const header = c.req.header("authorization");
-    if (!header) throw new HttpError(401, "unauthenticated", "missing Authorization: Bearer <api key>", undefined, { "WWW-Authenticate": "Bearer" });
-    const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
-    if (!m) throw new HttpError(401, "unauthenticated", "Authorization header must be 'Bearer <api key>'", undefined, { "WWW-Authenticate": "Bearer" });
-    const tenant = resolve(keyDigest(m[1]!));
-    if (!tenant) throw new HttpError(401, "unauthenticated", "unknown API key", undefined, { "WWW-Authenticate": 'Bearer error="invalid_token"' });
-    c.set("tenant", tenant);
+    const r = await resolve(bearer(c.req.header("authorization"), "api key"));
+    if (r.status === "unavailable") {
+      throw new HttpError(503, "auth_unavailable", "the key store is unreachable and this key was not seen recently; retry later", undefined, { "Retry-After": "5" });
+    }
+    if (r.status === "unknown") throw new HttpError(401, "unauthenticated", "unknown or revoked API key", undefined, { "WWW-Authenticate": 'Bearer error="invalid_token"' });
+    if (r.tenant.status === "suspended") throw new HttpError(403, "tenant_suspended", `tenant ${r.tenant.id} is suspended: ${r.tenant.suspendedReason}`);
+    c.set("tenant", r.tenant.id);
+    c.set("tenantSettings", r.tenant);
+    await next();
+  });
+}
+
+/** Compares digests, so neither the time taken nor a length difference says anything about the token. */
+export function requireAdmin(token: string) {
+  const expected = createHash("sha256").update(token).digest();
+  return createMiddleware(async function requireAdmin(c, next) {
+    const given = createHash("sha256").update(bearer(c.req.header("authorization"), "admin token")).digest();
+    if (!timingSafeEqual(given, expected)) throw new HttpError(401, "unauthenticated", "wrong admin token", undefined, { "WWW-Authenticate": 'Bearer error="invalid_token"' });
     await next();
   });
 }

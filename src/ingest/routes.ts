@@ -1,4 +1,10 @@
-/** Ingest role: POST /api/v1/telemetry. */
+/**
+ * Ingest role: POST /api/v1/telemetry. Checks in order: key (401/403/503), body size (413),
+ * parsing (400/415/413), each record's validity, the tenant's device policy, the rate limits, then
+ * publishing. Records refused by a later check are reported per record; when none is left the
+ * request is refused as a whole with the status of the last check that refused them
+ * (422, 403 unknown_device/device_limit, 429 rate_limited).
+ */
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { planMessages } from "../core/plan.ts";
@@ -7,17 +13,26 @@ import { requireTenant, type KeyResolver, type TenantEnv } from "../http/auth.ts
 import { HttpError } from "../http/errors.ts";
 import { logger } from "../lib/log.ts";
 import type { Broker } from "../nats/connection.ts";
+import type { DeviceRegistry } from "../tenants/devices.ts";
+import type { RateLimiter } from "../tenants/limits.ts";
+import type { TenantSettings } from "../tenants/tenant.ts";
 import { bodyKind, parseBody } from "./parse.ts";
 import { metrics } from "../lib/metrics.ts";
 import { BrokerUnavailable, publishAll, type PublishOutcome } from "./publish.ts";
 
 const log = logger("ingest");
 
+export interface IngestDeps {
+  broker: Broker;
+  keys: KeyResolver;
+  devices: DeviceRegistry;
+  limits: RateLimiter;
+}
+
 export interface IngestOptions {
   stream: string;
   dlqStream: string;
   maxBodyBytes: number;
-  maxRecordsPerRequest: number;
   recordsPerMessage: number;
   maxFutureMs: number;
   publishTimeoutMs: number;
@@ -25,22 +40,29 @@ export interface IngestOptions {
   now?: () => number;
 }
 
+/** A field error, or a policy refusal with its code (unknown_device, device_limit, rate_limited). */
+export type RecordError = FieldError & { code?: string };
+
 export type RecordResult =
   | { index: number; status: "accepted" | "duplicate"; event_id: string }
   | { index: number; status: "dead_lettered"; event_id: string; error: string }
-  | { index: number; status: "rejected"; errors: FieldError[] };
+  | { index: number; status: "rejected"; errors: RecordError[] };
+
+type Valid = { index: number; reading: Reading };
 
 /** Low-cardinality reason for the rejected-records metric: the top-level field at fault. */
 const reasonOf = (errors: FieldError[]) => (errors[0]?.path.split(".")[0] || "record").replace(/[^a-z_]/g, "") || "record";
 
+const retryAfter = (ms: number) => ({ "Retry-After": String(Math.max(1, Math.ceil(ms / 1000))) });
+
 const MAX_MESSAGE_BYTES = 256 * 1024;
 
-export function ingestRoutes(broker: Broker, keys: KeyResolver, opts: IngestOptions) {
+export function ingestRoutes(deps: IngestDeps, opts: IngestOptions) {
   const now = opts.now ?? Date.now;
   const app = new Hono<TenantEnv>();
   app.post(
     "/api/v1/telemetry",
-    requireTenant(keys),
+    requireTenant(deps.keys),
     bodyLimit({
       maxSize: opts.maxBodyBytes,
       onError: () => {
@@ -48,32 +70,36 @@ export function ingestRoutes(broker: Broker, keys: KeyResolver, opts: IngestOpti
       },
     }),
     async function ingestTelemetry(c) {
-      const tenant = c.get("tenant");
+      const tenant = c.get("tenantSettings");
       const kind = bodyKind(c.req.header("content-type"));
-      const items = parseBody(await c.req.text(), kind, opts.maxRecordsPerRequest);
+      const items = parseBody(await c.req.text(), kind, tenant.limits.maxRecordsPerRequest);
       const receivedAt = now();
 
       const results: RecordResult[] = new Array(items.length);
-      const valid: Array<{ index: number; reading: Reading }> = [];
+      const reject = (index: number, errors: RecordError[], reason = reasonOf(errors)) => {
+        results[index] = { index, status: "rejected", errors };
+        metrics.records.inc({ outcome: "rejected", reason }, 1);
+      };
+      let valid: Valid[] = [];
       for (const item of items) {
         if ("error" in item) {
-          results[item.index] = { index: item.index, status: "rejected", errors: [item.error] };
+          reject(item.index, [item.error]);
           continue;
         }
-        const r = normalizeRecord(item.value, { tenant, nowMs: receivedAt, maxFutureMs: opts.maxFutureMs });
+        const r = normalizeRecord(item.value, { tenant: tenant.id, nowMs: receivedAt, maxFutureMs: opts.maxFutureMs });
         if (r.ok) valid.push({ index: item.index, reading: r.reading });
-        else results[item.index] = { index: item.index, status: "rejected", errors: r.errors };
+        else reject(item.index, r.errors);
       }
-      const rejected = items.length - valid.length;
-      for (const r of results) if (r?.status === "rejected") metrics.records.inc({ outcome: "rejected", reason: reasonOf(r.errors) }, 1);
       if (valid.length === 0) {
-        return c.json({ accepted: 0, duplicate: 0, dead_lettered: 0, rejected, results }, 422);
+        return c.json({ accepted: 0, duplicate: 0, dead_lettered: 0, rejected: items.length, results }, 422);
       }
+      valid = await applyDevicePolicy(deps.devices, tenant, valid, reject);
+      valid = applyRateLimits(deps.limits, tenant, valid, reject);
 
       const plan = planMessages(valid, { maxRecords: opts.recordsPerMessage, maxBytes: MAX_MESSAGE_BYTES, receivedAt });
       let outcomes: PublishOutcome[];
       try {
-        outcomes = await publishAll(broker, plan.messages, { stream: opts.stream, dlqStream: opts.dlqStream, timeoutMs: opts.publishTimeoutMs });
+        outcomes = await publishAll(deps.broker, plan.messages, { stream: opts.stream, dlqStream: opts.dlqStream, timeoutMs: opts.publishTimeoutMs });
       } catch (err) {
         if (!(err instanceof BrokerUnavailable)) throw err;
         metrics.records.inc({ outcome: "unavailable", reason: "" }, valid.length);
@@ -91,11 +117,70 @@ export function ingestRoutes(broker: Broker, keys: KeyResolver, opts: IngestOpti
       });
       for (const index of plan.duplicates) results[index] = { index, status: "duplicate", event_id: byIndex.get(index)! };
 
-      const counts = { accepted: 0, duplicate: 0, dead_lettered: 0 };
-      for (const r of results) if (r.status !== "rejected") counts[r.status]++;
-      for (const [outcome, n] of Object.entries(counts)) if (n > 0) metrics.records.inc({ outcome, reason: "" }, n);
-      return c.json({ ...counts, rejected, results }, 202);
+      const counts = { accepted: 0, duplicate: 0, dead_lettered: 0, rejected: 0 };
+      for (const r of results) counts[r.status]++;
+      for (const [outcome, n] of Object.entries(counts)) if (n > 0 && outcome !== "rejected") metrics.records.inc({ outcome, reason: "" }, n);
+      return c.json({ ...counts, results }, 202);
     },
   );
   return app;
+}
+
+type Reject = (index: number, errors: RecordError[], reason: string) => void;
+
+/** Drops the records of devices the tenant's policy refuses; 403 when that leaves none. */
+async function applyDevicePolicy(devices: DeviceRegistry, tenant: TenantSettings, valid: Valid[], reject: Reject): Promise<Valid[]> {
+  const admission = await devices.admit(tenant, valid.map((v) => v.reading.deviceId));
+  if ("unavailable" in admission) {
+    throw new HttpError(503, "devices_unavailable", "the device registry is unreachable; retry later", undefined, { "Retry-After": "5" });
+  }
+  if (admission.refused.size === 0) return valid;
+  const kept = valid.filter((v) => {
+    const refusal = admission.refused.get(v.reading.deviceId);
+    if (refusal) reject(v.index, [{ path: "device_id", ...refusal }], refusal.code);
+    return !refusal;
+  });
+  if (kept.length > 0) return kept;
+  const { code } = admission.refused.values().next().value!;
+  throw new HttpError(
+    403,
+    code,
+    code === "device_limit"
+      ? `tenant device limit (${tenant.limits.maxDevices}) reached: no record of this request is from a known device`
+      : "no record of this request is from a registered device; register devices first (POST /api/v1/devices)",
+  );
+}
+
+/**
+ * Device buckets first: a device's records beyond its tokens are rejected one by one (the first
+ * ones pass). Then the tenant's bucket, charged for what is left, refuses all or nothing; device
+ * tokens taken for a refused request are given back. 429 when nothing passes.
+ */
+function applyRateLimits(limits: RateLimiter, tenant: TenantSettings, valid: Valid[], reject: Reject): Valid[] {
+  const wanted = new Map<string, number>();
+  for (const v of valid) wanted.set(v.reading.deviceId, (wanted.get(v.reading.deviceId) ?? 0) + 1);
+  const grants = limits.takeDevices(tenant, wanted);
+  const passed = new Map<string, number>();
+  let soonestMs = Infinity;
+  const kept = valid.filter((v) => {
+    const device = v.reading.deviceId;
+    const grant = grants.get(device)!;
+    const n = passed.get(device) ?? 0;
+    if (n < grant.granted) {
+      passed.set(device, n + 1);
+      return true;
+    }
+    soonestMs = Math.min(soonestMs, grant.retryAfterMs);
+    const { deviceRatePerSecond: rate, deviceBurst: burst } = tenant.limits;
+    reject(v.index, [{ path: "device_id", code: "rate_limited", message: `device rate limit (${rate} records/s, burst ${burst}) reached; retry in ${Math.ceil(grant.retryAfterMs / 1000)} s` }], "rate_limited");
+    return false;
+  });
+  if (kept.length === 0) throw new HttpError(429, "rate_limited", "every record is over its device's rate limit", undefined, retryAfter(soonestMs));
+
+  const taken = limits.takeTenant(tenant, kept.length);
+  if (taken.ok) return kept;
+  limits.refundDevices(tenant, grants);
+  metrics.records.inc({ outcome: "rejected", reason: "rate_limited" }, kept.length);
+  const { ratePerSecond: rate, burst } = tenant.limits;
+  throw new HttpError(429, "rate_limited", `tenant ${tenant.id} is over its rate limit (${rate} records/s, burst ${burst})`, undefined, retryAfter(taken.retryAfterMs));
 }

@@ -4,6 +4,7 @@
  * reverse order (HTTP first, so no request is accepted that could not be finished).
  */
 import { drizzle } from "drizzle-orm/postgres-js";
+import type { Hono } from "hono";
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { apiRoutes } from "../api/routes.ts";
@@ -14,7 +15,6 @@ import { createSql, describeDatabase, type Sql } from "../db/client.ts";
 import { migrate, type StorageMode } from "../db/migrate.ts";
 import { startEvaluator, type Evaluator } from "../evaluator/evaluator.ts";
 import { buildApp, type ReadyCheck } from "../http/app.ts";
-import { staticKeys } from "../http/auth.ts";
 import { DLQ_PREFIX } from "../ingest/publish.ts";
 import { ingestRoutes } from "../ingest/routes.ts";
 import { logger } from "../lib/log.ts";
@@ -25,7 +25,12 @@ import { channelRoutes } from "../notify/routes.ts";
 import { createSecretBox, loadOrCreateKey, parseKey } from "../notify/secrets.ts";
 import { startRetention } from "../writer/retention.ts";
 import { startWriter, type Writer } from "../writer/writer.ts";
-import { resolveKeys } from "./keys.ts";
+import { bootstrapKeys } from "../tenants/bootstrap.ts";
+import { KeyCache } from "../tenants/cache.ts";
+import { DeviceRegistry } from "../tenants/devices.ts";
+import { RateLimiter } from "../tenants/limits.ts";
+import { adminRoutes } from "../tenants/routes.ts";
+import { tenantDefaults } from "../tenants/tenant.ts";
 import { registerGauges } from "./gauges.ts";
 import { cached, pingDatabase, streamReachable } from "./ready.ts";
 import { claimDataDir } from "./runtime.ts";
@@ -43,8 +48,10 @@ export interface RunningServer {
   readonly evaluator: Evaluator | null;
   readonly notifier: Notifier | null;
   readonly broker: Broker;
+  /** The HTTP app (its routes, for tests). */
+  readonly app: Hono;
   /** Set when this start generated the default key (shown once). */
-  readonly generatedKey?: { tenant: string; key: string; file: string };
+  readonly generatedKey?: { tenant: string; key: string };
   stop(): Promise<void>;
 }
 
@@ -75,19 +82,20 @@ export async function startServer(config: Config): Promise<RunningServer> {
     const natsUrl = await natsUrlFor(config, dataDir, onStop);
     if (!config.natsUrl) claim.update({ natsUrl }); // only embedded URLs: they carry no credentials
 
-    let databaseUrl: string | null = null;
-    let sql: Sql | null = null;
+    // Every role needs the database: ingest reads API keys and devices from it (through caches).
+    const databaseUrl = await databaseUrlFor(config, dataDir, onStop);
+    if (!config.databaseUrl) claim.update({ databaseUrl });
+    const sql: Sql = createSql(databaseUrl, { max: config.databasePoolMax, name: config.roles.join("+") });
+    onStop(() => sql.end({ timeout: 5 }));
     let storageMode: StorageMode | null = null;
-    if (has("writer") || has("api") || has("evaluator")) {
-      databaseUrl = await databaseUrlFor(config, dataDir, onStop);
-      if (!config.databaseUrl) claim.update({ databaseUrl });
-      const pool = (sql = createSql(databaseUrl, { max: config.databasePoolMax, name: config.roles.join("+") }));
-      onStop(() => pool.end({ timeout: 5 }));
-      if (config.autoMigrate) {
-        storageMode = (await migrate(sql, { timescale: config.timescale, retentionMs: config.retention, compressAfterMs: config.compressAfter })).mode;
-      }
-      log.info({ database: describeDatabase(databaseUrl), mode: storageMode ?? "not migrated" }, "database ready");
+    if (config.autoMigrate) {
+      storageMode = (await migrate(sql, { timescale: config.timescale, retentionMs: config.retention, compressAfterMs: config.compressAfter })).mode;
     }
+    log.info({ database: describeDatabase(databaseUrl), mode: storageMode ?? "not migrated" }, "database ready");
+    const bootstrap = await bootstrapKeys(sql, config.apiKeys, dataDir);
+    const defaults = tenantDefaults(config);
+    const keys = new KeyCache(sql, { ttlMs: config.authCacheTtl, defaults });
+    onStop(() => keys.stop());
 
     const broker: Broker = await connectBroker(natsUrl, { name: `telemetry ${config.roles.join(",")}`, timeoutMs: config.publishTimeout });
     onStop(() => broker.close());
@@ -96,26 +104,25 @@ export async function startServer(config: Config): Promise<RunningServer> {
     await ensureStream(broker.jsm, { name: committedStream(config.streamName), subjects: [`${COMMITTED_PREFIX}.>`], maxAgeMs: 24 * 3_600_000, ...streamDefaults });
     await ensureStream(broker.jsm, { name: dlqStream(config.streamName), subjects: [`${DLQ_PREFIX}.>`], maxAgeMs: config.dlqMaxAge, ...streamDefaults });
 
-    const keys = resolveKeys(config.apiKeys, dataDir);
-    const resolver = staticKeys(keys.entries);
     const secrets = createSecretBox(config.secretKey ? parseKey(config.secretKey) : loadOrCreateKey(join(dataDir, "secret.key")));
     const routes = [];
     const streamCheck = cached(() => streamReachable(broker, config.streamName));
     const checks: ReadyCheck[] = [{ name: "nats", check: () => (broker.connected ? streamCheck() : Promise.resolve(false)) }];
-    if (sql) {
-      const pool = sql;
-      checks.push({ name: "database", check: cached(() => pingDatabase(pool)) });
-    }
+    // Not for ingest alone: it keeps accepting through a database outage.
+    if (has("writer") || has("api") || has("evaluator")) checks.push({ name: "database", check: cached(() => pingDatabase(sql)) });
 
+    let devices: DeviceRegistry | undefined;
     if (has("ingest")) {
-      const { streamName: stream, maxBodyBytes, maxRecordsPerRequest, recordsPerMessage, maxFuture: maxFutureMs, publishTimeout: publishTimeoutMs } = config;
-      const dlq = dlqStream(stream);
-      routes.push(ingestRoutes(broker, resolver, { stream, dlqStream: dlq, maxBodyBytes, maxRecordsPerRequest, recordsPerMessage, maxFutureMs, publishTimeoutMs }));
+      const { streamName: stream, maxBodyBytes, recordsPerMessage, maxFuture: maxFutureMs, publishTimeout: publishTimeoutMs } = config;
+      await keys.warm();
+      devices = new DeviceRegistry(sql);
+      const deps = { broker, keys: keys.resolve, devices, limits: new RateLimiter() };
+      routes.push(ingestRoutes(deps, { stream, dlqStream: dlqStream(stream), maxBodyBytes, recordsPerMessage, maxFutureMs, publishTimeoutMs }));
     }
 
     let writer: Writer | null = null;
     if (has("writer")) {
-      const w = (writer = await startWriter(broker, sql!, {
+      const w = (writer = await startWriter(broker, sql, {
         stream: config.streamName,
         committedStream: committedStream(config.streamName),
         durable: "writer",
@@ -127,7 +134,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
       // The writer's final flush must happen before the broker connection and pool close.
       onStop(() => w.stop(drainMs));
       if (config.retention !== null && storageMode === "postgresql") {
-        const stopRetention = startRetention(sql!, config.retention);
+        const stopRetention = startRetention(sql, config.retention);
         onStop(async () => stopRetention());
       }
     }
@@ -136,7 +143,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     let notifier: Notifier | null = null;
     if (has("evaluator")) {
       // Its own pool (and optionally its own database role): evaluation trouble never queues the writer's queries.
-      const evalSql = createSql(config.evaluatorDatabaseUrl || databaseUrl!, { max: 4, name: "evaluator" });
+      const evalSql = createSql(config.evaluatorDatabaseUrl || databaseUrl, { max: 4, name: "evaluator" });
       onStop(() => evalSql.end({ timeout: 5 }));
       const n = (notifier = await startNotifier({ sql: evalSql, broker, secrets }, { scheduleMs: config.deliverySchedule }));
       const e = (evaluator = await startEvaluator(broker, evalSql, {
@@ -153,10 +160,11 @@ export async function startServer(config: Config): Promise<RunningServer> {
       const localNotifier = notifier;
       // drizzle's postgres-js driver replaces the client's date parsers and serializers (dates become
       // strings), so it gets a client of its own and every other query keeps real Dates.
-      const drizzleSql = createSql(databaseUrl!, { max: Math.max(2, Math.ceil(config.databasePoolMax / 2)), name: "api" });
+      const drizzleSql = createSql(databaseUrl, { max: Math.max(2, Math.ceil(config.databasePoolMax / 2)), name: "api" });
       onStop(() => drizzleSql.end({ timeout: 5 }));
-      routes.push(apiRoutes({ db: drizzle(drizzleSql), sql: sql!, broker, keys: resolver, onAlertChange: () => localNotifier?.wake() }));
-      routes.push(channelRoutes(sql!, resolver, secrets));
+      routes.push(apiRoutes({ db: drizzle(drizzleSql), sql, broker, keys: keys.resolve, devices, onAlertChange: () => localNotifier?.wake() }));
+      routes.push(channelRoutes(sql, keys.resolve, secrets));
+      if (config.adminToken) routes.push(adminRoutes({ sql, token: config.adminToken, cache: keys, defaults }));
     }
 
     registerGauges({ broker, sql, writer, streams: { telemetry: config.streamName, committed: committedStream(config.streamName), dlq: dlqStream(config.streamName) } });
@@ -180,7 +188,8 @@ export async function startServer(config: Config): Promise<RunningServer> {
       evaluator,
       notifier,
       broker,
-      generatedKey: keys.generated,
+      app,
+      generatedKey: bootstrap.generated,
       stop() {
         if (!stopped) {
           shuttingDown = true;

@@ -10,7 +10,6 @@ import { alertView } from "../../src/db/alert-row.ts";
 import { createSql, type Sql } from "../../src/db/client.ts";
 import { migrate } from "../../src/db/migrate.ts";
 import { buildApp } from "../../src/http/app.ts";
-import { keyDigest, staticKeys } from "../../src/http/auth.ts";
 import { connectBroker, type Broker } from "../../src/nats/connection.ts";
 import { ALERT_STREAM, alertSubject, startNotifier, type Notifier, type NotifierOptions } from "../../src/notify/notifier.ts";
 import { enqueueAlertNotifications } from "../../src/notify/outbox.ts";
@@ -18,6 +17,7 @@ import { channelRoutes } from "../../src/notify/routes.ts";
 import { createSecretBox } from "../../src/notify/secrets.ts";
 import { verifySignature } from "../../src/notify/signing.ts";
 import { check, freshDatabase, startNats } from "../helpers/services.ts";
+import { fixedKeys } from "../helpers/keys.ts";
 
 const secrets = createSecretBox(randomBytes(32));
 const FAST = [0, 100, 200, 400, 800, 1_600];
@@ -269,7 +269,7 @@ test("an exhausted schedule fails the delivery with every attempt on record, no 
   }
 
   // The same history through the API.
-  const app = buildApp([channelRoutes(db.sql, staticKeys([{ tenant: "acme", digest: keyDigest("key-acme") }]), secrets)], [], () => false);
+  const app = buildApp([channelRoutes(db.sql, fixedKeys({ "key-acme": "acme" }), secrets)], [], () => false);
   const res = await app.request(`/api/v1/channels/${failing}/deliveries?status=failed`, { headers: { authorization: "Bearer key-acme" } });
   expect(res.status).toBe(200);
   const { deliveries } = (await res.json()) as any;
@@ -282,7 +282,7 @@ test("an exhausted schedule fails the delivery with every attempt on record, no 
 test("channel API: the secret is shown once, stored encrypted, and other tenants see nothing", async () => {
   await using db = await database();
   const app = buildApp(
-    [channelRoutes(db.sql, staticKeys([{ tenant: "acme", digest: keyDigest("key-acme") }, { tenant: "beta", digest: keyDigest("key-beta") }]), secrets)],
+    [channelRoutes(db.sql, fixedKeys({ "key-acme": "acme", "key-beta": "beta" }), secrets)],
     [],
     () => false,
   );

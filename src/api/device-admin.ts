@@ -1,0 +1,58 @@
+/**
+ * Device registration, tenant-scoped: POST /api/v1/devices {device_id} registers a device ahead of
+ * its first reading (needed under device_policy 'reject'; counts toward max_devices), DELETE
+ * /api/v1/devices/{id} removes it from the registry (its readings stay until retention).
+ */
+import { Hono } from "hono";
+import { z } from "zod";
+import { deviceIdProblem } from "../core/record.ts";
+import type { Sql } from "../db/client.ts";
+import type { TenantEnv } from "../http/auth.ts";
+import { HttpError } from "../http/errors.ts";
+import { parseJson } from "../http/validate.ts";
+import type { DeviceRegistry } from "../tenants/devices.ts";
+
+const registerBody = z.strictObject({
+  device_id: z.string().superRefine((id, ctx) => {
+    const problem = deviceIdProblem(id);
+    if (problem) ctx.addIssue({ code: "custom", message: problem });
+  }),
+});
+
+export function deviceAdminRoutes(sql: Sql, registry: DeviceRegistry | undefined) {
+  const app = new Hono<TenantEnv>();
+
+  app.post("/api/v1/devices", async function registerDevice(c) {
+    const { device_id } = await parseJson(registerBody, c);
+    const tenant = c.get("tenantSettings");
+    // One registration per tenant at a time, so the cap holds exactly for registrations.
+    const created = await sql.begin(async (tx) => {
+      await tx`SELECT pg_advisory_xact_lock(hashtext('device_registrations'), hashtext(${tenant.id}))`;
+      const [known] = await tx`
+        SELECT 1 FROM device_registrations WHERE tenant = ${tenant.id} AND device_id = ${device_id}
+        UNION ALL SELECT 1 FROM devices WHERE tenant = ${tenant.id} AND device_id = ${device_id}`;
+      if (known) return false;
+      const [{ n }] = (await tx`
+        SELECT count(*)::int AS n FROM (SELECT device_id FROM devices WHERE tenant = ${tenant.id}
+                                         UNION SELECT device_id FROM device_registrations WHERE tenant = ${tenant.id}) d`) as unknown as [{ n: number }];
+      if (n >= tenant.limits.maxDevices) throw new HttpError(403, "device_limit", `tenant device limit (${tenant.limits.maxDevices}) reached`);
+      await tx`INSERT INTO device_registrations (tenant, device_id) VALUES (${tenant.id}, ${device_id})`;
+      return true;
+    });
+    registry?.registered(tenant.id, device_id);
+    return c.json({ device_id, registered: true }, created ? 201 : 200);
+  });
+
+  app.delete("/api/v1/devices/:id", async function deleteDevice(c) {
+    const tenant = c.get("tenant");
+    const id = c.req.param("id");
+    const [a, b] = await sql.begin((tx) => [
+      tx`DELETE FROM device_registrations WHERE tenant = ${tenant} AND device_id = ${id}`,
+      tx`DELETE FROM devices WHERE tenant = ${tenant} AND device_id = ${id}`,
+    ]);
+    if (a!.count + b!.count === 0) throw new HttpError(404, "not_found", "no such device");
+    registry?.deleted(tenant, id);
+    return c.body(null, 204);
+  });
+  return app;
+}

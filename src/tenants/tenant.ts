@@ -1,0 +1,116 @@
+/**
+ * Tenants: their settings as ingest and the API use them (limits with the server's defaults
+ * applied), their JSON view, and the zod schemas of the admin API and CLI.
+ */
+import { z } from "zod";
+import type { Config } from "../config/schema.ts";
+import { TENANT_ID_PATTERN } from "../core/subject.ts";
+
+export type DevicePolicy = "auto" | "reject";
+
+export interface TenantLimits {
+  maxDevices: number;
+  ratePerSecond: number;
+  burst: number;
+  deviceRatePerSecond: number;
+  deviceBurst: number;
+  maxRecordsPerRequest: number;
+}
+
+export interface TenantSettings {
+  id: string;
+  status: "active" | "suspended";
+  suspendedReason: string | null;
+  devicePolicy: DevicePolicy;
+  limits: TenantLimits;
+}
+
+/** The answer of a key lookup: the key's tenant, unknown (401), or cannot tell now (503). */
+export type KeyResolution = { status: "ok"; keyId: string; tenant: TenantSettings } | { status: "unknown" } | { status: "unavailable" };
+export type KeyResolver = (key: string) => Promise<KeyResolution>;
+
+/** Limit name (JSON and column) -> setting. */
+const LIMIT_COLUMNS = {
+  max_devices: "maxDevices",
+  rate_per_second: "ratePerSecond",
+  burst: "burst",
+  device_rate_per_second: "deviceRatePerSecond",
+  device_burst: "deviceBurst",
+  max_records_per_request: "maxRecordsPerRequest",
+} as const satisfies Record<string, keyof TenantLimits>;
+export type LimitColumn = keyof typeof LIMIT_COLUMNS;
+export const LIMIT_NAMES = Object.keys(LIMIT_COLUMNS) as LimitColumn[];
+
+export function tenantDefaults(config: Config): TenantLimits {
+  return {
+    maxDevices: config.maxDevices,
+    ratePerSecond: config.tenantRate,
+    burst: config.tenantBurst,
+    deviceRatePerSecond: config.deviceRate,
+    deviceBurst: config.deviceBurst,
+    maxRecordsPerRequest: config.maxRecordsPerRequest,
+  };
+}
+
+/** A `tenants` row as postgres.js returns it. */
+export type TenantRow = Record<string, any>;
+
+export function tenantSettings(row: TenantRow, defaults: TenantLimits): TenantSettings {
+  const limits = { ...defaults };
+  for (const column of LIMIT_NAMES) if (row[column] !== null && row[column] !== undefined) limits[LIMIT_COLUMNS[column]] = Number(row[column]);
+  return { id: row.id, status: row.status, suspendedReason: row.suspended_reason, devicePolicy: row.device_policy, limits };
+}
+
+/** The admin view: effective limits, and which of them are the tenant's own (the rest follow the server's defaults). */
+export function tenantJson(row: TenantRow, defaults: TenantLimits) {
+  const s = tenantSettings(row, defaults);
+  return {
+    id: s.id,
+    name: row.name as string,
+    status: s.status,
+    suspended_reason: s.suspendedReason,
+    device_policy: s.devicePolicy,
+    limits: Object.fromEntries(LIMIT_NAMES.map((c) => [c, s.limits[LIMIT_COLUMNS[c]]])) as Record<LimitColumn, number>,
+    own_limits: LIMIT_NAMES.filter((c) => row[c] !== null),
+    created_at: (row.created_at as Date).toISOString(),
+  };
+}
+
+const count = (max: number) => z.number().int().min(1).max(max);
+/** A limit of the tenant's own, or null to follow the server's default. */
+const limitsInput = z.strictObject({
+  max_devices: count(100_000_000).nullable().optional(),
+  rate_per_second: z.number().positive().max(1e9).nullable().optional(),
+  burst: count(1e9).nullable().optional(),
+  device_rate_per_second: z.number().positive().max(1e9).nullable().optional(),
+  device_burst: count(1e9).nullable().optional(),
+  max_records_per_request: count(1_000_000).nullable().optional(),
+});
+export type LimitsInput = z.output<typeof limitsInput>;
+
+const name = z.string().trim().min(1).max(128);
+const devicePolicy = z.enum(["auto", "reject"], { error: "must be auto or reject" });
+
+export const tenantCreate = z.strictObject({
+  id: z.string().regex(TENANT_ID_PATTERN, `must match ${TENANT_ID_PATTERN} (lowercase letters, digits, '_' and '-')`),
+  name: name.optional(),
+  device_policy: devicePolicy.default("auto"),
+  limits: limitsInput.default({}),
+});
+export type TenantCreate = z.output<typeof tenantCreate>;
+
+export const tenantPatch = z
+  .strictObject({
+    name: name.optional(),
+    status: z.enum(["active", "suspended"], { error: "must be active or suspended" }).optional(),
+    suspended_reason: z.string().trim().min(1).max(500).optional(),
+    device_policy: devicePolicy.optional(),
+    limits: limitsInput.optional(),
+  })
+  .refine((p) => (p.status === "suspended") === (p.suspended_reason !== undefined), {
+    message: "suspending takes a suspended_reason (and only suspending does)",
+    path: ["suspended_reason"],
+  });
+export type TenantPatch = z.output<typeof tenantPatch>;
+
+export const keyCreate = z.strictObject({ name: z.string().trim().min(1).max(128).default("default") });
