@@ -6,12 +6,14 @@ import { config } from "./config.ts";
 import { keys } from "./keys.ts";
 import { migrate } from "./migrate.ts";
 import { quarantine } from "./quarantine.ts";
+import { replay } from "./replay.ts";
 import { serve } from "./serve.ts";
+import { status } from "./status.ts";
 import { tenants } from "./tenants.ts";
 
 const main = defineCommand({
   meta: { name: "telemetry", version: pkg.version, description: "Self-hosted telemetry server: HTTP ingest -> NATS JetStream -> PostgreSQL/TimescaleDB" },
-  subCommands: { serve, migrate, config, quarantine, tenants, keys },
+  subCommands: { serve, migrate, status, replay, quarantine, tenants, keys, config },
 });
 
 await runMain(main);

@@ -15,7 +15,8 @@ export interface BatchResult {
   resolved: number;
 }
 
-export async function evaluateBatch(sql: Sql, rules: readonly Rule[], batch: CommittedBatch): Promise<BatchResult> {
+/** With `dryRun`, nothing is written and `opened` counts the alerts that would be new. */
+export async function evaluateBatch(sql: Sql, rules: readonly Rule[], batch: CommittedBatch, opts: { dryRun?: boolean } = {}): Promise<BatchResult> {
   const units = planUnits(batch, rules);
   if (units.length === 0) return { units: 0, opened: 0, resolved: 0 };
   const pairs = new Map(units.map((u) => [`${u.rule.id}\u0000${u.deviceId}`, { ruleId: u.rule.id, deviceId: u.deviceId }]));
@@ -28,6 +29,11 @@ export async function evaluateBatch(sql: Sql, rules: readonly Rule[], batch: Com
   );
   const statsByUnit = new Map<Unit, WindowStats>(statUnits.map((u, i) => [u, windows[i]!]));
   const outcome = runUnits(units, states, (u) => statsByUnit.get(u) ?? null, INITIAL_STATE);
+  if (opts.dryRun) {
+    const ids = outcome.open.map((a) => a.id);
+    const existing = ids.length ? (await sql`SELECT count(*)::int AS n FROM alerts WHERE id = ANY(${ids}::uuid[])`)[0]!.n : 0;
+    return { units: units.length, opened: ids.length - existing, resolved: 0 };
+  }
   const { opened, resolved } = await commitOutcome(sql, batch.tenant, outcome);
   return { units: units.length, opened, resolved };
 }

@@ -83,3 +83,12 @@ export async function ensureDurableConsumer(jsm: JetStreamManager, s: ConsumerSe
 function isNotFound(err: unknown): boolean {
   return err instanceof JetStreamApiError && (err.code === 404 || /not found/i.test(err.message));
 }
+
+/** The committed-batch events and the dead letters live in their own streams next to the telemetry stream. */
+export function committedStream(telemetryStream: string): string {
+  return `${telemetryStream}_COMMITTED`;
+}
+
+export function dlqStream(telemetryStream: string): string {
+  return `${telemetryStream}_DLQ`;
+}

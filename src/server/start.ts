@@ -19,7 +19,7 @@ import { DLQ_PREFIX } from "../ingest/publish.ts";
 import { ingestRoutes } from "../ingest/routes.ts";
 import { logger } from "../lib/log.ts";
 import { connectBroker, type Broker } from "../nats/connection.ts";
-import { ensureStream } from "../nats/stream.ts";
+import { committedStream, dlqStream, ensureStream } from "../nats/stream.ts";
 import { startNotifier, type Notifier } from "../notify/notifier.ts";
 import { channelRoutes } from "../notify/routes.ts";
 import { createSecretBox, loadOrCreateKey, parseKey } from "../notify/secrets.ts";
@@ -55,24 +55,19 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
-/** The committed-batch events and the dead letters live in their own streams next to the telemetry stream. */
-export function committedStream(telemetryStream: string): string {
-  return `${telemetryStream}_COMMITTED`;
-}
-
-export function dlqStream(telemetryStream: string): string {
-  return `${telemetryStream}_DLQ`;
-}
-
 export async function startServer(config: Config): Promise<RunningServer> {
   const dataDir = resolve(config.dataDir);
   const has = (role: Config["roles"][number]) => config.roles.includes(role);
   const cleanup: Array<() => Promise<void>> = [];
   const onStop = (fn: () => Promise<void>) => cleanup.push(fn);
+  // One budget for the whole shutdown: each draining step gets what the earlier ones left.
+  const drainMs = Math.max(1_000, config.shutdownTimeout - 2_000);
+  let drainUntil = 0;
+  const remaining = () => Math.max(250, drainUntil - Date.now());
   const runCleanup = async () => {
+    drainUntil = Date.now() + drainMs;
     for (const fn of cleanup.reverse()) await fn().catch((err) => log.error({ err: (err as Error).message }, "shutdown step failed"));
   };
-  const drainMs = Math.max(1_000, config.shutdownTimeout - 2_000);
 
   try {
     // Others may traverse (the postgres OS user must reach its data when we run as root) but not list.
@@ -86,7 +81,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     const databaseUrl = await databaseUrlFor(config, dataDir, onStop);
     if (!config.databaseUrl) claim.update({ databaseUrl });
     const sql: Sql = createSql(databaseUrl, { max: config.databasePoolMax, name: config.roles.join("+") });
-    onStop(() => sql.end({ timeout: 5 }));
+    onStop(() => sql.end({ timeout: 1 }));
     let storageMode: StorageMode | null = null;
     if (config.autoMigrate) {
       storageMode = (await migrate(sql, { timescale: config.timescale, retentionMs: config.retention, compressAfterMs: config.compressAfter })).mode;
@@ -132,7 +127,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
         ackWaitMs: config.ackWait,
       }));
       // The writer's final flush must happen before the broker connection and pool close.
-      onStop(() => w.stop(drainMs));
+      onStop(() => w.stop(remaining()));
       if (config.retention !== null && storageMode === "postgresql") {
         const stopRetention = startRetention(sql, config.retention);
         onStop(async () => stopRetention());
@@ -144,7 +139,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     if (has("evaluator")) {
       // Its own pool (and optionally its own database role): evaluation trouble never queues the writer's queries.
       const evalSql = createSql(config.evaluatorDatabaseUrl || databaseUrl, { max: 4, name: "evaluator" });
-      onStop(() => evalSql.end({ timeout: 5 }));
+      onStop(() => evalSql.end({ timeout: 1 }));
       const n = (notifier = await startNotifier({ sql: evalSql, broker, secrets }, { scheduleMs: config.deliverySchedule }));
       const e = (evaluator = await startEvaluator(broker, evalSql, {
         stream: committedStream(config.streamName),
@@ -152,8 +147,8 @@ export async function startServer(config: Config): Promise<RunningServer> {
         noDataIntervalMs: config.noDataInterval,
         onAlerts: () => n.wake(),
       }));
-      onStop(() => n.stop(drainMs));
-      onStop(() => e.stop(drainMs));
+      onStop(() => n.stop(remaining()));
+      onStop(() => e.stop(remaining()));
     }
 
     if (has("api")) {
@@ -161,7 +156,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
       // drizzle's postgres-js driver replaces the client's date parsers and serializers (dates become
       // strings), so it gets a client of its own and every other query keeps real Dates.
       const drizzleSql = createSql(databaseUrl, { max: Math.max(2, Math.ceil(config.databasePoolMax / 2)), name: "api" });
-      onStop(() => drizzleSql.end({ timeout: 5 }));
+      onStop(() => drizzleSql.end({ timeout: 1 }));
       routes.push(apiRoutes({ db: drizzle(drizzleSql), sql, broker, keys: keys.resolve, devices, onAlertChange: () => localNotifier?.wake() }));
       routes.push(channelRoutes(sql, keys.resolve, secrets));
       if (config.adminToken) routes.push(adminRoutes({ sql, token: config.adminToken, cache: keys, defaults }));

@@ -1,9 +1,12 @@
 /**
- * The compiled executable, zero config, in an empty directory: it starts its own nats-server and
- * PostgreSQL, prints a generated key, takes one record end to end, and stops cleanly on SIGTERM.
+ * The smoke suite of the compiled executable (what ships, not the sources): zero config in an
+ * empty directory it starts its own nats-server and PostgreSQL and prints a generated key; every
+ * role works (ingest, writer, evaluator, api) and every operator subcommand works against the
+ * running server's services (status, replay, tenants, keys, quarantine, migrate, config check);
+ * SIGTERM stops it and its children cleanly. Prints the executable's size and cold start.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
-import { chmodSync, existsSync, mkdtempSync, rmSync } from "node:fs";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { chmodSync, existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { freePort, pidAlive } from "../../src/embedded/process.ts";
@@ -17,7 +20,7 @@ beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), "telemetry-bin-"));
   chmodSync(work, 0o755);
   binary = join(work, "telemetry");
-  const build = Bun.spawnSync({ cmd: [process.execPath, "build", "--compile", "src/cli/main.ts", "--outfile", binary], cwd: root, stderr: "pipe" });
+  const build = Bun.spawnSync({ cmd: [process.execPath, "build", "--compile", "--minify", "--sourcemap", "src/cli/main.ts", "--outfile", binary], cwd: root, stderr: "pipe" });
   if (build.exitCode !== 0) throw new Error(`build failed: ${build.stderr.toString()}`);
 }, 120_000);
 
@@ -25,9 +28,12 @@ afterAll(() => {
   rmSync(work, { recursive: true, force: true });
 });
 
-test("--help lists the commands", () => {
+test("--help lists the commands; size and cold start", () => {
+  const t0 = performance.now();
   const out = Bun.spawnSync({ cmd: [binary, "--help"] }).stdout.toString();
-  for (const cmd of ["serve", "migrate", "config"]) expect(out).toContain(cmd);
+  const coldMs = performance.now() - t0;
+  for (const cmd of ["serve", "migrate", "status", "replay", "quarantine", "tenants", "keys", "config"]) expect(out).toContain(cmd);
+  console.log(`SMOKE binary_mib=${(statSync(binary).size / 1_048_576).toFixed(1)} help_ms=${coldMs.toFixed(0)}`);
 });
 
 test("a bad setting stops the process with one line per problem", () => {
@@ -48,36 +54,51 @@ test("migrate applies the embedded migrations once", async () => {
   expect(second.stdout.toString()).toContain("already up to date");
 });
 
-test("zero config in an empty directory: one record end to end, clean shutdown", async () => {
-  const dir = join(work, "empty");
-  Bun.spawnSync({ cmd: ["mkdir", "-m", "755", dir] });
-  const port = await freePort();
-  const natsPort = await freePort();
-  const proc = Bun.spawn({
-    cmd: [binary, "serve"],
-    cwd: dir,
-    env: { PATH: process.env.PATH!, PORT: String(port), TELEMETRY_NATS_PORT: String(natsPort) },
-    stdout: "pipe",
-    stderr: "pipe",
-  });
+describe("zero config in an empty directory", () => {
+  let dir: string;
+  let proc: Bun.Subprocess<"ignore", "pipe", "pipe">;
   let output = "";
-  const decoder = new TextDecoder();
-  void (async () => {
-    for await (const chunk of proc.stdout) output += decoder.decode(chunk);
-  })();
-  try {
-    const key = await check(() => /tk_[A-Za-z0-9_-]{20,}/.exec(output)?.[0], { what: "generated key in output", timeoutMs: 60_000 });
-    const base = `http://127.0.0.1:${port}`;
-    await check(async () => (await fetch(`${base}/ready`).catch(() => null))?.status === 200, { what: "ready", timeoutMs: 30_000 });
-    const res = await fetch(`${base}/api/v1/telemetry`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
-      body: JSON.stringify({ device_id: "truck-1", ts: new Date().toISOString(), metrics: { temp: 21.5 } }),
+  let key: string;
+  let base: string;
+  const auth = () => ({ authorization: `Bearer ${key}`, "content-type": "application/json" });
+  /** The executable run in the server's directory: operator commands find its embedded services there. */
+  const run = (...args: string[]) => {
+    const r = Bun.spawnSync({ cmd: [binary, ...args], cwd: dir, env: { PATH: process.env.PATH!, LOG_LEVEL: "warn" }, stdout: "pipe", stderr: "pipe" });
+    return { code: r.exitCode, out: r.stdout.toString(), err: r.stderr.toString() };
+  };
+  const post = (body: unknown, k = key) =>
+    fetch(`${base}/api/v1/telemetry`, { method: "POST", headers: { ...auth(), authorization: `Bearer ${k}` }, body: JSON.stringify(body) });
+
+  beforeAll(async () => {
+    dir = join(work, "empty");
+    Bun.spawnSync({ cmd: ["mkdir", "-m", "755", dir] });
+    const port = await freePort();
+    const natsPort = await freePort();
+    proc = Bun.spawn({
+      cmd: [binary, "serve"],
+      cwd: dir,
+      env: { PATH: process.env.PATH!, PORT: String(port), TELEMETRY_NATS_PORT: String(natsPort) },
+      stdout: "pipe",
+      stderr: "pipe",
     });
-    expect(res.status).toBe(202);
+    const decoder = new TextDecoder();
+    void (async () => {
+      for await (const chunk of proc.stdout) output += decoder.decode(chunk);
+    })();
+    key = await check(() => /tk_[A-Za-z0-9_-]{20,}/.exec(output)?.[0], { what: "generated key in output", timeoutMs: 60_000 });
+    base = `http://127.0.0.1:${port}`;
+    await check(async () => (await fetch(`${base}/ready`).catch(() => null))?.status === 200, { what: "ready", timeoutMs: 30_000 });
+  }, 120_000);
+
+  afterAll(() => {
+    if (proc && proc.exitCode === null) proc.kill("SIGKILL");
+  });
+
+  test("ingest, writer and api: one record end to end", async () => {
+    expect((await post({ device_id: "truck-1", ts: new Date().toISOString(), metrics: { temp: 21.5 } })).status).toBe(202);
     const readings = await check(
       async () => {
-        const r = await fetch(`${base}/api/v1/devices/truck-1/readings`, { headers: { authorization: `Bearer ${key}` } });
+        const r = await fetch(`${base}/api/v1/devices/truck-1/readings`, { headers: auth() });
         const body = (await r.json()) as { readings: Array<{ metrics: Record<string, number> }> };
         return body.readings.length === 1 && body.readings;
       },
@@ -86,11 +107,68 @@ test("zero config in an empty directory: one record end to end, clean shutdown",
     expect(readings[0]!.metrics).toEqual({ temp: 21.5 });
     expect(existsSync(join(dir, "data", "nats"))).toBe(true);
     expect(existsSync(join(dir, "data", "pg"))).toBe(true);
-  } finally {
+  }, 30_000);
+
+  test("evaluator: a threshold rule opens an alert", async () => {
+    const rule = await fetch(`${base}/api/v1/rules`, {
+      method: "POST",
+      headers: auth(),
+      body: JSON.stringify({ name: "hot", metric: "temp", condition: { type: "above_threshold", threshold: 100 } }),
+    });
+    expect(rule.status).toBe(201);
+    expect((await post({ device_id: "truck-2", ts: new Date().toISOString(), metrics: { temp: 150 } })).status).toBe(202);
+    const alerts = await check(
+      async () => {
+        const body = (await (await fetch(`${base}/api/v1/alerts`, { headers: auth() })).json()) as { alerts: Array<{ device_id: string; status: string }> };
+        return body.alerts.length > 0 && body.alerts;
+      },
+      { what: "the alert", timeoutMs: 20_000 },
+    );
+    expect(alerts.map((a) => [a.device_id, a.status])).toEqual([["truck-2", "open"]]);
+  }, 30_000);
+
+  test("status, replay, migrate and config check against the running server", async () => {
+    const status = run("status", "--json");
+    expect(status.code).toBe(0);
+    const s = JSON.parse(status.out);
+    expect(s.stream.messages).toBe(2);
+    expect(s.consumers.writer).toMatchObject({ pending: 0, ack_pending: 0 });
+    expect(s.database).toMatchObject({ reachable: true, mode: "postgresql", quarantine: {} });
+    expect(run("status").out).toContain("database:   reachable, storage postgresql");
+
+    const dry = run("replay", "--from", "1", "--dry-run");
+    expect(dry.code).toBe(0);
+    expect(dry.out).toContain("rows that would be inserted: 0, rows already present: 2");
+    const replay = run("replay", "--from", "1");
+    expect(replay.code).toBe(0);
+    expect(replay.out).toContain("rows inserted: 0, rows already present: 2");
+    expect(replay.out).toContain("alerts created: 0");
+    expect(run("replay", "--from", "2020-01-01T00:00:00Z").code).toBe(2);
+
+    expect(run("migrate").out).toContain("already up to date");
+    const config = run("config", "check");
+    expect(config.code).toBe(0);
+    expect(config.out).not.toContain(key);
+    expect(run("config", "check", "--batch-size", "0").code).toBe(2);
+  }, 60_000);
+
+  test("tenants, keys and quarantine against the running server", async () => {
+    expect(JSON.parse(run("tenants", "list", "--json").out).map((t: { id: string }) => t.id)).toEqual(["default"]);
+    expect(run("tenants", "create", "acme").code).toBe(0);
+    const created = run("keys", "create", "acme", "--json");
+    expect(created.code).toBe(0);
+    const acmeKey = JSON.parse(created.out).key as string;
+    expect((await post({ device_id: "a-1", ts: new Date().toISOString(), metrics: { v: 1 } }, acmeKey)).status).toBe(202);
+    expect(JSON.parse(run("keys", "list", "acme", "--json").out)).toHaveLength(1);
+    const q = run("quarantine", "list", "--json");
+    expect(q.code).toBe(0);
+    expect(JSON.parse(q.out)).toEqual([]);
+  }, 60_000);
+
+  test("SIGTERM: exit 0, the supervised children go with it", async () => {
     proc.kill("SIGTERM");
-  }
-  expect(await proc.exited).toBe(0);
-  // The supervised children went with it.
-  const children = Bun.spawnSync({ cmd: ["pgrep", "-f", join(dir, "data")] }).stdout.toString().trim();
-  expect(children.split("\n").filter(Boolean).filter((pid) => pidAlive(Number(pid)))).toEqual([]);
-}, 120_000);
+    expect(await proc.exited).toBe(0);
+    const children = Bun.spawnSync({ cmd: ["pgrep", "-f", join(dir, "data")] }).stdout.toString().trim();
+    expect(children.split("\n").filter(Boolean).filter((pid) => pidAlive(Number(pid)))).toEqual([]);
+  }, 60_000);
+});

@@ -1,0 +1,90 @@
+/** `telemetry status [--json]`: the pipeline at a glance, for people and scripts. */
+import { defineCommand } from "citty";
+import { errorText } from "../db/errors.ts";
+import type { Sql } from "../db/client.ts";
+import type { Broker } from "../nats/connection.ts";
+import { committedStream, dlqStream } from "../nats/stream.ts";
+import { configOrExit, settingArgs } from "./common.ts";
+import { withBroker, withDatabase } from "./services.ts";
+
+interface Status {
+  stream: { name: string; messages: number; bytes: number; first: string | null; last: string | null } | { error: string };
+  consumers: Record<string, { pending: number; ack_pending: number; redelivered: number } | { error: string }>;
+  dlq: number | { error: string };
+  database: { reachable: boolean; mode?: string; error?: string; quarantine?: Record<string, number>; outbox?: Record<string, number> };
+}
+
+async function natsStatus(broker: Broker, stream: string): Promise<Pick<Status, "stream" | "consumers" | "dlq">> {
+  const out: Pick<Status, "stream" | "consumers" | "dlq"> = { stream: { error: "" }, consumers: {}, dlq: 0 };
+  try {
+    const { state } = await broker.jsm.streams.info(stream);
+    const time = (ts: string) => (state.messages > 0 ? ts : null);
+    out.stream = { name: stream, messages: state.messages, bytes: state.bytes, first: time(state.first_ts), last: time(state.last_ts) };
+  } catch (err) {
+    out.stream = { error: errorText(err) };
+  }
+  for (const [s, name] of [[stream, "writer"], [committedStream(stream), "evaluator"]] as const) {
+    try {
+      const c = await broker.jsm.consumers.info(s, name);
+      out.consumers[name] = { pending: c.num_pending, ack_pending: c.num_ack_pending, redelivered: c.num_redelivered };
+    } catch (err) {
+      out.consumers[name] = { error: errorText(err) };
+    }
+  }
+  out.dlq = await broker.jsm.streams.info(dlqStream(stream)).then((i) => i.state.messages, (err) => ({ error: errorText(err) }));
+  return out;
+}
+
+async function databaseStatus(sql: Sql): Promise<Status["database"]> {
+  try {
+    const [mode] = await sql`SELECT value FROM telemetry_meta WHERE key = 'storage_mode'`;
+    const q = await sql`SELECT source, count(*)::int AS n FROM quarantine GROUP BY source`;
+    const o = await sql`SELECT status, count(*)::int AS n FROM outbox WHERE status <> 'delivered' GROUP BY status`;
+    return {
+      reachable: true,
+      mode: mode?.value ?? "not migrated",
+      quarantine: Object.fromEntries(q.map((r) => [r.source, r.n])),
+      outbox: Object.fromEntries(o.map((r) => [r.status, r.n])),
+    };
+  } catch (err) {
+    return { reachable: false, error: errorText(err) };
+  }
+}
+
+function render(s: Status): string {
+  const lines: string[] = [];
+  if ("error" in s.stream) lines.push(`stream:     unreachable (${s.stream.error})`);
+  else lines.push(`stream:     ${s.stream.name}: ${s.stream.messages} messages, ${(s.stream.bytes / 1_048_576).toFixed(1)} MiB, ${s.stream.first ?? "-"} .. ${s.stream.last ?? "-"}`);
+  for (const [name, c] of Object.entries(s.consumers)) {
+    lines.push(`consumer:   ${name.padEnd(10)} ${"error" in c ? `unavailable (${c.error})` : `pending ${c.pending}, unacknowledged ${c.ack_pending}, redelivered ${c.redelivered}`}`);
+  }
+  lines.push(`dead letters: ${typeof s.dlq === "number" ? s.dlq : `unknown (${s.dlq.error})`}`);
+  const d = s.database;
+  if (!d.reachable) lines.push(`database:   UNREACHABLE (${d.error})`);
+  else {
+    lines.push(`database:   reachable, storage ${d.mode}`);
+    const q = Object.entries(d.quarantine ?? {});
+    lines.push(`quarantine: ${q.length ? q.map(([k, v]) => `${k} ${v}`).join(", ") : "empty"}`);
+    const o = Object.entries(d.outbox ?? {});
+    lines.push(`outbox:     ${o.length ? o.map(([k, v]) => `${k} ${v}`).join(", ") : "nothing waiting"}`);
+  }
+  return lines.join("\n");
+}
+
+export const status = defineCommand({
+  meta: { name: "status", description: "Stream, consumers, dead letters, quarantine, database and outbox at a glance" },
+  args: { ...settingArgs(["databaseUrl", "natsUrl", "dataDir", "streamName", "logLevel"]), json: { type: "boolean", description: "Print JSON" } },
+  async run({ args }) {
+    const config = configOrExit(args);
+    const nats = await withBroker(config, (broker) => natsStatus(broker, config.streamName)).catch((err) => ({
+      stream: { error: (err as Error).message },
+      consumers: {},
+      dlq: { error: (err as Error).message },
+    }));
+    const database = await withDatabase(config, databaseStatus).catch((err) => ({ reachable: false, error: (err as Error).message }));
+    const s: Status = { ...nats, database };
+    process.stdout.write((args.json ? JSON.stringify(s, null, 2) : render(s)) + "\n");
+    const healthy = !("error" in s.stream) && s.database.reachable;
+    process.exit(healthy ? 0 : 1);
+  },
+});
