@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 
 missing=()
 command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)
+command -v mosquitto_pub >/dev/null 2>&1 || missing+=(mosquitto-clients) # MQTT tests
 if ! command -v postgres >/dev/null 2>&1 && ! compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null; then
   missing+=(postgresql)
 fi

@@ -16,7 +16,7 @@ function selection(sql: Sql, args: { id?: string; all?: boolean; source?: string
 
 const list = defineCommand({
   meta: { name: "list", description: "List quarantined messages, newest first" },
-  args: { ...common, ...json, source: { type: "string", description: "writer or evaluator" }, limit: { type: "string", description: "How many (default 50)" } },
+  args: { ...common, ...json, source: { type: "string", description: "writer, evaluator or mqtt" }, limit: { type: "string", description: "How many (default 50)" } },
   async run({ args }) {
     const config = configOrExit(args);
     await withDatabase(config, async (sql) => {

@@ -3,7 +3,7 @@ import { defineCommand } from "citty";
 import { errorText } from "../db/errors.ts";
 import type { Sql } from "../db/client.ts";
 import type { Broker } from "../nats/connection.ts";
-import { committedStream, dlqStream } from "../nats/stream.ts";
+import { committedStream, dlqStream, mqttStream } from "../nats/stream.ts";
 import { configOrExit, settingArgs } from "./common.ts";
 import { withBroker, withDatabase } from "./services.ts";
 
@@ -23,11 +23,12 @@ async function natsStatus(broker: Broker, stream: string): Promise<Pick<Status, 
   } catch (err) {
     out.stream = { error: errorText(err) };
   }
-  for (const [s, name] of [[stream, "writer"], [committedStream(stream), "evaluator"]] as const) {
+  for (const [s, name, optional] of [[stream, "writer", false], [committedStream(stream), "evaluator", false], [mqttStream(stream), "mqtt", true]] as const) {
     try {
       const c = await broker.jsm.consumers.info(s, name);
       out.consumers[name] = { pending: c.num_pending, ack_pending: c.num_ack_pending, redelivered: c.num_redelivered };
     } catch (err) {
+      if (optional && /not found/i.test(errorText(err))) continue; // MQTT never turned on
       out.consumers[name] = { error: errorText(err) };
     }
   }

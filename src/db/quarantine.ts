@@ -2,7 +2,7 @@
 import type { Sql } from "./client.ts";
 
 export interface QuarantineRow {
-  source: "writer" | "evaluator";
+  source: "writer" | "evaluator" | "mqtt";
   subject: string;
   streamSeq: number;
   reason: string;

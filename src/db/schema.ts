@@ -186,6 +186,8 @@ export const apiKeys = pgTable("api_keys", {
   createdAt: tstz("created_at").notNull().defaultNow(),
   revokedAt: tstz("revoked_at"),
   lastUsedAt: tstz("last_used_at"),
+  /** bcrypt of the key for nats-server's MQTT users; null for keys made before MQTT support. */
+  mqttHash: text("mqtt_hash"),
 });
 
 export const deviceRegistrations = pgTable(

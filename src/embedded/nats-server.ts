@@ -1,9 +1,10 @@
 /** Runs and supervises a local nats-server with JetStream (file storage) on loopback. */
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { logger } from "../lib/log.ts";
+import { INTERNAL_USER, renderUsers } from "../mqtt/users.ts";
 import { findExecutable, freePort, pidAlive, pidCommandLine, run, Supervisor, terminatePid, waitFor } from "./process.ts";
 import type { LocalNats } from "./types.ts";
 
@@ -17,6 +18,8 @@ export interface LocalNatsOptions {
   host?: string;
   /** jetstream.sync_interval, e.g. "always" or "2m" (needs nats-server >= 2.10). */
   syncInterval?: string;
+  /** MQTT 3.1.1 listener for devices; turns on authorization (see mqtt/users.ts). */
+  mqtt?: { host: string; port: number };
   binary?: string;
 }
 
@@ -38,11 +41,14 @@ export async function startLocalNats(opts: LocalNatsOptions): Promise<LocalNats>
   const url = `nats://${host}:${port}`;
   const configFile = join(storeDir, "nats-server.conf");
   const pidFile = join(storeDir, "nats-server.pid");
+  const usersFile = join(storeDir, "mqtt-users.conf");
 
   mkdirSync(dirname(storeDir), { recursive: true });
   mkdirSync(storeDir, { recursive: true, mode: 0o700 });
-  writeFileSync(configFile, renderConfig({ host, port, storeDir, pidFile, syncInterval: opts.syncInterval }));
-  if (opts.syncInterval) await checkConfig(binary, configFile);
+  // Kept across restarts (devices can connect before the key store is read again); rewritten by the MQTT user sync.
+  if (opts.mqtt && !existsSync(usersFile)) writeFileSync(usersFile, renderUsers([]), { mode: 0o600 });
+  writeFileSync(configFile, renderConfig({ host, port, storeDir, pidFile, syncInterval: opts.syncInterval, mqtt: opts.mqtt, usersFile }));
+  if (opts.syncInterval || opts.mqtt) await checkConfig(binary, configFile);
 
   const supervisor = new Supervisor({
     name: "nats-server",
@@ -54,19 +60,31 @@ export async function startLocalNats(opts: LocalNatsOptions): Promise<LocalNats>
     stopGraceMs: 10_000,
   });
   await supervisor.start();
-  log.info({ url, storeDir, pid: supervisor.pid }, "local nats-server started");
+  log.info({ url, storeDir, pid: supervisor.pid, mqtt: opts.mqtt ? `${opts.mqtt.host}:${opts.mqtt.port}` : undefined }, "local nats-server started");
 
-  return Object.assign(supervisor, { url, port, storeDir });
+  const mqtt = opts.mqtt && {
+    url: `mqtt://${opts.mqtt.host === "0.0.0.0" ? "127.0.0.1" : opts.mqtt.host}:${opts.mqtt.port}`,
+    usersFile,
+    reload() {
+      if (supervisor.pid) process.kill(supervisor.pid, "SIGHUP");
+    },
+  };
+  return Object.assign(supervisor, { url, port, storeDir, mqtt });
 }
 
-function renderConfig(c: { host: string; port: number; storeDir: string; pidFile: string; syncInterval?: string }): string {
+function renderConfig(c: { host: string; port: number; storeDir: string; pidFile: string; syncInterval?: string; mqtt?: { host: string; port: number }; usersFile: string }): string {
+  const q = JSON.stringify;
   const lines = [
-    `listen: ${JSON.stringify(`${c.host}:${c.port}`)}`,
-    `pid_file: ${JSON.stringify(c.pidFile)}`,
+    `listen: ${q(`${c.host}:${c.port}`)}`,
+    `pid_file: ${q(c.pidFile)}`,
     "jetstream {",
-    `  store_dir: ${JSON.stringify(c.storeDir)}`,
-    ...(c.syncInterval ? [`  sync_interval: ${JSON.stringify(c.syncInterval)}`] : []),
+    `  store_dir: ${q(c.storeDir)}`,
+    ...(c.syncInterval ? [`  sync_interval: ${q(c.syncInterval)}`] : []),
     "}",
+    // MQTT needs a server name; without credentials a connection is the internal user (standard connections only).
+    ...(c.mqtt
+      ? [`server_name: ${q(`telemetry-${c.port}`)}`, `no_auth_user: ${q(INTERNAL_USER)}`, `mqtt {`, `  listen: ${q(`${c.mqtt.host}:${c.mqtt.port}`)}`, "}", `include ${q(basename(c.usersFile))}`]
+      : []),
   ];
   return `${lines.join("\n")}\n`;
 }

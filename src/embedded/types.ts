@@ -15,6 +15,8 @@ export interface LocalNats extends Supervised {
   readonly url: string;
   readonly port: number;
   readonly storeDir: string;
+  /** With MQTT on: the users file the config includes, and a reload (SIGHUP) after rewriting it. */
+  readonly mqtt?: { readonly url: string; readonly usersFile: string; reload(): void };
 }
 
 export interface LocalPostgres extends Supervised {

@@ -92,3 +92,8 @@ export function committedStream(telemetryStream: string): string {
 export function dlqStream(telemetryStream: string): string {
   return `${telemetryStream}_DLQ`;
 }
+
+/** MQTT device messages (nats-server's MQTT listener) wait here for the bridge. */
+export function mqttStream(telemetryStream: string): string {
+  return `${telemetryStream}_MQTT`;
+}

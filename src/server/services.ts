@@ -6,16 +6,23 @@ import { join } from "node:path";
 import type { Config } from "../config/schema.ts";
 import { startLocalNats } from "../embedded/nats-server.ts";
 import { startLocalPostgres } from "../embedded/postgres.ts";
+import type { LocalNats } from "../embedded/types.ts";
 import { logger } from "../lib/log.ts";
 
 const log = logger("server");
 
-export async function natsUrlFor(config: Config, dataDir: string, onStop: (fn: () => Promise<void>) => void): Promise<string> {
-  if (config.natsUrl) return config.natsUrl;
-  const nats = await startLocalNats({ storeDir: join(dataDir, "nats"), port: config.natsLocalPort, ...(config.natsSync ? { syncInterval: config.natsSync } : {}) });
+/** The NATS URL to use; for a supervised nats-server with MQTT on, also its MQTT users handle. */
+export async function natsUrlFor(config: Config, dataDir: string, onStop: (fn: () => Promise<void>) => void): Promise<{ url: string; mqtt?: LocalNats["mqtt"] }> {
+  if (config.natsUrl) return { url: config.natsUrl };
+  const nats = await startLocalNats({
+    storeDir: join(dataDir, "nats"),
+    port: config.natsLocalPort,
+    ...(config.natsSync ? { syncInterval: config.natsSync } : {}),
+    ...(config.mqttPort ? { mqtt: { host: config.mqttHost, port: config.mqttPort } } : {}),
+  });
   onStop(() => nats.stop());
-  log.info({ url: nats.url, store: nats.storeDir }, "embedded nats-server started");
-  return nats.url;
+  log.info({ url: nats.url, store: nats.storeDir, mqtt: nats.mqtt?.url }, "embedded nats-server started");
+  return { url: nats.url, mqtt: nats.mqtt };
 }
 
 export async function databaseUrlFor(config: Config, dataDir: string, onStop: (fn: () => Promise<void>) => void): Promise<string> {

@@ -19,7 +19,10 @@ import { DLQ_PREFIX } from "../ingest/publish.ts";
 import { ingestRoutes } from "../ingest/routes.ts";
 import { logger } from "../lib/log.ts";
 import { connectBroker, type Broker } from "../nats/connection.ts";
-import { committedStream, dlqStream, ensureStream } from "../nats/stream.ts";
+import { committedStream, dlqStream, ensureStream, mqttStream } from "../nats/stream.ts";
+import { MQTT_SUBJECT_FILTER } from "../core/mqtt.ts";
+import { startMqttBridge } from "../mqtt/bridge.ts";
+import { startMqttUserSync } from "../mqtt/sync.ts";
 import { startNotifier, type Notifier } from "../notify/notifier.ts";
 import { channelRoutes } from "../notify/routes.ts";
 import { createSecretBox, loadOrCreateKey, parseKey } from "../notify/secrets.ts";
@@ -74,7 +77,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     mkdirSync(dataDir, { recursive: true, mode: 0o711 });
     const claim = claimDataDir(dataDir);
     onStop(async () => claim.release());
-    const natsUrl = await natsUrlFor(config, dataDir, onStop);
+    const { url: natsUrl, mqtt: localMqtt } = await natsUrlFor(config, dataDir, onStop);
     if (!config.natsUrl) claim.update({ natsUrl }); // only embedded URLs: they carry no credentials
 
     // Every role needs the database: ingest reads API keys and devices from it (through caches).
@@ -88,6 +91,11 @@ export async function startServer(config: Config): Promise<RunningServer> {
     }
     log.info({ database: describeDatabase(databaseUrl), mode: storageMode ?? "not migrated" }, "database ready");
     const bootstrap = await bootstrapKeys(sql, config.apiKeys, dataDir);
+    if (localMqtt) {
+      const users = startMqttUserSync(sql, localMqtt, Math.min(config.authCacheTtl, 5_000));
+      onStop(() => users.stop());
+      await users.syncNow();
+    }
     const defaults = tenantDefaults(config);
     const keys = new KeyCache(sql, { ttlMs: config.authCacheTtl, defaults });
     onStop(() => keys.stop());
@@ -98,6 +106,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     await ensureStream(broker.jsm, { name: config.streamName, subjects: [tenantFilter()], maxAgeMs: config.streamMaxAge, ...streamDefaults });
     await ensureStream(broker.jsm, { name: committedStream(config.streamName), subjects: [`${COMMITTED_PREFIX}.>`], maxAgeMs: 24 * 3_600_000, ...streamDefaults });
     await ensureStream(broker.jsm, { name: dlqStream(config.streamName), subjects: [`${DLQ_PREFIX}.>`], maxAgeMs: config.dlqMaxAge, ...streamDefaults });
+    if (config.mqttPort) await ensureStream(broker.jsm, { name: mqttStream(config.streamName), subjects: [MQTT_SUBJECT_FILTER], maxAgeMs: config.streamMaxAge, ...streamDefaults });
 
     const secrets = createSecretBox(config.secretKey ? parseKey(config.secretKey) : loadOrCreateKey(join(dataDir, "secret.key")));
     const routes = [];
@@ -113,6 +122,10 @@ export async function startServer(config: Config): Promise<RunningServer> {
       devices = new DeviceRegistry(sql);
       const deps = { broker, keys: keys.resolve, devices, limits: new RateLimiter() };
       routes.push(ingestRoutes(deps, { stream, dlqStream: dlqStream(stream), maxBodyBytes, recordsPerMessage, maxFutureMs, publishTimeoutMs }));
+      if (config.mqttPort) {
+        const bridge = await startMqttBridge(broker, sql, { mqttStream: mqttStream(stream), stream, dlqStream: dlqStream(stream), durable: "mqtt", recordsPerMessage, maxFutureMs, publishTimeoutMs, batch: 500 });
+        onStop(() => bridge.stop());
+      }
     }
 
     let writer: Writer | null = null;

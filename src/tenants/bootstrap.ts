@@ -10,7 +10,7 @@ import { v4 as uuidv4 } from "uuid";
 import type { ApiKey } from "../config/schema.ts";
 import type { Sql } from "../db/client.ts";
 import { logger } from "../lib/log.ts";
-import { generateKey, hashKey, keyPrefix } from "./keys.ts";
+import { generateKey, hashKey, keyPrefix, mqttHash } from "./keys.ts";
 
 const log = logger("keys");
 const LOCK_ID = 7_302_514_003; // arbitrary, constant: pg_advisory_xact_lock key for the bootstrap
@@ -23,18 +23,19 @@ export interface Bootstrap {
 export async function bootstrapKeys(sql: Sql, configured: readonly ApiKey[], dataDir: string): Promise<Bootstrap> {
   return sql.begin(async (tx) => {
     await tx`SELECT pg_advisory_xact_lock(${LOCK_ID})`;
-    const add = async (tenant: string, hash: string, prefix: string, name: string) => {
+    const add = async (tenant: string, hash: string, prefix: string, name: string, key?: string) => {
       await tx`INSERT INTO tenants (id, name) VALUES (${tenant}, ${tenant}) ON CONFLICT (id) DO NOTHING`;
       await tx`INSERT INTO api_keys (id, tenant, prefix, hash, name) VALUES (${uuidv4()}, ${tenant}, ${prefix}, ${hash}, ${name}) ON CONFLICT (prefix) DO NOTHING`;
       const [row] = await tx`SELECT tenant, hash, revoked_at FROM api_keys WHERE prefix = ${prefix}`;
       if (row!.hash !== hash) throw new Error(`a ${name} key of tenant ${tenant} has the prefix of another key in the key store; use another key`);
       if (row!.tenant !== tenant) throw new Error(`a ${name} key of tenant ${tenant} is in the key store for tenant ${row!.tenant}`);
+      if (key) await tx`UPDATE api_keys SET mqtt_hash = ${mqttHash(key)} WHERE prefix = ${prefix} AND hash = ${hash} AND mqtt_hash IS NULL`;
       if (row!.revoked_at) log.warn({ tenant, prefix }, `a ${name} key is revoked in the key store and stays revoked; remove it from the configuration`);
     };
 
     for (const { tenant, key } of configured) {
       const hash = hashKey(key);
-      await add(tenant, hash, keyPrefix(key, hash), "bootstrap");
+      await add(tenant, hash, keyPrefix(key, hash), "bootstrap", key);
     }
     if (configured.length > 0) return {};
 
@@ -50,7 +51,7 @@ export async function bootstrapKeys(sql: Sql, configured: readonly ApiKey[], dat
     if (anyTenant) return {};
     const key = generateKey();
     const hash = hashKey(key);
-    await add("default", hash, keyPrefix(key, hash), "generated");
+    await add("default", hash, keyPrefix(key, hash), "generated", key);
     return { generated: { tenant: "default", key } };
   });
 }

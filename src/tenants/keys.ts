@@ -28,3 +28,12 @@ export function sameHash(a: string, b: string): boolean {
   const y = Buffer.from(b, "hex");
   return x.length === 32 && y.length === 32 && timingSafeEqual(x, y);
 }
+
+/**
+ * bcrypt of the key, for nats-server's MQTT users (it checks passwords against bcrypt only).
+ * Cost 6: a key carries 256 random bits, so a slow hash protects nothing, while nats-server pays
+ * the cost at every MQTT connect.
+ */
+export function mqttHash(key: string): string {
+  return Bun.password.hashSync(key, { algorithm: "bcrypt", cost: 6 });
+}

@@ -1,7 +1,7 @@
 /** The key store: tenants and API keys in PostgreSQL, for the admin API, the CLI and the key cache. */
 import { v4 as uuidv4 } from "uuid";
 import type { Sql } from "../db/client.ts";
-import { generateKey, hashKey, keyPrefix } from "./keys.ts";
+import { generateKey, hashKey, keyPrefix, mqttHash } from "./keys.ts";
 import type { LimitsInput, TenantCreate, TenantPatch, TenantRow } from "./tenant.ts";
 
 export type KeyRow = Record<string, any>;
@@ -63,7 +63,7 @@ export async function createKey(sql: Sql, tenant: string, name: string): Promise
     const key = generateKey();
     const hash = hashKey(key);
     const [row] = await sql`
-      INSERT INTO api_keys (id, tenant, prefix, hash, name) VALUES (${uuidv4()}, ${tenant}, ${keyPrefix(key, hash)}, ${hash}, ${name})
+      INSERT INTO api_keys (id, tenant, prefix, hash, name, mqtt_hash) VALUES (${uuidv4()}, ${tenant}, ${keyPrefix(key, hash)}, ${hash}, ${name}, ${mqttHash(key)})
       ON CONFLICT (prefix) DO NOTHING
       RETURNING ${sql.unsafe(KEY_COLUMNS)}`;
     if (row) return { row, key }; // else a 48-bit prefix collided: draw again

@@ -49,7 +49,7 @@ test("migrate applies the embedded migrations once", async () => {
   const migrate = () => Bun.spawnSync({ cmd: [binary, "migrate", "--database-url", url], env: { PATH: process.env.PATH!, LOG_LEVEL: "warn" } });
   const first = migrate();
   expect(first.exitCode).toBe(0);
-  expect(first.stdout.toString()).toContain("applied 0001_init, 0002_alerts, 0003_tenants (storage: postgresql)");
+  expect(first.stdout.toString()).toContain("applied 0001_init, 0002_alerts, 0003_tenants, 0004_mqtt (storage: postgresql)");
   const second = migrate();
   expect(second.stdout.toString()).toContain("already up to date");
 });

@@ -1,0 +1,114 @@
+/**
+ * MQTT bridge (runs with the ingest role when MQTT is on). nats-server's MQTT listener turns each
+ * device message into a NATS message on `tenant.{t}.device.{d}.telemetry`, which the stream
+ * `<stream>_MQTT` keeps; this durable consumer takes them in batches and sends their records
+ * through the same path as HTTP: validation and normalization (core/mqtt + core/record), event
+ * ids, per-device broker messages (core/plan) published to the telemetry stream with their
+ * message ids (publishAll), and only then acks. A QoS 1 redelivery, or a message this bridge saw
+ * before a crash, yields the same event ids: no second row. There is no response to carry an
+ * error, so a message with invalid records is recorded in the quarantine (source `mqtt`, with a
+ * reason per record) and its valid records go on.
+ */
+import type { JsMsg } from "@nats-io/jetstream";
+import { describeRejections, parseMqttPayload, parseMqttSubject } from "../core/mqtt.ts";
+import { planMessages } from "../core/plan.ts";
+import type { Reading } from "../core/record.ts";
+import type { Sql } from "../db/client.ts";
+import { errorText } from "../db/errors.ts";
+import { insertQuarantine } from "../db/quarantine.ts";
+import { logger } from "../lib/log.ts";
+import { metrics } from "../lib/metrics.ts";
+import type { Broker } from "../nats/connection.ts";
+import { ensureDurableConsumer } from "../nats/stream.ts";
+import { publishAll } from "../ingest/publish.ts";
+
+const log = logger("mqtt");
+const MAX_MESSAGE_BYTES = 256 * 1024;
+
+export interface BridgeOptions {
+  /** The stream holding the MQTT messages, and the telemetry and dead-letter streams to publish to. */
+  mqttStream: string;
+  stream: string;
+  dlqStream: string;
+  durable: string;
+  recordsPerMessage: number;
+  maxFutureMs: number;
+  publishTimeoutMs: number;
+  batch: number;
+}
+
+export interface MqttBridge {
+  stop(): Promise<void>;
+}
+
+export async function startMqttBridge(broker: Broker, sql: Sql, o: BridgeOptions): Promise<MqttBridge> {
+  await ensureDurableConsumer(broker.jsm, { stream: o.mqttStream, durable: o.durable, ackWaitMs: 30_000, maxAckPending: o.batch * 4 });
+  const consumer = await broker.js.consumers.get(o.mqttStream, o.durable);
+  const messages = await consumer.consume({ max_messages: o.batch * 2 });
+  // Batching without a timer: a message waits only for the batch being published; whatever
+  // arrives meanwhile goes out together next (so batches grow with the load).
+  let pending: JsMsg[] = [];
+  let flushing: Promise<void> | null = null;
+  const kick = () => {
+    if (flushing || pending.length === 0) return;
+    const batch = pending.splice(0, o.batch);
+    flushing = handle(batch)
+      .catch((err) => log.warn({ err: errorText(err) }, "MQTT bridge: publishing failed; the messages come back"))
+      .finally(() => {
+        flushing = null;
+        kick();
+      });
+  };
+  const loop = (async () => {
+    for await (const m of messages) {
+      pending.push(m);
+      queueMicrotask(kick);
+      while (pending.length >= o.batch * 2 && flushing) await flushing;
+    }
+  })();
+
+  async function handle(msgs: JsMsg[]): Promise<void> {
+    const items: Array<{ index: number; reading: Reading }> = [];
+    const settle: Array<() => void> = [];
+    for (const m of msgs) {
+      const at = parseMqttSubject(m.subject);
+      const parsed = at ? parseMqttPayload(m.string(), { ...at, nowMs: m.info.timestampNanos / 1e6, maxFutureMs: o.maxFutureMs }) : { error: `not a device topic: ${m.subject}` };
+      const reason = "error" in parsed ? parsed.error : parsed.rejected.length ? describeRejections(parsed.rejected) : null;
+      if (reason !== null) {
+        try {
+          await insertQuarantine(sql, { source: "mqtt", subject: m.subject, streamSeq: m.seq, reason, payload: m.string() });
+        } catch (err) {
+          log.warn({ err: errorText(err) }, "MQTT bridge: could not record a bad message in the quarantine; it will be retried");
+          m.nak(5_000);
+          continue;
+        }
+        metrics.mqttMessages.inc({ result: "quarantined" });
+      }
+      if (!("error" in parsed)) for (const reading of parsed.readings) items.push({ index: items.length, reading });
+      settle.push(() => ("error" in parsed ? m.term() : m.ack()));
+    }
+    if (items.length > 0) {
+      const plan = planMessages(items, { maxRecords: o.recordsPerMessage, maxBytes: MAX_MESSAGE_BYTES, receivedAt: Date.now() });
+      try {
+        const outcomes = await publishAll(broker, plan.messages, { stream: o.stream, dlqStream: o.dlqStream, timeoutMs: o.publishTimeoutMs });
+        const dead = outcomes.filter((x) => x.status === "dead_lettered").length;
+        if (dead) log.warn({ messages: dead }, "MQTT bridge: broker messages dead-lettered");
+      } catch (err) {
+        // Broker away: nothing is acked; the MQTT messages come back (same event ids).
+        for (const m of msgs) m.nak(2_000);
+        throw err;
+      }
+      metrics.mqttReadings.inc(items.length);
+    }
+    for (const s of settle) s();
+    metrics.mqttMessages.inc({ result: "processed" }, settle.length);
+  }
+
+  return {
+    async stop() {
+      await messages.close();
+      await loop.catch(() => undefined);
+      while (flushing) await flushing;
+    },
+  };
+}
