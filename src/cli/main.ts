@@ -3,6 +3,7 @@
 import { defineCommand, runMain } from "citty";
 import pkg from "../../package.json" with { type: "json" };
 import { config } from "./config.ts";
+import { dlq } from "./dlq.ts";
 import { keys } from "./keys.ts";
 import { migrate } from "./migrate.ts";
 import { quarantine } from "./quarantine.ts";
@@ -13,7 +14,7 @@ import { tenants } from "./tenants.ts";
 
 const main = defineCommand({
   meta: { name: "telemetry", version: pkg.version, description: "Self-hosted telemetry server: HTTP ingest -> NATS JetStream -> PostgreSQL/TimescaleDB" },
-  subCommands: { serve, migrate, status, replay, quarantine, tenants, keys, config },
+  subCommands: { serve, migrate, status, replay, quarantine, dlq, tenants, keys, config },
 });
 
 await runMain(main);
