@@ -32,7 +32,7 @@ test("--help lists the commands; size and cold start", () => {
   const t0 = performance.now();
   const out = Bun.spawnSync({ cmd: [binary, "--help"] }).stdout.toString();
   const coldMs = performance.now() - t0;
-  for (const cmd of ["serve", "migrate", "status", "replay", "quarantine", "tenants", "keys", "config"]) expect(out).toContain(cmd);
+  for (const cmd of ["serve", "migrate", "status", "replay", "quarantine", "dlq", "tenants", "keys", "config"]) expect(out).toContain(cmd);
   console.log(`SMOKE binary_mib=${(statSync(binary).size / 1_048_576).toFixed(1)} help_ms=${coldMs.toFixed(0)}`);
 });
 
@@ -152,7 +152,7 @@ describe("zero config in an empty directory", () => {
     expect(run("config", "check", "--batch-size", "0").code).toBe(2);
   }, 60_000);
 
-  test("tenants, keys and quarantine against the running server", async () => {
+  test("tenants, keys, quarantine and dlq against the running server", async () => {
     expect(JSON.parse(run("tenants", "list", "--json").out).map((t: { id: string }) => t.id)).toEqual(["default"]);
     expect(run("tenants", "create", "acme").code).toBe(0);
     const created = run("keys", "create", "acme", "--json");
@@ -163,6 +163,9 @@ describe("zero config in an empty directory", () => {
     const q = run("quarantine", "list", "--json");
     expect(q.code).toBe(0);
     expect(JSON.parse(q.out)).toEqual([]);
+    const d = run("dlq", "list", "--json");
+    expect(d.code).toBe(0);
+    expect(JSON.parse(d.out)).toEqual([]);
   }, 60_000);
 
   test("SIGTERM: exit 0, the supervised children go with it", async () => {
