@@ -4,17 +4,18 @@
  *   202; the client retries later with the same records and the message ids make that safe.
  * - A transient failure (timeout, no responders during a leader change) is retried up to 3 times
  *   with exponential backoff and the SAME message id, so a publish that did land is deduplicated.
+ *   Still transient after that: the broker is effectively unavailable (a JetStream cluster electing
+ *   a stream leader takes seconds): BrokerUnavailable -> 503, the client retries the same records.
  * - A failure while the broker is up that retrying cannot fix (stream full, message too large, …):
  *   the message goes to the dead-letter stream with its original body and the failure, and its
  *   records are reported as dead_lettered (202, the data is kept; an operator replays it).
  */
-import { JetStreamApiError } from "@nats-io/jetstream";
-import { headers } from "@nats-io/transport-node";
 import type { PlannedMessage } from "../core/plan.ts";
 import { backoffMs, sleep } from "../lib/backoff.ts";
 import { logger } from "../lib/log.ts";
 import { metrics } from "../lib/metrics.ts";
 import type { Broker } from "../nats/connection.ts";
+import { PublishError } from "../nats/publisher.ts";
 
 const log = logger("ingest");
 export const DLQ_PREFIX = "telemetry.dlq.v1";
@@ -35,8 +36,8 @@ export type PublishOutcome = { status: "stored"; duplicate: boolean } | { status
 
 /** Whether another attempt with the same message id may succeed. */
 function isTransient(err: unknown): boolean {
-  if (err instanceof JetStreamApiError) return err.code === 503 || err.code === 408;
-  return true; // timeouts, no responders, connection trouble
+  if (err instanceof PublishError) return err.transient; // 503 no responders / unavailable, 408 timeout
+  return true; // connection trouble
 }
 
 async function publishOne(broker: Broker, m: PlannedMessage, opts: PublishOptions): Promise<PublishOutcome> {
@@ -48,7 +49,7 @@ async function publishOne(broker: Broker, m: PlannedMessage, opts: PublishOption
     }
     if (!broker.connected) throw new BrokerUnavailable("not connected to NATS");
     try {
-      const ack = await broker.js.publish(m.subject, m.body, { msgID: m.msgId, expect: { streamName: opts.stream }, timeout: opts.timeoutMs });
+      const ack = await broker.publisher.publish(m.subject, m.body, { msgId: m.msgId, expectStream: opts.stream }, opts.timeoutMs);
       // After a timed-out attempt, "duplicate" most likely means that attempt landed: it is ours.
       return { status: "stored", duplicate: ack.duplicate && attempt === 0 };
     } catch (err) {
@@ -56,16 +57,15 @@ async function publishOne(broker: Broker, m: PlannedMessage, opts: PublishOption
       if (!isTransient(err)) break;
     }
   }
-  if (!broker.connected) throw new BrokerUnavailable(`JetStream did not acknowledge: ${(lastError as Error)?.message}`, { cause: lastError });
+  // Only a failure retrying cannot fix is dead-lettered (a dead-lettered record is not bound for the database).
+  if (!broker.connected || isTransient(lastError)) throw new BrokerUnavailable(`JetStream did not acknowledge: ${(lastError as Error)?.message}`, { cause: lastError });
   return deadLetter(broker, m, opts, (lastError as Error)?.message ?? String(lastError));
 }
 
 async function deadLetter(broker: Broker, m: PlannedMessage, opts: PublishOptions, error: string): Promise<PublishOutcome> {
-  const h = headers();
-  h.set("Telemetry-Failure", error.slice(0, 1_000));
-  h.set("Telemetry-Original-Subject", m.subject);
+  const h = { "Telemetry-Failure": error.slice(0, 1_000).replace(/[\r\n]+/g, " "), "Telemetry-Original-Subject": m.subject };
   try {
-    await broker.js.publish(`${DLQ_PREFIX}.${m.subject.split(".")[2]}`, m.body, { msgID: m.msgId, headers: h, expect: { streamName: opts.dlqStream }, timeout: opts.timeoutMs });
+    await broker.publisher.publish(`${DLQ_PREFIX}.${m.subject.split(".")[2]}`, m.body, { msgId: m.msgId, expectStream: opts.dlqStream, headers: h }, opts.timeoutMs);
   } catch (err) {
     throw new BrokerUnavailable(`publish failed (${error}) and so did the dead-letter publish: ${(err as Error).message}`, { cause: err });
   }

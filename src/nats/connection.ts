@@ -5,6 +5,7 @@
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { logger } from "../lib/log.ts";
+import { AckedPublisher } from "./publisher.ts";
 
 const log = logger("nats");
 
@@ -12,6 +13,8 @@ export interface Broker {
   nc: NatsConnection;
   js: JetStreamClient;
   jsm: JetStreamManager;
+  /** Hand-pipelined JetStream publishing (created on first use); see publisher.ts. */
+  readonly publisher: AckedPublisher;
   /** False between a disconnect and the following reconnect. */
   readonly connected: boolean;
   close(): Promise<void>;
@@ -41,15 +44,21 @@ export async function connectBroker(servers: string, opts: { name: string; timeo
     }
   })();
   const js = jetstream(nc, { timeout: opts.timeoutMs ?? 5_000 });
-  const jsm = await jetstreamManager(nc, { timeout: opts.timeoutMs ?? 5_000 });
+  // No API check here: ensureStream is the first JetStream call, and it waits for a cluster still electing its leaders.
+  const jsm = await jetstreamManager(nc, { timeout: opts.timeoutMs ?? 5_000, checkAPI: false });
+  let publisher: AckedPublisher | undefined;
   return {
     nc,
     js,
     jsm,
+    get publisher() {
+      return (publisher ??= new AckedPublisher(nc, opts.timeoutMs ?? 5_000));
+    },
     get connected() {
       return connected && !nc.isClosed();
     },
     async close() {
+      publisher?.close();
       if (nc.isClosed()) return;
       await nc.drain().catch(() => nc.close());
     },

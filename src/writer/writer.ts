@@ -19,6 +19,7 @@ import { writeBatch } from "./sink.ts";
 import { metrics } from "../lib/metrics.ts";
 
 const log = logger("writer");
+const PULL_EXPIRES_MS = 5_000;
 
 export interface WriterOptions {
   stream: string;
@@ -29,7 +30,12 @@ export interface WriterOptions {
   flushIntervalMs: number;
   maxPending: number;
   ackWaitMs: number;
+  /** Batches written at once, each on its own connection (default 2). */
+  flushes?: number;
 }
+
+const DEFAULT_FLUSHES = 2;
+const UPSERT_AFTER_CONFLICT = 20;
 
 interface Item {
   msg: JsMsg;
@@ -60,12 +66,18 @@ export async function startWriter(broker: Broker, sql: Sql, opts: WriterOptions)
   const consumer: Consumer = await broker.js.consumers.get(opts.stream, opts.durable);
   const stats: WriterStats = { batches: 0, readings: 0, inserted: 0, quarantined: 0, retries: 0, lastFlushMs: 0, held: 0 };
   const batch = new Batch<Item>(opts.batchSize, opts.flushIntervalMs);
+  const flushes = Math.max(1, opts.flushes ?? DEFAULT_FLUSHES);
+  /** Cut batches waiting for a connection. */
   const queue: Item[][] = [];
-  let inFlight: Item[] = [];
+  /** Batches being written or waiting to be announced and acked, oldest first. */
+  const pipeline: Array<{ items: Item[]; written: Promise<boolean> }> = [];
+  let writing = 0;
   let healthy = true;
   let stopping = false;
   let giveUpAt = Infinity;
   let drained: (() => void) | null = null;
+  /** After a COPY met stored events, the next batches go the upsert way (redeliveries come in runs). */
+  let upsertBatches = 0;
 
   const onMessage = (msg: JsMsg) => {
     const item: Item = { msg };
@@ -81,21 +93,42 @@ export async function startWriter(broker: Broker, sql: Sql, opts: WriterOptions)
   const cut = () => {
     if (batch.length === 0) return;
     queue.push(batch.take());
-    void pump();
+    pump();
   };
 
-  let pumping = false;
-  const pump = async () => {
-    if (pumping) return;
-    pumping = true;
-    while (queue.length > 0) {
-      inFlight = queue.shift()!;
-      const ok = (await writeWithRetry(inFlight)) && (await announceWithRetry(inFlight));
-      if (ok) settle(inFlight);
-      inFlight = [];
+  /**
+   * Up to `flushes` batches are written at once, each in its own transaction on its own
+   * connection; they are announced and acked strictly in the order they were cut, so the
+   * evaluator sees committed-batch events in consumption order, as with one flush at a time.
+   */
+  const pump = () => {
+    while (queue.length > 0 && writing < flushes) {
+      const items = queue.shift()!;
+      writing++;
+      const written = writeWithRetry(items).finally(() => {
+        writing--;
+        pump();
+      });
+      pipeline.push({ items, written });
     }
-    pumping = false;
-    if (drained && batch.length === 0) drained();
+    void settleInOrder();
+  };
+
+  let settling = false;
+  const settleInOrder = async () => {
+    if (settling) return;
+    settling = true;
+    while (pipeline.length > 0) {
+      const head = pipeline[0]!;
+      const ok = (await head.written.catch((err) => {
+        log.error({ err: (err as Error).message }, "batch write failed unexpectedly; its messages stay unacked and will be redelivered");
+        return false;
+      })) && (await announceWithRetry(head.items));
+      if (ok) settle(head.items);
+      pipeline.shift();
+    }
+    settling = false;
+    if (drained && batch.length === 0 && queue.length === 0) drained();
   };
 
   /** Writes a batch, retrying retryable errors. False only when shutdown cut the retries short. */
@@ -167,7 +200,11 @@ export async function startWriter(broker: Broker, sql: Sql, opts: WriterOptions)
   const write = async (items: Item[]) => {
     const envelopes = items.flatMap((i) => (i.envelope ? [i.envelope] : []));
     const poison = items.flatMap((i) => (i.poison ? [i.poison] : []));
-    const result = await writeBatch(sql, envelopes, poison);
+    const redelivered = items.some((i) => i.msg.redelivered);
+    const prefer = redelivered || upsertBatches > 0 ? "upsert" : "copy";
+    if (upsertBatches > 0) upsertBatches--;
+    const result = await writeBatch(sql, envelopes, poison, { prefer });
+    if (result.conflict) upsertBatches = UPSERT_AFTER_CONFLICT;
     stats.batches++;
     stats.readings += result.readings;
     stats.inserted += result.inserted;
@@ -188,7 +225,7 @@ export async function startWriter(broker: Broker, sql: Sql, opts: WriterOptions)
 
   // Keep held messages from being redelivered while a batch waits or retries.
   const keepAlive = setInterval(() => {
-    const held = [...inFlight, ...queue.flat()];
+    const held = [...pipeline.flatMap((p) => p.items), ...queue.flat()];
     stats.held = held.length + batch.length;
     for (const item of held) item.msg.working();
   }, Math.max(500, Math.floor(opts.ackWaitMs / 3)));
@@ -196,7 +233,10 @@ export async function startWriter(broker: Broker, sql: Sql, opts: WriterOptions)
     if (batch.isDue(Date.now())) cut();
   }, Math.max(5, Math.min(100, Math.floor(opts.flushIntervalMs / 4))));
 
-  const messages: ConsumerMessages = await consumer.consume({ max_messages: Math.min(opts.maxPending, 1_000), callback: onMessage });
+  // Pulls expire after 5 s (heartbeats every 2.5 s): a pull request lives only on the consumer's
+  // leader, so when a NATS cluster moves that leader, the lost pull is noticed (two missed
+  // heartbeats) and re-issued within ~5 s instead of the default 30 s.
+  const messages: ConsumerMessages = await consumer.consume({ max_messages: Math.min(opts.maxPending, 1_000), expires: PULL_EXPIRES_MS, callback: onMessage });
   void (async () => {
     for await (const s of messages.status()) {
       if (s.type === "heartbeats_missed" || s.type === "consumer_not_found" || s.type === "stream_not_found") {
@@ -219,7 +259,7 @@ export async function startWriter(broker: Broker, sql: Sql, opts: WriterOptions)
       clearInterval(ticker);
       const done = new Promise<void>((resolve) => (drained = resolve));
       cut();
-      if (!pumping && queue.length === 0) drained!();
+      if (pipeline.length === 0 && queue.length === 0) drained!();
       // Keep the deadline even if a write is stuck (a pool waiting to reconnect): what is not acked
       // is redelivered, and a write still in flight is made harmless by the event-id key.
       await Promise.race([done, sleep(Math.max(0, giveUpAt - Date.now()))]);

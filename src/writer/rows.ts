@@ -1,0 +1,135 @@
+/**
+ * What one writer batch becomes before it reaches SQL, free of I/O: the readings' rows (a copy
+ * redelivered inside the batch dropped), the same rows in COPY text format, the 1-minute rollups
+ * of those rows and the per-device summary.
+ */
+import type { Envelope } from "../core/envelope.ts";
+import type { AttributeValue } from "../core/record.ts";
+
+export interface Row {
+  tenant: string;
+  deviceId: string;
+  ts: number;
+  eventId: string;
+  lat: number | null;
+  lon: number | null;
+  metrics: Record<string, number> | null;
+  attributes: Record<string, AttributeValue> | null;
+  receivedAt: number;
+}
+
+export interface Rollup {
+  tenant: string;
+  deviceId: string;
+  metric: string;
+  bucket: number;
+  count: number;
+  sum: number;
+  sumSq: number;
+  min: number;
+  max: number;
+}
+
+export interface DeviceState {
+  tenant: string;
+  deviceId: string;
+  firstSeen: number;
+  lastSeen: number;
+  lastReceivedAt: number;
+  lat: number | null;
+  lon: number | null;
+  locationAt: number | null;
+}
+
+export const iso = (ms: number) => new Date(ms).toISOString();
+
+/** The batch's rows, each event once. */
+export function batchRows(envelopes: readonly Envelope[]): Row[] {
+  const rows: Row[] = [];
+  const seen = new Set<string>();
+  for (const env of envelopes) {
+    for (const r of env.readings) {
+      if (seen.has(r.eventId)) continue; // a redelivered copy inside the same batch
+      seen.add(r.eventId);
+      rows.push({ tenant: r.tenant, deviceId: r.deviceId, ts: r.ts, eventId: r.eventId, lat: r.lat, lon: r.lon, metrics: r.metrics, attributes: r.attributes, receivedAt: env.receivedAt });
+    }
+  }
+  return rows;
+}
+
+/** Column order of COPY_COLUMNS. */
+export const COPY_COLUMNS = "tenant, device_id, ts, event_id, lat, lon, metrics, attributes, received_at";
+
+/**
+ * PostgreSQL COPY text format: tab-separated, `\N` for NULL, backslash escapes. Tenant and device
+ * ids cannot hold tabs, newlines or backslashes (their patterns forbid them); JSON.stringify
+ * escapes every control character, so only its backslashes need doubling.
+ */
+export function copyText(rows: readonly Row[]): string {
+  const lines: string[] = new Array(rows.length);
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i]!;
+    const m = r.metrics ? jsonField(r.metrics) : "\\N";
+    const a = r.attributes ? jsonField(r.attributes) : "\\N";
+    lines[i] = `${r.tenant}\t${r.deviceId}\t${iso(r.ts)}\t${r.eventId}\t${r.lat ?? "\\N"}\t${r.lon ?? "\\N"}\t${m}\t${a}\t${iso(r.receivedAt)}\n`;
+  }
+  return lines.join("");
+}
+
+function jsonField(v: object): string {
+  const s = JSON.stringify(v);
+  return s.includes("\\") ? s.replaceAll("\\", "\\\\") : s;
+}
+
+/**
+ * The 1-minute rollups of `rows` (count, sum, sum of squares, min, max per tenant, device, metric,
+ * minute), sorted by key like the SQL path's ORDER BY, so concurrent flushes lock in one order.
+ */
+export function rollupsOf(rows: readonly Row[]): Rollup[] {
+  const map = new Map<string, Rollup>();
+  for (const r of rows) {
+    if (!r.metrics) continue;
+    const bucket = r.ts - (((r.ts % 60_000) + 60_000) % 60_000);
+    for (const metric in r.metrics) {
+      const v = r.metrics[metric]!;
+      const key = `${r.tenant}\u0000${r.deviceId}\u0000${metric}\u0000${bucket}`;
+      const g = map.get(key);
+      if (g) {
+        g.count++;
+        g.sum += v;
+        g.sumSq += v * v;
+        if (v < g.min) g.min = v;
+        if (v > g.max) g.max = v;
+      } else {
+        map.set(key, { tenant: r.tenant, deviceId: r.deviceId, metric, bucket, count: 1, sum: v, sumSq: v * v, min: v, max: v });
+      }
+    }
+  }
+  return [...map.values()].sort((a, b) => cmp(a.tenant, b.tenant) || cmp(a.deviceId, b.deviceId) || cmp(a.metric, b.metric) || a.bucket - b.bucket);
+}
+
+const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+/** Per-device summary of a batch, sorted by key so concurrent flushes lock rows in one order. */
+export function summarizeDevices(envelopes: readonly Envelope[]): DeviceState[] {
+  const map = new Map<string, DeviceState>();
+  for (const env of envelopes) {
+    const key = `${env.tenant}\u0000${env.deviceId}`;
+    let d = map.get(key);
+    if (!d) {
+      d = { tenant: env.tenant, deviceId: env.deviceId, firstSeen: Infinity, lastSeen: -Infinity, lastReceivedAt: env.receivedAt, lat: null, lon: null, locationAt: null };
+      map.set(key, d);
+    }
+    d.lastReceivedAt = Math.max(d.lastReceivedAt, env.receivedAt);
+    for (const r of env.readings) {
+      d.firstSeen = Math.min(d.firstSeen, r.ts);
+      d.lastSeen = Math.max(d.lastSeen, r.ts);
+      if (r.lat !== null && (d.locationAt === null || r.ts >= d.locationAt)) {
+        d.lat = r.lat;
+        d.lon = r.lon;
+        d.locationAt = r.ts;
+      }
+    }
+  }
+  return [...map.entries()].sort(([a], [b]) => cmp(a, b)).map(([, d]) => d);
+}
