@@ -1,4 +1,8 @@
-/** Creates or updates the telemetry stream and the durable consumers, idempotently. */
+/**
+ * Creates or updates the telemetry stream and the durable consumers, idempotently. Several
+ * processes may do this at once, against a NATS cluster still electing its leaders: JetStream
+ * not answering yet (timeouts, 503) and losing a creation race are retried (up to 60 s).
+ */
 import {
   AckPolicy,
   DeliverPolicy,
@@ -10,6 +14,7 @@ import {
   type StreamConfig,
 } from "@nats-io/jetstream";
 import { nanos } from "@nats-io/transport-node";
+import { backoffMs, sleep } from "../lib/backoff.ts";
 import { logger } from "../lib/log.ts";
 
 const log = logger("stream");
@@ -22,7 +27,13 @@ export interface StreamSettings {
   replicas: number;
 }
 
-export async function ensureStream(jsm: JetStreamManager, s: StreamSettings): Promise<void> {
+const SETUP_WAIT_MS = 60_000;
+
+export function ensureStream(jsm: JetStreamManager, s: StreamSettings): Promise<void> {
+  return untilSettled(`stream ${s.name}`, () => ensureStreamOnce(jsm, s));
+}
+
+async function ensureStreamOnce(jsm: JetStreamManager, s: StreamSettings): Promise<void> {
   const wanted: Partial<StreamConfig> & { name: string } = {
     name: s.name,
     subjects: s.subjects,
@@ -59,7 +70,11 @@ export interface ConsumerSettings {
   maxAckPending: number;
 }
 
-export async function ensureDurableConsumer(jsm: JetStreamManager, s: ConsumerSettings): Promise<void> {
+export function ensureDurableConsumer(jsm: JetStreamManager, s: ConsumerSettings): Promise<void> {
+  return untilSettled(`consumer ${s.stream}/${s.durable}`, () => ensureConsumerOnce(jsm, s));
+}
+
+async function ensureConsumerOnce(jsm: JetStreamManager, s: ConsumerSettings): Promise<void> {
   const config = {
     durable_name: s.durable,
     ack_policy: AckPolicy.Explicit,
@@ -77,6 +92,26 @@ export async function ensureDurableConsumer(jsm: JetStreamManager, s: ConsumerSe
     if (!isNotFound(err)) throw err;
     await jsm.consumers.add(s.stream, config);
     log.info({ stream: s.stream, consumer: s.durable }, "durable consumer created");
+  }
+}
+
+/**
+ * Runs `once` again while it fails for a reason that passes: JetStream not answering (no meta or
+ * stream leader yet: timeouts, 503) or another process having created the same thing first (the
+ * next round sees it and compares). A refused configuration (other 4xx) fails at once.
+ */
+async function untilSettled(what: string, once: () => Promise<void>): Promise<void> {
+  const deadline = Date.now() + SETUP_WAIT_MS;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await once();
+    } catch (err) {
+      const refused = err instanceof JetStreamApiError && err.status >= 400 && err.status < 500 && !/already (in use|exists)/i.test(err.message);
+      if (refused || Date.now() >= deadline) throw err;
+      const wait = backoffMs(attempt, 200, 2_000);
+      log.warn({ what, err: (err as Error).message, attempt: attempt + 1, retryInMs: wait }, "JetStream setup not done yet; retrying");
+      await sleep(wait);
+    }
   }
 }
 

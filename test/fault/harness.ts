@@ -164,9 +164,9 @@ export class Db implements AsyncDisposable {
   }
 }
 
-/** Messages of the writer's durable consumer not yet acked: num_pending + num_ack_pending. */
+/** Messages of the writer's durable consumer not yet acked: num_pending + num_ack_pending. `natsUrl` may list several servers (comma-separated). */
 export async function consumerPending(natsUrl: string, stream = "TELEMETRY", durable = "writer"): Promise<{ pending: number; ackPending: number }> {
-  const nc = await connect({ servers: natsUrl, reconnect: false, timeout: 2_000 });
+  const nc = await connect({ servers: natsUrl.split(","), reconnect: false, timeout: 2_000 });
   try {
     const jsm = await jetstreamManager(nc, { timeout: 5_000 });
     const info = await jsm.consumers.info(stream, durable);
