@@ -1,74 +1,100 @@
 /**
- * `bun run bench`: starts nats-server and PostgreSQL (temp dirs), runs the compiled executable
- * against them as a separate process, drives it with bench/load.ts from another process, and
- * prints a markdown table. BENCH_SECONDS (default 30) sets the length of each load phase.
+ * `bun run bench` / `npm run bench`: in one run on this machine, starts nats-server and PostgreSQL
+ * (temp dirs) and prints a markdown table of
+ *   1. the raw parts on the same rows: hand-pipelined JetStream publish with acks, a consumer with
+ *      acks, PostgreSQL insert by the writer's own method (bench/raw.ts);
+ *   2. a naive baseline under the same load (bench/naive.ts, bench/baseline.ts);
+ *   3. the server: the compiled executable, all roles in one process, driven over HTTP from a
+ *      separate process (bench/load.ts): batched end to end, single records at a fixed rate, RSS
+ *      with a 1M backlog (PostgreSQL stopped) and the writer's drain of it (bench/phases.ts);
+ *   4. ratios.
+ * BENCH_SECONDS (default 60) sets the batched phase; the others are capped at 20-30 s.
+ * BENCH_BACKLOG (default 1,000,000) the backlog; BENCH_RAW (default 300,000) the raw parts' rows.
  */
-import { mkdtempSync, rmSync, chmodSync } from "node:fs";
-import { cpus, tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { createSql } from "../src/db/client.ts";
+import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { cpus, loadavg, tmpdir, totalmem } from "node:os";
+import { join } from "node:path";
 import { startLocalNats } from "../src/embedded/nats-server.ts";
 import { startLocalPostgres } from "../src/embedded/postgres.ts";
-import { freePort, waitFor } from "../src/embedded/process.ts";
 import { configureLogger } from "../src/lib/log.ts";
+import { naiveEndToEnd } from "./baseline.ts";
+import { plannedMessages } from "./data.ts";
+import { buildExecutable, fmt, pct, startServer } from "./env.ts";
+import { backlogAndDrain, batchedEndToEnd, singleRecords, type Row } from "./phases.ts";
+import { createBenchStream, envelopeBatches, rawConsume, rawInsert, rawPublish } from "./raw.ts";
 
 configureLogger("warn", true);
-const root = resolve(import.meta.dir, "..");
-const seconds = Number(process.env.BENCH_SECONDS ?? 30);
+const seconds = Number(process.env.BENCH_SECONDS ?? 60);
+const backlog = Number(process.env.BENCH_BACKLOG ?? 1_000_000);
+const rawReadings = Number(process.env.BENCH_RAW ?? 300_000);
+const CONNECTIONS = 8;
+const WRITER_FLUSHES = 2; // the writer's default concurrency (src/writer/writer.ts)
+const BATCH = 500; // TELEMETRY_BATCH_SIZE's default
+const load0 = loadavg();
 const work = mkdtempSync(join(tmpdir(), "telemetry-bench-"));
 chmodSync(work, 0o755);
-const KEY = "bench-key-0123456789abcdef";
-const rows: string[][] = [];
+const rows: Row[] = [];
+const step = (what: string) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${what}`);
 
-const build = Bun.spawnSync({ cmd: [process.execPath, "build", "--compile", "--minify", "src/cli/main.ts", "--outfile", join(work, "telemetry")], cwd: root });
-if (build.exitCode !== 0) throw new Error(build.stderr.toString());
-
+step("building the executable");
+buildExecutable(join(work, "telemetry"));
 await using nats = await startLocalNats({ storeDir: join(work, "nats") });
 await using pg = await startLocalPostgres({ dataDir: join(work, "pg") });
-const sql = createSql(pg.url, { max: 1, name: "bench" });
-const port = await freePort();
-const server = Bun.spawn({
-  cmd: [join(work, "telemetry"), "serve"],
-  env: { ...process.env, PORT: String(port), NATS_URL: nats.url, DATABASE_URL: pg.url, TELEMETRY_API_KEYS: `bench:${KEY}`, TELEMETRY_MAX_DEVICES: "1000000", TELEMETRY_DATA_DIR: join(work, "data"), LOG_LEVEL: "warn" },
-  stdout: "inherit",
-  stderr: "inherit",
-});
-const base = `http://127.0.0.1:${port}`;
 
+// 1. Raw parts, same rows (before the server exists: the raw stream takes the same subjects).
+step(`raw parts on ${fmt(rawReadings)} readings`);
+const messages = plannedMessages("raw", rawReadings);
+await createBenchStream(nats.url, "RAW", ["telemetry.v1.>"]);
+const pub = await rawPublish(nats.url, "RAW", messages);
+const con = await rawConsume(nats.url, "RAW", messages.length, (m) => m.json<{ r: unknown[] }>().r.length);
+const { jetstreamManager } = await import("@nats-io/jetstream");
+const { connect } = await import("@nats-io/transport-node");
+const admin = await connect({ servers: nats.url });
+await (await jetstreamManager(admin)).streams.delete("RAW");
+await admin.close();
+const batches = envelopeBatches(messages, BATCH);
+await pg.createDatabase("raw1");
+await pg.createDatabase("raw2");
+const ins1 = await rawInsert(pg.urlFor("raw1"), batches, 1);
+const insN = await rawInsert(pg.urlFor("raw2"), batches, WRITER_FLUSHES);
+const r = (x: { readings: number; seconds: number }) => x.readings / x.seconds;
+rows.push(["Raw: JetStream publish, hand-pipelined (2,000 in flight), every message acked", `${fmt(r(pub))} readings/s`, `${fmt(pub.items / pub.seconds)} msg/s of ${messages[0]!.indexes.length} readings (the server's messages for this load)`]);
+rows.push(["Raw: consumer (consume callback, max_messages 1000), ack per message", `${fmt(r(con))} readings/s`, `${fmt(con.items / con.seconds)} msg/s`]);
+rows.push([`Raw: PostgreSQL insert by the writer's writeBatch (COPY + rollups + devices), batches of ${BATCH}`, `${fmt(r(insN))} readings/s on ${WRITER_FLUSHES} connections`, `${fmt(r(ins1))} readings/s on 1 connection`]);
+
+// 2. The naive baseline, same load.
+const naiveSeconds = Math.min(seconds, 30);
+step(`naive baseline, ${naiveSeconds} s`);
+const naive = await naiveEndToEnd(nats.url, pg, naiveSeconds, CONNECTIONS);
+rows.push(...naive.rows);
+
+// 3. The server.
+step("server: batched end to end");
+const server = await startServer(join(work, "telemetry"), { NATS_URL: nats.url, DATABASE_URL: pg.url, TELEMETRY_DATA_DIR: join(work, "data") });
+let e2e, single, drain;
 try {
-  await waitFor(async () => (await fetch(`${base}/ready`).catch(() => null))?.status === 200, { timeoutMs: 60_000, what: "server ready" });
-  const count = async () => Number((await sql`SELECT count(*)::bigint AS n FROM readings`)[0]!.n);
-  const load = async (...args: (string | number)[]) => {
-    const p = Bun.spawn({ cmd: [process.execPath, join(root, "bench/load.ts"), base, KEY, ...args.map(String)], stdout: "pipe" });
-    const out = await new Response(p.stdout).text();
-    await p.exited;
-    return JSON.parse(out.trim().split("\n").at(-1)!) as { requests: number; statuses: Record<string, number>; accepted: number; elapsed: number; p50: number; p90: number; p99: number; max: number };
-  };
-
-  // 1. Batched end to end: accepted with 202 and committed.
-  const before = await count();
-  const t0 = performance.now();
-  const batch = await load("batch", seconds, 8, 250, 2_000, "b");
-  const expected = before + batch.accepted;
-  await waitFor(async () => (await count()) >= expected, { timeoutMs: 600_000, intervalMs: 100, what: "writer to commit everything" });
-  const drained = (performance.now() - t0) / 1000;
-  rows.push(["Batched NDJSON, 250 records/request, 8 connections: accepted (202)", `${Math.round(batch.accepted / batch.elapsed).toLocaleString("en")} readings/s`, `${batch.requests} requests, p50 ${batch.p50} ms, p99 ${batch.p99} ms`]);
-  rows.push(["  ... end to end (accepted and committed in PostgreSQL)", `${Math.round(batch.accepted / drained).toLocaleString("en")} readings/s`, `${batch.accepted.toLocaleString("en")} readings, last commit ${drained.toFixed(1)} s after start`]);
-
-  // 2. Single-record requests at a fixed rate.
-  for (const rate of [1_000, 5_000]) {
-    const single = await load("single", Math.min(seconds, 20), rate, 5_000, `s${rate}`);
-    const ok = single.statuses["202"] ?? 0;
-    rows.push([`Single-record POST at a fixed ${rate.toLocaleString("en")} req/s`, `p50 ${single.p50} ms, p99 ${single.p99} ms`, `${ok}/${single.requests} answered 202, max ${single.max} ms`]);
-  }
+  e2e = await batchedEndToEnd(server, seconds, CONNECTIONS, "e2e");
+  rows.push(...e2e.rows);
+  step("server: single records at 5,000 req/s");
+  single = await singleRecords(server, Math.min(seconds, 20), 5_000, "single");
+  rows.push(...single.rows);
+  step(`server: ${fmt(backlog)} readings backlog with PostgreSQL stopped, then drain`);
+  drain = await backlogAndDrain(server, pg, backlog, "backlog");
+  rows.push(...drain.rows);
 } finally {
-  server.kill("SIGTERM");
-  await server.exited;
-  await sql.end();
+  await server.stop();
 }
 
+// 4. Ratios.
+const rawInsertRate = r(insN);
+rows.push(["Ratio: server end to end / raw publish, / raw consume, / raw insert", `${pct(e2e.e2e / r(pub))}, ${pct(e2e.e2e / r(con))}, ${pct(e2e.e2e / rawInsertRate)}`, "the slowest raw part bounds the pipeline"]);
+rows.push(["Ratio: server end to end / naive baseline", `${(e2e.e2e / naive.e2e).toFixed(1)}x`, ""]);
+rows.push(["Ratio: writer drain / raw insert (same method, same concurrency)", `**${pct(drain.drain / rawInsertRate)}**`, `target >= 70 %; vs 1 connection: ${pct(drain.drain / r(ins1))}`]);
+
 const cpu = cpus();
-console.log(`\n### telemetry benchmark (${cpu.length} × ${cpu[0]?.model.trim()}, ${new Date().toISOString().slice(0, 10)}, ${seconds} s phases)\n`);
+const load1 = loadavg();
+console.log(`\n### telemetry benchmark (${cpu.length} × ${cpu[0]?.model.trim()}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC)\n`);
+console.log(`Load average before ${load0.map((x) => x.toFixed(2)).join(" ")}, after ${load1.map((x) => x.toFixed(2)).join(" ")}; batched phase ${seconds} s.\n`);
 console.log("| Measure | Result | Detail |\n| --- | --- | --- |");
-for (const r of rows) console.log(`| ${r.join(" | ")} |`);
+for (const row of rows) console.log(`| ${row.join(" | ")} |`);
 rmSync(work, { recursive: true, force: true });

@@ -5,6 +5,7 @@
 import { z } from "zod";
 import { checkBounds, parseRfc3339 } from "./timestamp.ts";
 import { eventId } from "./event-id.ts";
+import { fastRecord } from "./record-fast.ts";
 
 export const DEVICE_ID_PATTERN = /^[A-Za-z0-9_:-]{1,128}$/;
 export const METRIC_NAME_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.:/-]{0,63}$/;
@@ -123,7 +124,8 @@ function pathOf(path: readonly PropertyKey[]): string {
 }
 
 export function normalizeRecord(input: unknown, opts: NormalizeOptions): NormalizeResult {
-  const parsed = recordSchema.safeParse(input);
+  const fast = fastRecord(input);
+  const parsed = fast ? ({ success: true, data: fast } as const) : recordSchema.safeParse(input);
   const errors: FieldError[] = [];
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {

@@ -50,6 +50,7 @@ export class AckedPublisher {
   private readonly pending = new Map<string, Pending>();
   private readonly sweeper: ReturnType<typeof setInterval>;
   private next = 0;
+  private corked: Array<{ subject: string; body: string | Uint8Array; reply: string; headers: MsgHdrs; token: string }> = [];
 
   constructor(
     private readonly nc: NatsConnection,
@@ -68,10 +69,30 @@ export class AckedPublisher {
     if (req.headers) for (const [k, v] of Object.entries(req.headers)) h.set(k, v);
     const token = (this.next++).toString(36);
     return new Promise<PubAck>((resolve, reject) => {
-      this.nc.publish(subject, body, { reply: `${this.prefix}.${token}`, headers: h });
       this.pending.set(token, { resolve, reject, deadline: Date.now() + timeoutMs });
+      this.corked.push({ subject, body, reply: `${this.prefix}.${token}`, headers: h, token });
+      if (this.corked.length === 1) setImmediate(this.uncork);
     });
   }
+
+  /**
+   * Publishes of one event-loop turn (many HTTP requests under load) are handed to the client
+   * together, so they leave in one socket write instead of one write per request: the writes
+   * were ~14 % of the server's CPU with single-record requests.
+   */
+  private readonly uncork = () => {
+    const out = this.corked;
+    this.corked = [];
+    for (const m of out) {
+      try {
+        this.nc.publish(m.subject, m.body, { reply: m.reply, headers: m.headers });
+      } catch (err) {
+        const p = this.pending.get(m.token);
+        this.pending.delete(m.token);
+        p?.reject(err as Error);
+      }
+    }
+  };
 
   get inFlight(): number {
     return this.pending.size;
@@ -80,6 +101,7 @@ export class AckedPublisher {
   close(): void {
     clearInterval(this.sweeper);
     this.sub.unsubscribe();
+    this.corked = [];
     this.failAll(new PublishError("publisher closed", 503));
   }
 

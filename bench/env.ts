@@ -1,0 +1,102 @@
+/** What the bench phases share: the services, the compiled server as a child process, load runs, probes. */
+import { readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import type { Sql } from "../src/db/client.ts";
+import { freePort, waitFor } from "../src/embedded/process.ts";
+import type { LoadResult } from "./load.ts";
+
+export const ROOT = resolve(import.meta.dir, "..");
+export const KEY = "bench-key-0123456789abcdef";
+
+/** Builds the single executable the way `npm run build` does. */
+export function buildExecutable(outfile: string): void {
+  const build = Bun.spawnSync({ cmd: [process.execPath, "build", "--compile", "--minify", "src/cli/main.ts", "--outfile", outfile], cwd: ROOT });
+  if (build.exitCode !== 0) throw new Error(build.stderr.toString());
+}
+
+export interface ServerHandle {
+  url: string;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+/** The compiled server, all roles in one process, against the bench's nats-server and PostgreSQL. */
+export async function startServer(executable: string, env: Record<string, string>): Promise<ServerHandle> {
+  const port = await freePort();
+  const proc = Bun.spawn({
+    cmd: [executable, "serve"],
+    env: {
+      ...process.env,
+      PORT: String(port),
+      TELEMETRY_API_KEYS: `bench:${KEY}`,
+      LOG_LEVEL: "warn",
+      // the bench measures the pipeline, not the quotas: limits far above the load
+      TELEMETRY_TENANT_RATE: "100000000",
+      TELEMETRY_TENANT_BURST: "100000000",
+      TELEMETRY_MAX_DEVICES: "100000000",
+      ...env,
+    },
+    stdout: "inherit",
+    stderr: "inherit",
+  });
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor(async () => (await fetch(`${url}/ready`).catch(() => null))?.status === 200, { timeoutMs: 60_000, what: "server ready" });
+  return {
+    url,
+    pid: proc.pid,
+    async stop() {
+      proc.kill("SIGTERM");
+      await proc.exited;
+    },
+  };
+}
+
+/** Runs bench/load.ts in its own process. */
+export async function runLoad(url: string, ...args: (string | number)[]): Promise<LoadResult> {
+  const p = Bun.spawn({ cmd: [process.execPath, join(ROOT, "bench/load.ts"), url, KEY, ...args.map(String)], stdout: "pipe", stderr: "inherit" });
+  const out = await new Response(p.stdout).text();
+  await p.exited;
+  return JSON.parse(out.trim().split("\n").at(-1)!) as LoadResult;
+}
+
+export function rssMiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc. */
+export function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+export async function rowCount(sql: Sql): Promise<number> {
+  return Number((await sql`SELECT count(*)::bigint AS n FROM readings`)[0]!.n);
+}
+
+/** Readings the server's writer has committed (its /metrics counter; cheaper to poll than count(*)). */
+export async function committed(url: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const m = /^telemetry_writer_readings_total\{result="inserted"\} (\d+)/m.exec(text);
+  return m ? Number(m[1]) : 0;
+}
+
+/**
+ * Waits until the writer has committed `target` readings (its counter); returns when the last of
+ * them was seen (polled every 200 ms) and when the first of them was.
+ */
+export async function waitForCommitted(url: string, target: number, timeoutMs = 900_000): Promise<{ doneAt: number; firstAt: number }> {
+  const start = await committed(url);
+  let firstAt = NaN;
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const n = await committed(url).catch(() => start);
+    if (n > start && Number.isNaN(firstAt)) firstAt = performance.now();
+    if (n >= target) return { doneAt: performance.now(), firstAt };
+    if (performance.now() > deadline) throw new Error(`only ${n} of ${target} readings committed after ${timeoutMs} ms`);
+    await Bun.sleep(200);
+  }
+}
+
+export const fmt = (n: number) => Math.round(n).toLocaleString("en");
+export const pct = (x: number) => `${Math.round(x * 100)} %`;
