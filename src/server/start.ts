@@ -63,8 +63,10 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const has = (role: Config["roles"][number]) => config.roles.includes(role);
   const cleanup: Array<() => Promise<void>> = [];
   const onStop = (fn: () => Promise<void>) => cleanup.push(fn);
-  // One budget for the whole shutdown: each draining step gets what the earlier ones left.
-  const drainMs = Math.max(1_000, config.shutdownTimeout - 2_000);
+  // One budget for the whole shutdown: each draining step gets what the earlier ones left, and
+  // 4 s stay for what follows (up to three pools closing at 1 s each with the database away,
+  // the broker connection, supervised children).
+  const drainMs = Math.max(1_000, config.shutdownTimeout - 4_000);
   let drainUntil = 0;
   const remaining = () => Math.max(250, drainUntil - Date.now());
   const runCleanup = async () => {
