@@ -15,9 +15,10 @@ import { enqueueAlertNotifications } from "../notify/outbox.ts";
 
 export const ALERT_STATUSES = ["open", "acknowledged", "resolved"] as const;
 
-const listQuery = z.object({
+export const listQuery = z.object({
   status: z
     .string()
+    .meta({ description: "comma-separated: open, acknowledged, resolved" })
     .transform((s) => s.split(",").filter(Boolean))
     .pipe(z.array(z.enum(ALERT_STATUSES)))
     .optional(),
@@ -27,7 +28,7 @@ const listQuery = z.object({
   since: timeParam.optional(),
   until: timeParam.optional(),
   limit: limitParam(500, 50),
-  cursor: z.string().optional(),
+  cursor: z.string().optional().meta({ description: "next_cursor of the previous page" }),
 });
 
 

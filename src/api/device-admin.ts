@@ -12,7 +12,7 @@ import { HttpError } from "../http/errors.ts";
 import { parseJson } from "../http/validate.ts";
 import type { DeviceRegistry } from "../tenants/devices.ts";
 
-const registerBody = z.strictObject({
+export const registerBody = z.strictObject({
   device_id: z.string().superRefine((id, ctx) => {
     const problem = deviceIdProblem(id);
     if (problem) ctx.addIssue({ code: "custom", message: problem });

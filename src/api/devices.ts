@@ -9,9 +9,14 @@ import { devices, readings } from "../db/schema.ts";
 import type { TenantEnv } from "../http/auth.ts";
 import { HttpError } from "../http/errors.ts";
 import { limitParam, parseQuery, timeParam } from "../http/validate.ts";
+import { bucketSchema, deviceSchema, readingSchema } from "../openapi/views.ts";
 
-const listQuery = z.object({ limit: limitParam(1000, 100), after: z.string().optional() });
-const readingsQuery = z.object({
+export const devicePage = z.object({ devices: z.array(deviceSchema), next_after: z.string().nullable() });
+export const readingList = z.object({ readings: z.array(readingSchema) });
+export const bucketList = z.object({ device_id: z.string(), metric: z.string(), bucket: z.string(), buckets: z.array(bucketSchema) });
+
+export const listQuery = z.object({ limit: limitParam(1000, 100), after: z.string().optional().meta({ description: "device id to page after (next_after of the previous page)" }) });
+export const readingsQuery = z.object({
   from: timeParam.optional(),
   to: timeParam.optional(),
   metric: z.string().regex(METRIC_NAME_PATTERN).optional(),
@@ -19,14 +24,14 @@ const readingsQuery = z.object({
   order: z.enum(["asc", "desc"]).default("desc"),
 });
 const BUCKETS = { "1m": "1 minute", "5m": "5 minutes", "15m": "15 minutes", "1h": "1 hour", "1d": "1 day" } as const;
-const bucketQuery = z.object({
+export const bucketQuery = z.object({
   bucket: z.enum(Object.keys(BUCKETS) as [keyof typeof BUCKETS]).default("1m"),
   from: timeParam.optional(),
   to: timeParam.optional(),
   limit: limitParam(10_000, 1440),
 });
 
-const deviceJson = (d: typeof devices.$inferSelect) => ({
+const deviceJson = (d: typeof devices.$inferSelect): z.output<typeof deviceSchema> => ({
   device_id: d.deviceId,
   first_seen: d.firstSeen.toISOString(),
   last_seen: d.lastSeen.toISOString(),
@@ -43,7 +48,8 @@ export function deviceRoutes(db: PostgresJsDatabase, sql: Sql) {
     const where = q.after ? and(eq(devices.tenant, tenant), gt(devices.deviceId, q.after)) : eq(devices.tenant, tenant);
     const rows = await db.select().from(devices).where(where).orderBy(asc(devices.deviceId)).limit(q.limit + 1);
     const page = rows.slice(0, q.limit);
-    return c.json({ devices: page.map(deviceJson), next_after: rows.length > q.limit ? page.at(-1)!.deviceId : null });
+    const body: z.output<typeof devicePage> = { devices: page.map(deviceJson), next_after: rows.length > q.limit ? page.at(-1)!.deviceId : null };
+    return c.json(body);
   });
 
   app.get("/api/v1/devices/:id", async function getDevice(c) {
@@ -64,16 +70,17 @@ export function deviceRoutes(db: PostgresJsDatabase, sql: Sql) {
       .where(and(...conds))
       .orderBy(q.order === "asc" ? asc(readings.ts) : desc(readings.ts), dsql`${readings.eventId}`)
       .limit(q.limit);
-    return c.json({
+    const body: z.output<typeof readingList> = {
       readings: rows.map((r) => ({
         event_id: r.eventId,
         ts: r.ts.toISOString(),
         location: r.lat === null || r.lon === null ? null : { lat: r.lat, lon: r.lon },
-        metrics: q.metric ? { [q.metric]: r.metrics?.[q.metric] } : (r.metrics ?? {}),
+        metrics: q.metric ? { [q.metric]: r.metrics![q.metric]! } : (r.metrics ?? {}), // the query kept rows that have it
         attributes: r.attributes ?? {},
         received_at: r.receivedAt.toISOString(),
       })),
-    });
+    };
+    return c.json(body);
   });
 
   app.get("/api/v1/devices/:id/metrics/:metric", async function metricBuckets(c) {
@@ -88,7 +95,7 @@ export function deviceRoutes(db: PostgresJsDatabase, sql: Sql) {
       WHERE tenant = ${c.get("tenant")} AND device_id = ${c.req.param("id")} AND metric = ${metric}
         AND bucket >= ${from.toISOString()}::timestamptz AND bucket < ${to.toISOString()}::timestamptz
       GROUP BY 1 ORDER BY 1 LIMIT ${q.limit}`;
-    return c.json({
+    const body: z.output<typeof bucketList> = {
       device_id: c.req.param("id"),
       metric,
       bucket: q.bucket,
@@ -97,7 +104,8 @@ export function deviceRoutes(db: PostgresJsDatabase, sql: Sql) {
         const mean = (r.s as number) / n;
         return { start: (r.start as Date).toISOString(), count: n, mean, min: r.mn, max: r.mx, stddev: Math.sqrt(Math.max(0, (r.sq as number) / n - mean * mean)) };
       }),
-    });
+    };
+    return c.json(body);
   });
   return app;
 }

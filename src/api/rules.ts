@@ -11,10 +11,11 @@ import type { TenantEnv } from "../http/auth.ts";
 import { HttpError } from "../http/errors.ts";
 import { issuesOf, parseJson, parseQuery, uuidParam } from "../http/validate.ts";
 import type { Broker } from "../nats/connection.ts";
+import { ruleSchema } from "../openapi/views.ts";
 
 type RuleRow = typeof rules.$inferSelect;
 
-export function ruleJson(r: RuleRow) {
+export function ruleJson(r: RuleRow): z.output<typeof ruleSchema> {
   return {
     id: r.id,
     name: r.name,
@@ -41,7 +42,7 @@ const toColumns = (r: RuleInput) => ({
   cooldownSeconds: r.cooldown_seconds,
 });
 
-const listQuery = z.object({ enabled: z.enum(["true", "false"]).optional() });
+export const listQuery = z.object({ enabled: z.enum(["true", "false"]).optional() });
 
 export function ruleRoutes(db: PostgresJsDatabase, broker: Broker) {
   const app = new Hono<TenantEnv>();

@@ -1,5 +1,6 @@
-/** The HTTP surface of a process: health and readiness always, plus the routes of its roles. */
+/** The HTTP surface of a process: health and readiness always, plus the routes of its roles; one log line per request. */
 import { Hono } from "hono";
+import { requestLog } from "../lib/log.ts";
 import { metrics, registry } from "../lib/metrics.ts";
 import { onError, notFound } from "./errors.ts";
 
@@ -8,14 +9,29 @@ export interface ReadyCheck {
   check: () => Promise<boolean>;
 }
 
+/** Probes (health, readiness, scrapes) every few seconds would drown the log: debug. Server errors: warn. */
+const PROBES = new Set(["/health", "/ready", "/metrics"]);
+export function requestLevel(path: string, status: number): "debug" | "info" | "warn" {
+  return status >= 500 ? "warn" : PROBES.has(path) ? "debug" : "info";
+}
+
 export function buildApp(routes: Hono<any>[], checks: ReadyCheck[], isShuttingDown: () => boolean): Hono {
   const app = new Hono();
   app.onError(onError);
   app.notFound(notFound);
 
-  app.use(async function countRequests(c, next) {
+  app.use(async function countAndLogRequests(c, next) {
+    const start = performance.now();
     await next();
-    metrics.requests.inc({ route: `${c.req.method} ${c.req.routePath}`, status: String(c.res.status) });
+    const status = c.res.status;
+    metrics.requests.inc({ route: `${c.req.method} ${c.req.routePath}`, status: String(status) });
+    const level = requestLevel(c.req.path, status);
+    const log = requestLog();
+    if (log.isLevelEnabled(level)) {
+      // Fixed fields only: never headers, bodies or query strings (keys travel in headers; query values are not needed here).
+      const tenant = (c.var as { tenant?: string }).tenant;
+      log[level]({ method: c.req.method, path: c.req.path, route: c.req.routePath, status, ms: Math.round((performance.now() - start) * 100) / 100, ...(tenant ? { tenant } : {}) }, "request");
+    }
   });
   app.get("/health", (c) => c.json({ status: "ok" }));
   app.get("/metrics", async function prometheus(c) {

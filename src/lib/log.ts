@@ -1,24 +1,47 @@
 /**
  * Logging: pino, JSON lines by default, human-readable when stdout is a terminal.
- * Never pass secrets (keys, passwords, full database URLs) to the logger.
+ * Never pass secrets (keys, passwords, full database URLs) to the logger; as a second line of
+ * defence, fields named like secrets are redacted wherever they appear (REDACT_PATHS).
  *
  * Modules take their logger at import time (`const log = logger("writer")`), before the
  * configuration is known; the returned logger follows whatever configureLogger() sets later.
+ *
+ * JSON goes to stdout through an asynchronous writer (sonic-boom, sync: false): a line costs the
+ * event loop ~7 µs instead of a blocking write; pino flushes it when the process exits.
  */
-import pino, { type Logger } from "pino";
+import pino, { type DestinationStream, type Logger, type LoggerOptions } from "pino";
 import pretty from "pino-pretty";
 
 export type { Logger };
 
-let root: Logger = pino({ level: "info", base: undefined, timestamp: pino.stdTimeFunctions.isoTime });
+/** Field names that hold secrets, at the top level or one level down (e.g. {headers: {authorization}}). */
+const SECRET_FIELDS = ["authorization", "key", "apiKey", "api_key", "token", "adminToken", "secret", "password", "databaseUrl", "evaluatorDatabaseUrl", "secretKey", "apiKeys", "cookie"];
+export const REDACT_PATHS = SECRET_FIELDS.flatMap((f) => [f, `*.${f}`]);
+
+const base = (level: string): LoggerOptions => ({
+  level,
+  base: undefined,
+  timestamp: pino.stdTimeFunctions.isoTime,
+  redact: { paths: REDACT_PATHS, censor: "[redacted]" },
+});
+
+let root: Logger = pino(base("info"));
+/** The same output without redaction, for the per-request line: its fields are fixed and secret-free, and redaction would triple its cost (~8 -> ~27 µs). */
+let plain: Logger = pino({ ...base("info"), redact: [] });
+let plainHttp: Logger | null = null;
+/** One asynchronous stdout writer per process, however often the logger is reconfigured. */
+let stdout: DestinationStream | null = null;
 let children = new Map<string, Logger>();
 
-export function configureLogger(level: string, forceJson = false): Logger {
-  const usePretty = !forceJson && process.stdout.isTTY;
-  root = usePretty
-    ? pino({ level, base: undefined }, pretty({ colorize: true, translateTime: "SYS:HH:MM:ss.l", ignore: "pid,hostname" }))
-    : pino({ level, base: undefined, timestamp: pino.stdTimeFunctions.isoTime });
+/** destination: for tests (a stream that collects lines); otherwise stdout, pretty on a terminal. */
+export function configureLogger(level: string, forceJson = false, destination?: DestinationStream): Logger {
+  const usePretty = !destination && !forceJson && process.stdout.isTTY;
+  const out = usePretty ? pretty({ colorize: true, translateTime: "SYS:HH:MM:ss.l", ignore: "pid,hostname" }) : (destination ?? (stdout ??= pino.destination({ dest: 1, sync: false, minLength: 0 })));
+  const options = usePretty ? { level, base: undefined } : base(level);
+  root = pino({ ...options, redact: base(level).redact }, out);
+  plain = pino({ ...options, redact: [] }, out);
   children = new Map();
+  plainHttp = null;
   return root;
 }
 
@@ -36,4 +59,9 @@ export function logger(component: string): Logger {
       return typeof value === "function" ? value.bind(target) : value;
     },
   });
+}
+
+/** The logger of the per-request summary line (component "http"): call it per request (it follows configureLogger). Pass only fixed, secret-free fields. */
+export function requestLog(): Logger {
+  return (plainHttp ??= plain.child({ component: "http" }));
 }

@@ -12,6 +12,7 @@ import { requireTenant, type KeyResolver, type TenantEnv } from "../http/auth.ts
 import { HttpError } from "../http/errors.ts";
 import { issuesOf, limitParam, parseJson, parseQuery, uuidParam } from "../http/validate.ts";
 import type { SecretBox } from "./secrets.ts";
+import { channelSchema } from "../openapi/views.ts";
 
 const name = z.string().trim().min(1).max(128);
 const url = z.url({ protocol: /^https?$/, error: "must be an http or https URL" }).max(2048);
@@ -21,19 +22,19 @@ const secretFor = {
   hub: z.string().min(1).max(1024),
 } as const;
 
-const createBody = z.discriminatedUnion("kind", [
+export const createBody = z.discriminatedUnion("kind", [
   z.strictObject({ name, kind: z.literal("webhook"), url, secret: secretFor.webhook.optional(), enabled: z.boolean().default(true) }),
   z.strictObject({ name, kind: z.literal("hub"), url, secret: secretFor.hub, enabled: z.boolean().default(true) }),
 ]);
 
-const patchBody = z.strictObject({ name: name.optional(), url: url.optional(), enabled: z.boolean().optional(), secret: z.string().optional() });
+export const patchBody = z.strictObject({ name: name.optional(), url: url.optional(), enabled: z.boolean().optional(), secret: z.string().optional() });
 
-const deliveriesQuery = z.object({
+export const deliveriesQuery = z.object({
   limit: limitParam(500, 50),
   status: z.enum(["pending", "delivered", "failed"]).optional(),
 });
 
-export function channelJson(c: Record<string, any>) {
+export function channelJson(c: Record<string, any>): z.output<typeof channelSchema> {
   return {
     id: c.id,
     name: c.name,

@@ -41,6 +41,8 @@ test("another tenant's key gets 404 or an empty list on every route, and changes
   const ruleId = (await a().createRule(rule)).id;
   await a().ingest([{ device_id: SECRET_DEVICE, ts: BASE_TS + 60_000, metrics: { temp: SECRET_VALUE } }]);
   const [alert] = await check(async () => (await a().alerts()).length === 1 && a().alerts(), { what: "acme's alert", timeoutMs: 30_000 });
+  // The alert may come from the first reading before the writer has stored the second: wait for both.
+  await check(async () => (await a().get(`/api/v1/devices/${SECRET_DEVICE}/readings`)).body.readings.length === 2, { what: "both of acme's readings stored", timeoutMs: 30_000 });
   const channel = await a().post("/api/v1/channels", { name: "ops", kind: "webhook", url: "https://hooks.example.com/acme", enabled: false });
   expect(channel.status).toBe(201);
   const ids: Record<string, string> = { devices: SECRET_DEVICE, rules: ruleId, alerts: alert.id, channels: channel.body.id };

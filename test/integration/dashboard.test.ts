@@ -1,0 +1,183 @@
+/**
+ * The dashboard in a real browser: Debian's headless Chromium driven by playwright-core against a
+ * running server (real NATS and PostgreSQL). Sign in, see the live charts, see a device appear
+ * after ingest, its page with readings, rollup band and alert marker, create a rule (with a
+ * field error first), see an alert appear after a threshold reading and acknowledge it.
+ * Screenshots: test-artifacts/dashboard-*.png (one per test).
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { chromium, type Browser, type Page } from "playwright-core";
+import { apiClient } from "../helpers/api.ts";
+import { check, freshDatabase, startNats } from "../helpers/services.ts";
+import { TEST_KEY, startTestServer, type TestServer } from "../helpers/server.ts";
+
+// The callbacks given to waitForFunction/evaluate run in the page.
+declare const document: any, sessionStorage: any, localStorage: any;
+
+const CHROMIUM = "/usr/bin/chromium";
+const ARTIFACTS = join(import.meta.dir, "../../test-artifacts");
+const UI_TIMEOUT = 45_000;
+
+let nats: Awaited<ReturnType<typeof startNats>>;
+let server: TestServer;
+let browser: Browser;
+let page: Page;
+const pageErrors: string[] = [];
+
+const shot = (name: string) => page.screenshot({ path: join(ARTIFACTS, `dashboard-${name}.png`) });
+const api = () => apiClient(server);
+
+/** A fleet around Berlin with positions, reported a few minutes ago (some long ago). */
+function fleet(n: number) {
+  const now = Date.now();
+  return Array.from({ length: n }, (_, i) => ({
+    device_id: `bus-${String(i).padStart(3, "0")}`,
+    ts: new Date(now - (i % 7 === 0 ? 3_600_000 : 60_000)).toISOString(),
+    location: { lat: 52.52 + Math.sin(i * 1.7) * 0.12 + (i % 5) * 0.01, lon: 13.405 + Math.cos(i * 2.3) * 0.2 },
+    metrics: { speed: Math.round(20 + 30 * Math.abs(Math.sin(i))), battery: 60 + (i % 40) },
+  }));
+}
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run scripts/setup.sh (installs Debian's chromium)`);
+  mkdirSync(ARTIFACTS, { recursive: true });
+  nats = await startNats();
+  server = await startTestServer({ NATS_URL: nats.url, DATABASE_URL: await freshDatabase("dashboard") });
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
+  });
+  page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
+  page.setDefaultTimeout(UI_TIMEOUT);
+  page.on("pageerror", (err) => pageErrors.push(err.message));
+  await api().ingest(fleet(300));
+}, 120_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await server?.[Symbol.asyncDispose]();
+  await nats?.[Symbol.asyncDispose]();
+}, 60_000);
+
+describe("dashboard", () => {
+  test("a wrong key is refused; the right key signs in and shows the live overview", async () => {
+    await page.goto(`${server.url}/`);
+    await page.fill("#key", "not-a-key-0123456789");
+    await page.click("#signin button[type=submit]");
+    await page.waitForSelector("#signin-error:has-text('refused')");
+    await page.fill("#key", TEST_KEY);
+    await page.click("#signin button[type=submit]");
+    await page.waitForSelector("#tenant:has-text('tenant acme')");
+    // The key lives in sessionStorage only.
+    expect(await page.evaluate(() => [sessionStorage.getItem("telemetry.key"), localStorage.length, document.cookie])).toEqual([TEST_KEY, 0, ""]);
+
+    // Live: keep ingesting until the chart shows a rate and the device count arrives.
+    const feeder = setInterval(() => void api().ingest(fleet(300).map((r) => ({ ...r, ts: new Date().toISOString() }))).catch(() => {}), 700);
+    try {
+      await page.waitForFunction(() => document.querySelector("#kpi-devices")?.textContent === "300");
+      await page.waitForFunction(() => {
+        const d = document.querySelector("#chart-rate path[data-series=accepted]")?.getAttribute("d") ?? "";
+        return (d.match(/L/g) ?? []).length >= 3 && Number(document.querySelector("#kpi-rate")?.textContent) > 0;
+      });
+      await page.waitForFunction(() => (document.querySelector("#chart-flush path[data-series=mean]")?.getAttribute("d") ?? "").length > 0);
+    } finally {
+      clearInterval(feeder);
+    }
+    await shot("overview");
+  }, 120_000);
+
+  test("a device appears in the list and on the plot after ingest, with its last value", async () => {
+    await page.click("a[data-nav=devices]");
+    await page.waitForSelector("table.devices tbody tr");
+    expect(await page.locator("tr[data-device=truck-42]").count()).toBe(0);
+    await api().ingest([{ device_id: "truck-42", ts: new Date().toISOString(), location: { lat: 52.45, lon: 13.3 }, metrics: { temp: 21.5 } }]);
+    await page.fill("#device-filter", "");
+    // Newest first: it tops the list once the writer has stored it and the page polled.
+    const row = page.locator("tr[data-device=truck-42]");
+    await row.waitFor();
+    await page.waitForFunction(() => document.querySelector("tr[data-device=truck-42] .last-value")?.textContent?.includes("temp 21.5"));
+    expect(await page.locator("#map h3").textContent()).toContain("of 301 devices");
+    expect(await page.locator("svg.map path.dots.fresh").getAttribute("d")).toMatch(/^M[\d.]+,[\d.]+h0/);
+    // sorting by device id puts bus-000 first
+    await page.click("th[data-sort=device_id]");
+    await page.waitForFunction(() => document.querySelector("table.devices tbody tr")?.getAttribute("data-device") === "bus-000");
+    await page.click("th[data-sort=last_seen]");
+    await page.waitForFunction(() => document.querySelector("table.devices tbody tr")?.getAttribute("data-device") === "truck-42");
+    await shot("devices");
+  }, 120_000);
+
+  test("rules: a missing threshold is shown by its field; then the rule is created", async () => {
+    await page.click("a[data-nav=rules]");
+    await page.click("#new-rule");
+    await page.fill("#rule-form [name=name]", "too hot");
+    await page.fill("#rule-form [name=metric]", "temp");
+    await page.selectOption("#rule-form [name=severity]", "critical");
+    await page.click("#save-rule");
+    await page.waitForSelector("[data-error-for='condition.threshold']:has-text('threshold')");
+    expect(await page.locator(".field.invalid").count()).toBe(1);
+    await shot("rule-validation");
+    await page.fill("#rule-form [name='condition.threshold']", "90");
+    await page.fill("#rule-form [name='condition.clear']", "85");
+    await page.click("#save-rule");
+    await page.waitForSelector("table.rules tr:has-text('too hot')");
+    expect(await page.locator("#rule-form").count()).toBe(0);
+    const [rule] = (await api().get("/api/v1/rules")).body.rules;
+    expect(rule).toMatchObject({ name: "too hot", metric: "temp", severity: "critical", condition: { type: "above_threshold", threshold: 90, clear: 85 } });
+  }, 120_000);
+
+  test("an alert appears after a threshold reading and is acknowledged", async () => {
+    await page.click("a[data-nav=alerts]");
+    await page.waitForSelector("#no-alerts");
+    // An hour of readings of truck-42, one a minute, then a spike over the threshold.
+    const now = Date.now();
+    const hour = Array.from({ length: 58 }, (_, i) => ({ device_id: "truck-42", ts: new Date(now - (60 - i) * 60_000).toISOString(), metrics: { temp: Math.round((40 + 8 * Math.sin(i / 6)) * 10) / 10 } }));
+    await api().ingest(hour);
+    await api().ingest([{ device_id: "truck-42", ts: new Date().toISOString(), metrics: { temp: 96.5 } }]); // newer than its reading in the devices test
+    const row = page.locator("table.alerts tbody tr", { hasText: "truck-42" });
+    await row.waitFor();
+    expect(await row.textContent()).toContain("too hot");
+    expect(await row.locator(".sev").textContent()).toBe("critical");
+    await shot("alerts-open");
+    await row.locator("button.ack").click();
+    await page.waitForSelector("#no-alerts"); // it left the open list
+    const [alert] = await api().alerts();
+    expect(alert.status).toBe("acknowledged");
+    await page.click("button[data-status=acknowledged]");
+    await page.waitForSelector("table.alerts tbody tr:has-text('truck-42') .status.acknowledged");
+    await shot("alerts-acknowledged");
+  }, 120_000);
+
+  test("the device page shows readings, the rollup band and the alert on one time axis", async () => {
+    await page.goto(`${server.url}/ui/#/devices/truck-42`);
+    await page.waitForSelector("#metric-select");
+    await page.waitForFunction(() => {
+      const d = document.querySelector("#device-chart path[data-series=temp]")?.getAttribute("d") ?? "";
+      return (d.match(/L/g) ?? []).length >= 50 && document.querySelector("#device-chart polygon.band") && document.querySelector("#device-chart g.marker");
+    });
+    expect(await page.locator("#device-last-values").textContent()).toContain("temp = 96.5");
+    expect(await page.locator("#device-alerts li").count()).toBe(1);
+    await shot("device");
+  }, 120_000);
+
+  test("signing out forgets the key", async () => {
+    await page.click("#signout");
+    await page.waitForSelector("#signin");
+    expect(await page.evaluate(() => sessionStorage.getItem("telemetry.key"))).toBeNull();
+    expect(pageErrors).toEqual([]);
+  }, 60_000);
+});
+
+test("the API docs page renders the OpenAPI description in the browser", async () => {
+  const docs = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  try {
+    await docs.goto(`${server.url}/docs`);
+    await docs.waitForSelector(".opblock-tag", { timeout: UI_TIMEOUT });
+    const tags = await docs.locator(".opblock-tag").allTextContents();
+    for (const tag of ["ingest", "devices", "rules", "alerts", "channels", "dashboard", "admin", "service"]) expect(tags.join(" ")).toContain(tag);
+    await docs.screenshot({ path: join(ARTIFACTS, "docs.png") });
+  } finally {
+    await docs.close();
+  }
+}, 60_000);

@@ -1,0 +1,124 @@
+/**
+ * Logs of the real `telemetry serve` (a child process, stdout a pipe): JSON lines, one summary
+ * line per request with fixed fields, probes at debug, and no secret anywhere in the output —
+ * not the API keys (good or wrong), the admin token, a created key, a channel secret, the secret
+ * key or the database password.
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { check, freshDatabase, startNats } from "../helpers/services.ts";
+
+const KEY = `log-test-key-${randomBytes(8).toString("hex")}`;
+const WRONG_KEY = `wrong-key-${randomBytes(8).toString("hex")}`;
+const ADMIN = `admin-${randomBytes(8).toString("hex")}`;
+const SECRET_KEY = randomBytes(32).toString("base64");
+const DB_PASSWORD = `pw${randomBytes(6).toString("hex")}`;
+const CHANNEL_SECRET = `chan-secret-${randomBytes(8).toString("hex")}`;
+
+let nats: Awaited<ReturnType<typeof startNats>>;
+let proc: Bun.Subprocess<"ignore", "pipe", "pipe">;
+let output = "";
+let errors = "";
+let base = "";
+let dataDir = "";
+
+beforeAll(async () => {
+  nats = await startNats();
+  // The test cluster trusts local connections, so a password in the URL is accepted and ignored: it must still never be logged.
+  const databaseUrl = (await freshDatabase("logs")).replace("postgres://postgres@", `postgres://postgres:${DB_PASSWORD}@`);
+  dataDir = mkdtempSync(join(tmpdir(), "telemetry-logs-"));
+  proc = Bun.spawn({
+    cmd: [process.execPath, "src/cli/main.ts", "serve"],
+    cwd: join(import.meta.dir, "../.."),
+    env: {
+      PATH: process.env.PATH!,
+      PORT: "0",
+      HOST: "127.0.0.1",
+      NATS_URL: nats.url,
+      DATABASE_URL: databaseUrl,
+      TELEMETRY_DATA_DIR: dataDir,
+      TELEMETRY_API_KEYS: `acme:${KEY}`,
+      TELEMETRY_ADMIN_TOKEN: ADMIN,
+      TELEMETRY_SECRET_KEY: SECRET_KEY,
+      TELEMETRY_FLUSH_INTERVAL: "100ms",
+      LOG_LEVEL: "info",
+    },
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const decoder = new TextDecoder();
+  void (async () => {
+    for await (const chunk of proc.stdout) output += decoder.decode(chunk);
+  })();
+  void (async () => {
+    for await (const chunk of proc.stderr) errors += decoder.decode(chunk);
+  })();
+  base = await check(() => /"url":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(output)?.[1], { what: "the serving line", timeoutMs: 60_000 });
+}, 90_000);
+
+afterAll(async () => {
+  if (proc && proc.exitCode === null) proc.kill("SIGKILL");
+  await nats?.[Symbol.asyncDispose]();
+  rmSync(dataDir, { recursive: true, force: true });
+}, 30_000);
+
+const call = (method: string, path: string, key: string, body?: unknown) =>
+  fetch(`${base}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+
+test("one JSON summary line per request, and never a secret", async () => {
+  const made: Array<{ method: string; path: string; status: number }> = [];
+  const track = async (method: string, path: string, key: string, body?: unknown) => {
+    const res = await call(method, path, key, body);
+    made.push({ method, path, status: res.status });
+    return res;
+  };
+  expect((await track("POST", "/api/v1/telemetry", KEY, { device_id: "log-1", ts: new Date().toISOString(), metrics: { temp: 20 } })).status).toBe(202);
+  expect((await track("GET", "/api/v1/devices?limit=5", KEY)).status).toBe(200);
+  expect((await track("GET", "/api/v1/rules", WRONG_KEY)).status).toBe(401);
+  expect((await track("POST", "/api/v1/channels", KEY, { name: "c", kind: "hub", url: "http://127.0.0.1:9/x", secret: CHANNEL_SECRET })).status).toBe(201);
+  expect((await track("POST", "/admin/v1/tenants", ADMIN, { id: "logtenant" })).status).toBe(201);
+  const created = await track("POST", "/admin/v1/tenants/logtenant/keys", ADMIN, {});
+  const createdKey = ((await created.json()) as { key: string }).key;
+  expect(createdKey).toStartWith("tk_");
+  expect((await track("GET", "/api/v1/alerts/not-a-uuid", KEY)).status).toBe(404);
+  await fetch(`${base}/health`);
+
+  // The lines are written asynchronously: wait for the last request's line.
+  const lines = await check(
+    () => {
+      const parsed = output.trim().split("\n").map((l) => JSON.parse(l) as Record<string, any>);
+      return parsed.filter((l) => l.msg === "request").length >= made.length && parsed;
+    },
+    { what: "the request lines", timeoutMs: 10_000 },
+  );
+  proc.kill("SIGTERM");
+  expect(await proc.exited).toBe(0);
+  const all = output + errors;
+
+  for (const secret of [KEY, WRONG_KEY, ADMIN, SECRET_KEY, DB_PASSWORD, CHANNEL_SECRET, createdKey, createdKey.slice(11)]) expect(all).not.toContain(secret);
+
+  const requests = lines.filter((l) => l.msg === "request");
+  expect(requests.map((l) => ({ method: l.method, path: l.path.split("?")[0], status: l.status }))).toEqual(made.map((m) => ({ ...m, path: m.path.split("?")[0] })));
+  for (const l of requests) {
+    expect(Object.keys(l).sort()).toEqual(expect.arrayContaining(["component", "level", "method", "ms", "path", "route", "status", "time"]));
+    expect(l.component).toBe("http");
+    expect(typeof l.ms).toBe("number");
+    expect(l.path).not.toContain("?"); // query strings are not logged
+    expect(l.time).toMatch(/^\d{4}-\d\d-\d\dT/);
+  }
+  expect(requests.find((l) => l.path === "/api/v1/telemetry")).toMatchObject({ tenant: "acme", route: "/api/v1/telemetry", status: 202, level: 30 });
+  expect(requests.find((l) => l.status === 401)!.tenant).toBeUndefined();
+  expect(requests.some((l) => l.path === "/health")).toBe(false); // probes are debug
+  // every line is JSON (parsed above) and the lifecycle is logged too
+  const final = output.trim().split("\n").map((l) => JSON.parse(l) as Record<string, any>);
+  expect(final.some((l) => l.msg === "telemetry serving")).toBe(true);
+  expect(final.some((l) => l.msg === "shutting down")).toBe(true);
+}, 90_000);
