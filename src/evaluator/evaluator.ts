@@ -136,7 +136,8 @@ export async function startEvaluator(broker: Broker, sql: Sql, opts: EvaluatorOp
     msg.term(); // no reason argument: nats-server 2.9 ignores "+TERM <reason>" and would redeliver
   };
 
-  const messages = await consumer.consume({ max_messages: 64 });
+  // 5 s pulls, as in the writer: a NATS cluster moving the consumer's leader loses the pending pull; re-pulled within ~5 s.
+  const messages = await consumer.consume({ max_messages: 64, expires: 5_000 });
   const loop = (async () => {
     for await (const msg of messages) {
       await handle(msg);

@@ -7,9 +7,13 @@
  * PostgreSQL exactly once, nothing dead-lettered, the consumer drained, and both writers used.
  */
 import { afterAll, expect, test } from "bun:test";
+import { tmpdir } from "node:os";
+import { jetstream } from "@nats-io/jetstream";
+import { decodeEnvelope } from "../../src/core/envelope.ts";
+import { telemetrySubject } from "../../src/core/subject.ts";
 import { startNatsCluster, type NatsCluster } from "../helpers/nats-cluster.ts";
 import { check, freshDatabase } from "../helpers/services.ts";
-import { consumerPending, Db, faultRecord, KEY, loadClients, logTail, now, report, seconds, spawnServer, stopAll, type ServerProcess } from "./harness.ts";
+import { consumerPending, Db, faultRecord, KEY, TENANT, loadClients, logTail, now, report, seconds, spawnServer, stopAll, type ServerProcess } from "./harness.ts";
 
 const DEVICES = 2_000;
 const READINGS = 200_000;
@@ -106,6 +110,8 @@ test("3-node NATS cluster, 2 ingest + 2 writer processes, nodes SIGKILLed under 
     load.stop();
     console.log(logTail(servers));
     console.log(await diagnose(cluster, db, writers).catch((e) => `diagnosis failed: ${(e as Error).message}`));
+    for (const s of servers) await Bun.write(`${tmpdir()}/telemetry-cluster-${process.pid}-${s.name.replace("#", "")}.log`, s.lines.join("\n"));
+    console.log(`full process logs: ${tmpdir()}/telemetry-cluster-${process.pid}-*.log`);
     throw err;
   }
 }, 480_000);
@@ -118,7 +124,7 @@ async function killNodes(cluster: NatsCluster, accepted: () => number): Promise<
     await check(() => accepted() >= threshold, { timeoutMs: 120_000, intervalMs: 10, what: `${threshold} readings accepted before kill ${k + 1}` });
     const leaders = [await cluster.leader(STREAM), await cluster.leader(STREAM, "writer")];
     const followers = cluster.nodes.filter((n) => !leaders.includes(n.name)).map((n) => n.name);
-    const name = kind === "stream-leader" ? leaders[0]! : kind === "consumer-leader" ? leaders[1]! : (followers[0] ?? cluster.nodes.find((n) => n.name !== leaders[0])!.name);
+    const name = kind === "stream-leader" ? leaders[0]! : kind === "consumer-leader" ? leaders[1]! : (followers.find((f) => !kills.some((k) => k.node === f)) ?? followers[0] ?? cluster.nodes.find((n) => n.name !== leaders[0])!.name);
     const node = cluster.node(name);
     await node.kill();
     await Bun.sleep(DOWN_MS);
@@ -135,7 +141,31 @@ async function diagnose(cluster: NatsCluster, db: Db, writers: ServerProcess[]):
   const consumer = await cluster.withJsm((jsm) => jsm.consumers.info(STREAM, "writer"));
   const { num_pending, num_ack_pending, num_waiting, num_redelivered, delivered, ack_floor, cluster: c } = consumer;
   const perWriter = await Promise.all(writers.map(async (w) => `${w.name}: batches ${await metric(w, "telemetry_writer_batches_total").catch(() => "?")}`));
-  return JSON.stringify({ db: await db.stats(), consumer: { num_pending, num_ack_pending, num_waiting, num_redelivered, delivered, ack_floor, cluster: c }, writers: perWriter });
+  return JSON.stringify({ db: await db.stats(), consumer: { num_pending, num_ack_pending, num_waiting, num_redelivered, delivered, ack_floor, cluster: c }, writers: perWriter, missing: await missing(cluster, db) });
+}
+
+/** Readings (by index) not in the database, and whether the stream holds them. */
+async function missing(cluster: NatsCluster, db: Db): Promise<unknown> {
+  const indexes = await db.missingSeqs(READINGS);
+  const found: Record<number, string> = {};
+  await cluster.withJsm(async (_, nc) => {
+    const js = jetstream(nc);
+    for (const i of indexes.slice(0, 20)) {
+      const subject = telemetrySubject(TENANT, `dev-${i % DEVICES}`);
+      const consumer = await js.consumers.get(STREAM, { filter_subjects: [subject] });
+      const info = await consumer.info();
+      let where = "not in stream";
+      for (let left = info.num_pending; left > 0; ) {
+        const batch = await consumer.fetch({ max_messages: Math.min(left, 500), expires: 2_000 });
+        for await (const m of batch) {
+          left--;
+          if (decodeEnvelope(m.string()).readings.some((r) => r.metrics?.seq === i)) where = `stream seq ${m.seq}${m.headers?.get("Nats-Msg-Id") ? "" : ""}`;
+        }
+      }
+      found[i] = where;
+    }
+  });
+  return { count: indexes.length, found };
 }
 
 /** Sum of a counter over all its label sets, from a process's /metrics. */

@@ -137,6 +137,13 @@ export class Db implements AsyncDisposable {
     return r!.n as number;
   }
 
+  /** Indexes 0..n-1 of faultRecord() readings (metric `seq`) with no row. */
+  async missingSeqs(n: number): Promise<number[]> {
+    const rows = await this.sql`SELECT i FROM generate_series(0, ${n - 1}::int) AS i
+      EXCEPT SELECT (metrics->>'seq')::int FROM readings ORDER BY 1`;
+    return rows.map((r) => r.i as number);
+  }
+
   /** How many of these event ids have a row. */
   async present(eventIds: string[]): Promise<number> {
     const [r] = await this.sql`SELECT count(*)::int AS n FROM readings WHERE event_id = ANY(${eventIds}::uuid[])`;

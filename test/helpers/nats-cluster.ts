@@ -37,7 +37,7 @@ export interface NatsCluster extends AsyncDisposable {
   withJsm<T>(fn: (jsm: JetStreamManager, nc: NatsConnection) => Promise<T>): Promise<T>;
   /** Server name of the stream's leader (or the consumer's, when `consumer` is given). */
   leader(stream: string, consumer?: string): Promise<string>;
-  /** Resolves once the stream (and consumer) has a leader and every replica is current. */
+  /** Resolves once the stream (and consumer) has a leader and all its replicas, each current. */
   settled(stream: string, consumer?: string, timeoutMs?: number): Promise<void>;
 }
 
@@ -91,8 +91,10 @@ export async function startNatsCluster(opts: { size?: number; name?: string } = 
       await waitFor(
         () =>
           withJsm(async (jsm) => {
-            const infos = [await jsm.streams.info(stream), ...(consumer ? [await jsm.consumers.info(stream, consumer)] : [])];
-            return infos.every((i) => i.cluster?.leader && (i.cluster.replicas ?? []).length === size - 1 && i.cluster.replicas!.every((r) => r.current && !r.offline));
+            const s = await jsm.streams.info(stream);
+            const followers = (s.config.num_replicas || 1) - 1; // a consumer has its stream's replicas
+            const infos = [s, ...(consumer ? [await jsm.consumers.info(stream, consumer)] : [])];
+            return infos.every((i) => i.cluster?.leader && (i.cluster.replicas ?? []).length === followers && (i.cluster.replicas ?? []).every((r) => r.current && !r.offline));
           }),
         { timeoutMs, intervalMs: 200, what: `${stream}${consumer ? `/${consumer}` : ""} led, with every replica current` },
       );
