@@ -50,6 +50,15 @@ async function publishOne(broker: Broker, m: PlannedMessage, opts: PublishOption
     if (!broker.connected) throw new BrokerUnavailable("not connected to NATS");
     try {
       const ack = await broker.publisher.publish(m.subject, m.body, { msgId: m.msgId, expectStream: opts.stream }, opts.timeoutMs);
+      if (ack.duplicate && ack.seq === 0) {
+        // A clustered stream's leader stages a message id with sequence 0 while its proposal is in
+        // flight; nats-server 2.9 answers a copy with {"duplicate":true,"seq":0} (newer versions
+        // answer an error), and if that proposal is lost in a leader change the first copy is never
+        // stored. Not an acknowledgement: try again, then 503.
+        lastError = new PublishError("JetStream reports a duplicate of a message it has not stored (seq 0)", 503);
+        log.warn({ subject: m.subject, msgId: m.msgId, attempt: attempt + 1 }, "duplicate PubAck without a sequence; not treated as stored");
+        continue;
+      }
       // After a timed-out attempt, "duplicate" most likely means that attempt landed: it is ours.
       return { status: "stored", duplicate: ack.duplicate && attempt === 0 };
     } catch (err) {

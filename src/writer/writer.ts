@@ -176,9 +176,17 @@ export async function startWriter(broker: Broker, sql: Sql, opts: WriterOptions)
   const announceWithRetry = async (items: Item[]): Promise<boolean> => {
     const batches = summarizeCommitted(items.flatMap((i) => (i.envelope ? [i.envelope] : [])));
     for (const b of batches) {
+      let staged = 0;
       for (let attempt = 0; ; attempt++) {
         try {
-          await broker.js.publish(committedSubject(b.tenant), encodeCommitted(b), { msgID: committedMessageId(b), expect: { streamName: opts.committedStream } });
+          const msgID = staged < 3 ? committedMessageId(b) : `${committedMessageId(b)}.${staged}`;
+          const ack = await broker.js.publish(committedSubject(b.tenant), encodeCommitted(b), { msgID, expect: { streamName: opts.committedStream } });
+          if (ack.duplicate && ack.seq === 0) {
+            // A copy only staged by a stream leader (see ingest/publish.ts), not stored. If that keeps
+            // coming back, the event goes out under another id (a repeated event is stale to the evaluator).
+            staged++;
+            throw new Error("JetStream reports a duplicate of an event it has not stored (seq 0)");
+          }
           break;
         } catch (err) {
           if (Date.now() >= giveUpAt) return false;

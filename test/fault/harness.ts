@@ -144,6 +144,11 @@ export class Db implements AsyncDisposable {
     return rows.map((r) => r.i as number);
   }
 
+  async quarantined(): Promise<number> {
+    const [r] = await this.sql`SELECT count(*)::int AS n FROM quarantine`;
+    return r!.n as number;
+  }
+
   /** How many of these event ids have a row. */
   async present(eventIds: string[]): Promise<number> {
     const [r] = await this.sql`SELECT count(*)::int AS n FROM readings WHERE event_id = ANY(${eventIds}::uuid[])`;

@@ -58,3 +58,10 @@ test("the broker gone during the retries: BrokerUnavailable", async () => {
   } as unknown as Broker;
   await expect(publishAll(broker, [MESSAGE], OPTS)).rejects.toBeInstanceOf(BrokerUnavailable);
 });
+
+test("a duplicate PubAck without a sequence (a copy only staged by a leader) is not an acknowledgement", async () => {
+  const acks = [{ stream: OPTS.stream, seq: 0, duplicate: true }, { stream: OPTS.stream, seq: 0, duplicate: true }, { stream: OPTS.stream, seq: 42, duplicate: true }];
+  const broker = { connected: true, publisher: { publish: async () => acks.shift() ?? { stream: OPTS.stream, seq: 0, duplicate: true } } } as unknown as Broker;
+  expect(await publishAll(broker, [MESSAGE], OPTS)).toEqual([{ status: "stored", duplicate: false }]); // stored once a real sequence comes back
+  await expect(publishAll(broker, [MESSAGE], OPTS)).rejects.toBeInstanceOf(BrokerUnavailable); // never: 503, never dead-lettered
+});
