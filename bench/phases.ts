@@ -3,24 +3,27 @@
  * with the database stopped (RSS), then drained (writer rate). Each returns table rows and figures.
  */
 import type { LocalPostgres } from "../src/embedded/types.ts";
-import { committed, fmt, rssMiB, runLoad, waitForCommitted, type ServerHandle } from "./env.ts";
+import { committed, cpuSeconds, fmt, rssMiB, runLoad, waitForCommitted, type ServerHandle } from "./env.ts";
 
 export type Row = [string, string, string];
 
-export async function batchedEndToEnd(server: ServerHandle, seconds: number, connections: number, runId: string): Promise<{ rows: Row[]; accepted: number; e2e: number }> {
+export async function batchedEndToEnd(server: ServerHandle, natsPid: number, seconds: number, connections: number, runId: string): Promise<{ rows: Row[]; accepted: number; e2e: number }> {
   const before = await committed(server.url);
+  const cpu0 = [cpuSeconds(server.pid), cpuSeconds(natsPid)];
   const t0 = performance.now();
   const load = await runLoad(server.url, "batch", runId, seconds, connections);
   const { doneAt } = await waitForCommitted(server.url, before + load.accepted);
   const drained = (doneAt - t0) / 1000;
   const e2e = load.accepted / drained;
+  const perReading = (pid: number, i: number) => `${(((cpuSeconds(pid) - cpu0[i]!) / load.accepted) * 1e6).toFixed(1)} µs`;
+  const cpu = `CPU per reading: server ${perReading(server.pid, 0)}, nats-server ${perReading(natsPid, 1)}`;
   const refused = load.requests - (load.statuses["202"] ?? 0);
   return {
     accepted: load.accepted,
     e2e,
     rows: [
       [`Batched NDJSON, 250 records/request (runs of 25 per device), ${connections} connections, ${seconds} s: accepted (202)`, `${fmt(load.accepted / load.elapsed)} readings/s`, `${fmt(load.requests)} requests (${refused} not 202), p50 ${load.p50} ms, p99 ${load.p99} ms`],
-      ["  ... end to end (accepted and committed in PostgreSQL)", `**${fmt(e2e)} readings/s**`, `${fmt(load.accepted)} readings, last commit ${drained.toFixed(1)} s after the start`],
+      ["  ... end to end (accepted and committed in PostgreSQL)", `**${fmt(e2e)} readings/s**`, `${fmt(load.accepted)} readings, last commit ${drained.toFixed(1)} s after the start; ${cpu}`],
     ],
   };
 }

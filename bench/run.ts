@@ -8,7 +8,8 @@
  *      separate process (bench/load.ts): batched end to end, single records at a fixed rate, RSS
  *      with a 1M backlog (PostgreSQL stopped) and the writer's drain of it (bench/phases.ts);
  *   4. ratios.
- * BENCH_SECONDS (default 60) sets the batched phase; the others are capped at 20-30 s.
+ * BENCH_SECONDS (default 60) sets the batched phase; the naive baseline and the single records run
+ * min(BENCH_SECONDS, 20) s.
  * BENCH_BACKLOG (default 1,000,000) the backlog; BENCH_RAW (default 300,000) the raw parts' rows.
  */
 import { chmodSync, mkdtempSync, rmSync } from "node:fs";
@@ -63,7 +64,7 @@ rows.push(["Raw: consumer (consume callback, max_messages 1000), ack per message
 rows.push([`Raw: PostgreSQL insert by the writer's writeBatch (COPY + rollups + devices), batches of ${BATCH}`, `${fmt(r(insN))} readings/s on ${WRITER_FLUSHES} connections`, `${fmt(r(ins1))} readings/s on 1 connection`]);
 
 // 2. The naive baseline, same load.
-const naiveSeconds = Math.min(seconds, 30);
+const naiveSeconds = Math.min(seconds, 20);
 step(`naive baseline, ${naiveSeconds} s`);
 const naive = await naiveEndToEnd(nats.url, pg, naiveSeconds, CONNECTIONS);
 rows.push(...naive.rows);
@@ -73,7 +74,7 @@ step("server: batched end to end");
 const server = await startServer(join(work, "telemetry"), { NATS_URL: nats.url, DATABASE_URL: pg.url, TELEMETRY_DATA_DIR: join(work, "data") });
 let e2e, single, drain;
 try {
-  e2e = await batchedEndToEnd(server, seconds, CONNECTIONS, "e2e");
+  e2e = await batchedEndToEnd(server, nats.pid!, seconds, CONNECTIONS, "e2e");
   rows.push(...e2e.rows);
   step("server: single records at 5,000 req/s");
   single = await singleRecords(server, Math.min(seconds, 20), 5_000, "single");
