@@ -87,10 +87,12 @@ try {
 }
 
 // 4. Ratios.
-const rawInsertRate = r(insN);
-rows.push(["Ratio: server end to end / raw publish, / raw consume, / raw insert", `${pct(e2e.e2e / r(pub))}, ${pct(e2e.e2e / r(con))}, ${pct(e2e.e2e / rawInsertRate)}`, "the slowest raw part bounds the pipeline"]);
+// The better of the two raw insert rates is the reference (conservative: the 2-connection run has
+// come out below the 1-connection one on this machine, unexplained; see README, Performance).
+const rawInsertRate = Math.max(r(ins1), r(insN));
+rows.push(["Ratio: server end to end / raw publish, / raw consume, / raw insert (better of 1 and 2 connections)", `${pct(e2e.e2e / r(pub))}, ${pct(e2e.e2e / r(con))}, ${pct(e2e.e2e / rawInsertRate)}`, "the slowest raw part bounds the pipeline"]);
 rows.push(["Ratio: server end to end / naive baseline", `${(e2e.e2e / naive.e2e).toFixed(1)}x`, ""]);
-rows.push(["Ratio: writer drain / raw insert (same method, same concurrency)", `**${pct(drain.drain / rawInsertRate)}**`, `target >= 70 %; vs 1 connection: ${pct(drain.drain / r(ins1))}`]);
+rows.push(["Ratio: writer drain / raw insert (same method, the better of 1 and 2 connections)", `**${pct(drain.drain / rawInsertRate)}**`, "target >= 70 %"]);
 
 const cpu = cpus();
 const load1 = loadavg();
