@@ -13,7 +13,7 @@ import { decodeEnvelope } from "../../src/core/envelope.ts";
 import { telemetrySubject } from "../../src/core/subject.ts";
 import { startNatsCluster, type NatsCluster } from "../helpers/nats-cluster.ts";
 import { check, freshDatabase } from "../helpers/services.ts";
-import { consumerPending, Db, faultRecord, KEY, TENANT, loadClients, logTail, now, report, seconds, spawnServer, stopAll, type ServerProcess } from "./harness.ts";
+import { consumerPending, Db, faultRecord, KEY, TENANT, loadClients, logTail, now, report, seconds, spawnServer, stopAll, type ServerProcess } from "../fault/harness.ts";
 
 const DEVICES = 2_000;
 const READINGS = 200_000;
