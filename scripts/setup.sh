@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian machine lacks to run or test telemetry: the Debian packages
-# nats-server and postgresql (only when missing; chromium for the browser tests), and the npm
-# dependencies (Bun among them).
+# nats-server and postgresql (only when missing), with --test also mosquitto-clients (MQTT tests)
+# and chromium (the dashboard's browser tests), and the npm dependencies (Bun among them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
 command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)
-command -v mosquitto_pub >/dev/null 2>&1 || missing+=(mosquitto-clients) # MQTT tests
-[ -x /usr/bin/chromium ] || missing+=(chromium) # the dashboard's browser tests (playwright-core drives Debian's chromium)
+if [ "${1:-}" = "--test" ]; then
+  command -v mosquitto_pub >/dev/null 2>&1 || missing+=(mosquitto-clients) # MQTT tests
+  [ -x /usr/bin/chromium ] || missing+=(chromium) # the dashboard's browser tests (playwright-core drives Debian's chromium)
+fi
 if ! command -v postgres >/dev/null 2>&1 && ! compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null; then
   missing+=(postgresql)
 fi
