@@ -6,6 +6,7 @@ import { config } from "./config.ts";
 import { dlq } from "./dlq.ts";
 import { keys } from "./keys.ts";
 import { migrate } from "./migrate.ts";
+import { mqtt } from "./mqtt.ts";
 import { quarantine } from "./quarantine.ts";
 import { replay } from "./replay.ts";
 import { serve } from "./serve.ts";
@@ -14,7 +15,7 @@ import { tenants } from "./tenants.ts";
 
 const main = defineCommand({
   meta: { name: "telemetry", version: pkg.version, description: "Self-hosted telemetry server: HTTP ingest -> NATS JetStream -> PostgreSQL/TimescaleDB" },
-  subCommands: { serve, migrate, status, replay, quarantine, dlq, tenants, keys, config },
+  subCommands: { serve, migrate, status, replay, quarantine, dlq, tenants, keys, mqtt, config },
 });
 
 await runMain(main);

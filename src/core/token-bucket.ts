@@ -55,6 +55,16 @@ export class TokenBuckets {
     return { granted, retryAfterMs: granted < wanted ? waitMs(1 - b.tokens, limit) : 0 };
   }
 
+  /**
+   * How long until the bucket holds `tokens` (0: it does now), taking nothing. `tokens` may be
+   * more than the burst: that is the time for work queued ahead to pass first (each part taking
+   * its share, with debt) and then this; a bucket never holds more than the burst at once.
+   */
+  waitMs(key: string, tokens: number, limit: Limit): number {
+    const b = this.current(key, limit);
+    return tokens <= b.tokens ? 0 : waitMs(tokens - b.tokens, limit);
+  }
+
   /** Gives back tokens taken for work that was not done after all. */
   refund(key: string, tokens: number, limit: Limit): void {
     const b = this.buckets.get(key);

@@ -15,7 +15,8 @@ const histogram = (name: string, help: string, buckets: number[], labelNames: st
 export const metrics = {
   records: counter("telemetry_ingest_records_total", "Records by outcome (accepted, duplicate, rejected, dead_lettered, unavailable) and, for rejected, the field or the policy (unknown_device, device_limit, rate_limited)", ["outcome", "reason"]),
   authLookups: counter("telemetry_auth_lookups_total", "API key resolutions by result: cached, fetched, stale (key store unreachable, last answer used), unavailable (unseen key, key store unreachable)", ["result"]),
-  mqttMessages: counter("telemetry_mqtt_messages_total", "MQTT messages taken by the bridge, by result (processed; quarantined: invalid records or not JSON)", ["result"]),
+  mqttMessages: counter("telemetry_mqtt_messages_total", "MQTT messages taken by the bridge, by result (processed; quarantined: invalid records, not JSON, or refused by the tenant's device policy or status)", ["result"]),
+  mqttDelayed: counter("telemetry_mqtt_delayed_total", "MQTT messages left unacked and put back for later (nak with a delay) because their tenant or device was over its rate limit, by limit (tenant, device)", ["limit"]),
   mqttReadings: counter("telemetry_mqtt_readings_total", "Readings from MQTT published to the telemetry stream"),
   requests: counter("telemetry_http_requests_total", "HTTP requests by route and status", ["route", "status"]),
   publishSeconds: histogram("telemetry_ingest_publish_seconds", "Time from first publish to the last PubAck of a request", [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]),

@@ -7,7 +7,9 @@
  * message ids (publishAll), and only then acks. A QoS 1 redelivery, or a message this bridge saw
  * before a crash, yields the same event ids: no second row. There is no response to carry an
  * error, so a message with invalid records is recorded in the quarantine (source `mqtt`, with a
- * reason per record) and its valid records go on.
+ * reason per record) and its valid records go on. The tenant's device policy and rate limits
+ * apply as on HTTP (mqtt/policy): a message from a device the policy refuses is quarantined with
+ * the reason; one over a rate limit is left unacked and comes back after the bucket's delay.
  */
 import type { JsMsg } from "@nats-io/jetstream";
 import { describeRejections, parseMqttPayload, parseMqttSubject } from "../core/mqtt.ts";
@@ -21,9 +23,12 @@ import { metrics } from "../lib/metrics.ts";
 import type { Broker } from "../nats/connection.ts";
 import { ensureDurableConsumer } from "../nats/stream.ts";
 import { publishAll } from "../ingest/publish.ts";
+import { judge, type Candidate, type PolicyDeps, type Verdict } from "./policy.ts";
 
 const log = logger("mqtt");
 const MAX_MESSAGE_BYTES = 256 * 1024;
+/** A message over a rate limit comes back after the bucket's delay, at most this. */
+const MAX_DELAY_MS = 60_000;
 
 export interface BridgeOptions {
   /** The stream holding the MQTT messages, and the telemetry and dead-letter streams to publish to. */
@@ -41,7 +46,7 @@ export interface MqttBridge {
   stop(): Promise<void>;
 }
 
-export async function startMqttBridge(broker: Broker, sql: Sql, o: BridgeOptions): Promise<MqttBridge> {
+export async function startMqttBridge(broker: Broker, sql: Sql, policy: PolicyDeps, o: BridgeOptions): Promise<MqttBridge> {
   await ensureDurableConsumer(broker.jsm, { stream: o.mqttStream, durable: o.durable, ackWaitMs: 30_000, maxAckPending: o.batch * 4 });
   const consumer = await broker.js.consumers.get(o.mqttStream, o.durable);
   const messages = await consumer.consume({ max_messages: o.batch * 2 });
@@ -68,12 +73,33 @@ export async function startMqttBridge(broker: Broker, sql: Sql, o: BridgeOptions
   })();
 
   async function handle(msgs: JsMsg[]): Promise<void> {
-    const items: Array<{ index: number; reading: Reading }> = [];
-    const settle: Array<() => void> = [];
-    for (const m of msgs) {
+    const parsedAll = msgs.map((m) => {
       const at = parseMqttSubject(m.subject);
       const parsed = at ? parseMqttPayload(m.string(), { ...at, nowMs: m.info.timestampNanos / 1e6, maxFutureMs: o.maxFutureMs }) : { error: `not a device topic: ${m.subject}` };
-      const reason = "error" in parsed ? parsed.error : parsed.rejected.length ? describeRejections(parsed.rejected) : null;
+      return { m, at, parsed };
+    });
+    // The tenant checks, for the messages with valid records.
+    const candidates: Array<Candidate & { k: number }> = [];
+    parsedAll.forEach(({ at, parsed }, k) => {
+      if (at && !("error" in parsed) && parsed.readings.length > 0) candidates.push({ k, tenant: at.tenant, deviceId: at.deviceId, records: parsed.readings.length });
+    });
+    const verdicts = new Map<number, Verdict>();
+    (await judge(policy, candidates)).forEach((v, i) => verdicts.set(candidates[i]!.k, v));
+
+    const items: Array<{ index: number; reading: Reading }> = [];
+    const settle: Array<() => void> = [];
+    const taken: JsMsg[] = [];
+    for (const [k, { m, parsed }] of parsedAll.entries()) {
+      const verdict = verdicts.get(k);
+      if (verdict && "retryMs" in verdict) {
+        // Over a limit (or the tenant's settings unreachable): not acked, it waits in the stream.
+        m.nak(Math.min(verdict.retryMs, MAX_DELAY_MS));
+        if (verdict.limit) metrics.mqttDelayed.inc({ limit: verdict.limit });
+        continue;
+      }
+      const refusal = verdict && "refused" in verdict ? verdict.refused : null;
+      const invalid = "error" in parsed ? parsed.error : parsed.rejected.length ? describeRejections(parsed.rejected) : null;
+      const reason = [refusal, invalid].filter((r) => r !== null).join(" | ") || null;
       if (reason !== null) {
         try {
           await insertQuarantine(sql, { source: "mqtt", subject: m.subject, streamSeq: m.seq, reason, payload: m.string() });
@@ -84,7 +110,8 @@ export async function startMqttBridge(broker: Broker, sql: Sql, o: BridgeOptions
         }
         metrics.mqttMessages.inc({ result: "quarantined" });
       }
-      if (!("error" in parsed)) for (const reading of parsed.readings) items.push({ index: items.length, reading });
+      if (!("error" in parsed) && refusal === null) for (const reading of parsed.readings) items.push({ index: items.length, reading });
+      taken.push(m);
       settle.push(() => ("error" in parsed ? m.term() : m.ack()));
     }
     if (items.length > 0) {
@@ -95,7 +122,7 @@ export async function startMqttBridge(broker: Broker, sql: Sql, o: BridgeOptions
         if (dead) log.warn({ messages: dead }, "MQTT bridge: broker messages dead-lettered");
       } catch (err) {
         // Broker away: nothing is acked; the MQTT messages come back (same event ids).
-        for (const m of msgs) m.nak(2_000);
+        for (const m of taken) m.nak(2_000);
         throw err;
       }
       metrics.mqttReadings.inc(items.length);

@@ -25,6 +25,9 @@ export interface StreamSettings {
   maxAgeMs: number;
   duplicateWindowMs: number;
   replicas: number;
+  /** Most bytes kept (none: only max age bounds it), and what a full stream does: drop its oldest messages (default) or refuse new ones. */
+  maxBytes?: number;
+  discard?: "old" | "new";
 }
 
 const SETUP_WAIT_MS = 60_000;
@@ -39,7 +42,8 @@ async function ensureStreamOnce(jsm: JetStreamManager, s: StreamSettings): Promi
     subjects: s.subjects,
     storage: StorageType.File,
     retention: RetentionPolicy.Limits,
-    discard: DiscardPolicy.Old,
+    discard: s.discard === "new" ? DiscardPolicy.New : DiscardPolicy.Old,
+    max_bytes: s.maxBytes ?? -1,
     max_age: nanos(s.maxAgeMs),
     duplicate_window: nanos(Math.min(s.duplicateWindowMs, s.maxAgeMs)),
     num_replicas: s.replicas,
@@ -51,6 +55,8 @@ async function ensureStreamOnce(jsm: JetStreamManager, s: StreamSettings): Promi
       c.max_age === wanted.max_age &&
       c.duplicate_window === wanted.duplicate_window &&
       c.num_replicas === wanted.num_replicas &&
+      c.max_bytes === wanted.max_bytes &&
+      c.discard === wanted.discard &&
       JSON.stringify(c.subjects) === JSON.stringify(wanted.subjects);
     if (!same) {
       await jsm.streams.update(s.name, { ...c, ...wanted });

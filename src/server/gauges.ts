@@ -4,11 +4,12 @@ import { scrapeGauge } from "../lib/metrics.ts";
 import type { Broker } from "../nats/connection.ts";
 import type { Writer } from "../writer/writer.ts";
 
-export function registerGauges(deps: { broker: Broker; sql: Sql | null; writer: Writer | null; streams: { telemetry: string; committed: string; dlq: string } }): void {
+export function registerGauges(deps: { broker: Broker; sql: Sql | null; writer: Writer | null; streams: { telemetry: string; committed: string; dlq: string; mqtt: string | null } }): void {
   const { broker, sql, writer, streams } = deps;
   const consumers: Array<[string, string]> = [
     [streams.telemetry, "writer"],
     [streams.committed, "evaluator"],
+    ...(streams.mqtt ? [[streams.mqtt, "mqtt"] as [string, string]] : []),
   ];
   scrapeGauge("telemetry_consumer_pending", "Messages not yet delivered to a durable consumer", ["consumer"], async (set) => {
     for (const [stream, name] of consumers) {
@@ -25,6 +26,14 @@ export function registerGauges(deps: { broker: Broker; sql: Sql | null; writer: 
   scrapeGauge("telemetry_dlq_messages", "Messages in the dead-letter stream", [], async (set) => {
     set({}, (await broker.jsm.streams.info(streams.dlq)).state.messages);
   });
+  if (streams.mqtt) {
+    const mqtt = streams.mqtt;
+    scrapeGauge("telemetry_mqtt_stream_bytes", "Bytes the MQTT stream holds, by kind (stored; max: when reached, new MQTT messages are discarded)", ["kind"], async (set) => {
+      const info = await broker.jsm.streams.info(mqtt);
+      set({ kind: "stored" }, info.state.bytes);
+      set({ kind: "max" }, info.config.max_bytes);
+    });
+  }
   if (writer) {
     scrapeGauge("telemetry_writer_held_messages", "Broker messages the writer holds unacknowledged", [], async (set) => set({}, writer.stats.held));
   }

@@ -32,6 +32,7 @@ import { bootstrapKeys } from "../tenants/bootstrap.ts";
 import { KeyCache } from "../tenants/cache.ts";
 import { DeviceRegistry } from "../tenants/devices.ts";
 import { RateLimiter } from "../tenants/limits.ts";
+import { TenantLookup } from "../tenants/lookup.ts";
 import { adminRoutes } from "../tenants/routes.ts";
 import { tenantDefaults } from "../tenants/tenant.ts";
 import { registerGauges } from "./gauges.ts";
@@ -108,7 +109,11 @@ export async function startServer(config: Config): Promise<RunningServer> {
     await ensureStream(broker.jsm, { name: config.streamName, subjects: [tenantFilter()], maxAgeMs: config.streamMaxAge, ...streamDefaults });
     await ensureStream(broker.jsm, { name: committedStream(config.streamName), subjects: [`${COMMITTED_PREFIX}.>`], maxAgeMs: 24 * 3_600_000, ...streamDefaults });
     await ensureStream(broker.jsm, { name: dlqStream(config.streamName), subjects: [`${DLQ_PREFIX}.>`], maxAgeMs: config.dlqMaxAge, ...streamDefaults });
-    if (config.mqttPort) await ensureStream(broker.jsm, { name: mqttStream(config.streamName), subjects: [MQTT_SUBJECT_FILTER], maxAgeMs: config.streamMaxAge, ...streamDefaults });
+    if (config.mqttPort) {
+      // Bounded: when full, new MQTT messages are discarded and the waiting ones kept (README, MQTT).
+      const mqtt = { name: mqttStream(config.streamName), subjects: [MQTT_SUBJECT_FILTER], maxAgeMs: config.streamMaxAge, maxBytes: config.mqttStreamMaxBytes, discard: "new" as const };
+      await ensureStream(broker.jsm, { ...mqtt, ...streamDefaults });
+    }
 
     const secrets = createSecretBox(config.secretKey ? parseKey(config.secretKey) : loadOrCreateKey(join(dataDir, "secret.key")));
     const routes = [];
@@ -125,7 +130,9 @@ export async function startServer(config: Config): Promise<RunningServer> {
       const deps = { broker, keys: keys.resolve, devices, limits: new RateLimiter() };
       routes.push(ingestRoutes(deps, { stream, dlqStream: dlqStream(stream), maxBodyBytes, recordsPerMessage, maxFutureMs, publishTimeoutMs }));
       if (config.mqttPort) {
-        const bridge = await startMqttBridge(broker, sql, { mqttStream: mqttStream(stream), stream, dlqStream: dlqStream(stream), durable: "mqtt", recordsPerMessage, maxFutureMs, publishTimeoutMs, batch: 500 });
+        // The same device registry and rate limiter as HTTP: one policy, one set of buckets.
+        const policy = { tenants: new TenantLookup(sql, { ttlMs: config.authCacheTtl, defaults }), devices, limits: deps.limits };
+        const bridge = await startMqttBridge(broker, sql, policy, { mqttStream: mqttStream(stream), stream, dlqStream: dlqStream(stream), durable: "mqtt", recordsPerMessage, maxFutureMs, publishTimeoutMs, batch: 500 });
         onStop(() => bridge.stop());
       }
     }
@@ -177,7 +184,8 @@ export async function startServer(config: Config): Promise<RunningServer> {
       if (config.adminToken) routes.push(adminRoutes({ sql, token: config.adminToken, cache: keys, defaults }));
     }
 
-    registerGauges({ broker, sql, writer, streams: { telemetry: config.streamName, committed: committedStream(config.streamName), dlq: dlqStream(config.streamName) } });
+    const streams = { telemetry: config.streamName, committed: committedStream(config.streamName), dlq: dlqStream(config.streamName), mqtt: config.mqttPort && has("ingest") ? mqttStream(config.streamName) : null };
+    registerGauges({ broker, sql, writer, streams });
     let shuttingDown = false;
     const app = buildApp(routes, checks, () => shuttingDown);
     const http = Bun.serve({ hostname: config.host, port: config.port, fetch: app.fetch, maxRequestBodySize: config.maxBodyBytes * 2 + 65_536 });

@@ -1,7 +1,8 @@
 /**
  * Record rate limits of one ingest process: a token bucket per tenant and one per (tenant,
  * device), both counting records. Limits come from the tenant's settings at each request, so a
- * change applies within the key cache's TTL.
+ * change applies within the key cache's TTL. HTTP and the MQTT bridge share one limiter, so a
+ * tenant's records count against the same buckets whichever way they come.
  */
 import { TokenBuckets, type Limit, type TakeResult } from "../core/token-bucket.ts";
 import type { TenantSettings } from "./tenant.ts";
@@ -10,6 +11,9 @@ export interface DeviceGrant {
   granted: number;
   retryAfterMs: number;
 }
+
+/** One MQTT message: all its records pass together, or it waits `waitMs` (over its tenant's or its device's limit). */
+export type MessageGrant = { ok: true } | { ok: false; waitMs: number; limit: "tenant" | "device" };
 
 export class RateLimiter {
   private readonly tenants: TokenBuckets;
@@ -33,8 +37,44 @@ export class RateLimiter {
   }
 
   takeTenant(tenant: TenantSettings, records: number): TakeResult {
-    return this.tenants.take(tenant.id, records, { ratePerSecond: tenant.limits.ratePerSecond, burst: tenant.limits.burst });
+    return this.tenants.take(tenant.id, records, tenantLimit(tenant));
   }
+
+  /**
+   * For the MQTT bridge, which cannot refuse (nothing answers a device): messages in arrival
+   * order, each passing whole when its device's bucket and then its tenant's bucket hold
+   * min(records, burst) tokens (taking all its records, with debt, like `take`), or waiting.
+   * Once a message of a device waits, later ones of the device wait behind it, and once one waits
+   * for its tenant's bucket, so do later ones of the tenant (order kept within the batch), and each waiting message's `waitMs` is the time
+   * until the bucket holds what the waiting messages ahead of it need plus its own share: they
+   * come back spread out at the limit's rate, not all at once.
+   */
+  takeMessages(messages: ReadonlyArray<{ tenant: TenantSettings; deviceId: string; records: number }>): MessageGrant[] {
+    const aheadTenant = new Map<string, number>();
+    const aheadDevice = new Map<string, number>();
+    return messages.map(({ tenant, deviceId, records }) => {
+      const tLimit = tenantLimit(tenant);
+      const dLimit = deviceLimit(tenant);
+      const dKey = `${tenant.id}/${deviceId}`;
+      const tAhead = aheadTenant.get(tenant.id) ?? 0;
+      const dAhead = aheadDevice.get(dKey) ?? 0;
+      if (tAhead === 0 && dAhead === 0 && this.devices.take(dKey, records, dLimit).ok) {
+        if (this.tenants.take(tenant.id, records, tLimit).ok) return { ok: true };
+        this.devices.refund(dKey, records, dLimit);
+      }
+      const dWait = this.devices.waitMs(dKey, dAhead + Math.min(records, dLimit.burst), dLimit);
+      const tWait = this.tenants.waitMs(tenant.id, tAhead + Math.min(records, tLimit.burst), tLimit);
+      // Later messages of the device wait behind this one; those of other devices only when it waits for the tenant.
+      aheadDevice.set(dKey, dAhead + records);
+      if (tWait > 0) aheadTenant.set(tenant.id, tAhead + records);
+      // Never 0: a message that waits comes back after at least a moment.
+      return { ok: false, waitMs: Math.max(1, dWait, tWait), limit: dWait > tWait ? "device" : "tenant" };
+    });
+  }
+}
+
+function tenantLimit(tenant: TenantSettings): Limit {
+  return { ratePerSecond: tenant.limits.ratePerSecond, burst: tenant.limits.burst };
 }
 
 function deviceLimit(tenant: TenantSettings): Limit {

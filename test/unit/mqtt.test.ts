@@ -1,6 +1,6 @@
 import { expect, test } from "bun:test";
 import { describeRejections, MQTT_MAX_RECORDS, parseMqttPayload, parseMqttSubject } from "../../src/core/mqtt.ts";
-import { renderUsers } from "../../src/mqtt/users.ts";
+import { isBcrypt, renderUsers } from "../../src/mqtt/users.ts";
 
 const at = { tenant: "acme", deviceId: "truck-1", nowMs: Date.UTC(2026, 0, 2), maxFutureMs: 3_600_000 };
 
@@ -42,4 +42,19 @@ test("users: the internal user is standard-only; each key may publish only to it
   expect(lines[0]).toContain('allowed_connection_types: ["STANDARD"]');
   expect(lines[1]).toContain('user: "Aa1", password: "$2b$06$y", allowed_connection_types: ["MQTT"], permissions: { publish: { allow: ["tenant.acme.device.*.telemetry"] }, subscribe: { deny: [">"] } }');
   expect(lines[2]).toContain('"tenant.beta.device.*.telemetry"');
+});
+
+test("users for an operator's nats-server: no internal user unless given (bcrypt), a header of one's own", () => {
+  const keys = [{ prefix: "Aa1", tenant: "acme", mqttHash: "$2b$06$y" }];
+  const bare = renderUsers(keys, { internal: null, header: "# mine" });
+  expect(bare.startsWith("# mine\nauthorization {\n")).toBe(true);
+  expect(bare).not.toContain("telemetry-internal");
+  expect(bare.split("\n").filter((l) => l.includes("user:"))).toHaveLength(1);
+  const hash = "$2a$11$" + "a".repeat(53);
+  const withInternal = renderUsers(keys, { internal: { user: "svc", password: hash } });
+  expect(withInternal).toContain(`{ user: "svc", password: "${hash}", allowed_connection_types: ["STANDARD"] }`);
+  expect(isBcrypt(hash)).toBe(true);
+  expect(isBcrypt("$2b$06$" + "Z/.9".repeat(13) + "x")).toBe(true);
+  expect(isBcrypt("a plain password")).toBe(false);
+  expect(isBcrypt("$2a$11$short")).toBe(false);
 });

@@ -80,4 +80,20 @@ describe("token buckets", () => {
     c.advance(2_000);
     expect(b.take("k", 1, slow).ok).toBe(true);
   });
+
+  test("waitMs: how long until the bucket holds n tokens, taking none", () => {
+    const c = clock();
+    const b = new TokenBuckets({ now: c.now });
+    expect(b.waitMs("k", 5, limit)).toBe(0); // a fresh bucket is full
+    expect(b.take("k", 20, limit).ok).toBe(true);
+    expect(b.waitMs("k", 5, limit)).toBe(500);
+    expect(b.waitMs("k", 5, limit)).toBe(500); // asking takes nothing
+    expect(b.waitMs("k", 45, limit)).toBe(4_500); // more than the burst: the time for work queued ahead, then this
+    c.advance(200);
+    expect(b.waitMs("k", 5, limit)).toBe(300);
+    expect(b.take("k", 30, limit).ok).toBe(false);
+    c.advance(1_800); // full again: 20
+    expect(b.take("k", 30, limit).ok).toBe(true); // debt: -10
+    expect(b.waitMs("k", 1, limit)).toBe(1_100);
+  });
 });
