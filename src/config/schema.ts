@@ -151,7 +151,7 @@ export const SETTINGS = {
   streamMaxAge: { env: "TELEMETRY_STREAM_MAX_AGE", flag: "stream-max-age", default: "72h", doc: "How long the stream keeps readings (replay horizon)" },
   streamDuplicateWindow: { env: "TELEMETRY_DUPLICATE_WINDOW", flag: "duplicate-window", default: "2m", doc: "JetStream duplicate window for Nats-Msg-Id" },
   streamReplicas: { env: "TELEMETRY_STREAM_REPLICAS", flag: "stream-replicas", default: "1", doc: "Stream replicas (3 on a NATS cluster)" },
-  batchSize: { env: "TELEMETRY_BATCH_SIZE", flag: "batch-size", default: "500", doc: "Writer flushes at this many readings..." },
+  batchSize: { env: "TELEMETRY_BATCH_SIZE", flag: "batch-size", default: "2000", doc: "Writer flushes at this many readings (or a third of the max pending messages)..." },
   flushInterval: { env: "TELEMETRY_FLUSH_INTERVAL", flag: "flush-interval", default: "1000ms", doc: "...or when the oldest held reading is this old" },
   writerMaxPending: { env: "TELEMETRY_WRITER_MAX_PENDING", flag: "writer-max-pending", default: "2000", doc: "Most broker messages the writer holds unacknowledged (bounds its memory)" },
   ackWait: { env: "TELEMETRY_ACK_WAIT", flag: "ack-wait", default: "30s", doc: "Redelivery timeout of an unacknowledged message" },

@@ -1,7 +1,7 @@
 /**
- * The writer's batching decision, free of I/O: collect items until `maxRecords` readings are held
- * or the oldest item has waited `maxWaitMs`, whichever comes first. Items are never split, so a
- * batch may exceed maxRecords by less than one item.
+ * The writer's batching decision, free of I/O: collect items until `maxRecords` readings or
+ * `maxItems` items (broker messages) are held, or the oldest item has waited `maxWaitMs`, whichever
+ * comes first. Items are never split, so a batch may exceed maxRecords by less than one item.
  */
 export class Batch<T> {
   private items: T[] = [];
@@ -11,6 +11,7 @@ export class Batch<T> {
   constructor(
     readonly maxRecords: number,
     readonly maxWaitMs: number,
+    readonly maxItems = Infinity,
   ) {}
 
   add(item: T, recordCount: number, nowMs: number): void {
@@ -28,7 +29,7 @@ export class Batch<T> {
   }
 
   isFull(): boolean {
-    return this.records >= this.maxRecords;
+    return this.records >= this.maxRecords || this.items.length >= this.maxItems;
   }
 
   /** True when the batch holds something and should be written now. */

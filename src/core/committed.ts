@@ -5,9 +5,11 @@
  * batch), and is at-least-once: a crash between publish and ack republishes the same summary,
  * which the evaluator's stale-reading rule and alert ids make harmless.
  *
- * Content, per tenant: the latest value of every (device, metric) in the batch (cost grows with
- * distinct series, not readings), every position in time order per device (geofences need the
- * path), and each device's latest reading time.
+ * Content, per tenant: for every (device, metric) in the batch its latest value, and its highest
+ * and lowest when those are other readings (so a spike inside a batch is seen whatever the batch
+ * size; the same value as the latest is not repeated; cost still grows with distinct series, not readings: at most 3 points each), every
+ * position in time order per device (geofences need the path), and each device's latest reading
+ * time.
  *
  *   {"v":1,"t":"acme",
  *    "s":[["truck-1","temp",<ts>,21.5,"<event id>"], ...],
@@ -46,9 +48,16 @@ export function committedSubject(tenant: string): string {
   return `${COMMITTED_PREFIX}.${tenant}`;
 }
 
-/** Summarizes a batch per tenant. Ties on time keep the later reading in batch order. */
+/** The points kept of one (device, metric) series in a batch. */
+interface Extremes {
+  latest: SeriesPoint;
+  max: SeriesPoint;
+  min: SeriesPoint;
+}
+
+/** Summarizes a batch per tenant. Ties on time keep the later reading in batch order; ties on value the earlier. */
 export function summarizeCommitted(envelopes: readonly Envelope[]): CommittedBatch[] {
-  const byTenant = new Map<string, { series: Map<string, SeriesPoint>; positions: PositionPoint[]; devices: Map<string, number> }>();
+  const byTenant = new Map<string, { series: Map<string, Extremes>; positions: PositionPoint[]; devices: Map<string, number> }>();
   for (const env of envelopes) {
     let t = byTenant.get(env.tenant);
     if (!t) byTenant.set(env.tenant, (t = { series: new Map(), positions: [], devices: new Map() }));
@@ -58,17 +67,33 @@ export function summarizeCommitted(envelopes: readonly Envelope[]): CommittedBat
       if (!r.metrics) continue;
       for (const [metric, value] of Object.entries(r.metrics)) {
         const key = `${r.deviceId}\u0000${metric}`;
+        const point: SeriesPoint = { deviceId: r.deviceId, metric, ts: r.ts, value, eventId: r.eventId };
         const prev = t.series.get(key);
-        if (!prev || r.ts >= prev.ts) t.series.set(key, { deviceId: r.deviceId, metric, ts: r.ts, value, eventId: r.eventId });
+        if (!prev) {
+          t.series.set(key, { latest: point, max: point, min: point });
+          continue;
+        }
+        if (point.ts >= prev.latest.ts) prev.latest = point;
+        if (value > prev.max.value) prev.max = point;
+        if (value < prev.min.value) prev.min = point;
       }
     }
   }
   return [...byTenant].map(([tenant, t]) => ({
     tenant,
-    series: [...t.series.values()],
+    series: [...t.series.values()].flatMap(seriesPoints),
     positions: dedupePositions(t.positions),
     devices: [...t.devices].map(([deviceId, lastTs]) => ({ deviceId, lastTs })),
   }));
+}
+
+/** The distinct points of a series, in time order; the latest last among equal times (a reading at the time of one evaluated before is stale). */
+function seriesPoints({ latest, max, min }: Extremes): SeriesPoint[] {
+  const points: SeriesPoint[] = [];
+  if (max.value !== latest.value) points.push(max);
+  if (min.value !== latest.value && min !== max) points.push(min);
+  points.push(latest);
+  return points.sort((a, b) => a.ts - b.ts); // stable
 }
 
 function dedupePositions(positions: PositionPoint[]): PositionPoint[] {

@@ -65,8 +65,10 @@ export async function startWriter(broker: Broker, sql: Sql, opts: WriterOptions)
   await ensureDurableConsumer(broker.jsm, { stream: opts.stream, durable: opts.durable, ackWaitMs: opts.ackWaitMs, maxAckPending: opts.maxPending });
   const consumer: Consumer = await broker.js.consumers.get(opts.stream, opts.durable);
   const stats: WriterStats = { batches: 0, readings: 0, inserted: 0, quarantined: 0, retries: 0, lastFlushMs: 0, held: 0 };
-  const batch = new Batch<Item>(opts.batchSize, opts.flushIntervalMs);
   const flushes = Math.max(1, opts.flushes ?? DEFAULT_FLUSHES);
+  // A batch also closes at its share of the messages the consumer lets us hold, so with small
+  // messages (one reading each) `flushes` batches can still be written while the next one fills.
+  const batch = new Batch<Item>(opts.batchSize, opts.flushIntervalMs, Math.max(1, Math.floor(opts.maxPending / (flushes + 1))));
   /** Cut batches waiting for a connection. */
   const queue: Item[][] = [];
   /** Batches being written or waiting to be announced and acked, oldest first. */

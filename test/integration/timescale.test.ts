@@ -36,6 +36,8 @@ test("writer: hypertables with compression and retention policies hold every rea
     DATABASE_URL: tsdb.url,
     TELEMETRY_ROLES: "ingest,writer",
     TELEMETRY_DB_POOL_MAX: "1",
+    // PGlite's WASM runtime aborts on the default 2,000-reading batches (COPY is not used there either).
+    TELEMETRY_BATCH_SIZE: "500",
     TELEMETRY_TIMESCALE: "on",
     TELEMETRY_RETENTION: "365d",
   });

@@ -6,7 +6,7 @@ describe("config", () => {
   test("defaults are valid and typed", () => {
     const c = loadConfig({}, {});
     expect(c.roles).toEqual(["ingest", "writer", "evaluator", "api"]);
-    expect(c.batchSize).toBe(500);
+    expect(c.batchSize).toBe(2000);
     expect(c.flushInterval).toBe(1000);
     expect(c.streamMaxAge).toBe(72 * 3_600_000);
     expect(c.streamDuplicateWindow).toBe(120_000);

@@ -78,4 +78,15 @@ describe("Batch", () => {
     expect(b.size).toBe(0);
     expect(b.isDue(5000)).toBe(false);
   });
+
+  test("is full at maxItems items even when they carry fewer readings than maxRecords", () => {
+    const b = new Batch<string>(1000, 100, 2);
+    b.add("a", 1, 0);
+    expect(b.isFull()).toBe(false);
+    b.add("b", 1, 0);
+    expect(b.isFull()).toBe(true);
+    expect(b.isDue(0)).toBe(true);
+    expect(b.take()).toEqual(["a", "b"]);
+    expect(b.isFull()).toBe(false);
+  });
 });
