@@ -61,7 +61,8 @@ if (mode === "batch") {
     const wait = scheduled - performance.now();
     if (wait > 1) await Bun.sleep(wait);
     // one reading per device here: every request is its own broker message
-    inflight.push(send(recordLine(runId, i, 5_000, 1), "application/json", scheduled));
+    // sent up to 1 ms early (sleeps are coarse): then timed from the actual send
+    inflight.push(send(recordLine(runId, i, 5_000, 1), "application/json", Math.min(scheduled, performance.now())));
   }
   await Promise.all(inflight);
 }

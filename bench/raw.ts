@@ -115,3 +115,37 @@ export async function rawInsert(databaseUrl: string, batches: readonly Envelope[
   await sql.end();
   return { items: batches.length, readings, seconds };
 }
+
+export interface Latency {
+  count: number;
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+/**
+ * One message at a time at a fixed rate (open loop: latency from each message's scheduled time),
+ * every PubAck awaited: the broker's own latency floor for single-record requests.
+ */
+export async function rawPublishLatency(natsUrl: string, stream: string, messages: readonly PlannedMessage[], rate: number, seconds: number): Promise<Latency> {
+  const nc = await connect({ servers: natsUrl });
+  const pub = new AckedPublisher(nc, 10_000);
+  const total = Math.min(messages.length, Math.floor(rate * seconds));
+  const latencies: number[] = [];
+  const inflight: Promise<void>[] = [];
+  const started = performance.now();
+  for (let i = 0; i < total; i++) {
+    const scheduled = started + (i * 1000) / rate;
+    const wait = scheduled - performance.now();
+    if (wait > 1) await Bun.sleep(wait);
+    const m = messages[i]!;
+    const from = Math.min(scheduled, performance.now()); // sent early: timed from the send
+    inflight.push(pub.publish(m.subject, m.body, { msgId: m.msgId, expectStream: stream }).then(() => void latencies.push(performance.now() - from)));
+  }
+  await Promise.all(inflight);
+  pub.close();
+  await nc.close();
+  latencies.sort((a, b) => a - b);
+  const at = (p: number) => Number(latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]!.toFixed(2));
+  return { count: latencies.length, p50: at(0.5), p99: at(0.99), max: at(1) };
+}

@@ -22,7 +22,8 @@ import { naiveEndToEnd } from "./baseline.ts";
 import { plannedMessages } from "./data.ts";
 import { buildExecutable, fmt, pct, startServer } from "./env.ts";
 import { backlogAndDrain, batchedEndToEnd, singleRecords, type Row } from "./phases.ts";
-import { createBenchStream, envelopeBatches, rawConsume, rawInsert, rawPublish } from "./raw.ts";
+import { httpFloor } from "./floor.ts";
+import { createBenchStream, envelopeBatches, rawConsume, rawInsert, rawPublish, rawPublishLatency } from "./raw.ts";
 
 configureLogger("warn", true);
 const seconds = Number(process.env.BENCH_SECONDS ?? 60);
@@ -30,7 +31,8 @@ const backlog = Number(process.env.BENCH_BACKLOG ?? 1_000_000);
 const rawReadings = Number(process.env.BENCH_RAW ?? 300_000);
 const CONNECTIONS = 8;
 const WRITER_FLUSHES = 2; // the writer's default concurrency (src/writer/writer.ts)
-const BATCH = 500; // TELEMETRY_BATCH_SIZE's default
+const BATCH = 2_000; // TELEMETRY_BATCH_SIZE's default
+const SINGLE_RATE = 5_000;
 const load0 = loadavg();
 const work = mkdtempSync(join(tmpdir(), "telemetry-bench-"));
 chmodSync(work, 0o755);
@@ -53,6 +55,15 @@ const { connect } = await import("@nats-io/transport-node");
 const admin = await connect({ servers: nats.url });
 await (await jetstreamManager(admin)).streams.delete("RAW");
 await admin.close();
+// Latency floors of the single-record phase: the broker alone, and the load generator against a do-nothing HTTP server.
+const singleSeconds = Math.min(seconds, 20);
+step(`raw latency floors at ${fmt(SINGLE_RATE)}/s, ${singleSeconds} s each`);
+await createBenchStream(nats.url, "RAWLAT", ["telemetry.v1.>"]);
+const lat = await rawPublishLatency(nats.url, "RAWLAT", plannedMessages("lat", SINGLE_RATE * singleSeconds, 1), SINGLE_RATE, singleSeconds);
+const admin2 = await connect({ servers: nats.url });
+await (await jetstreamManager(admin2)).streams.delete("RAWLAT");
+await admin2.close();
+const floor = await httpFloor(SINGLE_RATE, singleSeconds);
 const batches = envelopeBatches(messages, BATCH);
 await pg.createDatabase("raw1");
 await pg.createDatabase("raw2");
@@ -61,10 +72,12 @@ const insN = await rawInsert(pg.urlFor("raw2"), batches, WRITER_FLUSHES);
 const r = (x: { readings: number; seconds: number }) => x.readings / x.seconds;
 rows.push(["Raw: JetStream publish, hand-pipelined (2,000 in flight), every message acked", `${fmt(r(pub))} readings/s`, `${fmt(pub.items / pub.seconds)} msg/s of ${messages[0]!.indexes.length} readings (the server's messages for this load)`]);
 rows.push(["Raw: consumer (consume callback, max_messages 1000), ack per message", `${fmt(r(con))} readings/s`, `${fmt(con.items / con.seconds)} msg/s`]);
+rows.push([`Raw: JetStream publish of single-reading messages, one at a time at a fixed ${fmt(SINGLE_RATE)}/s (open loop), PubAck awaited`, `p50 ${lat.p50} ms, p99 ${lat.p99} ms`, `${fmt(lat.count)} messages, max ${lat.max} ms: the broker's own floor for single-record requests`]);
+rows.push([`Raw: HTTP, the same load generator at ${fmt(SINGLE_RATE)} req/s against a Bun server answering 202 at once`, `p50 ${floor.p50} ms, p99 ${floor.p99} ms`, `max ${floor.max} ms: the load generator's and HTTP's own floor`]);
 rows.push([`Raw: PostgreSQL insert by the writer's writeBatch (COPY + rollups + devices), batches of ${BATCH}`, `${fmt(r(insN))} readings/s on ${WRITER_FLUSHES} connections`, `${fmt(r(ins1))} readings/s on 1 connection`]);
 
 // 2. The naive baseline, same load.
-const naiveSeconds = Math.min(seconds, 20);
+const naiveSeconds = singleSeconds;
 step(`naive baseline, ${naiveSeconds} s`);
 const naive = await naiveEndToEnd(nats.url, pg, naiveSeconds, CONNECTIONS);
 rows.push(...naive.rows);
@@ -77,7 +90,7 @@ try {
   e2e = await batchedEndToEnd(server, nats.pid!, seconds, CONNECTIONS, "e2e");
   rows.push(...e2e.rows);
   step("server: single records at 5,000 req/s");
-  single = await singleRecords(server, Math.min(seconds, 20), 5_000, "single");
+  single = await singleRecords(server, singleSeconds, SINGLE_RATE, "single");
   rows.push(...single.rows);
   step(`server: ${fmt(backlog)} readings backlog with PostgreSQL stopped, then drain`);
   drain = await backlogAndDrain(server, pg, backlog, "backlog");
