@@ -27,6 +27,8 @@ export const metrics = {
   writerRetries: counter("telemetry_writer_retries_total", "Batch writes retried after a database error"),
   quarantined: counter("telemetry_quarantined_total", "Messages put in quarantine, by component", ["source"]),
   alerts: counter("telemetry_alerts_total", "Alert changes made by the evaluator (opened, resolved)", ["event"]),
+  forcedGc: counter("telemetry_memory_forced_gc_total", "Full garbage collections forced because RSS was above TELEMETRY_SOFT_MEMORY_LIMIT"),
+  forcedGcSeconds: counter("telemetry_memory_forced_gc_seconds_total", "Time spent in those collections (the event loop pauses meanwhile)"),
   evaluatorErrors: counter("telemetry_evaluator_errors_total", "Failed evaluations (retried)"),
   deliveries: counter("telemetry_notifications_total", "Notification delivery attempts by result (delivered, retried, failed)", ["result"]),
 };

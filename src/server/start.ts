@@ -36,6 +36,7 @@ import { TenantLookup } from "../tenants/lookup.ts";
 import { adminRoutes } from "../tenants/routes.ts";
 import { tenantDefaults } from "../tenants/tenant.ts";
 import { registerGauges } from "./gauges.ts";
+import { startMemoryGovernor } from "./memory.ts";
 import { cached, pingDatabase, streamReachable } from "./ready.ts";
 import { claimDataDir } from "./runtime.ts";
 import { databaseUrlFor, natsUrlFor } from "./services.ts";
@@ -186,6 +187,8 @@ export async function startServer(config: Config): Promise<RunningServer> {
 
     const streams = { telemetry: config.streamName, committed: committedStream(config.streamName), dlq: dlqStream(config.streamName), mqtt: config.mqttPort && has("ingest") ? mqttStream(config.streamName) : null };
     registerGauges({ broker, sql, writer, streams });
+    const memory = startMemoryGovernor(config.softMemoryLimit);
+    onStop(async () => memory.stop());
     let shuttingDown = false;
     const app = buildApp(routes, checks, () => shuttingDown);
     const http = Bun.serve({ hostname: config.host, port: config.port, fetch: app.fetch, maxRequestBodySize: config.maxBodyBytes * 2 + 65_536 });

@@ -1,0 +1,31 @@
+import { expect, test } from "bun:test";
+import { shouldCollect, startMemoryGovernor } from "../../src/server/memory.ts";
+import { loadConfig } from "../../src/config/load.ts";
+
+const MiB = 2 ** 20;
+
+test("collects only above the limit, at most once per gap, never when off", () => {
+  expect(shouldCollect(100 * MiB, 192 * MiB, 10_000, -Infinity)).toBe(false);
+  expect(shouldCollect(200 * MiB, 192 * MiB, 10_000, -Infinity)).toBe(true);
+  expect(shouldCollect(200 * MiB, 192 * MiB, 11_000, 10_000)).toBe(false);
+  expect(shouldCollect(200 * MiB, 192 * MiB, 12_000, 10_000)).toBe(true);
+  expect(shouldCollect(2_000 * MiB, 0, 12_000, -Infinity)).toBe(false);
+});
+
+test("the governor forces a collection while RSS is above the limit, and stops", async () => {
+  let rss = 300 * MiB;
+  let collections = 0;
+  const governor = startMemoryGovernor(192 * MiB, { rss: () => rss, gc: () => void (collections++, (rss = 150 * MiB)) });
+  await Bun.sleep(1_200);
+  expect(collections).toBe(1);
+  await Bun.sleep(1_000);
+  expect(collections).toBe(1); // below the limit now
+  governor.stop();
+});
+
+test("TELEMETRY_SOFT_MEMORY_LIMIT: a size, off, or a clear error", () => {
+  expect(loadConfig({}, {}).softMemoryLimit).toBe(192 * MiB);
+  expect(loadConfig({}, { TELEMETRY_SOFT_MEMORY_LIMIT: "off" }).softMemoryLimit).toBe(0);
+  expect(loadConfig({}, { TELEMETRY_SOFT_MEMORY_LIMIT: "1GiB" }).softMemoryLimit).toBe(1024 * MiB);
+  expect(() => loadConfig({}, { TELEMETRY_SOFT_MEMORY_LIMIT: "lots" })).toThrow(/TELEMETRY_SOFT_MEMORY_LIMIT/);
+});
