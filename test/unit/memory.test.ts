@@ -7,8 +7,8 @@ const MiB = 2 ** 20;
 test("collects only above the limit, at most once per gap, never when off", () => {
   expect(shouldCollect(100 * MiB, 192 * MiB, 10_000, -Infinity)).toBe(false);
   expect(shouldCollect(200 * MiB, 192 * MiB, 10_000, -Infinity)).toBe(true);
-  expect(shouldCollect(200 * MiB, 192 * MiB, 11_000, 10_000)).toBe(false);
-  expect(shouldCollect(200 * MiB, 192 * MiB, 12_000, 10_000)).toBe(true);
+  expect(shouldCollect(200 * MiB, 192 * MiB, 10_500, 10_000)).toBe(false);
+  expect(shouldCollect(200 * MiB, 192 * MiB, 11_000, 10_000)).toBe(true);
   expect(shouldCollect(2_000 * MiB, 0, 12_000, -Infinity)).toBe(false);
 });
 
