@@ -24,6 +24,7 @@ export const metrics = {
   writerBatches: counter("telemetry_writer_batches_total", "Batches committed by the writer"),
   writerReadings: counter("telemetry_writer_readings_total", "Readings written, by result (inserted, duplicate)", ["result"]),
   writerFlushSeconds: histogram("telemetry_writer_flush_seconds", "Duration of one batch transaction", [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]),
+  auditRestored: counter("telemetry_writer_audit_restored_total", "Readings the failover audit wrote after a leader election: messages the writer consumer had skipped (nats-server 2.9 clusters)"),
   writerRetries: counter("telemetry_writer_retries_total", "Batch writes retried after a database error"),
   quarantined: counter("telemetry_quarantined_total", "Messages put in quarantine, by component", ["source"]),
   alerts: counter("telemetry_alerts_total", "Alert changes made by the evaluator (opened, resolved)", ["event"]),

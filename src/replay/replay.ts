@@ -31,6 +31,8 @@ export interface ReplayOptions {
   /** Readings per second, at most. */
   rate?: number;
   batchSize: number;
+  /** How the writer target inserts: COPY first (default), or straight to the upsert (most rows expected present). */
+  prefer?: "copy" | "upsert";
   onProgress?: (p: ReplayProgress) => void;
 }
 
@@ -100,7 +102,7 @@ export async function runReplay(deps: { broker: Broker; sql: Sql }, o: ReplayOpt
     pending = [];
     pendingReadings = 0;
     try {
-      if (o.targets.has("writer")) await applyWriter(sql, batch, o.dryRun, summary);
+      if (o.targets.has("writer")) await applyWriter(sql, batch, o.dryRun, summary, o.prefer);
       if (o.targets.has("evaluator")) {
         for (const b of summarizeCommitted(batch)) {
           summary.alertsCreated += (await evaluateBatch(sql, await rules.forTenant(b.tenant), b, { dryRun: o.dryRun })).opened;
@@ -172,9 +174,9 @@ export async function runReplay(deps: { broker: Broker; sql: Sql }, o: ReplayOpt
   }
 }
 
-async function applyWriter(sql: Sql, batch: Envelope[], dryRun: boolean, summary: ReplaySummary): Promise<void> {
+async function applyWriter(sql: Sql, batch: Envelope[], dryRun: boolean, summary: ReplaySummary, prefer?: "copy" | "upsert"): Promise<void> {
   if (!dryRun) {
-    const r = await writeBatch(sql, batch);
+    const r = await writeBatch(sql, batch, [], { prefer });
     summary.inserted += r.inserted;
     summary.present += r.readings - r.inserted;
     return;

@@ -37,6 +37,7 @@ import { adminRoutes } from "../tenants/routes.ts";
 import { tenantDefaults } from "../tenants/tenant.ts";
 import { registerGauges } from "./gauges.ts";
 import { startMemoryGovernor } from "./memory.ts";
+import { startFailoverAudit } from "../replay/audit.ts";
 import { cached, pingDatabase, streamReachable } from "./ready.ts";
 import { claimDataDir } from "./runtime.ts";
 import { databaseUrlFor, natsUrlFor } from "./services.ts";
@@ -59,6 +60,9 @@ export interface RunningServer {
   readonly generatedKey?: { tenant: string; key: string };
   stop(): Promise<void>;
 }
+
+/** Quiet time after the last leader election before the failover audit reads the stream. */
+const AUDIT_SETTLE_MS = 10_000;
 
 export async function startServer(config: Config): Promise<RunningServer> {
   const dataDir = resolve(config.dataDir);
@@ -151,6 +155,10 @@ export async function startServer(config: Config): Promise<RunningServer> {
       }));
       // The writer's final flush must happen before the broker connection and pool close.
       onStop(() => w.stop(remaining()));
+      if (config.failoverAudit > 0) {
+        const audit = await startFailoverAudit({ broker, sql }, { stream: config.streamName, durable: "writer", beforeMs: config.failoverAudit, settleMs: AUDIT_SETTLE_MS, batchSize: config.batchSize });
+        if (audit) onStop(() => audit.stop());
+      }
       if (config.retention !== null && storageMode === "postgresql") {
         const stopRetention = startRetention(sql, config.retention);
         onStop(async () => stopRetention());

@@ -77,6 +77,8 @@ test("3-node NATS cluster, 2 ingest + 2 writer processes, nodes SIGKILLed under 
     const dlq = await cluster.withJsm(async (jsm) => (await jsm.streams.info(`${STREAM}_DLQ`)).state.messages);
     const batchesPerWriter = await Promise.all(writers.map((w) => metric(w, "telemetry_writer_batches_total")));
     const requestsPerIngest = await Promise.all(ingests.map((s) => metric(s, "telemetry_http_requests_total")));
+    // Readings the failover audit wrote: messages the writer consumer skipped in a leader change (nats-server 2.9).
+    const auditRestored = (await Promise.all(writers.map((w) => metric(w, "telemetry_writer_audit_restored_total")))).reduce((a, b) => a + b, 0);
 
     report("CLUSTER", {
       readings: READINGS,
@@ -87,6 +89,7 @@ test("3-node NATS cluster, 2 ingest + 2 writer processes, nodes SIGKILLed under 
       down_s: DOWN_MS / 1000,
       rejoin_ms: kills.map((k) => k.rejoinMs).join(","),
       rows: final.rows,
+      audit_restored: auditRestored,
       duplicates: final.rows - final.distinct,
       requests: summary.requests,
       "503s": summary.statuses["503"] ?? 0,
