@@ -126,6 +126,25 @@ export function decodeCommitted(body: string): CommittedBatch {
   };
 }
 
+/**
+ * A summary too big for one broker message (nats-server's max_payload is 1 MiB by default: 2,000
+ * readings with 100 metrics each make ~18 MB) is cut into several, by device, so each device's
+ * points stay together and in order. Deterministic: the same summary is always cut the same way.
+ */
+export function splitCommitted(b: CommittedBatch, maxBytes: number): CommittedBatch[] {
+  if (Buffer.byteLength(encodeCommitted(b)) <= maxBytes) return [b];
+  const devices = [...new Set([...b.series.map((s) => s.deviceId), ...b.positions.map((p) => p.deviceId), ...b.devices.map((d) => d.deviceId)])];
+  if (devices.length <= 1) return [b]; // one device's points in one batch: at most 3 per metric and its positions
+  const first = new Set(devices.slice(0, Math.ceil(devices.length / 2)));
+  const part = (inFirst: boolean): CommittedBatch => ({
+    tenant: b.tenant,
+    series: b.series.filter((x) => first.has(x.deviceId) === inFirst),
+    positions: b.positions.filter((x) => first.has(x.deviceId) === inFirst),
+    devices: b.devices.filter((x) => first.has(x.deviceId) === inFirst),
+  });
+  return [...splitCommitted(part(true), maxBytes), ...splitCommitted(part(false), maxBytes)];
+}
+
 /** Nats-Msg-Id of a summary: the same batch content gives the same id, so a republish is dropped. */
 export function committedMessageId(b: CommittedBatch): string {
   const h = createHash("sha256").update(b.tenant);

@@ -6,7 +6,7 @@
  */
 import type { Consumer, ConsumerMessages, JsMsg } from "@nats-io/jetstream";
 import { Batch } from "../core/batch.ts";
-import { committedMessageId, committedSubject, encodeCommitted, summarizeCommitted } from "../core/committed.ts";
+import { committedMessageId, committedSubject, encodeCommitted, splitCommitted, summarizeCommitted } from "../core/committed.ts";
 import { decodeEnvelope, type Envelope } from "../core/envelope.ts";
 import type { Sql } from "../db/client.ts";
 import { errorText, isRetryable } from "../db/errors.ts";
@@ -36,6 +36,8 @@ export interface WriterOptions {
 
 const DEFAULT_FLUSHES = 2;
 const UPSERT_AFTER_CONFLICT = 20;
+/** Largest committed-batch event (half of nats-server's default max_payload); bigger summaries are cut by device. */
+const MAX_EVENT_BYTES = 512 * 1024;
 
 interface Item {
   msg: JsMsg;
@@ -176,7 +178,7 @@ export async function startWriter(broker: Broker, sql: Sql, opts: WriterOptions)
    * same summary (same message id), never loses it. False only when shutdown cut retries short.
    */
   const announceWithRetry = async (items: Item[]): Promise<boolean> => {
-    const batches = summarizeCommitted(items.flatMap((i) => (i.envelope ? [i.envelope] : [])));
+    const batches = summarizeCommitted(items.flatMap((i) => (i.envelope ? [i.envelope] : []))).flatMap((b) => splitCommitted(b, MAX_EVENT_BYTES));
     for (const b of batches) {
       let staged = 0;
       for (let attempt = 0; ; attempt++) {

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { committedMessageId, decodeCommitted, encodeCommitted, summarizeCommitted } from "../../src/core/committed.ts";
+import { committedMessageId, decodeCommitted, encodeCommitted, splitCommitted, summarizeCommitted } from "../../src/core/committed.ts";
 import type { Envelope } from "../../src/core/envelope.ts";
 import type { Reading } from "../../src/core/record.ts";
 
@@ -55,5 +55,31 @@ describe("summarizeCommitted", () => {
     expect(committedMessageId(decodeCommitted(encodeCommitted(b!)))).toBe(committedMessageId(b!));
     const [other] = summarizeCommitted([envelope([reading("d1", 1, { temp: 1 })])]);
     expect(committedMessageId(other!)).not.toBe(committedMessageId(b!));
+  });
+});
+
+describe("splitCommitted", () => {
+  test("a summary over the size limit is cut by device into parts under it that together hold exactly the original", () => {
+    const metrics = Object.fromEntries(Array.from({ length: 100 }, (_, k) => [`m${k}`, k]));
+    const envelopes = Array.from({ length: 400 }, (_, d) => envelope([reading(`dev-${d}`, 1, metrics, [1, 2]), reading(`dev-${d}`, 2, { ...metrics, m0: 99 })]));
+    const [whole] = summarizeCommitted(envelopes);
+    const size = Buffer.byteLength(encodeCommitted(whole!));
+    expect(size).toBeGreaterThan(1024 * 1024); // over nats-server's default max_payload
+    const parts = splitCommitted(whole!, 256 * 1024);
+    expect(parts.length).toBeGreaterThan(4);
+    for (const p of parts) expect(Buffer.byteLength(encodeCommitted(p))).toBeLessThanOrEqual(256 * 1024);
+    const devicesOf = (p: typeof whole) => new Set(p!.series.map((s) => s.deviceId));
+    for (const [i, p] of parts.entries()) for (const q of parts.slice(i + 1)) expect([...devicesOf(p)].some((d) => devicesOf(q).has(d))).toBe(false); // a device is in one part
+    const all = (f: (p: typeof whole) => unknown[]) => parts.flatMap((p) => f(p)).length;
+    expect(all((p) => p!.series)).toBe(whole!.series.length);
+    expect(all((p) => p!.positions)).toBe(whole!.positions.length);
+    expect(all((p) => p!.devices)).toBe(whole!.devices.length);
+    expect(new Set(parts.map(committedMessageId)).size).toBe(parts.length);
+    expect(splitCommitted(whole!, 256 * 1024).map(committedMessageId)).toEqual(parts.map(committedMessageId)); // deterministic
+  });
+
+  test("a summary under the limit is left whole", () => {
+    const [b] = summarizeCommitted([envelope([reading("d1", 1, { temp: 1 })])]);
+    expect(splitCommitted(b!, 1024)).toEqual([b!]);
   });
 });
