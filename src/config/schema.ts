@@ -164,7 +164,7 @@ export const SETTINGS = {
   recordsPerMessage: { env: "TELEMETRY_RECORDS_PER_MESSAGE", flag: "records-per-message", default: "100", doc: "Most readings of one device carried by one broker message" },
   publishTimeout: { env: "TELEMETRY_PUBLISH_TIMEOUT", flag: "publish-timeout", default: "2s", doc: "How long ingest waits for one JetStream ack (3 retries follow, then 503 or the dead-letter stream)" },
   dlqMaxAge: { env: "TELEMETRY_DLQ_MAX_AGE", flag: "dlq-max-age", default: "7d", doc: "How long the dead-letter stream keeps messages that could not be stored" },
-  softMemoryLimit: { env: "TELEMETRY_SOFT_MEMORY_LIMIT", flag: "soft-memory-limit", default: "192MiB", doc: "Above this RSS the process forces a full garbage collection (checked every 0.5 s, at most one a second); off disables" },
+  softMemoryLimit: { env: "TELEMETRY_SOFT_MEMORY_LIMIT", flag: "soft-memory-limit", default: "192MiB", doc: "Above this RSS, while the JS heap is at least a third of it, the process forces a full garbage collection (checked every 0.5 s, at most one a second); off disables" },
   shutdownTimeout: { env: "TELEMETRY_SHUTDOWN_TIMEOUT", flag: "shutdown-timeout", default: "30s", doc: "Graceful shutdown limit" },
   evaluatorDatabaseUrl: { env: "TELEMETRY_EVALUATOR_DATABASE_URL", flag: "evaluator-database-url", default: "", doc: "Evaluator's own database URL (its own pool; e.g. another role); empty uses DATABASE_URL", secret: true },
   noDataInterval: { env: "TELEMETRY_NODATA_INTERVAL", flag: "nodata-interval", default: "30s", doc: "How often no_data (deadman) rules are checked" },
