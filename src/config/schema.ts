@@ -63,6 +63,15 @@ const byteSize = z.string().transform((text, ctx) => {
   return Math.floor(Number(m[1]) * unit);
 });
 
+/** A size, or off (0). */
+const sizeOrOff = z.string().transform((text, ctx) => {
+  if (["off", "0"].includes(text.trim().toLowerCase())) return 0;
+  const size = byteSize.safeParse(text);
+  if (size.success) return size.data;
+  ctx.addIssue({ code: "custom", message: `must be a size like 192MiB, or off, got ${JSON.stringify(text)}` });
+  return z.NEVER;
+});
+
 const bool = z.string().transform((text, ctx) => {
   const t = text.trim().toLowerCase();
   if (["1", "true", "yes", "on"].includes(t)) return true;
@@ -214,8 +223,8 @@ export const configSchema = z.object({
   recordsPerMessage: int(1, 10_000),
   publishTimeout: duration(100),
   dlqMaxAge: duration(60_000),
-  failoverAudit: z.string().transform((text, ctx) => (/^(off|0)$/i.test(text.trim()) ? 0 : (parseDuration(text) ?? (ctx.addIssue({ code: "custom", message: `must be a duration like 60s, or off, got ${JSON.stringify(text)}` }), z.NEVER)))),
-  softMemoryLimit: z.string().transform((text, ctx) => (/^(off|0)$/i.test(text.trim()) ? 0 : byteSize.safeParse(text).success ? byteSize.parse(text) : (ctx.addIssue({ code: "custom", message: `must be a size like 192MiB, or off, got ${JSON.stringify(text)}` }), z.NEVER))),
+  failoverAudit: optionalDuration.transform((ms) => ms ?? 0),
+  softMemoryLimit: sizeOrOff,
   shutdownTimeout: duration(100),
   evaluatorDatabaseUrl: url(["postgres:", "postgresql:"]),
   noDataInterval: duration(100),

@@ -45,7 +45,11 @@ export async function judge(deps: PolicyDeps, candidates: readonly Candidate[]):
     if (s === "unavailable") verdicts[i] = { retryMs: UNAVAILABLE_RETRY_MS };
     else if (s === null) verdicts[i] = { refused: `unknown_tenant: no tenant ${c.tenant}` };
     else if (s.status !== "active") verdicts[i] = { refused: `tenant_suspended: tenant ${s.id} is suspended: ${s.suspendedReason ?? ""}` };
-    else byTenant.set(s, [...(byTenant.get(s) ?? []), i]);
+    else {
+      const indexes = byTenant.get(s);
+      if (indexes) indexes.push(i);
+      else byTenant.set(s, [i]);
+    }
   });
   const admitted: number[] = [];
   for (const [tenant, indexes] of byTenant) {

@@ -38,16 +38,12 @@ export interface AuditOptions {
 }
 
 export interface FailoverAudit {
-  /** Readings written by audits so far (messages the consumer had skipped). */
-  readonly restored: number;
-  readonly audits: number;
   stop(): Promise<void>;
 }
 
-/** The time range to audit after elections seen at `electionTimes` (pure). */
-export function auditRange(electionTimes: readonly number[], nowMs: number, beforeMs: number): { from: number; to: number } | null {
-  if (electionTimes.length === 0) return null;
-  return { from: Math.min(...electionTimes) - beforeMs, to: nowMs };
+/** Where the audit starts reading after elections seen at `electionTimes`, null with none (pure); it ends at the stream's end. */
+export function auditStart(electionTimes: readonly number[], beforeMs: number): number | null {
+  return electionTimes.length === 0 ? null : Math.min(...electionTimes) - beforeMs;
 }
 
 /** Starts the audit when the telemetry stream is replicated; null otherwise (a single server has no leader changes to fear). */
@@ -60,7 +56,6 @@ export async function startFailoverAudit(deps: { broker: Broker; sql: Sql }, o: 
   let timer: ReturnType<typeof setTimeout> | null = null;
   let running: Promise<void> | null = null;
   let stopped = false;
-  const state = { restored: 0, audits: 0 };
 
   const elected = (what: string) => {
     if (stopped) return;
@@ -76,8 +71,8 @@ export async function startFailoverAudit(deps: { broker: Broker; sql: Sql }, o: 
       if (!stopped) timer = setTimeout(() => void audit(), o.settleMs);
       return;
     }
-    const range = auditRange(elections, Date.now(), o.beforeMs);
-    if (!range) return;
+    const from = auditStart(elections, o.beforeMs);
+    if (from === null) return;
     const seen = elections;
     elections = [];
     running = (async () => {
@@ -91,7 +86,7 @@ export async function startFailoverAudit(deps: { broker: Broker; sql: Sql }, o: 
         if (stopped) return;
         const summary = await runReplay(deps, {
           stream: o.stream,
-          from: { time: Math.max(range.from, Date.parse(stream.first_ts)) },
+          from: { time: Math.max(from, Date.parse(stream.first_ts)) },
           to: { seq: endSeq },
           targets: new Set(["writer"]),
           dryRun: false,
@@ -99,10 +94,8 @@ export async function startFailoverAudit(deps: { broker: Broker; sql: Sql }, o: 
           prefer: "upsert",
         });
         if (summary.errors > 0) throw new Error(`${summary.errors} batch(es) failed`);
-        state.audits++;
-        state.restored += summary.inserted;
         metrics.auditRestored.inc(summary.inserted);
-        const fields = { messages: summary.messages, readings: summary.readings, restored: summary.inserted, from: new Date(range.from).toISOString() };
+        const fields = { messages: summary.messages, readings: summary.readings, restored: summary.inserted, from: new Date(from).toISOString() };
         if (summary.inserted > 0) log.warn(fields, "failover audit restored readings the consumer had skipped");
         else log.info(fields, "failover audit: nothing was skipped");
       } catch (err) {
@@ -132,12 +125,6 @@ export async function startFailoverAudit(deps: { broker: Broker; sql: Sql }, o: 
   }, POLL_MS);
 
   return {
-    get restored() {
-      return state.restored;
-    },
-    get audits() {
-      return state.audits;
-    },
     async stop() {
       stopped = true;
       clearInterval(poll);
