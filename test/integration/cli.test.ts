@@ -2,12 +2,21 @@
  * The CLI as a newcomer meets it, run as a child process with stdout and stderr piped: `--help`
  * names the whole command (`telemetry keys create`), lists every role, fits 100 columns and has no
  * ANSI escapes in a pipe; `config check` warns (exit 0) while channel secrets are encrypted with
- * the data dir's secret.key, and not once TELEMETRY_SECRET_KEY is set.
+ * the data dir's secret.key, and not once TELEMETRY_SECRET_KEY is set; a zero-config start after
+ * the first (whose generated key was shown once) logs the command that makes a new key.
  */
 import { describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ROLES } from "../../src/config/schema.ts";
+import { createSql } from "../../src/db/client.ts";
+import { migrate } from "../../src/db/migrate.ts";
+import { configureLogger } from "../../src/lib/log.ts";
+import { bootstrapKeys } from "../../src/tenants/bootstrap.ts";
+import { hashKey } from "../../src/tenants/keys.ts";
+import { freshDatabase } from "../helpers/services.ts";
 
 const root = join(import.meta.dir, "../..");
 
@@ -87,4 +96,32 @@ describe("config check and the secret key", () => {
     expect(lines).toHaveLength(1);
     expect(lines[0]).toStartWith("telemetry: --batch-size:");
   });
+});
+
+test("zero config: the first start generates a key; a later start logs how to make a new one, and that command works", async () => {
+  const url = await freshDatabase("bootstrap");
+  const sql = createSql(url, { max: 2, name: "test" });
+  const dataDir = mkdtempSync(join(tmpdir(), "telemetry-bootstrap-"));
+  const lines: string[] = [];
+  configureLogger("info", true, { write: (line: string) => void lines.push(line) });
+  try {
+    await migrate(sql, { timescale: "off", retentionMs: null, compressAfterMs: 7 * 86_400_000 });
+    const first = await bootstrapKeys(sql, [], dataDir);
+    expect(first.generated?.tenant).toBe("default");
+    expect(lines.join("")).not.toContain("telemetry keys create");
+    const second = await bootstrapKeys(sql, [], dataDir);
+    expect(second.generated).toBeUndefined();
+    const hint = lines.map((l) => JSON.parse(l) as { msg: string }).find((l) => l.msg.includes("to make a new key"));
+    expect(hint?.msg).toContain("telemetry keys create default");
+    expect(lines.join("")).not.toContain(first.generated!.key);
+    // The hinted command, with this server's --database-url, makes a working key.
+    const made = cli(["keys", "create", "default", "--json", "--database-url", url], { LOG_LEVEL: "warn" });
+    expect(made.code).toBe(0);
+    const { key } = JSON.parse(made.out) as { key: string };
+    expect((await sql`SELECT tenant FROM api_keys WHERE hash = ${hashKey(key)}`)[0]?.tenant).toBe("default");
+  } finally {
+    configureLogger("warn", true);
+    await sql.end();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
 });

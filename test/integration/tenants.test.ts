@@ -5,13 +5,8 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join, resolve } from "node:path";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { createSql } from "../../src/db/client.ts";
-import { migrate } from "../../src/db/migrate.ts";
 import { findPostgresBinDir } from "../../src/embedded/postgres.ts";
-import { configureLogger } from "../../src/lib/log.ts";
-import { bootstrapKeys } from "../../src/tenants/bootstrap.ts";
 import { hashKey } from "../../src/tenants/keys.ts";
 import { createKey } from "../../src/tenants/store.ts";
 import { apiClient } from "../helpers/api.ts";
@@ -206,32 +201,4 @@ describe("database outage", () => {
     await pg.start();
     await check(async () => (await send(late)).status === 202, { what: "the key store back", timeoutMs: 30_000, intervalMs: 200 });
   }, 90_000);
-});
-
-test("zero config: the first start generates a key; a later start logs how to make a new one, and that command works", async () => {
-  const url = await freshDatabase("bootstrap");
-  const sql = createSql(url, { max: 2, name: "test" });
-  const dataDir = mkdtempSync(join(tmpdir(), "telemetry-bootstrap-"));
-  const lines: string[] = [];
-  configureLogger("info", true, { write: (line: string) => void lines.push(line) });
-  try {
-    await migrate(sql, { timescale: "off", retentionMs: null, compressAfterMs: 7 * 86_400_000 });
-    const first = await bootstrapKeys(sql, [], dataDir);
-    expect(first.generated?.tenant).toBe("default");
-    expect(lines.join("")).not.toContain("telemetry keys create");
-    const second = await bootstrapKeys(sql, [], dataDir);
-    expect(second.generated).toBeUndefined();
-    const hint = lines.map((l) => JSON.parse(l) as { msg: string; tenant?: string }).find((l) => l.msg.includes("to make a new key"));
-    expect(hint?.msg).toContain("telemetry keys create default");
-    expect(lines.join("")).not.toContain(first.generated!.key);
-    // The hinted command, with this server's --database-url, makes a working key.
-    const made = Bun.spawnSync({ cmd: [process.execPath, "src/cli/main.ts", "keys", "create", "default", "--json", "--database-url", url], cwd: ROOT, env: { PATH: process.env.PATH!, LOG_LEVEL: "warn" } });
-    expect(made.exitCode).toBe(0);
-    const { key } = JSON.parse(made.stdout.toString()) as { key: string };
-    expect((await sql`SELECT tenant FROM api_keys WHERE hash = ${hashKey(key)}`)[0]?.tenant).toBe("default");
-  } finally {
-    configureLogger("warn", true);
-    await sql.end();
-    rmSync(dataDir, { recursive: true, force: true });
-  }
 });
