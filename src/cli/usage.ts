@@ -93,7 +93,7 @@ export async function usageText(root: Command, cmd: Command, opts: { width: numb
 /** For runMain's `showUsage`: prints to stdout, sized and coloured for it. */
 export function showUsage(root: Command) {
   return async (cmd: Command): Promise<void> => {
-    const width = Math.max(MIN_WIDTH, Math.min(MAX_WIDTH, process.stdout.isTTY ? (process.stdout.columns ?? MAX_WIDTH) : MAX_WIDTH));
+    const width = Math.max(MIN_WIDTH, Math.min(MAX_WIDTH, process.stdout.isTTY ? process.stdout.columns || MAX_WIDTH : MAX_WIDTH));
     process.stdout.write(`${await usageText(root, cmd, { width, colour: colourOutput(process.stdout) })}\n\n`);
   };
 }

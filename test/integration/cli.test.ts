@@ -1,7 +1,7 @@
 /**
  * The CLI as a newcomer meets it, run as a child process with stdout and stderr piped: `--help`
  * names the whole command (`telemetry keys create`), lists every role, fits 100 columns and has no
- * ANSI escapes in a pipe; `config check` warns (exit 0) while channel secrets are encrypted with
+ * ANSI escapes in a pipe or with NO_COLOR on a terminal; `config check` warns (exit 0) while channel secrets are encrypted with
  * the data dir's secret.key, and not once TELEMETRY_SECRET_KEY is set; a zero-config start after
  * the first (whose generated key was shown once) logs the command that makes a new key.
  */
@@ -53,8 +53,17 @@ describe("--help", () => {
     }
   });
 
-  test("NO_COLOR: no escapes either (the same renderer as on a terminal)", () => {
-    expect(cli(["keys", "create", "--help"], { NO_COLOR: "1" }).out).not.toContain(ESC);
+  test("on a terminal (script(1) gives the command one) help is coloured; with NO_COLOR (any value) it is not", () => {
+    const onTty = (env: Record<string, string>) =>
+      Bun.spawnSync({ cmd: ["script", "-qec", `${process.execPath} src/cli/main.ts keys create --help`, "/dev/null"], cwd: root, env: { PATH: process.env.PATH!, ...env } }).stdout.toString();
+    const coloured = onTty({});
+    expect(coloured).toContain("USAGE");
+    expect(coloured).toContain(ESC);
+    for (const value of ["1", "yes"]) {
+      const plain = onTty({ NO_COLOR: value });
+      expect(plain).toContain("USAGE telemetry keys create");
+      expect(plain).not.toContain(ESC);
+    }
   });
 
   test("a usage error shows the command's usage, plainly, and exits 1", () => {
