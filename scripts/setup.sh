@@ -19,8 +19,21 @@ if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get update -qq
-  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # A fresh machine's apt-daily/unattended-upgrades often holds apt's locks for minutes: wait for
+  # them. DPkg::Lock::Timeout waits for the dpkg lock (install); `apt-get update` fails at once on
+  # the lists lock whatever the option says (apt 2.6), so that one is retried here.
+  lock_wait=300
+  deadline=$((SECONDS + lock_wait))
+  until out=$($sudo apt-get -o DPkg::Lock::Timeout=$lock_wait update -qq 2>&1); do
+    if ! grep -q "Could not get lock" <<<"$out" || [ "$SECONDS" -ge "$deadline" ]; then
+      echo "$out" >&2
+      exit 1
+    fi
+    echo "setup: another apt process holds its lock; waiting (up to ${lock_wait}s)" >&2
+    sleep 5
+  done
+  [ -z "$out" ] || echo "$out" >&2
+  $sudo apt-get -o DPkg::Lock::Timeout=$lock_wait install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 if [ ! -x node_modules/.bin/bun ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

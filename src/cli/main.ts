@@ -12,10 +12,11 @@ import { replay } from "./replay.ts";
 import { serve } from "./serve.ts";
 import { status } from "./status.ts";
 import { tenants } from "./tenants.ts";
+import { showUsage } from "./usage.ts";
 
 const main = defineCommand({
   meta: { name: "telemetry", version: pkg.version, description: "Self-hosted telemetry server: HTTP ingest -> NATS JetStream -> PostgreSQL/TimescaleDB" },
   subCommands: { serve, migrate, status, replay, quarantine, dlq, tenants, keys, mqtt, config },
 });
 
-await runMain(main);
+await runMain(main, { showUsage: showUsage(main) });

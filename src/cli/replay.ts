@@ -52,6 +52,7 @@ export const replay = defineCommand({
               rate,
               batchSize: Number(args["batch-size"]),
               onProgress: (p: ReplayProgress) => report.update(p.messages, p.totalMessages, p.readings),
+              onNotice: (message: string) => process.stderr.write(`telemetry: ${message}\n`),
             },
           ),
         ),

@@ -1,10 +1,11 @@
 import { defineCommand } from "citty";
+import { ROLES } from "../config/schema.ts";
 import { logger } from "../lib/log.ts";
 import { startServer } from "../server/start.ts";
 import { configOrExit, fail, settingArgs } from "./common.ts";
 
 export const serve = defineCommand({
-  meta: { name: "serve", description: "Run the server roles (ingest, writer, api) in this process" },
+  meta: { name: "serve", description: `Run the server roles (${ROLES.join(", ")}) in this process` },
   args: settingArgs(),
   async run({ args }) {
     const config = configOrExit(args);

@@ -70,3 +70,14 @@ function redact(key: SettingKey, value: unknown): string {
   if (Array.isArray(value)) return JSON.stringify(value.map((k: { tenant: string }) => `${k.tenant}:***`));
   return value ? '"***"' : '""';
 }
+
+/**
+ * Whether to write ANSI colours to a stream: only to a terminal, and never when NO_COLOR is set
+ * (https://no-color.org: any non-empty value) or TERM is "dumb". Read here, not in the settings
+ * table: a convention of the terminal, needed before any configuration is loaded (--help).
+ */
+export function colourOutput(stream: { isTTY?: boolean }, env: Record<string, string | undefined> = process.env): boolean {
+  if (env.NO_COLOR !== undefined && env.NO_COLOR !== "") return false;
+  if (env.TERM === "dumb") return false;
+  return stream.isTTY === true;
+}

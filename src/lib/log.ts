@@ -1,5 +1,6 @@
 /**
- * Logging: pino, JSON lines by default, human-readable when stdout is a terminal.
+ * Logging: pino, JSON lines by default, human-readable when stdout is a terminal (coloured unless
+ * NO_COLOR is set; never when stdout is a pipe or a file).
  * Never pass secrets (keys, passwords, full database URLs) to the logger; as a second line of
  * defence, fields named like secrets are redacted wherever they appear (REDACT_PATHS).
  *
@@ -11,6 +12,7 @@
  */
 import pino, { type DestinationStream, type Logger, type LoggerOptions } from "pino";
 import pretty from "pino-pretty";
+import { colourOutput } from "../config/load.ts";
 
 export type { Logger };
 
@@ -36,7 +38,7 @@ let children = new Map<string, Logger>();
 /** destination: for tests (a stream that collects lines); otherwise stdout, pretty on a terminal. */
 export function configureLogger(level: string, forceJson = false, destination?: DestinationStream): Logger {
   const usePretty = !destination && !forceJson && process.stdout.isTTY;
-  const out = usePretty ? pretty({ colorize: true, translateTime: "SYS:HH:MM:ss.l", ignore: "pid,hostname" }) : (destination ?? (stdout ??= pino.destination({ dest: 1, sync: false, minLength: 0 })));
+  const out = usePretty ? pretty({ colorize: colourOutput(process.stdout), translateTime: "SYS:HH:MM:ss.l", ignore: "pid,hostname" }) : (destination ?? (stdout ??= pino.destination({ dest: 1, sync: false, minLength: 0 })));
   const options = usePretty ? { level, base: undefined } : base(level);
   root = pino({ ...options, redact: base(level).redact }, out);
   plain = pino({ ...options, redact: [] }, out);

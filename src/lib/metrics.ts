@@ -6,7 +6,9 @@
 import client from "prom-client";
 
 export const registry = new client.Registry();
-client.collectDefaultMetrics({ register: registry, prefix: "telemetry_process_" });
+// prom-client names its defaults process_* and nodejs_*; the prefix makes them telemetry_process_cpu_user_seconds_total,
+// telemetry_nodejs_eventloop_lag_seconds, ... (a prefix ending in process_ doubled it: docs/decisions/0200-default-metric-names.md).
+client.collectDefaultMetrics({ register: registry, prefix: "telemetry_" });
 
 const counter = (name: string, help: string, labelNames: string[] = []) => new client.Counter({ name, help, labelNames, registers: [registry] });
 const histogram = (name: string, help: string, buckets: number[], labelNames: string[] = []) =>

@@ -34,6 +34,8 @@ export interface ReplayOptions {
   /** How the writer target inserts: COPY first (default), or straight to the upsert (most rows expected present). */
   prefer?: "copy" | "upsert";
   onProgress?: (p: ReplayProgress) => void;
+  /** Told when the replay starts elsewhere than asked (a relative --from before the stream's first message). */
+  onNotice?: (message: string) => void;
 }
 
 export interface ReplayProgress {
@@ -65,17 +67,25 @@ function filterSubject(o: ReplayOptions): string {
   return o.tenant ? `${SUBJECT_PREFIX}.${o.tenant}.*` : `${SUBJECT_PREFIX}.>`;
 }
 
-/** Checks the range against what the stream holds; returns the sequence to stop after. */
-async function bounds(broker: Broker, o: ReplayOptions): Promise<{ endSeq: number; firstSeq: number }> {
+/**
+ * Checks the range against what the stream holds; returns where to start and the sequence to stop
+ * after. A relative start ("10m") reaching before the first message means "everything of the last
+ * 10 minutes that is still there": it starts at the first message, with a notice. An explicit
+ * sequence or time the stream no longer holds is an error: those messages are gone.
+ */
+async function bounds(broker: Broker, o: ReplayOptions): Promise<{ endSeq: number; from: Point }> {
   const { state } = await broker.jsm.streams.info(o.stream);
   if (state.messages === 0) throw new ReplayError(`stream ${o.stream} is empty`);
   const firstTime = Date.parse(state.first_ts);
   const tooEarly = "seq" in o.from ? o.from.seq < state.first_seq : o.from.time < firstTime;
-  if (tooEarly) {
-    throw new ReplayError(`--from ${describePoint(o.from)} is before the stream's first message (sequence ${state.first_seq}, ${state.first_ts}); the stream keeps TELEMETRY_STREAM_MAX_AGE of data`);
-  }
   const endSeq = o.to && "seq" in o.to ? Math.min(o.to.seq, state.last_seq) : state.last_seq;
-  return { endSeq, firstSeq: state.first_seq };
+  if (!tooEarly) return { endSeq, from: o.from };
+  const available = `the stream's first message is sequence ${state.first_seq}, ${state.first_ts}; it keeps TELEMETRY_STREAM_MAX_AGE of data`;
+  if ("time" in o.from && o.from.ago) {
+    o.onNotice?.(`--from ${o.from.ago} asked for ${describePoint(o.from)}, but ${available}: replaying from sequence ${state.first_seq}`);
+    return { endSeq, from: { seq: state.first_seq } };
+  }
+  throw new ReplayError(`--from ${describePoint(o.from)} is before the stream's first message (${available})`);
 }
 
 export async function runReplay(deps: { broker: Broker; sql: Sql }, o: ReplayOptions): Promise<ReplaySummary> {
@@ -84,10 +94,10 @@ export async function runReplay(deps: { broker: Broker; sql: Sql }, o: ReplayOpt
     const [known] = await sql`SELECT 1 FROM tenants WHERE id = ${o.tenant}`;
     if (!known) throw new ReplayError(`unknown tenant ${JSON.stringify(o.tenant)} (see telemetry tenants list)`);
   }
-  const { endSeq } = await bounds(broker, o);
+  const { endSeq, from } = await bounds(broker, o);
   const consumer = await broker.js.consumers.get(o.stream, {
     filter_subjects: filterSubject(o),
-    ...("seq" in o.from ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: o.from.seq } : { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(o.from.time).toISOString() }),
+    ...("seq" in from ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: from.seq } : { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(from.time).toISOString() }),
   });
   const endTime = o.to && "time" in o.to ? o.to.time : Infinity;
   const rules = new RulesCache(sql, 60_000);

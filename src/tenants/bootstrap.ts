@@ -47,8 +47,12 @@ export async function bootstrapKeys(sql: Sql, configured: readonly ApiKey[], dat
       log.info({ tenants: [...new Set(keys.map((k) => k.tenant))] }, "moved the generated key into the key store");
     }
 
-    const [anyTenant] = await tx`SELECT 1 FROM tenants LIMIT 1`;
-    if (anyTenant) return {};
+    const [anyTenant] = await tx`SELECT id FROM tenants ORDER BY id <> 'default', id LIMIT 1`;
+    if (anyTenant) {
+      // The generated key was shown once, on the first start; say how to get another one.
+      log.info({ tenant: anyTenant.id }, `no TELEMETRY_API_KEYS and the key store has tenants, so no key was generated; to make a new key: telemetry keys create ${anyTenant.id} (with this server's --data-dir or DATABASE_URL)`);
+      return {};
+    }
     const key = generateKey();
     const hash = hashKey(key);
     await add("default", hash, keyPrefix(key, hash), "generated", key);

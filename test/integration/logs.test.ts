@@ -2,7 +2,7 @@
  * Logs of the real `telemetry serve` (a child process, stdout a pipe): JSON lines, one summary
  * line per request with fixed fields, probes at debug, and no secret anywhere in the output —
  * not the API keys (good or wrong), the admin token, a created key, a channel secret, the secret
- * key or the database password.
+ * key or the database password; no ANSI colours in the pipe; /metrics names under telemetry_.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
@@ -73,6 +73,17 @@ const call = (method: string, path: string, key: string, body?: unknown) =>
     body: body === undefined ? undefined : JSON.stringify(body),
   });
 
+test("GET /metrics: prom-client's process and runtime metrics under telemetry_, the prefix never doubled", async () => {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  expect(text).toContain("\ntelemetry_process_cpu_user_seconds_total ");
+  expect(text).toContain("\ntelemetry_process_resident_memory_bytes ");
+  expect(text).toContain("# TYPE telemetry_nodejs_eventloop_lag_seconds gauge");
+  expect(text).not.toContain("process_process");
+  expect(text).not.toContain("telemetry_process_nodejs");
+  const names = [...text.matchAll(/^# TYPE (\S+)/gm)].map((m) => m[1]!);
+  expect(names.filter((n) => !n.startsWith("telemetry_"))).toEqual([]);
+});
+
 test("one JSON summary line per request, and never a secret", async () => {
   const made: Array<{ method: string; path: string; status: number }> = [];
   const track = async (method: string, path: string, key: string, body?: unknown) => {
@@ -104,6 +115,7 @@ test("one JSON summary line per request, and never a secret", async () => {
   const all = output + errors;
 
   for (const secret of [KEY, WRONG_KEY, ADMIN, SECRET_KEY, DB_PASSWORD, CHANNEL_SECRET, createdKey, createdKey.slice(11)]) expect(all).not.toContain(secret);
+  expect(all).not.toContain("\x1b["); // stdout and stderr are pipes: no colours
 
   const requests = lines.filter((l) => l.msg === "request");
   expect(requests.map((l) => ({ method: l.method, path: l.path.split("?")[0], status: l.status }))).toEqual(made.map((m) => ({ ...m, path: m.path.split("?")[0] })));

@@ -115,10 +115,22 @@ test("replay while live ingestion continues: live data is unaffected", async () 
   await check(async () => (await pending("TELEMETRY", "writer")) === 0, { what: "the writer's consumer to be drained" });
 });
 
-test("clear errors: before the stream's start, unknown tenant, bad time, --device without --tenant", () => {
+test("a relative --from reaching before the stream's first message starts there and says what was asked and what was available", async () => {
+  const { state } = await server.broker.jsm.streams.info("TELEMETRY");
+  const r = cli("replay", "--from", "30d", "--dry-run", "--tenant", "acme", "--device", "rp-3", "--target", "writer");
+  expect(r.err).toContain(`--from 30d asked for ${new Date(Date.now() - 30 * 86_400_000).toISOString().slice(0, 10)}`);
+  expect(r.err).toContain(`the stream's first message is sequence ${state.first_seq}, ${state.first_ts}`);
+  expect(r.code).toBe(0);
+  expect(r.out).toContain(`rows that would be inserted: 0, rows already present: ${PER_DEVICE}`);
+});
+
+test("clear errors: an explicit time or sequence before the stream's start, unknown tenant, bad time, --device without --tenant", () => {
   const early = cli("replay", "--from", "2020-01-01T00:00:00Z");
   expect(early.code).toBe(2);
   expect(early.err).toContain("before the stream's first message");
+  const earlySeq = cli("replay", "--from", "0");
+  expect(earlySeq.code).toBe(2);
+  expect(earlySeq.err).toContain("--from sequence 0 is before the stream's first message (the stream's first message is sequence 1");
   expect(cli("replay", "--from", "1", "--tenant", "nobody").err).toContain('unknown tenant "nobody"');
   const bad = cli("replay", "--from", "yesterday-ish");
   expect(bad.code).toBe(2);
