@@ -38,7 +38,7 @@ export function publicDeliveryError(stored: string | null): string | null {
   const status = /^HTTP (\d{3})$/.exec(stored);
   if (status) return `http_${status[1]}`;
   if (/^timed out|TimeoutError|ETIMEDOUT/i.test(stored)) return "timeout";
-  if (/ECONNREFUSED/.test(stored)) return "refused";
+  if (/ECONNREFUSED|ConnectionRefused/.test(stored)) return "refused";
   if (/ENOTFOUND|EAI_AGAIN|getaddrinfo/.test(stored)) return "dns";
   if (/certificate|CERT_|ERR_TLS|SSL/i.test(stored)) return "tls";
   if (stored === "channel disabled") return "channel_disabled";
