@@ -72,7 +72,7 @@ export function postJson(url: string, headers: Record<string, string>, body: str
       auth,
       headers: { ...headers, "Content-Length": String(Buffer.byteLength(body)), Connection: "close" },
       agent: false,
-      ...(literal ? {} : { lookup: vettedLookup(opts.policy, host), servername: hostname }),
+      ...(literal ? {} : { lookup: vettedLookup(opts.policy, host), servername: host }),
     });
     const timer = setTimeout(() => req.destroy(Object.assign(new Error(`timed out after ${opts.timeoutMs} ms`), { name: "TimeoutError" })), opts.timeoutMs);
     const onAbort = () => req.destroy(Object.assign(new Error("aborted"), { name: "AbortError" }));

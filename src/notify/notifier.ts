@@ -7,6 +7,8 @@
  * only the current holder reschedules a failed row, while a success is always recorded. The
  * lease must outlast a batch: batch / concurrency × timeout (defaults: 20 / 4 × 10 s < 60 s).
  * Receivers deduplicate by X-Telemetry-Delivery (NATS by Nats-Msg-Id in the stream's window).
+ * Webhook and hub requests go only to addresses the target policy allows (http-post.ts), and what
+ * is recorded for a failed one is a category (core/delivery-error.ts); the raw error is logged.
  */
 import type { JetStreamManager } from "@nats-io/jetstream";
 import type { Sql } from "../db/client.ts";
