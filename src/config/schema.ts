@@ -5,6 +5,7 @@
 import { z } from "zod";
 import { parseDuration } from "../core/duration.ts";
 import { TENANT_ID_PATTERN } from "../core/subject.ts";
+import { parseAllowList } from "../core/target-policy.ts";
 
 export const ROLES = ["ingest", "writer", "evaluator", "api"] as const;
 export type Role = (typeof ROLES)[number];
@@ -179,6 +180,7 @@ export const SETTINGS = {
   noDataInterval: { env: "TELEMETRY_NODATA_INTERVAL", flag: "nodata-interval", default: "30s", doc: "How often no_data (deadman) rules are checked" },
   secretKey: { env: "TELEMETRY_SECRET_KEY", flag: "secret-key", default: "", doc: "Base64 32-byte key encrypting channel secrets at rest; empty uses (or creates) <data dir>/secret.key", secret: true },
   deliverySchedule: { env: "TELEMETRY_DELIVERY_SCHEDULE", flag: "delivery-schedule", default: "0,5s,5m,30m,2h,5h,10h", doc: "Webhook retry delays, attempt by attempt; after the last, a delivery is failed" },
+  webhookAllow: { env: "TELEMETRY_WEBHOOK_ALLOW", flag: "webhook-allow", default: "", doc: "Webhook and hub targets allowed although not public: comma-separated host names (whatever they resolve to), IP addresses and CIDR ranges, e.g. hub.internal,10.1.0.0/16,127.0.0.1; empty allows public unicast addresses only" },
   logLevel: { env: "LOG_LEVEL", flag: "log-level", default: "info", doc: "trace, debug, info, warn, error" },
 } as const satisfies Record<string, Setting>;
 
@@ -236,6 +238,12 @@ export const configSchema = z.object({
       return z.NEVER;
     }
     return list as number[];
+  }),
+  webhookAllow: z.string().transform((text, ctx) => {
+    const { policy, problems } = parseAllowList(text);
+    for (const message of problems) ctx.addIssue({ code: "custom", message });
+    // `config show` prints the list as given, not the parsed ranges
+    return Object.assign(policy, { toJSON: () => text.split(",").map((e) => e.trim()).filter(Boolean).join(",") });
   }),
   logLevel: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"], { error: "must be trace, debug, info, warn, error or silent" }),
 });

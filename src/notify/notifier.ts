@@ -7,6 +7,8 @@
  * only the current holder reschedules a failed row, while a success is always recorded. The
  * lease must outlast a batch: batch / concurrency × timeout (defaults: 20 / 4 × 10 s < 60 s).
  * Receivers deduplicate by X-Telemetry-Delivery (NATS by Nats-Msg-Id in the stream's window).
+ * Webhook and hub requests go only to addresses the target policy allows (http-post.ts), and what
+ * is recorded for a failed one is a category (core/delivery-error.ts); the raw error is logged.
  */
 import type { JetStreamManager } from "@nats-io/jetstream";
 import type { Sql } from "../db/client.ts";
@@ -19,6 +21,9 @@ import { DEFAULT_SCHEDULE_MS, type AlertPayload } from "./outbox.ts";
 import type { SecretBox } from "./secrets.ts";
 import { signatureHeaders } from "./signing.ts";
 import { metrics } from "../lib/metrics.ts";
+import { errorCategory, httpCategory } from "../core/delivery-error.ts";
+import { STRICT_POLICY, type TargetPolicy } from "../core/target-policy.ts";
+import { postJson } from "./http-post.ts";
 
 const log = logger("notifier");
 
@@ -45,6 +50,8 @@ export interface NotifierOptions {
   timeoutMs?: number;
   concurrency?: number;
   streamReplicas?: number;
+  /** Which addresses webhook and hub deliveries may connect to (default: public unicast only). */
+  targets?: TargetPolicy;
 }
 
 export interface NotifierStats {
@@ -82,7 +89,10 @@ interface Claimed {
 interface Outcome {
   ok: boolean;
   statusCode: number | null;
+  /** What the tenant sees: a category (delivery-error.ts) for HTTP, never socket text. */
   error: string | null;
+  /** The raw error, for the server log only. */
+  detail?: string;
   durationMs: number;
   /** No retry can help. */
   final?: boolean;
@@ -106,6 +116,7 @@ export function startNotifier(deps: NotifierDeps, opts: NotifierOptions = {}): N
   const leaseMs = opts.leaseMs ?? 60_000;
   const timeoutMs = opts.timeoutMs ?? 10_000;
   const concurrency = opts.concurrency ?? 4;
+  const targets = opts.targets ?? STRICT_POLICY;
   const stats: NotifierStats = { delivered: 0, retried: 0, failed: 0, errors: 0, healthy: true };
   const halt = new AbortController();
   let stopping = false;
@@ -161,23 +172,15 @@ export function startNotifier(deps: NotifierDeps, opts: NotifierOptions = {}): N
     const headers = { "Content-Type": "application/json", "User-Agent": "telemetry-notifier", "X-Telemetry-Delivery": row.id, "X-Telemetry-Event": row.event };
     const secret = row.secret === null ? null : secrets.decrypt(row.secret);
     if (row.kind === "hub") {
-      if (secret === null) throw new Error("hub channel has no API key");
+      if (secret === null) throw Object.assign(new Error("hub channel has no API key"), { code: "MISSING_SECRET" });
       return { ...headers, "X-API-Key": secret };
     }
     return secret === null ? headers : { ...headers, ...signatureHeaders(secret, body, Date.now() / 1000) };
   };
 
-  const post = async (row: Claimed): Promise<number> => {
+  const post = (row: Claimed): Promise<number> => {
     const body = JSON.stringify(row.payload);
-    const res = await fetch(row.url!, {
-      method: "POST",
-      headers: requestHeaders(row, body),
-      body,
-      redirect: "manual", // a redirect is a failure: never forward signed payloads elsewhere
-      signal: AbortSignal.any([halt.signal, AbortSignal.timeout(timeoutMs)]),
-    });
-    await res.body?.cancel().catch(() => {});
-    return res.status;
+    return postJson(row.url!, requestHeaders(row, body), body, { policy: targets, timeoutMs, signal: halt.signal });
   };
 
   const describe = (err: unknown, url: string | null): string => {
@@ -191,13 +194,15 @@ export function startNotifier(deps: NotifierDeps, opts: NotifierOptions = {}): N
   const deliver = async (row: Claimed): Promise<Outcome> => {
     const started = performance.now();
     const elapsed = () => Math.round(performance.now() - started);
-    if (row.kind !== "nats" && !row.enabled) return { ok: false, statusCode: null, error: "channel disabled", durationMs: 0, final: true };
+    if (row.kind !== "nats" && !row.enabled) return { ok: false, statusCode: null, error: "channel_disabled", durationMs: 0, final: true };
     try {
       const status = row.kind === "nats" ? (await publish(row), null) : await post(row);
       const ok = status === null || (status >= 200 && status < 300);
-      return { ok, statusCode: status, error: ok ? null : `HTTP ${status}`, durationMs: elapsed() };
+      return { ok, statusCode: status, error: ok ? null : httpCategory(status!), durationMs: elapsed() };
     } catch (err) {
-      return { ok: false, statusCode: null, error: describe(err, row.url), durationMs: elapsed() };
+      const detail = describe(err, row.url);
+      // NATS rows belong to no channel (tenants never see them): their text helps the operator.
+      return { ok: false, statusCode: null, error: row.kind === "nats" ? detail : errorCategory(err as Error), detail, durationMs: elapsed() };
     }
   };
 
@@ -229,7 +234,7 @@ export function startNotifier(deps: NotifierDeps, opts: NotifierOptions = {}): N
         await tx`UPDATE outbox SET status = 'failed', attempts = ${attempt}, last_error = ${o.error}, locked_until = NULL WHERE id = ${row.id}`;
         stats.failed++;
         metrics.deliveries.inc({ result: "failed" });
-        log.warn({ delivery: row.id, kind: row.kind, target, attempts: attempt, err: o.error }, "delivery failed for good");
+        log.warn({ delivery: row.id, kind: row.kind, target, attempts: attempt, err: o.error, detail: o.detail }, "delivery failed for good");
       } else {
         await tx`
           UPDATE outbox SET attempts = ${attempt}, last_error = ${o.error}, locked_until = NULL,
@@ -237,7 +242,7 @@ export function startNotifier(deps: NotifierDeps, opts: NotifierOptions = {}): N
           WHERE id = ${row.id}`;
         stats.retried++;
         metrics.deliveries.inc({ result: "retried" });
-        log.info({ delivery: row.id, kind: row.kind, target, attempt, err: o.error, retryInMs: delay }, "delivery failed; will retry");
+        log.info({ delivery: row.id, kind: row.kind, target, attempt, err: o.error, detail: o.detail, retryInMs: delay }, "delivery failed; will retry");
       }
     });
 

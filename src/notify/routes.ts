@@ -13,6 +13,8 @@ import { HttpError } from "../http/errors.ts";
 import { issuesOf, limitParam, parseJson, parseQuery, uuidParam } from "../http/validate.ts";
 import type { SecretBox } from "./secrets.ts";
 import { channelSchema } from "../openapi/views.ts";
+import { publicDeliveryError } from "../core/delivery-error.ts";
+import { blockedMessage, checkUrlTarget, STRICT_POLICY, type TargetPolicy } from "../core/target-policy.ts";
 
 const name = z.string().trim().min(1).max(128);
 const url = z.url({ protocol: /^https?$/, error: "must be an http or https URL" }).max(2048);
@@ -48,7 +50,13 @@ export function channelJson(c: Record<string, any>): z.output<typeof channelSche
 
 const iso = (d: Date | null) => d?.toISOString() ?? null;
 
-export function channelRoutes(sql: Sql, keys: KeyResolver, secrets: SecretBox) {
+/** 422 blocked_address for a URL whose host is an address the policy refuses (any IP spelling). */
+function requireAllowedTarget(targets: TargetPolicy, url: string): void {
+  const v = checkUrlTarget(targets, url);
+  if (!v.ok) throw new HttpError(422, "blocked_address", blockedMessage(v), [{ path: "url", message: `${v.address} is ${v.kind.replace("_", "-")}` }]);
+}
+
+export function channelRoutes(sql: Sql, keys: KeyResolver, secrets: SecretBox, targets: TargetPolicy = STRICT_POLICY) {
   const app = new Hono<TenantEnv>();
   const auth = requireTenant(keys);
   app.use("/api/v1/channels", auth);
@@ -62,6 +70,7 @@ export function channelRoutes(sql: Sql, keys: KeyResolver, secrets: SecretBox) {
 
   app.post("/api/v1/channels", async function createChannel(c) {
     const input = await parseJson(createBody, c);
+    requireAllowedTarget(targets, input.url);
     const secret = input.secret ?? randomBytes(32).toString("base64url");
     const [row] = await sql`
       INSERT INTO channels (id, tenant, name, kind, url, secret_encrypted, enabled)
@@ -86,6 +95,7 @@ export function channelRoutes(sql: Sql, keys: KeyResolver, secrets: SecretBox) {
       const r = secretFor[current.kind as keyof typeof secretFor].safeParse(patch.secret);
       if (!r.success) throw new HttpError(422, "invalid_body", "the request body is invalid", issuesOf(r.error).map((i) => ({ ...i, path: "secret" })));
     }
+    if (patch.url !== undefined) requireAllowedTarget(targets, patch.url);
     const [row] = await sql`
       UPDATE channels SET
         name = ${patch.name ?? current.name},
@@ -127,14 +137,14 @@ export function channelRoutes(sql: Sql, keys: KeyResolver, secrets: SecretBox) {
         status: r.status,
         attempts: r.attempts,
         next_attempt_at: r.status === "pending" ? iso(r.next_attempt_at) : null,
-        last_error: r.last_error,
+        last_error: publicDeliveryError(r.last_error),
         created_at: iso(r.created_at),
         delivered_at: iso(r.delivered_at),
         attempt_log: (byDelivery.get(r.id) ?? []).map((a) => ({
           attempt: a.attempt,
           at: iso(a.at),
           status_code: a.status_code,
-          error: a.error,
+          error: publicDeliveryError(a.error),
           duration_ms: a.duration_ms,
         })),
       })),

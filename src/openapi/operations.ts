@@ -20,6 +20,9 @@ const ok = (description: string, schema?: z.ZodType) => ({ description, ...(sche
 const err = (description: string) => ({ description, schema: errorSchema });
 const retryAfter = { "Retry-After": "seconds to wait before retrying" };
 const page = (description: string, content = "text/html") => ({ 200: { description, contentType: content } });
+const blockedTarget = err(
+  "invalid_body (details per field), or blocked_address: the URL's host is a loopback, private, link-local, CGNAT, multicast, unspecified, broadcast, documentation or reserved address, in any spelling (e.g. 2130706433, 0x7f.1, [::ffff:127.0.0.1]); the operator can allow targets with TELEMETRY_WEBHOOK_ALLOW. A host name is checked on the addresses it resolves to when delivering.",
+);
 
 const record = recordSchema.meta({ id: "TelemetryRecord", description: "One reading. Unknown fields are rejected." });
 const ruleInput = ruleInputSchema.meta({ id: "RuleInput" });
@@ -46,10 +49,10 @@ const tenantOps: Operation[] = [
   { method: "post", path: "/api/v1/alerts/:id/acknowledge", tag: "alerts", summary: "Acknowledge an alert (idempotent)", security: "tenant", responses: { 200: ok("the alert", alertSchema), 409: err("alert_resolved: already resolved") } },
   { method: "post", path: "/api/v1/alerts/:id/resolve", tag: "alerts", summary: "Resolve an alert (idempotent)", security: "tenant", responses: { 200: ok("the alert", alertSchema) } },
 
-  { method: "post", path: "/api/v1/channels", tag: "channels", summary: "Create a notification channel (the secret is shown only in this response)", security: "tenant", body: channelCreate, responses: { 201: ok("created; `secret` is never returned again", channelSchema.extend({ secret: z.string() })) } },
+  { method: "post", path: "/api/v1/channels", tag: "channels", summary: "Create a notification channel (the secret is shown only in this response)", security: "tenant", body: channelCreate, responses: { 201: ok("created; `secret` is never returned again", channelSchema.extend({ secret: z.string() })), 422: blockedTarget } },
   { method: "get", path: "/api/v1/channels", tag: "channels", summary: "List channels", security: "tenant", responses: { 200: ok("channels", z.object({ channels: z.array(channelSchema) })) } },
   { method: "get", path: "/api/v1/channels/:id", tag: "channels", summary: "Get a channel", security: "tenant", responses: { 200: ok("the channel", channelSchema) } },
-  { method: "patch", path: "/api/v1/channels/:id", tag: "channels", summary: "Change a channel (name, url, enabled, secret)", security: "tenant", body: channelPatch, responses: { 200: ok("the channel", channelSchema) } },
+  { method: "patch", path: "/api/v1/channels/:id", tag: "channels", summary: "Change a channel (name, url, enabled, secret)", security: "tenant", body: channelPatch, responses: { 200: ok("the channel", channelSchema), 422: blockedTarget } },
   { method: "delete", path: "/api/v1/channels/:id", tag: "channels", summary: "Delete a channel", security: "tenant", responses: { 204: ok("deleted") } },
   { method: "get", path: "/api/v1/channels/:id/deliveries", tag: "channels", summary: "A channel's deliveries with their attempts", security: "tenant", query: deliveriesQuery, responses: { 200: ok("deliveries, newest first", z.object({ deliveries: z.array(deliverySchema) })) } },
 

@@ -10,6 +10,7 @@ import type { keyJson } from "../tenants/store.ts";
 import type { tenantJson } from "../tenants/tenant.ts";
 import { LIMIT_NAMES } from "../tenants/tenant.ts";
 import { SEVERITIES } from "../core/rules/schema.ts";
+import { DELIVERY_ERROR_CATEGORIES } from "../core/delivery-error.ts";
 
 const iso = z.iso.datetime({ offset: true }).meta({ description: "RFC 3339 timestamp (UTC)" });
 const isoOrNull = iso.nullable();
@@ -93,6 +94,8 @@ export const channelSchema = z
   .object({ id: z.uuid(), name: z.string(), kind: z.enum(["webhook", "hub"]), url: z.string(), enabled: z.boolean(), has_secret: z.boolean(), created_at: iso })
   .meta({ id: "Channel" });
 
+const DELIVERY_ERROR_DOC = `why the attempt failed: ${DELIVERY_ERROR_CATEGORIES.join(", ")} or http_<status> (a redirect included); never the socket error itself`;
+
 export const deliverySchema = z
   .object({
     id: z.uuid(),
@@ -101,11 +104,11 @@ export const deliverySchema = z
     status: z.enum(["pending", "delivered", "failed"]),
     attempts: z.number().int(),
     next_attempt_at: isoOrNull,
-    last_error: z.string().nullable(),
+    last_error: z.string().nullable().meta({ description: DELIVERY_ERROR_DOC }),
     created_at: isoOrNull,
     delivered_at: isoOrNull,
     attempt_log: z.array(
-      z.object({ attempt: z.number().int(), at: isoOrNull, status_code: z.number().int().nullable(), error: z.string().nullable(), duration_ms: z.number().nullable() }),
+      z.object({ attempt: z.number().int(), at: isoOrNull, status_code: z.number().int().nullable(), error: z.string().nullable().meta({ description: DELIVERY_ERROR_DOC }), duration_ms: z.number().nullable() }),
     ),
   })
   .meta({ id: "Delivery" });

@@ -171,7 +171,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
       // Its own pool (and optionally its own database role): evaluation trouble never queues the writer's queries.
       const evalSql = createSql(config.evaluatorDatabaseUrl || databaseUrl, { max: 4, name: "evaluator" });
       onStop(() => evalSql.end({ timeout: 1 }));
-      const n = (notifier = await startNotifier({ sql: evalSql, broker, secrets }, { scheduleMs: config.deliverySchedule }));
+      const n = (notifier = await startNotifier({ sql: evalSql, broker, secrets }, { scheduleMs: config.deliverySchedule, targets: config.webhookAllow }));
       const e = (evaluator = await startEvaluator(broker, evalSql, {
         stream: committedStream(config.streamName),
         durable: "evaluator",
@@ -189,7 +189,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
       const drizzleSql = createSql(databaseUrl, { max: Math.max(2, Math.ceil(config.databasePoolMax / 2)), name: "api" });
       onStop(() => drizzleSql.end({ timeout: 1 }));
       routes.push(apiRoutes({ db: drizzle(drizzleSql), sql, broker, keys: keys.resolve, devices, onAlertChange: () => localNotifier?.wake() }));
-      routes.push(channelRoutes(sql, keys.resolve, secrets));
+      routes.push(channelRoutes(sql, keys.resolve, secrets, config.webhookAllow));
       if (config.adminToken) routes.push(adminRoutes({ sql, token: config.adminToken, cache: keys, defaults }));
     }
 

@@ -30,7 +30,7 @@ beforeAll(async () => {
       return new Response("ok");
     },
   });
-  server = await startTestServer({ NATS_URL: nats.url, DATABASE_URL: url, TELEMETRY_EVALUATOR_DATABASE_URL: evaluatorUrl, TELEMETRY_DELIVERY_SCHEDULE: "0,100ms,200ms" });
+  server = await startTestServer({ NATS_URL: nats.url, DATABASE_URL: url, TELEMETRY_EVALUATOR_DATABASE_URL: evaluatorUrl, TELEMETRY_DELIVERY_SCHEDULE: "0,100ms,200ms", TELEMETRY_WEBHOOK_ALLOW: "127.0.0.1" });
 }, 60_000);
 
 afterAll(async () => {

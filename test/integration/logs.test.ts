@@ -43,6 +43,7 @@ beforeAll(async () => {
       TELEMETRY_API_KEYS: `acme:${KEY}`,
       TELEMETRY_ADMIN_TOKEN: ADMIN,
       TELEMETRY_SECRET_KEY: SECRET_KEY,
+      TELEMETRY_WEBHOOK_ALLOW: "127.0.0.1", // the hub channel below points at loopback
       TELEMETRY_FLUSH_INTERVAL: "100ms",
       LOG_LEVEL: "info",
     },

@@ -107,8 +107,12 @@ describe("real responses match the documented schemas", () => {
     conforms("get", "/api/v1/rules", 200, (await api.get("/api/v1/rules")).body);
     conforms("post", "/api/v1/rules/{id}/disable", 200, (await api.post(`/api/v1/rules/${rule.body.id}/disable`)).body);
 
-    const channel = await api.post("/api/v1/channels", { name: "ops", kind: "webhook", url: "http://127.0.0.1:9/hook" });
+    const channel = await api.post("/api/v1/channels", { name: "ops", kind: "webhook", url: "https://hooks.example.com/hook" });
     conforms("post", "/api/v1/channels", 201, channel.body);
+    const blocked = await api.post("/api/v1/channels", { name: "metadata", kind: "webhook", url: "http://169.254.169.254/latest" });
+    expect(blocked.body.error.code).toBe("blocked_address");
+    conforms("post", "/api/v1/channels", 422, blocked.body);
+    expect(doc.paths["/api/v1/channels"].post.responses[422].description).toContain("blocked_address");
     conforms("get", "/api/v1/channels", 200, (await api.get("/api/v1/channels")).body);
     conforms("get", "/api/v1/channels/{id}/deliveries", 200, (await api.get(`/api/v1/channels/${channel.body.id}/deliveries`)).body);
 
