@@ -27,8 +27,8 @@ export function contentCoding(header: string | null | undefined): Coding {
     .map((s) => s.trim().toLowerCase())
     .filter((s) => s !== "" && s !== "identity");
   if (codings.length === 0) return null;
-  const refuse = (why: string) =>
-    new HttpError(415, "unsupported_encoding", `${why}; supported are ${supported}`, { supported: [...SUPPORTED_ENCODINGS] }, { "Accept-Encoding": "gzip, deflate" });
+  // Accept-Encoding on a 415 is how HTTP names the codings a server takes (RFC 9110, 12.5.3).
+  const refuse = (why: string) => new HttpError(415, "unsupported_encoding", `${why}; supported are ${supported}`, undefined, { "Accept-Encoding": "gzip, deflate" });
   if (codings.length > 1) throw refuse(`Content-Encoding ${JSON.stringify(header)} applies ${codings.length} codings, only one is supported`);
   const coding = codings[0] === "x-gzip" ? "gzip" : codings[0]!;
   if (coding === "gzip" || coding === "deflate") return coding;

@@ -105,7 +105,6 @@ describe("refused bodies publish nothing", () => {
     expect([res.status, res.body?.error?.code]).toEqual([status, code]);
     expect(res.body.error.message).toContain(fragment);
     if (status === 415) {
-      expect(res.body.error.details).toEqual({ supported: ["gzip", "deflate", "identity"] });
       expect(res.headers.get("accept-encoding")).toBe("gzip, deflate");
     }
     expect(await published()).toBe(before);

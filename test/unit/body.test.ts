@@ -46,7 +46,7 @@ describe("content codings", () => {
 
   test.each([["br"], ["zstd"], ["foo"], ["compress"], ["gzip, gzip"], ["gzip, br"]])("%s is 415 naming the supported codings", async (encoding) => {
     const r = await refusal(readBody(request(text, { "content-encoding": encoding }), 1 << 20));
-    expect(r).toMatchObject({ status: 415, code: "unsupported_encoding", details: { supported: ["gzip", "deflate", "identity"] }, headers: { "Accept-Encoding": "gzip, deflate" } });
+    expect(r).toMatchObject({ status: 415, code: "unsupported_encoding", details: undefined, headers: { "Accept-Encoding": "gzip, deflate" } });
     expect(r.message).toContain("supported are gzip, deflate, identity");
     expect(() => contentCoding(encoding)).toThrow(HttpError);
   });
