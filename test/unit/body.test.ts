@@ -1,8 +1,12 @@
 /** http/body: encodings, limits before and after decoding, UTF-8; on plain Request objects. */
 import { describe, expect, test } from "bun:test";
 import { deflateRawSync, deflateSync, gzipSync } from "node:zlib";
+import { Hono } from "hono";
+import { z } from "zod";
+import { buildApp } from "../../src/http/app.ts";
 import { contentCoding, readBody } from "../../src/http/body.ts";
 import { HttpError } from "../../src/http/errors.ts";
+import { parseJson } from "../../src/http/validate.ts";
 
 const URL_ = "http://test/x";
 const request = (body: NonNullable<RequestInit["body"]>, headers: Record<string, string> = {}) => new Request(URL_, { method: "POST", body, headers });
@@ -127,5 +131,29 @@ describe("UTF-8", () => {
     const s = '{"a":"gerät €𝄞 \uFFFD"}';
     expect(await readBody(request(s), 1 << 20)).toBe(s);
     expect(await readBody(streamed(Buffer.from(s), 1), 1 << 20)).toBe(s); // split inside characters
+  });
+});
+
+describe("in an app: JSON routes read through the same reader, with the app's limit", () => {
+  const route = new Hono().post("/echo", async (c) => c.json(await parseJson(z.object({ name: z.string() }), c)));
+  const app = buildApp([route], [], () => false, { maxBodyBytes: 100 });
+  const call = async (body: NonNullable<RequestInit["body"]>, headers: Record<string, string> = {}) => {
+    const res = await app.request("/echo", { method: "POST", body, headers: { "content-type": "application/json", ...headers } });
+    return { status: res.status, body: (await res.json()) as any, headers: res.headers };
+  };
+
+  test("gzip and deflate bodies are parsed", async () => {
+    expect(await call(gzipSync('{"name":"gz"}'), { "content-encoding": "gzip" })).toMatchObject({ status: 200, body: { name: "gz" } });
+    expect(await call(deflateSync('{"name":"df"}'), { "content-encoding": "deflate" })).toMatchObject({ status: 200, body: { name: "df" } });
+  });
+
+  test("over maxBodyBytes as sent or decoded: the JSON 413; other errors: 415 and 400", async () => {
+    const long = JSON.stringify({ name: "x".repeat(100) });
+    expect(await call(long)).toMatchObject({ status: 413, body: { error: { code: "body_too_large", message: "request body is larger than 100 bytes" } } });
+    expect(await call(gzipSync(long), { "content-encoding": "gzip" })).toMatchObject({ status: 413, body: { error: { code: "body_too_large" } } });
+    const br = await call('{"name":"x"}', { "content-encoding": "br" });
+    expect([br.status, br.body.error.code, br.headers.get("accept-encoding")]).toEqual([415, "unsupported_encoding", "gzip, deflate"]);
+    expect(await call(new Uint8Array([0x7b, 0x22, 0xff, 0x22, 0x7d]))).toMatchObject({ status: 400, body: { error: { code: "invalid_utf8" } } });
+    expect(await call("{nope")).toMatchObject({ status: 400, body: { error: { code: "invalid_json" } } });
   });
 });
