@@ -169,7 +169,7 @@ export const SETTINGS = {
   retention: { env: "TELEMETRY_RETENTION", flag: "retention", default: "off", doc: "Drop readings older than this (e.g. 90d); off keeps everything" },
   compressAfter: { env: "TELEMETRY_COMPRESS_AFTER", flag: "compress-after", default: "7d", doc: "TimescaleDB: compress chunks older than this" },
   maxFuture: { env: "TELEMETRY_MAX_FUTURE", flag: "max-future", default: "1h", doc: "Reject timestamps further than this in the future" },
-  maxBodyBytes: { env: "TELEMETRY_MAX_BODY", flag: "max-body", default: "1MiB", doc: "Largest accepted request body (413 above)" },
+  maxBodyBytes: { env: "TELEMETRY_MAX_BODY", flag: "max-body", default: "1MiB", doc: "Largest accepted request body, as sent and once gzip/deflate-decoded (413 above)" },
   maxRecordsPerRequest: { env: "TELEMETRY_MAX_RECORDS", flag: "max-records", default: "10000", doc: "Default most records in one request (per tenant: max_records_per_request)" },
   recordsPerMessage: { env: "TELEMETRY_RECORDS_PER_MESSAGE", flag: "records-per-message", default: "100", doc: "Most readings of one device carried by one broker message" },
   publishTimeout: { env: "TELEMETRY_PUBLISH_TIMEOUT", flag: "publish-timeout", default: "2s", doc: "How long ingest waits for one JetStream ack (3 retries follow, then 503 or the dead-letter stream)" },

@@ -6,7 +6,7 @@
  * errors. Zod's parse was the largest single cost of ingest (~14 % of the server's CPU under
  * batched load); test/unit/record-fast checks the two agree.
  */
-import { DEVICE_ID_PATTERN, MAX_METRICS, METRIC_NAME_PATTERN } from "./record.ts";
+import { DEVICE_ID_PATTERN, MAX_METRICS, METRIC_NAME_PATTERN, RESERVED_NAMES } from "./record.ts";
 
 export interface FastRecord {
   device_id: string;
@@ -46,7 +46,7 @@ export function fastRecord(input: unknown): FastRecord | undefined {
     let n = 0;
     for (const name in metrics) {
       const v = metrics[name];
-      if (++n > MAX_METRICS || name === "__proto__" || !METRIC_NAME_PATTERN.test(name) || typeof v !== "number" || !Number.isFinite(v)) return undefined;
+      if (++n > MAX_METRICS || RESERVED_NAMES.has(name) || !METRIC_NAME_PATTERN.test(name) || typeof v !== "number" || !Number.isFinite(v)) return undefined;
     }
     out.metrics = metrics as Record<string, number>;
   }

@@ -13,6 +13,12 @@ export const MAX_METRICS = 100;
 export const MAX_ATTRIBUTES = 32;
 export const MAX_ATTRIBUTE_BYTES = 2048;
 export const COORDINATE_DECIMALS = 7;
+/**
+ * Names that mean something to every JavaScript object. JSON.parse makes them own keys, but
+ * zod's record skips `__proto__` (the record was accepted with the metric silently gone) and
+ * code reading `metrics[name]` finds `constructor` on any object: refused by name, per record.
+ */
+export const RESERVED_NAMES: ReadonlySet<string> = new Set(["__proto__", "constructor", "prototype"]);
 
 /** Explains exactly why a device id is refused (ids never reach a NATS subject, but must be safe to). */
 export function deviceIdProblem(id: string): string | null {
@@ -123,21 +129,42 @@ function pathOf(path: readonly PropertyKey[]): string {
   return path.map(String).join(".");
 }
 
-export function normalizeRecord(input: unknown, opts: NormalizeOptions): NormalizeResult {
-  const fast = fastRecord(input);
-  const parsed = fast ? ({ success: true, data: fast } as const) : recordSchema.safeParse(input);
+/** An error for each metric or attribute named `__proto__`, `constructor` or `prototype`. */
+export function reservedNameErrors(input: unknown): FieldError[] {
   const errors: FieldError[] = [];
-  if (!parsed.success) {
-    for (const issue of parsed.error.issues) {
-      if (issue.code === "unrecognized_keys") {
-        for (const key of issue.keys) errors.push({ path: pathOf([...issue.path, key]), message: "unknown field" });
-      } else if (issue.code === "invalid_key") {
-        errors.push({ path: pathOf(issue.path), message: issue.issues[0]?.message ?? issue.message });
-      } else {
-        errors.push({ path: pathOf(issue.path), message: issue.message });
-      }
+  if (typeof input !== "object" || input === null) return errors;
+  for (const [field, what] of [["metrics", "metric"], ["attributes", "attribute"]] as const) {
+    const names = Object.hasOwn(input, field) ? (input as Record<string, unknown>)[field] : undefined;
+    if (typeof names !== "object" || names === null || Array.isArray(names)) continue;
+    for (const name of RESERVED_NAMES) {
+      if (Object.hasOwn(names, name)) errors.push({ path: `${field}.${name}`, message: `'${name}' is a reserved name: ${what} names must not be __proto__, constructor or prototype` });
     }
-    return { ok: false, errors };
+  }
+  return errors;
+}
+
+function issueErrors(issues: readonly z.core.$ZodIssue[]): FieldError[] {
+  const errors: FieldError[] = [];
+  for (const issue of issues) {
+    if (issue.code === "unrecognized_keys") {
+      for (const key of issue.keys) errors.push({ path: pathOf([...issue.path, key]), message: "unknown field" });
+    } else if (issue.code === "invalid_key") {
+      errors.push({ path: pathOf(issue.path), message: issue.issues[0]?.message ?? issue.message });
+    } else {
+      errors.push({ path: pathOf(issue.path), message: issue.message });
+    }
+  }
+  return errors;
+}
+
+const NO_ERRORS: readonly FieldError[] = Object.freeze([]);
+
+export function normalizeRecord(input: unknown, opts: NormalizeOptions): NormalizeResult {
+  const fast = fastRecord(input); // refuses reserved names itself
+  const parsed = fast ? ({ success: true, data: fast } as const) : recordSchema.safeParse(input);
+  const reserved = fast ? NO_ERRORS : reservedNameErrors(input);
+  if (!parsed.success || reserved.length > 0) {
+    return { ok: false, errors: [...(parsed.success ? [] : issueErrors(parsed.error.issues)), ...reserved] };
   }
   const rec = parsed.data;
   let ts: number;

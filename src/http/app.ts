@@ -2,7 +2,15 @@
 import { Hono } from "hono";
 import { requestLog } from "../lib/log.ts";
 import { metrics, registry } from "../lib/metrics.ts";
+import { DEFAULT_MAX_BODY } from "./body.ts";
 import { onError, notFound } from "./errors.ts";
+
+declare module "hono" {
+  interface ContextVariableMap {
+    /** TELEMETRY_MAX_BODY, for the routes that read a body (http/body.ts). */
+    maxBodyBytes: number;
+  }
+}
 
 export interface ReadyCheck {
   name: string;
@@ -15,13 +23,15 @@ export function requestLevel(path: string, status: number): "debug" | "info" | "
   return status >= 500 ? "warn" : PROBES.has(path) ? "debug" : "info";
 }
 
-export function buildApp(routes: Hono<any>[], checks: ReadyCheck[], isShuttingDown: () => boolean): Hono {
+export function buildApp(routes: Hono<any>[], checks: ReadyCheck[], isShuttingDown: () => boolean, opts: { maxBodyBytes?: number } = {}): Hono {
   const app = new Hono();
   app.onError(onError);
   app.notFound(notFound);
+  const maxBodyBytes = opts.maxBodyBytes ?? DEFAULT_MAX_BODY;
 
   app.use(async function countAndLogRequests(c, next) {
     const start = performance.now();
+    c.set("maxBodyBytes", maxBodyBytes);
     await next();
     const status = c.res.status;
     metrics.requests.inc({ route: `${c.req.method} ${c.req.routePath}`, status: String(status) });

@@ -2,6 +2,7 @@
 import type { Context } from "hono";
 import { z } from "zod";
 import { parseRfc3339 } from "../core/timestamp.ts";
+import { DEFAULT_MAX_BODY, readBody } from "./body.ts";
 import { HttpError } from "./errors.ts";
 
 export function issuesOf(error: z.ZodError) {
@@ -15,9 +16,10 @@ export function parseQuery<T extends z.ZodType>(schema: T, c: Context): z.output
 }
 
 export async function parseJson<T extends z.ZodType>(schema: T, c: Context): Promise<z.output<T>> {
+  const text = await readBody(c.req.raw, c.get("maxBodyBytes") ?? DEFAULT_MAX_BODY);
   let body: unknown;
   try {
-    body = await c.req.json();
+    body = JSON.parse(text);
   } catch (err) {
     throw new HttpError(400, "invalid_json", `body is not valid JSON: ${(err as Error).message}`);
   }

@@ -1,14 +1,15 @@
 /**
- * Ingest role: POST /api/v1/telemetry. Checks in order: key (401/403/503), body size (413),
- * parsing (400/415/413), each record's validity, the tenant's device policy, the rate limits, then
+ * Ingest role: POST /api/v1/telemetry. Checks in order: key (401/403/503), content type and
+ * encoding (415), body size before and after decoding (413), decoding and UTF-8 (400), parsing
+ * (400/413), each record's validity, the tenant's device policy, the rate limits, then
  * publishing. Records refused by a later check are reported per record; when none is left the
  * request is refused as a whole with the status of the last check that refused them
  * (422, 403 unknown_device/device_limit, 429 rate_limited).
  */
 import { Hono } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import { planMessages } from "../core/plan.ts";
 import { normalizeRecord, type FieldError, type Reading } from "../core/record.ts";
+import { readBody } from "../http/body.ts";
 import { requireTenant, type KeyResolver, type TenantEnv } from "../http/auth.ts";
 import { HttpError } from "../http/errors.ts";
 import { logger } from "../lib/log.ts";
@@ -63,16 +64,10 @@ export function ingestRoutes(deps: IngestDeps, opts: IngestOptions) {
   app.post(
     "/api/v1/telemetry",
     requireTenant(deps.keys),
-    bodyLimit({
-      maxSize: opts.maxBodyBytes,
-      onError: () => {
-        throw new HttpError(413, "body_too_large", `request body is larger than ${opts.maxBodyBytes} bytes`);
-      },
-    }),
     async function ingestTelemetry(c) {
       const tenant = c.get("tenantSettings");
       const kind = bodyKind(c.req.header("content-type"));
-      const items = parseBody(await c.req.text(), kind, tenant.limits.maxRecordsPerRequest);
+      const items = parseBody(await readBody(c.req.raw, opts.maxBodyBytes), kind, tenant.limits.maxRecordsPerRequest);
       const receivedAt = now();
 
       const results: RecordResult[] = new Array(items.length);

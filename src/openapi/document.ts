@@ -145,7 +145,9 @@ export function buildDocument(ops: readonly Operation[], info: DocumentInfo, err
     }
     if (op.query) out[400] = e("invalid query parameters (invalid_query, with details per parameter)");
     if (op.body) {
-      out[400] = e("the body is not valid JSON (invalid_json)");
+      out[400] = e("the body is not valid JSON (invalid_json), not valid UTF-8 (invalid_utf8), or a corrupt gzip/deflate stream (invalid_encoding)");
+      out[413] = e("the body is over TELEMETRY_MAX_BODY, as sent or once decoded (body_too_large)");
+      out[415] = e("a Content-Encoding other than gzip, deflate or identity (unsupported_encoding; the message and Accept-Encoding name the supported ones)");
       out[422] = e("the body is invalid (invalid_body, with details per field)");
     }
     if (op.path.includes(":")) out[404] = e("no such resource (another tenant's resources are not found either)");

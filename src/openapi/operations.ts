@@ -67,7 +67,7 @@ const ingestOp: Operation = {
   tag: "ingest",
   summary: "Send readings (one record, an array, or NDJSON)",
   description:
-    "The key decides the tenant. 202 once JetStream has acknowledged at least one record; each record gets a result in request order. Checks in order: key, body size, parsing, each record, device policy, rate limits, publish.",
+    "The key decides the tenant. 202 once JetStream has acknowledged at least one record; each record gets a result in request order. The body may be sent with Content-Encoding gzip or deflate; TELEMETRY_MAX_BODY holds before and after decoding. Checks in order: key, content type and encoding, body size, decoding, parsing, each record, device policy, rate limits, publish.",
   security: "tenant",
   body: {
     "application/json": z.union([record, z.array(record)]),
@@ -77,8 +77,9 @@ const ingestOp: Operation = {
     202: ok("at least one record accepted", ingestResultSchema),
     422: ok("every record was invalid or refused (same body as 202)", ingestResultSchema),
     403: { ...err("tenant_suspended, or unknown_device / device_limit for every record") },
-    413: err("body_too_large or too_many_records"),
-    415: err("unsupported content type"),
+    400: err("invalid_json, empty_body, invalid_body (not a record or an array), invalid_utf8, invalid_encoding (corrupt gzip/deflate)"),
+    413: err("body_too_large (as sent or once decoded) or too_many_records"),
+    415: { ...err("unsupported_media_type (Content-Type) or unsupported_encoding (Content-Encoding other than gzip, deflate, identity)"), headers: { "Accept-Encoding": "the supported content codings (on unsupported_encoding)" } },
     429: { ...err("rate_limited"), headers: retryAfter },
     503: { ...err("broker_unavailable (nothing stored: retry the same records), auth_unavailable, devices_unavailable"), headers: retryAfter },
   },

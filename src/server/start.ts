@@ -63,6 +63,12 @@ export interface RunningServer {
 
 /** Quiet time after the last leader election before the failover audit reads the stream. */
 const AUDIT_SETTLE_MS = 10_000;
+/**
+ * Bun's own body limit, out of the way: it answers an empty 413 (before our routes run) to any
+ * Content-Length above it. Every route that reads a body reads it through http/body.ts, which
+ * holds it to TELEMETRY_MAX_BODY with a JSON 413; a body nobody reads is not buffered.
+ */
+const UNLIMITED = Number.MAX_SAFE_INTEGER;
 
 export async function startServer(config: Config): Promise<RunningServer> {
   const dataDir = resolve(config.dataDir);
@@ -198,8 +204,8 @@ export async function startServer(config: Config): Promise<RunningServer> {
     const memory = startMemoryGovernor(config.softMemoryLimit);
     onStop(async () => memory.stop());
     let shuttingDown = false;
-    const app = buildApp(routes, checks, () => shuttingDown);
-    const http = Bun.serve({ hostname: config.host, port: config.port, fetch: app.fetch, maxRequestBodySize: config.maxBodyBytes * 2 + 65_536 });
+    const app = buildApp(routes, checks, () => shuttingDown, { maxBodyBytes: config.maxBodyBytes });
+    const http = Bun.serve({ hostname: config.host, port: config.port, fetch: app.fetch, maxRequestBodySize: UNLIMITED });
     onStop(async () => {
       await http.stop(false);
     });

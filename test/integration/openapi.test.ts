@@ -9,7 +9,7 @@ import Ajv2020 from "ajv/dist/2020.js";
 import { openApiPath } from "../../src/openapi/document.ts";
 import { apiClient } from "../helpers/api.ts";
 import { check, freshDatabase, startNats } from "../helpers/services.ts";
-import { startTestServer, type TestServer } from "../helpers/server.ts";
+import { startTestServer, TEST_KEY, type TestServer } from "../helpers/server.ts";
 
 const ADMIN = "admin-token-openapi-0123456789";
 let nats: Awaited<ReturnType<typeof startNats>>;
@@ -141,6 +141,25 @@ describe("real responses match the documented schemas", () => {
     const unauth = await apiClient(server, "wrong-key-0123456789").get("/api/v1/rules");
     conforms("get", "/api/v1/rules", 401, unauth.body);
   }, 60_000);
+
+  test("body errors (encoding, UTF-8, size) are documented per route and conform", async () => {
+    const raw = async (path: string, body: string | Uint8Array, headers: Record<string, string> = {}) => {
+      const res = await fetch(`${server.url}${path}`, { method: "POST", body, headers: { authorization: `Bearer ${TEST_KEY}`, "content-type": "application/json", ...headers } });
+      return { status: res.status, body: (await res.json()) as { error: { code: string } } };
+    };
+    for (const path of ["/api/v1/telemetry", "/api/v1/rules"]) {
+      const cases = [
+        [415, "unsupported_encoding", await raw(path, "{}", { "content-encoding": "br" })],
+        [400, "invalid_utf8", await raw(path, new Uint8Array([0x7b, 0xff, 0x7d]))],
+        [400, "invalid_encoding", await raw(path, "{}", { "content-encoding": "gzip" })],
+        [413, "body_too_large", await raw(path, "x".repeat(3 << 20))],
+      ] as const;
+      for (const [status, code, res] of cases) {
+        expect([res.status, res.body.error.code]).toEqual([status, code]);
+        conforms("post", path, status, res.body);
+      }
+    }
+  });
 });
 
 test("the docs page and the dashboard are served from the executable's embedded files", async () => {

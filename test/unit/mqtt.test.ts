@@ -58,3 +58,12 @@ test("users for an operator's nats-server: no internal user unless given (bcrypt
   expect(isBcrypt("a plain password")).toBe(false);
   expect(isBcrypt("$2a$11$short")).toBe(false);
 });
+
+test("a reserved metric or attribute name rejects that record (same check as HTTP), not just the name", () => {
+  const text = `[{"ts":"2026-01-01T00:00:00Z","metrics":{"v":1,"__proto__":2}},{"ts":"2026-01-01T00:01:00Z","metrics":{"v":1},"attributes":{"constructor":"x"}},{"ts":"2026-01-01T00:02:00Z","metrics":{"v":3}}]`;
+  const r = parseMqttPayload(text, at);
+  if ("error" in r) throw new Error(r.error);
+  expect(r.readings.map((x) => x.metrics)).toEqual([{ v: 3 }]);
+  expect(r.rejected.map((x) => [x.index, x.errors.map((e) => e.path)])).toEqual([[0, ["metrics.__proto__"]], [1, ["attributes.constructor"]]]);
+  expect(describeRejections(r.rejected)).toContain("record 0: metrics.__proto__: '__proto__' is a reserved name");
+});

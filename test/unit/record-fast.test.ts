@@ -3,7 +3,7 @@ import fc from "fast-check";
 import { fastRecord } from "../../src/core/record-fast.ts";
 import { recordSchema } from "../../src/core/record.ts";
 
-const name = fc.oneof(fc.constantFrom("temp", "a.b/c:d-e", "_x", "__proto__", "", "bad name", "x".repeat(65), "ü"), fc.string({ maxLength: 8 }));
+const name = fc.oneof(fc.constantFrom("temp", "a.b/c:d-e", "_x", "__proto__", "constructor", "prototype", "", "bad name", "x".repeat(65), "ü"), fc.string({ maxLength: 8 }));
 const num = fc.oneof(fc.double(), fc.integer(), fc.constantFrom(-90, 90, -180, 180, 90.0000001, -0));
 const value = fc.oneof(num, fc.string({ maxLength: 4 }), fc.boolean(), fc.constant(null));
 const record = fc.record(
