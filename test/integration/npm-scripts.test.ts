@@ -81,6 +81,16 @@ describe("npm test (scripts/test.sh)", () => {
   /** A throwaway project: test.sh, a given setup.sh, a type error, and tiny bun test stages. */
   function fixture(setup: string): string {
     const dir = mkdtempSync(join(tmpdir(), "telemetry-test-sh-"));
+    try {
+      build(dir, setup);
+    } catch (err) {
+      rmSync(dir, { recursive: true, force: true });
+      throw err;
+    }
+    return dir;
+  }
+
+  function build(dir: string, setup: string): void {
     mkdirSync(join(dir, "scripts"));
     copyFileSync(join(root, "scripts/test.sh"), join(dir, "scripts/test.sh"));
     writeFileSync(join(dir, "scripts/setup.sh"), setup);
@@ -95,11 +105,10 @@ describe("npm test (scripts/test.sh)", () => {
     stage("integration", 'test("c", () => expect(1).toBe(2));');
     stage("fault", 'test("d", () => expect(1).toBe(1));');
     stage("cluster", 'test("e", () => expect(1).toBe(1));');
-    return dir;
   }
 
-  const runIn = (dir: string) => {
-    const r = Bun.spawnSync({ cmd: ["bash", "scripts/test.sh"], cwd: dir, env: { PATH: process.env.PATH!, HOME: process.env.HOME ?? dir }, stdout: "pipe", stderr: "pipe" });
+  const runIn = (dir: string, stages: string[] = []) => {
+    const r = Bun.spawnSync({ cmd: ["bash", "scripts/test.sh", ...stages], cwd: dir, env: { PATH: process.env.PATH!, HOME: process.env.HOME ?? dir }, stdout: "pipe", stderr: "pipe" });
     return { code: r.exitCode, out: r.stdout.toString() + r.stderr.toString() };
   };
 
@@ -128,6 +137,20 @@ describe("npm test (scripts/test.sh)", () => {
       expect(out).toMatch(/setup +FAILED \(exit 3/);
       for (const stage of ["tsc", "unit\\+integration", "fault", "cluster"]) expect(out).toMatch(new RegExp(`${stage} +skipped \\(setup failed\\)`));
       expect(out.trimEnd().split("\n").at(-1)).toBe("0 passed, 0 failed");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  test("named stages only (npm run test:cluster runs setup and cluster)", () => {
+    const dir = fixture("echo setup ok\n");
+    try {
+      const { code, out } = runIn(dir, ["setup", "cluster"]);
+      expect(code).toBe(0);
+      expect(out).toMatch(/cluster +passed \(\d+s, 1 pass, 0 fail\)/);
+      for (const stage of ["tsc", "unit\\+integration", "fault"]) expect(out).toMatch(new RegExp(`${stage} +skipped \\(not selected\\)`));
+      expect(out.trimEnd().split("\n").at(-1)).toBe("1 passed, 0 failed");
+      expect(JSON.parse(readFileSync(join(root, "package.json"), "utf8")).scripts["test:cluster"]).toBe("bash scripts/test.sh setup cluster");
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
