@@ -53,6 +53,7 @@ export async function startLocalNats(opts: LocalNatsOptions): Promise<LocalNats>
 
   // The ID the spawned nats-server prints at start (unique per start): ready only counts an answer carrying it.
   let launch: { id?: string } = {};
+  let lastId: string | undefined;
   const supervisor = new Supervisor({
     name: "nats-server",
     log,
@@ -66,7 +67,8 @@ export async function startLocalNats(opts: LocalNatsOptions): Promise<LocalNats>
       launch = current;
       return { cmd: [binary, "-c", configFile], cwd: storeDir, parentDeathSignal: "SIGTERM", onLine: (line) => {
         log.debug(line);
-        current.id ??= SERVER_ID.exec(line)?.[1];
+        const id = current.id ? undefined : SERVER_ID.exec(line)?.[1];
+        if (id) current.id = lastId = id;
       } };
     },
     ready: (signal) => waitFor(() => ourJetStreamAnswers(url, launch), { timeoutMs: 30_000, intervalMs: 100, what: `JetStream of the nats-server we started at ${url}`, signal }),
@@ -85,7 +87,9 @@ export async function startLocalNats(opts: LocalNatsOptions): Promise<LocalNats>
       if (supervisor.pid) process.kill(supervisor.pid, "SIGHUP");
     },
   };
-  return Object.assign(supervisor, { url, port, storeDir, mqtt });
+  return Object.defineProperties(Object.assign(supervisor, { url, port, storeDir, mqtt }), {
+    serverId: { get: () => lastId },
+  }) as typeof supervisor & LocalNats;
 }
 
 const SERVER_ID = /\[INF\]\s+ID:\s+(N[A-Z0-9]{55})\b/;

@@ -12,6 +12,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { createServer, type Server } from "node:net";
 import { createSql } from "../../src/db/client.ts";
+import { connectBroker } from "../../src/nats/connection.ts";
 import { startLocalPostgres } from "../../src/embedded/postgres.ts";
 import { findPostgresBinDir } from "../../src/embedded/postgres.ts";
 import { freePort, pidAlive, terminatePid } from "../../src/embedded/process.ts";
@@ -106,6 +107,30 @@ test("--nats-port 0: two instances side by side each store only their own readin
   expect(await readingCount(dbA, "b-")).toBe(0);
   expect(await readingCount(dbB, "a-")).toBe(0);
 }, 90_000);
+
+test("after our nats-server dies, the broker connection never settles on another server that takes its port", async () => {
+  await using ours = await startNats();
+  const broker = await connectBroker(ours.url, { name: "test", serverId: () => ours.serverId });
+  let foreign: Bun.Subprocess | undefined;
+  try {
+    expect(broker.connected).toBe(true);
+    await ours.kill(); // and not restarted: the port is free for someone else
+    await check(() => !broker.connected, { what: "the disconnect" });
+    const monitor = await freePort();
+    foreign = Bun.spawn({ cmd: ["nats-server", "-a", "127.0.0.1", "-p", String(ours.port), "-m", String(monitor)], stdout: "ignore", stderr: "ignore" });
+    const varz = async () => (await (await fetch(`http://127.0.0.1:${monitor}/varz`)).json()) as { total_connections: number };
+    // Connected, found foreign, left, and came back: at least two connections seen by the foreign server.
+    await check(async () => (await varz()).total_connections >= 2, { what: "the client to reach the foreign server and leave it", timeoutMs: 20_000, intervalMs: 100 });
+    expect(broker.connected).toBe(false);
+    foreign.kill("SIGKILL");
+    await foreign.exited;
+    await ours.start();
+    await check(() => broker.connected, { what: "the reconnect to our restarted nats-server", timeoutMs: 20_000 });
+  } finally {
+    foreign?.kill("SIGKILL");
+    await broker.close();
+  }
+}, 60_000);
 
 describe("supervised PostgreSQL", () => {
   test("a data dir held by a postmaster we did not start is refused and that server left running", async () => {
