@@ -65,11 +65,12 @@ export async function startLocalNats(opts: LocalNatsOptions): Promise<LocalNats>
     spawn: () => {
       const current: { id?: string } = {};
       launch = current;
-      return { cmd: [binary, "-c", configFile], cwd: storeDir, parentDeathSignal: "SIGTERM", onLine: (line) => {
+      const onLine = (line: string) => {
         log.debug(line);
         const id = current.id ? undefined : SERVER_ID.exec(line)?.[1];
         if (id) current.id = lastId = id;
-      } };
+      };
+      return { cmd: [binary, "-c", configFile], cwd: storeDir, parentDeathSignal: "SIGTERM", onLine };
     },
     ready: (signal) => waitFor(() => ourJetStreamAnswers(url, launch), { timeoutMs: 30_000, intervalMs: 100, what: `JetStream of the nats-server we started at ${url}`, signal }),
     stopSignal: "SIGTERM",
@@ -92,12 +93,12 @@ export async function startLocalNats(opts: LocalNatsOptions): Promise<LocalNats>
   }) as typeof supervisor & LocalNats;
 }
 
+/** The banner line `[INF]   ID:       N...` (56 characters, random at every start). */
 const SERVER_ID = /\[INF\]\s+ID:\s+(N[A-Z0-9]{55})\b/;
+const CANNOT_START = "the supervised nats-server cannot start";
 const PORT_FIX =
   "give this instance its own NATS port with --nats-port <port> or TELEMETRY_NATS_PORT (0 picks a free one), or set NATS_URL to use that broker on purpose";
-
 const MQTT_PORT_FIX = "choose another MQTT port with --mqtt-port or TELEMETRY_MQTT_PORT";
-const CANNOT_START = "the supervised nats-server cannot start";
 
 /** nats-server's own `[FTL] Error listening on port: host:port, "... address already in use"`, said plainly (a bind lost to a race). */
 function bindError(message: string, natsPort: number): Error | undefined {
