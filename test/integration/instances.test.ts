@@ -5,7 +5,7 @@
  * or TCP port held by a server we did not start is refused, not taken over.
  */
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { jetstreamManager } from "@nats-io/jetstream";
@@ -132,6 +132,9 @@ test("after our nats-server dies, the broker connection never settles on another
   }
 }, 60_000);
 
+/** As root, PostgreSQL must run as the postgres OS user (as the supervisor runs it). */
+const asPostgres = () => (process.getuid?.() === 0 ? ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--"] : []);
+
 describe("supervised PostgreSQL", () => {
   test("a data dir held by a postmaster we did not start is refused and that server left running", async () => {
     await using ours = await startPostgres();
@@ -139,9 +142,8 @@ describe("supervised PostgreSQL", () => {
     await ours.stop();
     // A PostgreSQL someone started by hand on the same data dir (own socket dir, no TCP).
     const socketDir = mkdtempSync(join(tmpdir(), "telemetry-foreign-pg-"));
-    const asPostgres = process.getuid?.() === 0 ? ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--"] : [];
-    if (asPostgres.length) Bun.spawnSync({ cmd: ["chown", "postgres:postgres", socketDir] });
-    const foreign = Bun.spawn({ cmd: [...asPostgres, join(findPostgresBinDir(), "postgres"), "-D", dataDir, "-k", socketDir, "-c", "listen_addresses="], cwd: "/", stdout: "ignore", stderr: "ignore" });
+    if (asPostgres().length) Bun.spawnSync({ cmd: ["chown", "postgres:postgres", socketDir] });
+    const foreign = Bun.spawn({ cmd: [...asPostgres(), join(findPostgresBinDir(), "postgres"), "-D", dataDir, "-k", socketDir, "-c", "listen_addresses="], cwd: "/", stdout: "ignore", stderr: "ignore" });
     try {
       await check(() => Bun.file(join(dataDir, "postmaster.pid")).exists(), { what: "the foreign postmaster", timeoutMs: 30_000 });
       await expect(startLocalPostgres({ dataDir })).rejects.toThrow(`data dir ${dataDir} is in use by another PostgreSQL server, pid ${foreign.pid}`);
@@ -149,6 +151,29 @@ describe("supervised PostgreSQL", () => {
     } finally {
       await terminatePid(foreign.pid, "SIGINT", 20_000);
       rmSync(socketDir, { recursive: true, force: true });
+    }
+  }, 90_000);
+
+  test("a PostgreSQL of another data dir on our socket is never used", async () => {
+    await using ours = await startPostgres();
+    await using other = await startPostgres();
+    const socketDir = new URL(ours.url).searchParams.get("host")!;
+    await ours.stop();
+    await other.stop();
+    // Someone else's server (another data dir) listening on our socket directory.
+    const foreign = Bun.spawn({ cmd: [...asPostgres(), join(findPostgresBinDir(), "postgres"), "-D", other.dataDir, "-k", socketDir, "-c", "listen_addresses="], cwd: "/", stdout: "ignore", stderr: "ignore" });
+    try {
+      await check(() => existsSync(join(other.dataDir, "postmaster.pid")) && existsSync(join(socketDir, ".s.PGSQL.5432")), { what: "the foreign server's socket", timeoutMs: 30_000 });
+      await expect(startLocalPostgres({ dataDir: ours.dataDir, database: "never_here" })).rejects.toThrow(/exited during startup[\s\S]*lock file/);
+      expect(pidAlive(foreign.pid)).toBe(true);
+      const sql = createSql(`postgres://postgres@localhost:5432/postgres?host=${encodeURIComponent(socketDir)}`, { max: 1, name: "test" });
+      try {
+        expect(await sql`select datname from pg_database where datname = 'never_here'`).toHaveLength(0);
+      } finally {
+        await sql.end({ timeout: 1 });
+      }
+    } finally {
+      await terminatePid(foreign.pid, "SIGINT", 20_000);
     }
   }, 90_000);
 
