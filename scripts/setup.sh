@@ -36,7 +36,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get -o DPkg::Lock::Timeout=$lock_wait install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-if [ ! -x node_modules/.bin/bun ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+# By content, not mtime: a checkout newer than node_modules is no reason to reinstall.
+if [ ! -x node_modules/.bin/bun ] || ! node scripts/npm-deps-ok.cjs; then
   echo "setup: installing npm dependencies" >&2
   npm ci --no-audit --no-fund --loglevel=error
 fi

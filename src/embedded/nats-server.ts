@@ -5,7 +5,8 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { logger } from "../lib/log.ts";
 import { INTERNAL_USER, renderUsers } from "../mqtt/users.ts";
-import { findExecutable, freePort, pidAlive, pidCommandLine, run, Supervisor, terminatePid, waitFor } from "./process.ts";
+import { assertPortFree, describePortHolder } from "./ports.ts";
+import { findExecutable, freePort, pidAlive, pidArgv, run, Supervisor, terminatePid, waitFor } from "./process.ts";
 import type { LocalNats } from "./types.ts";
 
 const log = logger("nats-server");
@@ -50,16 +51,34 @@ export async function startLocalNats(opts: LocalNatsOptions): Promise<LocalNats>
   writeFileSync(configFile, renderConfig({ host, port, storeDir, pidFile, syncInterval: opts.syncInterval, mqtt: opts.mqtt, usersFile }));
   if (opts.syncInterval || opts.mqtt) await checkConfig(binary, configFile);
 
+  // The ID the spawned nats-server prints at start (unique per start): ready only counts an answer carrying it.
+  let launch: { id?: string } = {};
+  let lastId: string | undefined;
   const supervisor = new Supervisor({
     name: "nats-server",
     log,
-    prepare: () => stopOrphan(pidFile),
-    spawn: () => ({ cmd: [binary, "-c", configFile], cwd: storeDir, parentDeathSignal: "SIGTERM", onLine: (line) => log.debug(line) }),
-    ready: (signal) => waitFor(() => jetStreamAnswers(url), { timeoutMs: 30_000, intervalMs: 100, what: `JetStream at ${url}`, signal }),
+    prepare: async () => {
+      await stopOrphan(pidFile, configFile);
+      await assertPortFree(host, port, CANNOT_START, PORT_FIX);
+      if (opts.mqtt) await assertPortFree(opts.mqtt.host, opts.mqtt.port, CANNOT_START, MQTT_PORT_FIX);
+    },
+    spawn: () => {
+      const current: { id?: string } = {};
+      launch = current;
+      const onLine = (line: string) => {
+        log.debug(line);
+        const id = current.id ? undefined : SERVER_ID.exec(line)?.[1];
+        if (id) current.id = lastId = id;
+      };
+      return { cmd: [binary, "-c", configFile], cwd: storeDir, parentDeathSignal: "SIGTERM", onLine };
+    },
+    ready: (signal) => waitFor(() => ourJetStreamAnswers(url, launch), { timeoutMs: 30_000, intervalMs: 100, what: `JetStream of the nats-server we started at ${url}`, signal }),
     stopSignal: "SIGTERM",
     stopGraceMs: 10_000,
   });
-  await supervisor.start();
+  await supervisor.start().catch((err: Error) => {
+    throw bindError(err.message, port) ?? err;
+  });
   log.info({ url, storeDir, pid: supervisor.pid, mqtt: opts.mqtt ? `${opts.mqtt.host}:${opts.mqtt.port}` : undefined }, "local nats-server started");
 
   const mqtt = opts.mqtt && {
@@ -69,7 +88,26 @@ export async function startLocalNats(opts: LocalNatsOptions): Promise<LocalNats>
       if (supervisor.pid) process.kill(supervisor.pid, "SIGHUP");
     },
   };
-  return Object.assign(supervisor, { url, port, storeDir, mqtt });
+  return Object.defineProperties(Object.assign(supervisor, { url, port, storeDir, mqtt }), {
+    serverId: { get: () => lastId },
+  }) as typeof supervisor & LocalNats;
+}
+
+/** The banner line `[INF]   ID:       N...` (56 characters, random at every start). */
+const SERVER_ID = /\[INF\]\s+ID:\s+(N[A-Z0-9]{55})\b/;
+const CANNOT_START = "the supervised nats-server cannot start";
+const PORT_FIX =
+  "give this instance its own NATS port with --nats-port <port> or TELEMETRY_NATS_PORT (0 picks a free one), or set NATS_URL to use that broker on purpose";
+const MQTT_PORT_FIX = "choose another MQTT port with --mqtt-port or TELEMETRY_MQTT_PORT";
+
+/** nats-server's own `[FTL] Error listening on port: host:port, "... address already in use"`, said plainly (a bind lost to a race). */
+function bindError(message: string, natsPort: number): Error | undefined {
+  const m = /Error listening on (?:\w+ )?port: (\S+):(\d+)/.exec(message);
+  if (!m) return undefined;
+  const port = Number(m[2]);
+  const holder = describePortHolder(port);
+  const fix = port === natsPort ? PORT_FIX : MQTT_PORT_FIX;
+  return new Error(`${CANNOT_START}: port ${port} on ${m[1]} is already in use${holder ? ` by ${holder}` : ""}; ${fix}`);
 }
 
 function renderConfig(c: { host: string; port: number; storeDir: string; pidFile: string; syncInterval?: string; mqtt?: { host: string; port: number }; usersFile: string }): string {
@@ -104,22 +142,30 @@ async function checkConfig(binary: string, configFile: string): Promise<void> {
   }
 }
 
-/** A parent that crashed may have left its nats-server running on our port and store. */
-async function stopOrphan(pidFile: string): Promise<void> {
+/**
+ * A parent that crashed may have left its nats-server running on our port and store. Only a
+ * nats-server running our own config file counts; any other process is left alone.
+ */
+async function stopOrphan(pidFile: string, configFile: string): Promise<void> {
   let pid: number;
   try {
     pid = Number.parseInt(readFileSync(pidFile, "utf8").trim(), 10);
   } catch {
     return;
   }
-  if (!pid || !pidAlive(pid) || !pidCommandLine(pid).includes("nats-server")) return;
+  const cmd = pid && pidAlive(pid) ? pidArgv(pid) : [];
+  if (!cmd.some((part) => basename(part) === "nats-server") || !cmd.includes(configFile)) return;
   log.warn({ pid }, "stopping a nats-server left running by a previous process");
   await terminatePid(pid, "SIGTERM", 10_000);
 }
 
-async function jetStreamAnswers(url: string): Promise<boolean> {
+/** True once JetStream answers at `url` from the nats-server whose start printed `launch.id`. */
+async function ourJetStreamAnswers(url: string, launch: { id?: string }): Promise<boolean> {
+  if (!launch.id) throw new Error("the nats-server we started has not printed its server ID yet");
   const nc = await connect({ servers: url, reconnect: false, timeout: 1_000 });
   try {
+    const id = nc.info?.server_id;
+    if (id !== launch.id) throw new Error(`${url} is answered by another NATS server (id ${id}), not the one we started (id ${launch.id})`);
     const jsm = await jetstreamManager(nc);
     await jsm.getAccountInfo();
     return true;

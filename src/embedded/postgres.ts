@@ -7,7 +7,8 @@ import { chmodSync, chownSync, existsSync, lchownSync, lstatSync, mkdirSync, rea
 import { basename, dirname, join, resolve } from "node:path";
 import postgres from "postgres";
 import { logger } from "../lib/log.ts";
-import { findExecutable, pidAlive, pidCommandLine, run, signalPid, Supervisor, terminatePid, waitFor, type SpawnOptions } from "./process.ts";
+import { assertPortFree } from "./ports.ts";
+import { findExecutable, pidAlive, pidArgv, pidCommandLine, run, signalPid, Supervisor, terminatePid, waitFor, type SpawnOptions } from "./process.ts";
 import type { LocalPostgres } from "./types.ts";
 
 const log = logger("postgres");
@@ -94,7 +95,10 @@ export async function startLocalPostgres(opts: LocalPostgresOptions): Promise<Lo
   const supervisor = new Supervisor({
     name: "postgres",
     log,
-    prepare: () => stopLeftovers(dataDir),
+    prepare: async () => {
+      await stopLeftovers(dataDir, socketDir);
+      if (tcpPort) await assertPortFree("127.0.0.1", tcpPort, "the supervised PostgreSQL cannot start", "choose another PostgreSQL port or set DATABASE_URL to use that server on purpose");
+    },
     spawn: (): SpawnOptions => ({
       cmd: [join(binDir, "postgres"), "-D", dataDir, "-k", socketDir, "-p", String(port), ...Object.entries(settings).flatMap(([k, v]) => ["-c", `${k}=${v}`])],
       cwd: dataDir,
@@ -102,11 +106,11 @@ export async function startLocalPostgres(opts: LocalPostgresOptions): Promise<Lo
       parentDeathSignal: "SIGINT",
       onLine: (line) => log.debug(line),
     }),
-    ready: (signal) =>
-      waitFor(() => withSql((sql) => sql`select 1`.then(() => true)), {
+    ready: (signal, pid) =>
+      waitFor(() => withSql((sql) => isOurServer(sql, dataDir, pid)), {
         timeoutMs: 120_000,
         intervalMs: 200,
-        what: `PostgreSQL on ${socketDir}`,
+        what: `the PostgreSQL we started (pid ${pid}) on ${socketDir}`,
         signal,
       }),
     stopSignal: "SIGINT",
@@ -130,6 +134,16 @@ export async function startLocalPostgres(opts: LocalPostgresOptions): Promise<Lo
   log.info({ dataDir, socketDir, tcpPort, database, pid: supervisor.pid }, "local PostgreSQL started");
 
   return Object.assign(supervisor, { url: urlFor(database), urlFor, createDatabase, dataDir });
+}
+
+/** The server answering is the postmaster we spawned, on our data directory (not one that held the socket before). */
+async function isOurServer(sql: postgres.Sql, dataDir: string, pid: number): Promise<boolean> {
+  const [row] = await sql<{ dir: string }[]>`select current_setting('data_directory') as dir`;
+  const postmaster = readPostmasterPid(dataDir);
+  if (row?.dir !== dataDir || postmaster !== pid) {
+    throw new Error(`another PostgreSQL answers (data directory ${row?.dir}, postmaster pid ${postmaster}), not the one we started (pid ${pid}, ${dataDir})`);
+  }
+  return true;
 }
 
 /** PostgreSQL refuses to run as root: as root it runs as the `postgres` OS user, else as ourselves. */
@@ -212,11 +226,17 @@ function prepareSocketDir(dataDir: string, port: number, user: ServerUser): stri
 /**
  * A crashed parent may have left its postmaster running, and a SIGKILLed postmaster leaves backends
  * behind for a moment; both hold the data directory (and its shared memory), so PostgreSQL would
- * refuse to start until they are gone.
+ * refuse to start until they are gone. Only a postmaster we started (its socket directory is ours)
+ * is stopped: any other one holding the data directory is an error naming it.
  */
-async function stopLeftovers(dataDir: string): Promise<void> {
+async function stopLeftovers(dataDir: string, socketDir: string): Promise<void> {
   const postmaster = readPostmasterPid(dataDir);
   if (postmaster && isPostgres(postmaster)) {
+    if (!pidArgv(postmaster).includes(socketDir)) {
+      throw new Error(
+        `the supervised PostgreSQL cannot start: data dir ${dataDir} is in use by another PostgreSQL server, pid ${postmaster} (${pidCommandLine(postmaster)}), not started by telemetry; stop it, use another --data-dir, or set DATABASE_URL to use that server on purpose`,
+      );
+    }
     log.warn({ pid: postmaster }, "stopping a PostgreSQL server left running by a previous process");
     await terminatePid(postmaster, "SIGINT", 30_000);
   }

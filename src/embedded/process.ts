@@ -83,6 +83,15 @@ export function pidCommandLine(pid: number): string {
   }
 }
 
+/** The pid's argv (empty when it is gone or not ours to read). */
+export function pidArgv(pid: number): string[] {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter(Boolean);
+  } catch {
+    return [];
+  }
+}
+
 export function signalPid(pid: number, signal: NodeJS.Signals): void {
   try {
     process.kill(pid, signal);
@@ -224,8 +233,11 @@ export interface SupervisorOptions {
   /** Clears leftovers (e.g. an orphan of a crashed parent) before every spawn. */
   prepare: () => Promise<void>;
   spawn: () => SpawnOptions;
-  /** Resolves once the child serves requests; `signal` aborts if the child exits meanwhile. */
-  ready: (signal: AbortSignal) => Promise<unknown>;
+  /**
+   * Resolves once the child serves requests and is verified to be the one answering (not another
+   * server on the same port or socket); `signal` aborts if the child exits meanwhile.
+   */
+  ready: (signal: AbortSignal, pid: number) => Promise<unknown>;
   stopSignal: NodeJS.Signals;
   stopGraceMs: number;
 }
@@ -286,7 +298,7 @@ export class Supervisor {
     const died = new AbortController();
     void child.exited.then(() => died.abort(new Error(`${this.opts.name} exited during startup (${child.exitStatus})`)));
     try {
-      await this.opts.ready(died.signal);
+      await this.opts.ready(died.signal, child.pid);
     } catch (err) {
       await child.kill();
       const output = child.output();

@@ -15,6 +15,8 @@ export interface LocalNats extends Supervised {
   readonly url: string;
   readonly port: number;
   readonly storeDir: string;
+  /** The server ID our latest nats-server printed at its start (new at every start): any other server on the port is not ours. */
+  readonly serverId: string | undefined;
   /** With MQTT on: the users file the config includes, and a reload (SIGHUP) after rewriting it. */
   readonly mqtt?: { readonly url: string; readonly usersFile: string; reload(): void };
 }

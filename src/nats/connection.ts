@@ -20,7 +20,17 @@ export interface Broker {
   close(): Promise<void>;
 }
 
-export async function connectBroker(servers: string, opts: { name: string; timeoutMs?: number }): Promise<Broker> {
+export interface BrokerOptions {
+  name: string;
+  timeoutMs?: number;
+  /**
+   * The server ID the connection must reach (the supervised nats-server's current one): after a
+   * reconnect to any other server on that address it counts as disconnected and reconnects again.
+   */
+  serverId?: () => string | undefined;
+}
+
+export async function connectBroker(servers: string, opts: BrokerOptions): Promise<Broker> {
   const nc = await connect({
     servers: servers.split(","),
     name: opts.name,
@@ -31,6 +41,15 @@ export async function connectBroker(servers: string, opts: { name: string; timeo
     maxPingOut: 2,
     timeout: opts.timeoutMs ?? 5_000,
   });
+  const foreign = () => {
+    const expected = opts.serverId?.();
+    return expected !== undefined && nc.info?.server_id !== expected ? `server ID ${nc.info?.server_id}, not the supervised nats-server's ${expected}` : undefined;
+  };
+  const wrong = foreign();
+  if (wrong) {
+    await nc.close();
+    throw new Error(`${servers} is answered by another NATS server (${wrong})`);
+  }
   let connected = true;
   void (async () => {
     for await (const s of nc.status()) {
@@ -38,8 +57,12 @@ export async function connectBroker(servers: string, opts: { name: string; timeo
         connected = false;
         log.warn({ server: s.server }, "disconnected from NATS");
       } else if (s.type === "reconnect") {
-        connected = true;
-        log.info({ server: s.server }, "reconnected to NATS");
+        const other = foreign();
+        connected = !other;
+        if (other) {
+          log.error({ server: s.server, other }, "reconnected to a NATS server we did not start; leaving it");
+          nc.reconnect().catch(() => {});
+        } else log.info({ server: s.server }, "reconnected to NATS");
       }
     }
   })();

@@ -11,8 +11,11 @@ import { logger } from "../lib/log.ts";
 
 const log = logger("server");
 
-/** The NATS URL to use; for a supervised nats-server with MQTT on, also its MQTT users handle. */
-export async function natsUrlFor(config: Config, dataDir: string, onStop: (fn: () => Promise<void>) => void): Promise<{ url: string; mqtt?: LocalNats["mqtt"] }> {
+/**
+ * The NATS URL to use; for a supervised nats-server also its current server ID (the broker
+ * connection refuses any other server there) and, with MQTT on, its MQTT users handle.
+ */
+export async function natsUrlFor(config: Config, dataDir: string, onStop: (fn: () => Promise<void>) => void): Promise<{ url: string; serverId?: () => string | undefined; mqtt?: LocalNats["mqtt"] }> {
   if (config.natsUrl) return { url: config.natsUrl };
   const nats = await startLocalNats({
     storeDir: join(dataDir, "nats"),
@@ -22,7 +25,7 @@ export async function natsUrlFor(config: Config, dataDir: string, onStop: (fn: (
   });
   onStop(() => nats.stop());
   log.info({ url: nats.url, store: nats.storeDir, mqtt: nats.mqtt?.url }, "embedded nats-server started");
-  return { url: nats.url, mqtt: nats.mqtt };
+  return { url: nats.url, serverId: () => nats.serverId, mqtt: nats.mqtt };
 }
 
 export async function databaseUrlFor(config: Config, dataDir: string, onStop: (fn: () => Promise<void>) => void): Promise<string> {

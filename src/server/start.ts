@@ -91,7 +91,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     mkdirSync(dataDir, { recursive: true, mode: 0o711 });
     const claim = claimDataDir(dataDir);
     onStop(async () => claim.release());
-    const { url: natsUrl, mqtt: localMqtt } = await natsUrlFor(config, dataDir, onStop);
+    const { url: natsUrl, serverId, mqtt: localMqtt } = await natsUrlFor(config, dataDir, onStop);
     if (!config.natsUrl) claim.update({ natsUrl }); // only embedded URLs: they carry no credentials
 
     // Every role needs the database: ingest reads API keys and devices from it (through caches).
@@ -114,7 +114,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     const keys = new KeyCache(sql, { ttlMs: config.authCacheTtl, defaults });
     onStop(() => keys.stop());
 
-    const broker: Broker = await connectBroker(natsUrl, { name: `telemetry ${config.roles.join(",")}`, timeoutMs: config.publishTimeout });
+    const broker: Broker = await connectBroker(natsUrl, { name: `telemetry ${config.roles.join(",")}`, timeoutMs: config.publishTimeout, serverId });
     onStop(() => broker.close());
     const streamDefaults = { duplicateWindowMs: config.streamDuplicateWindow, replicas: config.streamReplicas };
     await ensureStream(broker.jsm, { name: config.streamName, subjects: [tenantFilter()], maxAgeMs: config.streamMaxAge, ...streamDefaults });
