@@ -4,7 +4,7 @@
  *
  * TimescaleDB is decided from what the server reports (src/core/timescale.ts) before anything is
  * tried: CREATE EXTENSION without the preloaded library ends the connection with a FATAL, which no
- * savepoint can catch. When it is tried, it runs on a connection of its own, outside the migration
+ * savepoint can catch. When it is tried, it runs in a transaction of its own, before the migration
  * transaction, so a connection that dies only costs that attempt.
  */
 import { createHash } from "node:crypto";
@@ -120,12 +120,13 @@ async function serverFacts(sql: Sql): Promise<ServerFacts> {
   };
 }
 
-/** CREATE EXTENSION on a connection of its own; returns why it failed, or null. */
+/**
+ * CREATE EXTENSION in a transaction of its own (a pool connection that dies with it is replaced);
+ * returns why it failed, or null.
+ */
 async function createExtension(sql: Sql): Promise<string | null> {
-  let conn: Awaited<ReturnType<Sql["reserve"]>> | undefined;
   try {
-    conn = await sql.reserve();
-    await conn.begin(async (tx) => {
+    await sql.begin(async (tx) => {
       await tx`SELECT pg_advisory_xact_lock(${LOCK_ID})`;
       await tx`CREATE EXTENSION IF NOT EXISTS timescaledb`;
     });
@@ -134,7 +135,5 @@ async function createExtension(sql: Sql): Promise<string | null> {
     const code = (err as { code?: string }).code;
     const closed = code === "CONNECTION_CLOSED" || code === "CONNECTION_ENDED" || code === "57P01";
     return closed ? `the server ended the connection during CREATE EXTENSION: ${errorText(err)}` : errorText(err);
-  } finally {
-    conn?.release();
   }
 }
