@@ -25,7 +25,8 @@ export interface TimescaleJob {
   last_error: { at: string | null; code: string | null; message: string } | null;
 }
 
-const iso = (d: unknown) => (d instanceof Date ? d.toISOString() : d == null ? null : String(d));
+/** A time, or null: never, or ±infinity (TimescaleDB's "not yet", e.g. the last success of a job that never succeeded). */
+const iso = (d: unknown) => (d instanceof Date ? (Number.isNaN(d.getTime()) ? null : d.toISOString()) : d == null ? null : String(d));
 
 /** The jobs, or null when the database has no TimescaleDB. */
 export async function timescaleJobs(sql: Sql): Promise<TimescaleJob[] | null> {
