@@ -8,9 +8,8 @@
  * relied on catching an error inside the migration transaction could not survive it.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
+import { chmodSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
-import { chmodSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createSql } from "../../src/db/client.ts";
@@ -42,11 +41,9 @@ async function dataDir(): Promise<AsyncDisposable & { path: string }> {
 
 async function withPostgres<T>(opts: LocalPostgresOptions, fn: (url: string) => Promise<T>): Promise<T> {
   const pg = await startLocalPostgres(opts);
-  const sql = createSql(pg.url, { max: 2, name: "test" });
   try {
     return await fn(pg.url);
   } finally {
-    await sql.end({ timeout: 1 });
     await pg.stop();
   }
 }
@@ -83,9 +80,14 @@ test("installed but not preloaded: auto uses plain PostgreSQL and names the fix,
     expect(r.row).toEqual({ mode: "postgresql", n: 0, ext: false });
     expect(logged(/installed but not preloaded \(shared_preload_libraries = ''\); using plain PostgreSQL\. To use TimescaleDB: add timescaledb to shared_preload_libraries.*restart PostgreSQL, then run `telemetry migrate`/)).toBe(true);
     expect(logged(/could not be enabled/)).toBe(false); // decided before trying, not caught afterwards
-    await expect(migrate(createSql(url, { max: 1, name: "test" }), options("on"))).rejects.toThrow(
-      /TELEMETRY_TIMESCALE=on but the timescaledb extension is installed but not preloaded .*add timescaledb to shared_preload_libraries/,
-    );
+    const sql = createSql(url, { max: 1, name: "test" });
+    try {
+      await expect(migrate(sql, options("on"))).rejects.toThrow(
+        /TELEMETRY_TIMESCALE=on but the timescaledb extension is installed but not preloaded .*add timescaledb to shared_preload_libraries/,
+      );
+    } finally {
+      await sql.end({ timeout: 1 });
+    }
   });
 }, 120_000);
 
@@ -159,7 +161,7 @@ test("zero config end to end: `telemetry migrate` exits 0 and `telemetry serve` 
     for await (const chunk of serve.stdout) output += new TextDecoder().decode(chunk);
   })();
   try {
-    const base = await check(() => /"url":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(output)?.[1] ?? (serve.exitCode !== null ? `exited ${serve.exitCode}` : undefined), { what: "the serving line", timeoutMs: 90_000 });
+    const base = await check(() => /"url":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(output)?.[1] ?? (serve.exitCode !== null ? `exited ${serve.exitCode}` : undefined), { what: "the serving line", timeoutMs: 120_000 });
     expect(base).toStartWith("http://");
     const auth = { authorization: `Bearer ${key}` };
     const res = await fetch(`${base}/api/v1/telemetry`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body: JSON.stringify({ device_id: "d1", ts: Date.now(), metrics: { temp: 21 } }) });
@@ -170,7 +172,8 @@ test("zero config end to end: `telemetry migrate` exits 0 and `telemetry serve` 
     }, { what: "the reading stored", timeoutMs: 30_000 });
     expect(rows).toHaveLength(1);
   } finally {
-    serve.kill("SIGTERM");
-    await serve.exited;
+    serve.kill("SIGTERM"); // stops its supervised PostgreSQL too
+    const exited = await Promise.race([serve.exited.then(() => true), Bun.sleep(45_000).then(() => false)]);
+    if (!exited) serve.kill("SIGKILL");
   }
 }, 180_000);
