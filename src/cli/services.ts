@@ -13,7 +13,7 @@ import { runningServer } from "../server/runtime.ts";
 export async function withDatabase<T>(config: Config, fn: (sql: Sql, url: string) => Promise<T>): Promise<T> {
   const dataDir = resolve(config.dataDir);
   let url = config.databaseUrl || runningServer(dataDir)?.databaseUrl;
-  const local = url ? undefined : await startLocalPostgres({ dataDir: join(dataDir, "pg"), relocateIfUnreachable: true });
+  const local = url ? undefined : await startLocalPostgres({ dataDir: join(dataDir, "pg"), relocateIfUnreachable: true, timescale: config.timescale });
   url ??= local!.url;
   const sql = createSql(url, { max: 2, name: "cli" });
   try {

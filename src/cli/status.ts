@@ -2,6 +2,7 @@
 import { defineCommand } from "citty";
 import { errorText } from "../db/errors.ts";
 import type { Sql } from "../db/client.ts";
+import { renderJob, timescaleJobs, type TimescaleJob } from "../db/jobs.ts";
 import type { Broker } from "../nats/connection.ts";
 import { committedStream, dlqStream, mqttStream } from "../nats/stream.ts";
 import { configOrExit, settingArgs } from "./common.ts";
@@ -11,7 +12,15 @@ interface Status {
   stream: { name: string; messages: number; bytes: number; first: string | null; last: string | null } | { error: string };
   consumers: Record<string, { pending: number; ack_pending: number; redelivered: number } | { error: string }>;
   dlq: number | { error: string };
-  database: { reachable: boolean; mode?: string; error?: string; quarantine?: Record<string, number>; outbox?: Record<string, number> };
+  database: {
+    reachable: boolean;
+    mode?: string;
+    error?: string;
+    quarantine?: Record<string, number>;
+    outbox?: Record<string, number>;
+    /** TimescaleDB's background jobs; absent on plain PostgreSQL. */
+    timescale_jobs?: TimescaleJob[] | { error: string };
+  };
 }
 
 async function natsStatus(broker: Broker, stream: string): Promise<Pick<Status, "stream" | "consumers" | "dlq">> {
@@ -41,11 +50,13 @@ async function databaseStatus(sql: Sql): Promise<Status["database"]> {
     const [mode] = await sql`SELECT value FROM telemetry_meta WHERE key = 'storage_mode'`;
     const q = await sql`SELECT source, count(*)::int AS n FROM quarantine GROUP BY source`;
     const o = await sql`SELECT status, count(*)::int AS n FROM outbox WHERE status <> 'delivered' GROUP BY status`;
+    const jobs = await timescaleJobs(sql).catch((err) => ({ error: errorText(err) }));
     return {
       reachable: true,
       mode: mode?.value ?? "not migrated",
       quarantine: Object.fromEntries(q.map((r) => [r.source, r.n])),
       outbox: Object.fromEntries(o.map((r) => [r.status, r.n])),
+      ...(jobs ? { timescale_jobs: jobs } : {}),
     };
   } catch (err) {
     return { reachable: false, error: errorText(err) };
@@ -68,6 +79,9 @@ function render(s: Status): string {
     lines.push(`quarantine: ${q.length ? q.map(([k, v]) => `${k} ${v}`).join(", ") : "empty"}`);
     const o = Object.entries(d.outbox ?? {});
     lines.push(`outbox:     ${o.length ? o.map(([k, v]) => `${k} ${v}`).join(", ") : "nothing waiting"}`);
+    const jobs = d.timescale_jobs;
+    if (jobs && "error" in jobs) lines.push(`jobs:       unknown (${jobs.error})`);
+    else if (jobs) lines.push(...(jobs.length ? jobs.map((j, i) => `${i === 0 ? "jobs:      " : "           "} ${renderJob(j)}`) : ["jobs:       none"]));
   }
   return lines.join("\n");
 }

@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { parseDuration } from "../core/duration.ts";
+import type { RollupRetention } from "../core/retention.ts";
 import { TENANT_ID_PATTERN } from "../core/subject.ts";
 import { parseAllowList } from "../core/target-policy.ts";
 
@@ -32,6 +33,16 @@ const optionalDuration = z.string().transform((text, ctx) => {
     return z.NEVER;
   }
   return ms;
+});
+
+/** A duration, a multiple ("4x") of another duration, or off. */
+const durationOrMultiple = z.string().transform((text, ctx): RollupRetention => {
+  const times = /^(\d+(?:\.\d+)?)x$/i.exec(text.trim());
+  if (times && Number(times[1]) >= 1) return { times: Number(times[1]) };
+  const ms = optionalDuration.safeParse(text);
+  if (!times && ms.success) return ms.data === null ? null : { ms: ms.data };
+  ctx.addIssue({ code: "custom", message: `must be a duration like 400d, a multiple of TELEMETRY_RETENTION like 4x (at least 1x), or "off", got ${JSON.stringify(text)}` });
+  return z.NEVER;
 });
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
@@ -167,7 +178,8 @@ export const SETTINGS = {
   writerMaxPending: { env: "TELEMETRY_WRITER_MAX_PENDING", flag: "writer-max-pending", default: "2000", doc: "Most broker messages the writer holds unacknowledged (bounds its memory)" },
   ackWait: { env: "TELEMETRY_ACK_WAIT", flag: "ack-wait", default: "30s", doc: "Redelivery timeout of an unacknowledged message" },
   retention: { env: "TELEMETRY_RETENTION", flag: "retention", default: "off", doc: "Drop readings older than this (e.g. 90d); off keeps everything" },
-  compressAfter: { env: "TELEMETRY_COMPRESS_AFTER", flag: "compress-after", default: "7d", doc: "TimescaleDB: compress chunks older than this" },
+  rollupRetention: { env: "TELEMETRY_ROLLUP_RETENTION", flag: "rollup-retention", default: "4x", doc: "Drop 1-minute rollups (readings_1m) older than this: a duration (400d), a multiple of TELEMETRY_RETENTION (4x; keeps everything while that is off), or off" },
+  compressAfter: { env: "TELEMETRY_COMPRESS_AFTER", flag: "compress-after", default: "7d", doc: "TimescaleDB: compress chunks (of readings and readings_1m) older than this" },
   maxFuture: { env: "TELEMETRY_MAX_FUTURE", flag: "max-future", default: "1h", doc: "Reject timestamps further than this in the future" },
   maxBodyBytes: { env: "TELEMETRY_MAX_BODY", flag: "max-body", default: "1MiB", doc: "Largest accepted request body, as sent and once gzip/deflate-decoded (413 above)" },
   maxRecordsPerRequest: { env: "TELEMETRY_MAX_RECORDS", flag: "max-records", default: "10000", doc: "Default most records in one request (per tenant: max_records_per_request)" },
@@ -218,6 +230,7 @@ export const configSchema = z.object({
   writerMaxPending: int(1, 1_000_000),
   ackWait: duration(1_000),
   retention: optionalDuration,
+  rollupRetention: durationOrMultiple,
   compressAfter: duration(60_000),
   maxFuture: duration(0),
   maxBodyBytes: byteSize,

@@ -5,6 +5,7 @@ import tenants from "../../migrations/0003_tenants.sql" with { type: "text" };
 import mqtt from "../../migrations/0004_mqtt.sql" with { type: "text" };
 import hypertables from "../../migrations/timescaledb/0001_hypertables.sql" with { type: "text" };
 import rollupHypertable from "../../migrations/timescaledb/0002_rollups.sql" with { type: "text" };
+import rollupCompression from "../../migrations/timescaledb/0003_rollup_compression.sql" with { type: "text" };
 
 export interface Migration {
   name: string;
@@ -20,4 +21,5 @@ export const MIGRATIONS: readonly Migration[] = [
   { name: "timescaledb/0002_rollups", sql: rollupHypertable, when: "timescaledb" },
   { name: "0003_tenants", sql: tenants, when: "always" },
   { name: "0004_mqtt", sql: mqtt, when: "always" },
+  { name: "timescaledb/0003_rollup_compression", sql: rollupCompression, when: "timescaledb" },
 ];

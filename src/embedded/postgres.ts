@@ -9,7 +9,9 @@ import postgres from "postgres";
 import { logger } from "../lib/log.ts";
 import { assertPortFree } from "./ports.ts";
 import { findExecutable, pidAlive, pidArgv, pidCommandLine, run, signalPid, Supervisor, terminatePid, waitFor, type SpawnOptions } from "./process.ts";
+import { supervisedPreload } from "./timescale-preload.ts";
 import type { LocalPostgres } from "./types.ts";
+import type { TimescaleWanted } from "../core/timescale.ts";
 
 const log = logger("postgres");
 
@@ -39,6 +41,13 @@ export interface LocalPostgresOptions {
    * and dataDir becomes a symlink to it; otherwise that case is an error.
    */
   relocateIfUnreachable?: boolean;
+  /**
+   * Preload TimescaleDB when that PostgreSQL has it installed: always for a new data dir (auto,
+   * on), for one holding a plain database only when "on" (src/core/timescale.ts). Absent: never.
+   */
+  timescale?: TimescaleWanted;
+  /** The PostgreSQL installation's bin dir; default findPostgresBinDir(). */
+  binDir?: string;
 }
 
 interface ServerUser {
@@ -63,7 +72,7 @@ export function findPostgresBinDir(): string {
 }
 
 export async function startLocalPostgres(opts: LocalPostgresOptions): Promise<LocalPostgres> {
-  const binDir = findPostgresBinDir();
+  const binDir = opts.binDir ?? findPostgresBinDir();
   const user = serverUser();
   const dataDir = opts.relocateIfUnreachable ? relocatedDataDir(resolve(opts.dataDir), user) : resolve(opts.dataDir);
   const database = opts.database ?? "telemetry";
@@ -71,12 +80,15 @@ export async function startLocalPostgres(opts: LocalPostgresOptions): Promise<Lo
   const port = tcpPort ?? SOCKET_PORT;
 
   prepareDataDir(dataDir, user);
-  if (!existsSync(join(dataDir, "PG_VERSION"))) await initdb(binDir, dataDir, user);
+  const fresh = !existsSync(join(dataDir, "PG_VERSION"));
+  if (fresh) await initdb(binDir, dataDir, user);
   const socketDir = prepareSocketDir(dataDir, port, user);
+  const preload = opts.timescale ? supervisedPreload({ binDir, dataDir, fresh, wanted: opts.timescale, user, log }).preload : false;
 
   const settings = {
     ...DEFAULT_SETTINGS,
     listen_addresses: tcpPort ? "127.0.0.1" : "",
+    ...(preload ? { shared_preload_libraries: "timescaledb" } : {}),
     ...opts.settings,
   };
   const urlFor = (db: string) =>

@@ -30,7 +30,7 @@ export async function natsUrlFor(config: Config, dataDir: string, onStop: (fn: (
 
 export async function databaseUrlFor(config: Config, dataDir: string, onStop: (fn: () => Promise<void>) => void): Promise<string> {
   if (config.databaseUrl) return config.databaseUrl;
-  const pg = await startLocalPostgres({ dataDir: join(dataDir, "pg"), relocateIfUnreachable: true });
+  const pg = await startLocalPostgres({ dataDir: join(dataDir, "pg"), relocateIfUnreachable: true, timescale: config.timescale });
   onStop(() => pg.stop());
   log.info({ dataDir: pg.dataDir }, "embedded PostgreSQL started");
   return pg.url;

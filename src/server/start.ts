@@ -12,7 +12,8 @@ import type { Config } from "../config/schema.ts";
 import { COMMITTED_PREFIX } from "../core/committed.ts";
 import { tenantFilter } from "../core/subject.ts";
 import { createSql, describeDatabase, type Sql } from "../db/client.ts";
-import { migrate, type StorageMode } from "../db/migrate.ts";
+import { migrate, migrateOptions, type StorageMode } from "../db/migrate.ts";
+import { rollupRetentionMs } from "../core/retention.ts";
 import { startEvaluator, type Evaluator } from "../evaluator/evaluator.ts";
 import { buildApp, type ReadyCheck } from "../http/app.ts";
 import { DLQ_PREFIX } from "../ingest/publish.ts";
@@ -101,7 +102,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     onStop(() => sql.end({ timeout: 1 }));
     let storageMode: StorageMode | null = null;
     if (config.autoMigrate) {
-      storageMode = (await migrate(sql, { timescale: config.timescale, retentionMs: config.retention, compressAfterMs: config.compressAfter })).mode;
+      storageMode = (await migrate(sql, migrateOptions(config))).mode;
     }
     log.info({ database: describeDatabase(databaseUrl), mode: storageMode ?? "not migrated" }, "database ready");
     const bootstrap = await bootstrapKeys(sql, config.apiKeys, dataDir);
@@ -165,8 +166,9 @@ export async function startServer(config: Config): Promise<RunningServer> {
         const audit = await startFailoverAudit({ broker, sql }, { stream: config.streamName, durable: "writer", beforeMs: config.failoverAudit, settleMs: AUDIT_SETTLE_MS, batchSize: config.batchSize });
         if (audit) onStop(() => audit.stop());
       }
-      if (config.retention !== null && storageMode === "postgresql") {
-        const stopRetention = startRetention(sql, config.retention);
+      const periods = { readingsMs: config.retention, rollupsMs: rollupRetentionMs(config.retention, config.rollupRetention) };
+      if ((periods.readingsMs !== null || periods.rollupsMs !== null) && storageMode === "postgresql") {
+        const stopRetention = startRetention(sql, periods);
         onStop(async () => stopRetention());
       }
     }

@@ -78,7 +78,7 @@ async function tempDir(prefix: string): Promise<string> {
 
 async function removeStaleTempDirs(): Promise<void> {
   for (const entry of await readdir(tmpdir())) {
-    const owner = /^telemetry-(?:nats|postgres)-(\d+)-/.exec(entry)?.[1];
+    const owner = /^telemetry-(?:nats|postgres|pgtree)-(\d+)-/.exec(entry)?.[1];
     if (!owner || pidAlive(Number(owner))) continue;
     const dir = join(tmpdir(), entry);
     const servers = [join(dir, "pgdata", "postmaster.pid"), join(dir, "jetstream", "nats-server.pid")];
