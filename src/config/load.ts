@@ -52,9 +52,19 @@ export function describeConfig(config: Config): string[] {
   return (Object.keys(SETTINGS) as SettingKey[]).map((key) => {
     const s = SETTINGS[key] as { env: string; secret?: boolean };
     const value = config[key];
-    const shown = s.secret ? redact(key, value) : JSON.stringify(value);
+    const shown = s.secret ? redact(key, value) : JSON.stringify(shownValue(value));
     return `${s.env}=${shown}`;
   });
+}
+
+/** A multiple-or-duration setting ({ times } | { ms }) shows as the text an operator writes ("4x") or its milliseconds. */
+function shownValue(value: unknown): unknown {
+  if (value && typeof value === "object" && !Array.isArray(value)) {
+    const v = value as { times?: number; ms?: number };
+    if (typeof v.times === "number") return `${v.times}x`;
+    if (typeof v.ms === "number") return v.ms;
+  }
+  return value;
 }
 
 function redact(key: SettingKey, value: unknown): string {

@@ -44,6 +44,11 @@ describe("config", () => {
     expect(text).toContain("acme:***");
   });
 
+  test("describes a multiple-of-retention setting as written, a duration in milliseconds", () => {
+    expect(describeConfig(loadConfig({}, {}))).toContain('TELEMETRY_ROLLUP_RETENTION="4x"');
+    expect(describeConfig(loadConfig({}, { TELEMETRY_ROLLUP_RETENTION: "2d" }))).toContain("TELEMETRY_ROLLUP_RETENTION=172800000");
+  });
+
   test("refuses short keys and bad tenants", () => {
     expect(() => loadConfig({}, { TELEMETRY_API_KEYS: "acme:short" })).toThrow(ConfigError);
     expect(() => loadConfig({}, { TELEMETRY_API_KEYS: "Bad.Tenant:0123456789abcdef0123" })).toThrow(ConfigError);
