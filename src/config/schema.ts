@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { parseDuration } from "../core/duration.ts";
+import { PLAUSIBLE_KEY } from "../core/key-guard.ts";
 import { TENANT_ID_PATTERN } from "../core/subject.ts";
 
 export const ROLES = ["ingest", "writer", "evaluator", "api"] as const;
@@ -105,6 +106,8 @@ const apiKeys = z.string().transform((text, ctx) => {
       ctx.addIssue({ code: "custom", message: `entry ${i + 1}: tenant must match ${TENANT_ID_PATTERN} (entries are tenant:key)` });
     } else if (key.length < 16) {
       ctx.addIssue({ code: "custom", message: `entry ${i + 1} (tenant ${tenant}): key must be at least 16 characters` });
+    } else if (!PLAUSIBLE_KEY.test(key)) {
+      ctx.addIssue({ code: "custom", message: `entry ${i + 1} (tenant ${tenant}): key must be at most 512 visible ASCII characters (no spaces)` });
     } else {
       keys.push({ tenant, key });
     }
@@ -151,6 +154,8 @@ export const SETTINGS = {
   apiKeys: { env: "TELEMETRY_API_KEYS", flag: "api-keys", default: "", doc: "Bootstrap keys as tenant:key,tenant:key, added (hashed) with their tenants to the key store at start; with none and an empty store, one key for tenant 'default' is generated", secret: true },
   adminToken: { env: "TELEMETRY_ADMIN_TOKEN", flag: "admin-token", default: "", doc: "Bearer token of the admin API (/admin/v1, tenants and keys); empty disables it", secret: true },
   authCacheTtl: { env: "TELEMETRY_AUTH_CACHE_TTL", flag: "auth-cache-ttl", default: "5s", doc: "How long a verified key and its tenant's status are used before the key store is asked again (revocation and suspension take effect within this)" },
+  authFailures: { env: "TELEMETRY_AUTH_FAILURES", flag: "auth-failures", default: "30", doc: "Failed key checks (unknown, revoked or malformed keys) one client address may make per minute (also the burst; IPv6 per /64); beyond them its keys not in the key cache get 429 without a lookup" },
+  authLookupRate: { env: "TELEMETRY_AUTH_LOOKUP_RATE", flag: "auth-lookup-rate", default: "100", doc: "Key-store lookups of keys not in the key cache per second, per process (also the burst); beyond them such keys get 503 auth_busy" },
   tenantRate: { env: "TELEMETRY_TENANT_RATE", flag: "tenant-rate", default: "50000", doc: "Default records per second of a tenant, per ingest process (token bucket)" },
   tenantBurst: { env: "TELEMETRY_TENANT_BURST", flag: "tenant-burst", default: "100000", doc: "Default burst of a tenant's bucket, in records" },
   deviceRate: { env: "TELEMETRY_DEVICE_RATE", flag: "device-rate", default: "100", doc: "Default records per second of one device, per ingest process" },
@@ -202,6 +207,8 @@ export const configSchema = z.object({
   apiKeys,
   adminToken: z.string().refine((t) => t === "" || t.length >= 16, "must be empty (admin API off) or at least 16 characters"),
   authCacheTtl: duration(100),
+  authFailures: int(1, 1_000_000),
+  authLookupRate: int(1, 1_000_000),
   tenantRate: positive,
   tenantBurst: int(1),
   deviceRate: positive,
