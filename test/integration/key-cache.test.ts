@@ -77,6 +77,7 @@ test("a flood of unknown keys costs at most the lookup budget, and verified keys
     TELEMETRY_AUTH_CACHE_TTL: "1s",
     TELEMETRY_AUTH_FAILURES: "10",
     TELEMETRY_AUTH_LOOKUP_RATE: String(LOOKUPS_PER_S),
+    LOG_LEVEL: "error", // thousands of 503s
   });
   const sql = createSql(url, { max: 1, name: "test" });
   const created: string[] = [];
