@@ -6,7 +6,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
-import type { KeyResolver, TenantSettings } from "../tenants/tenant.ts";
+import type { KeyResolver, RequestOrigin, TenantSettings } from "../tenants/tenant.ts";
 import { HttpError } from "./errors.ts";
 
 export type { KeyResolver };
@@ -21,19 +21,19 @@ function bearer(header: string | undefined, what: string): string {
 }
 
 /**
- * The address the request came from: the socket's peer, as Bun's server tells it (Hono passes the
- * server as the app's env). No proxy header is trusted; behind a proxy every client is the proxy.
+ * Where the request came from: the socket's peer, as Bun's server tells it (Hono passes the server
+ * as the app's env), and X-Forwarded-For, which counts only when the peer is a trusted proxy.
  */
-export function clientAddress(c: Context): string {
+export function requestOrigin(c: Context): RequestOrigin {
   const server = c.env as { requestIP?: (req: Request) => { address: string } | null } | undefined;
-  return server?.requestIP?.(c.req.raw)?.address ?? "unknown";
+  return { peer: server?.requestIP?.(c.req.raw)?.address ?? "unknown", forwardedFor: c.req.header("x-forwarded-for") };
 }
 
 const seconds = (ms: number) => String(Math.max(1, Math.ceil(ms / 1000)));
 
 export function requireTenant(resolve: KeyResolver) {
   return createMiddleware<TenantEnv>(async function requireTenant(c, next) {
-    const r = await resolve(bearer(c.req.header("authorization"), "api key"), clientAddress(c));
+    const r = await resolve(bearer(c.req.header("authorization"), "api key"), requestOrigin(c));
     if (r.status === "unavailable") {
       throw new HttpError(503, "auth_unavailable", "the key store is unreachable and this key was not seen recently; retry later", undefined, { "Retry-After": "5" });
     }

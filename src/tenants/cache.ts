@@ -15,12 +15,15 @@
  * before keeps working on its last answer, however old.
  *
  * A key not in the cache costs a key-store lookup, bounded (core/key-guard.ts): a client address
- * with too many failed checks gets `limited` (429), and past the process's lookups per second
+ * (the socket's peer, or behind a trusted proxy the client it names) with too many failed checks
+ * gets `limited` (429), and past the process's lookups per second
  * `limited` global (503). A key that cannot be a key costs nothing. When the store cannot answer
  * (an error, or nothing within 2 s) an unseen key is `unavailable` (503), and for 1 s after a
  * failure, unseen keys do not wait on the database at all.
  */
+import type { BlockList } from "node:net";
 import type { Sql } from "../db/client.ts";
+import { clientOf, trustList } from "../core/client-address.ts";
 import { KeyGuard, PLAUSIBLE_KEY } from "../core/key-guard.ts";
 import { Lru } from "../core/lru.ts";
 import { deadline } from "../lib/deadline.ts";
@@ -28,7 +31,7 @@ import { logger } from "../lib/log.ts";
 import { metrics } from "../lib/metrics.ts";
 import { hashKey, keyPrefix, sameHash } from "./keys.ts";
 import { activeKeys, findKey, touchKeys } from "./store.ts";
-import { tenantSettings, type KeyResolution, type TenantLimits, type TenantSettings } from "./tenant.ts";
+import { tenantSettings, type KeyResolution, type RequestOrigin, type TenantLimits, type TenantSettings } from "./tenant.ts";
 
 const log = logger("keys");
 const LOOKUP_TIMEOUT_MS = 2_000;
@@ -42,6 +45,8 @@ export interface KeyCacheOptions {
   /** Failed key checks per client address per minute, and key-store lookups per second. */
   failuresPerMinute: number;
   lookupsPerSecond: number;
+  /** Proxies whose X-Forwarded-For names the client (IPs or CIDRs). */
+  trustedProxies?: readonly string[];
   now?: () => number;
   maxVerified?: number;
   maxUnknown?: number;
@@ -63,6 +68,7 @@ export class KeyCache {
   private readonly queries = new Map<string, Promise<Verified | null>>();
   private readonly used = new Map<string, number>();
   private readonly guard: KeyGuard;
+  private readonly proxies: BlockList | null;
   private readonly now: () => number;
   private readonly timer: Timer;
   private retryAt = 0;
@@ -77,12 +83,13 @@ export class KeyCache {
     this.now = opts.now ?? Date.now;
     this.verified = new Lru(opts.maxVerified ?? 100_000);
     this.unknown = new Lru(opts.maxUnknown ?? 10_000);
+    this.proxies = trustList(opts.trustedProxies ?? []);
     this.guard = new KeyGuard({ failuresPerMinute: opts.failuresPerMinute, lookupsPerSecond: opts.lookupsPerSecond, now: this.now });
     this.timer = setInterval(() => void this.touch(), TOUCH_INTERVAL_MS);
     this.timer.unref();
   }
 
-  readonly resolve = async (key: string, client = "unknown"): Promise<KeyResolution> => {
+  readonly resolve = async (key: string, from: RequestOrigin = { peer: "unknown" }): Promise<KeyResolution> => {
     const now = this.now();
     const hash = PLAUSIBLE_KEY.test(key) ? hashKey(key) : null;
     const cached = hash ? this.verified.get(hash) : undefined;
@@ -92,6 +99,7 @@ export class KeyCache {
       metrics.authLookups.inc({ result: age < this.opts.ttlMs ? "cached" : "stale" });
       return this.ok(cached);
     }
+    const client = clientOf(this.proxies, from.peer, from.forwardedFor);
     const clientWait = this.guard.clientWaitMs(client);
     if (clientWait > 0) return this.refuse("client_limited", { status: "limited", scope: "client", retryAfterMs: clientWait });
     if (!hash) return this.failed(client, "malformed");

@@ -35,8 +35,12 @@ export type KeyResolution =
   | { status: "unknown" }
   | { status: "unavailable" }
   | { status: "limited"; scope: "client" | "global"; retryAfterMs: number };
-/** `client`: the address the request came from (per-address failure limit). */
-export type KeyResolver = (key: string, client?: string) => Promise<KeyResolution>;
+/** Where a request came from: the socket's peer and its X-Forwarded-For (per-address failure limit). */
+export interface RequestOrigin {
+  peer: string;
+  forwardedFor?: string;
+}
+export type KeyResolver = (key: string, from?: RequestOrigin) => Promise<KeyResolution>;
 
 /** Limit name (JSON and column) -> setting. */
 const LIMIT_COLUMNS = {

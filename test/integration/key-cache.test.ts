@@ -222,13 +222,13 @@ test("verified keys are never pushed out by unknown ones: a flood, then an outag
     for (let i = 0; i < 100; i++) valid.push((await createKey(sql, "acme", `k${i}`))!.key);
     const defaults = tenantDefaults(loadConfig({}, {}));
     const cache = new KeyCache(cacheSql, { ttlMs: 60_000, defaults, failuresPerMinute: 1e6, lookupsPerSecond: 1e6, maxVerified: 100, maxUnknown: 20 });
-    for (const key of valid) expect((await cache.resolve(key, "10.0.0.1")).status).toBe("ok");
-    for (let i = 0; i < 2_000; i++) expect((await cache.resolve(generateKey(), "10.0.0.2")).status).toBe("unknown");
+    for (const key of valid) expect((await cache.resolve(key, { peer: "10.0.0.1" })).status).toBe("ok");
+    for (let i = 0; i < 2_000; i++) expect((await cache.resolve(generateKey(), { peer: "10.0.0.2" })).status).toBe("unknown");
 
     const resume = pausePostgres(pg.pid!);
     try {
       // A key pushed out would have to ask the paused database: `unavailable` after 2 s.
-      const answers = await Promise.all(valid.map((key) => cache.resolve(key, "10.0.0.1")));
+      const answers = await Promise.all(valid.map((key) => cache.resolve(key, { peer: "10.0.0.1" })));
       expect(answers.filter((a) => a.status !== "ok")).toEqual([]);
     } finally {
       resume();
