@@ -46,10 +46,11 @@ let seq = 0;
 const body = (device = "truck-1") => JSON.stringify([{ device_id: device, ts: BASE_TS + ++seq, metrics: { temp: 20 } }]);
 
 /** POST /api/v1/telemetry over a real socket bound to `from` (any 127.0.0.x reaches the loopback server). */
-function postFrom(server: TestServer, from: string, key: string, agent: http.Agent): Promise<{ status: number; body: any; retryAfter?: string }> {
+function postFrom(server: TestServer, from: string, key: string, agent: http.Agent, forwardedFor?: string): Promise<{ status: number; body: any; retryAfter?: string }> {
+  const headers: Record<string, string> = { authorization: `Bearer ${key}`, "content-type": "application/json", ...(forwardedFor ? { "x-forwarded-for": forwardedFor } : {}) };
   return new Promise((resolve, reject) => {
     const req = http.request(
-      { host: "127.0.0.1", port: server.port, path: "/api/v1/telemetry", method: "POST", localAddress: from, agent, headers: { authorization: `Bearer ${key}`, "content-type": "application/json" } },
+      { host: "127.0.0.1", port: server.port, path: "/api/v1/telemetry", method: "POST", localAddress: from, agent, headers },
       (res) => {
         let text = "";
         res.setEncoding("utf8");
@@ -155,6 +156,30 @@ test("a flood of unknown keys costs at most the lookup budget, and verified keys
     resume();
   }
 }, 120_000);
+
+test("behind a trusted proxy the client is the address it forwards; anyone else's X-Forwarded-For is ignored", async () => {
+  await using server = await startTestServer({
+    NATS_URL: nats.url,
+    DATABASE_URL: await database("proxy"),
+    TELEMETRY_ROLES: "ingest",
+    TELEMETRY_AUTH_FAILURES: "5",
+    TELEMETRY_TRUSTED_PROXIES: "127.0.0.4",
+  });
+  const agent = new http.Agent({ keepAlive: true });
+  const statuses = async (from: string, forwarded: (i: number) => string, n: number) => {
+    const out: number[] = [];
+    for (let i = 0; i < n; i++) out.push((await postFrom(server, from, generateKey(), agent, forwarded(i))).status);
+    return out;
+  };
+  try {
+    expect(await statuses("127.0.0.4", () => "198.51.100.1, 203.0.113.1", 7)).toEqual([401, 401, 401, 401, 401, 429, 429]);
+    expect(await statuses("127.0.0.4", () => "203.0.113.2", 2)).toEqual([401, 401]); // another client behind the proxy
+    // Not the proxy: a new X-Forwarded-For per request buys nothing.
+    expect(await statuses("127.0.0.5", (i) => `203.0.113.${100 + i}`, 7)).toEqual([401, 401, 401, 401, 401, 429, 429]);
+  } finally {
+    agent.destroy();
+  }
+}, 60_000);
 
 test("with PostgreSQL paused, cached keys and devices answer at once over several TTLs, one refresh query per entry", async () => {
   const url = await database("stall");

@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { clientGroup, KeyGuard, PLAUSIBLE_KEY } from "../../src/core/key-guard.ts";
 import { Lru } from "../../src/core/lru.ts";
+import { clientOf, parseCidr, trustList } from "../../src/core/client-address.ts";
 
 const clock = () => {
   let t = 1_000_000;
@@ -58,5 +59,30 @@ describe("LRU", () => {
     lru.peek("a");
     lru.set("d", 4); // peek did not save a
     expect([lru.peek("a"), lru.size]).toEqual([undefined, 2]);
+  });
+});
+
+describe("client address behind proxies", () => {
+  const proxies = trustList(["10.0.0.0/8", "::1"]);
+
+  test("without trusted proxies, or from an untrusted peer, the header is ignored", () => {
+    expect(clientOf(null, "192.0.2.1", "203.0.113.9")).toBe("192.0.2.1");
+    expect(clientOf(proxies, "192.0.2.1", "203.0.113.9")).toBe("192.0.2.1");
+    expect(clientOf(proxies, "10.1.1.1", undefined)).toBe("10.1.1.1");
+  });
+
+  test("from a trusted proxy: the rightmost hop that is not a trusted proxy", () => {
+    expect(clientOf(proxies, "10.1.1.1", "203.0.113.9")).toBe("203.0.113.9");
+    // A client's own X-Forwarded-For stays on the left: it cannot pick its address.
+    expect(clientOf(proxies, "10.1.1.1", "198.51.100.1, 203.0.113.9, 10.2.2.2")).toBe("203.0.113.9");
+    expect(clientOf(proxies, "::1", "[2001:db8::7]:4711, 192.0.2.5:8080")).toBe("192.0.2.5");
+    expect(clientOf(proxies, "::ffff:10.0.0.1", "10.3.3.3, 10.2.2.2")).toBe("10.3.3.3"); // every hop trusted: the first
+  });
+
+  test("CIDRs are parsed strictly", () => {
+    expect(parseCidr("10.0.0.0/8")).toEqual({ address: "10.0.0.0", prefix: 8, family: "ipv4" });
+    expect(parseCidr("2001:db8::/32")).toEqual({ address: "2001:db8::", prefix: 32, family: "ipv6" });
+    expect(parseCidr("192.0.2.1")).toEqual({ address: "192.0.2.1", prefix: 32, family: "ipv4" });
+    for (const bad of ["10.0.0.0/33", "example.com", "10.0.0.0/8/1", "10.0.0.0/x", ""]) expect(parseCidr(bad)).toBeNull();
   });
 });
