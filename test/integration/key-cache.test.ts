@@ -13,6 +13,7 @@ import { loadConfig } from "../../src/config/load.ts";
 import { createSql } from "../../src/db/client.ts";
 import { migrate } from "../../src/db/migrate.ts";
 import { KeyCache } from "../../src/tenants/cache.ts";
+import { TenantLookup } from "../../src/tenants/lookup.ts";
 import { generateKey } from "../../src/tenants/keys.ts";
 import { createKey, createTenant } from "../../src/tenants/store.ts";
 import { tenantDefaults } from "../../src/tenants/tenant.ts";
@@ -264,3 +265,36 @@ test("verified keys are never pushed out by unknown ones: a flood, then an outag
     await sql.end();
   }
 }, 120_000);
+
+test("the MQTT bridge's tenant lookup answers at once from memory with PostgreSQL paused, one re-read query per tenant", async () => {
+  const url = await database("mqtt_tenants");
+  const sql = createSql(url, { max: 2, name: "test" });
+  const lookupSql = createSql(url, { max: 4, name: "lookup" });
+  try {
+    await migrate(sql, { timescale: "off", retentionMs: null, compressAfterMs: 7 * 86_400_000 });
+    await createTenant(sql, { id: "acme", device_policy: "auto", limits: {} });
+    const tenants = new TenantLookup(lookupSql, { ttlMs: 500, defaults: tenantDefaults(loadConfig({}, {})) });
+    expect(await tenants.get("acme")).toMatchObject({ id: "acme", status: "active" });
+    const before = statements(pg.dataDir, "mqtt_tenants", "SELECT * FROM tenants WHERE id");
+    const slowest = { ms: 0 };
+    const resume = pausePostgres(pg.pid!);
+    try {
+      const t0 = Date.now();
+      while (Date.now() - t0 < 2_500) {
+        const start = performance.now();
+        expect(await tenants.get("acme")).toMatchObject({ id: "acme" });
+        slowest.ms = Math.max(slowest.ms, performance.now() - start);
+        await Bun.sleep(20);
+      }
+    } finally {
+      resume();
+    }
+    expect(slowest.ms).toBeLessThan(100);
+    await check(() => statements(pg.dataDir, "mqtt_tenants", "SELECT * FROM tenants WHERE id") - before >= 1, { what: "the re-read reached PostgreSQL" });
+    await Bun.sleep(300); // anything else queued would arrive with it
+    expect(statements(pg.dataDir, "mqtt_tenants", "SELECT * FROM tenants WHERE id") - before).toBe(1);
+  } finally {
+    await lookupSql.end();
+    await sql.end();
+  }
+}, 60_000);
