@@ -76,8 +76,8 @@ const ingestOp: Operation = {
     403: { ...err("tenant_suspended, or unknown_device / device_limit for every record") },
     413: err("body_too_large or too_many_records"),
     415: err("unsupported content type"),
-    429: { ...err("rate_limited"), headers: retryAfter },
-    503: { ...err("broker_unavailable (nothing stored: retry the same records), auth_unavailable, devices_unavailable"), headers: retryAfter },
+    429: { ...err("rate_limited, or auth_rate_limited (too many failed key checks from this address)"), headers: retryAfter },
+    503: { ...err("broker_unavailable (nothing stored: retry the same records), auth_unavailable, auth_busy, devices_unavailable"), headers: retryAfter },
   },
 };
 
