@@ -8,11 +8,11 @@
  * A verified key is always answered from the cache at once (stale-while-revalidate): when its
  * answer is older than 3/4 of `ttlMs`, the request also starts a re-read in the background, one
  * per key at a time (the query stays the key's only one until it settles, also when the database
- * hangs). So with the database up, a request is judged by an answer younger than the TTL, except
- * the first requests of a key after a quiet spell of a TTL or more: those are judged by its last
- * answer, and the re-read they start decides the next ones. A revocation or suspension made through
- * this process (admin API) invalidates at once. Through a database outage, every key verified
- * before keeps working on its last answer, however old.
+ * hangs). So with the database up, a request is judged by an answer younger than the TTL, unless
+ * no request of the key came while its answer was between 3/4 of the TTL and the TTL old: then the
+ * first requests after are judged by its last answer, and the re-read they start decides the next.
+ * A revocation or suspension made through this process (admin API) invalidates at once. Through a
+ * database outage, every key verified before keeps working on its last answer, however old.
  *
  * A key not in the cache costs a key-store lookup, bounded (core/key-guard.ts): a client address
  * (the socket's peer, or behind a trusted proxy the client it names) with too many failed checks
