@@ -5,6 +5,8 @@
 import { z } from "zod";
 import { parseDuration } from "../core/duration.ts";
 import type { RollupRetention } from "../core/retention.ts";
+import { parseCidr } from "../core/client-address.ts";
+import { PLAUSIBLE_KEY } from "../core/key-guard.ts";
 import { TENANT_ID_PATTERN } from "../core/subject.ts";
 import { parseAllowList } from "../core/target-policy.ts";
 
@@ -117,6 +119,8 @@ const apiKeys = z.string().transform((text, ctx) => {
       ctx.addIssue({ code: "custom", message: `entry ${i + 1}: tenant must match ${TENANT_ID_PATTERN} (entries are tenant:key)` });
     } else if (key.length < 16) {
       ctx.addIssue({ code: "custom", message: `entry ${i + 1} (tenant ${tenant}): key must be at least 16 characters` });
+    } else if (!PLAUSIBLE_KEY.test(key)) {
+      ctx.addIssue({ code: "custom", message: `entry ${i + 1} (tenant ${tenant}): key must be at most 512 visible ASCII characters (no spaces)` });
     } else {
       keys.push({ tenant, key });
     }
@@ -162,7 +166,10 @@ export const SETTINGS = {
   autoMigrate: { env: "TELEMETRY_AUTO_MIGRATE", flag: "auto-migrate", default: "true", doc: "Apply pending migrations when serve starts" },
   apiKeys: { env: "TELEMETRY_API_KEYS", flag: "api-keys", default: "", doc: "Bootstrap keys as tenant:key,tenant:key, added (hashed) with their tenants to the key store at start; with none and an empty store, one key for tenant 'default' is generated", secret: true },
   adminToken: { env: "TELEMETRY_ADMIN_TOKEN", flag: "admin-token", default: "", doc: "Bearer token of the admin API (/admin/v1, tenants and keys); empty disables it", secret: true },
-  authCacheTtl: { env: "TELEMETRY_AUTH_CACHE_TTL", flag: "auth-cache-ttl", default: "5s", doc: "How long a verified key and its tenant's status are used before the key store is asked again (revocation and suspension take effect within this)" },
+  authCacheTtl: { env: "TELEMETRY_AUTH_CACHE_TTL", flag: "auth-cache-ttl", default: "5s", doc: "How old a cached key answer (its tenant's status, policy and limits) may get; from 3/4 of it a request re-reads it in the background, never waiting (revocation and suspension take effect within this, see The key cache)" },
+  authFailures: { env: "TELEMETRY_AUTH_FAILURES", flag: "auth-failures", default: "30", doc: "Failed key checks (unknown, revoked or malformed keys) one client address may make per minute (also the burst; IPv6 per /64); beyond them its keys not in the key cache get 429 without a lookup" },
+  authLookupRate: { env: "TELEMETRY_AUTH_LOOKUP_RATE", flag: "auth-lookup-rate", default: "100", doc: "Key-store lookups of keys not in the key cache per second, per process (also the burst); beyond them such keys get 503 auth_busy" },
+  trustedProxies: { env: "TELEMETRY_TRUSTED_PROXIES", flag: "trusted-proxies", default: "", doc: "Reverse proxies (IP addresses or CIDRs, comma-separated) whose X-Forwarded-For names the client for TELEMETRY_AUTH_FAILURES; empty: the socket's peer is the client, no header is trusted" },
   tenantRate: { env: "TELEMETRY_TENANT_RATE", flag: "tenant-rate", default: "50000", doc: "Default records per second of a tenant, per ingest process (token bucket)" },
   tenantBurst: { env: "TELEMETRY_TENANT_BURST", flag: "tenant-burst", default: "100000", doc: "Default burst of a tenant's bucket, in records" },
   deviceRate: { env: "TELEMETRY_DEVICE_RATE", flag: "device-rate", default: "100", doc: "Default records per second of one device, per ingest process" },
@@ -216,6 +223,17 @@ export const configSchema = z.object({
   apiKeys,
   adminToken: z.string().refine((t) => t === "" || t.length >= 16, "must be empty (admin API off) or at least 16 characters"),
   authCacheTtl: duration(100),
+  authFailures: int(1, 1_000_000),
+  authLookupRate: int(1, 1_000_000),
+  trustedProxies: z.string().transform((text, ctx) => {
+    const list = text.split(",").map((p) => p.trim()).filter(Boolean);
+    const bad = list.filter((p) => parseCidr(p) === null);
+    if (bad.length > 0) {
+      ctx.addIssue({ code: "custom", message: `must be IP addresses or CIDRs like 10.0.0.0/8, comma-separated; not: ${bad.join(", ")}` });
+      return z.NEVER;
+    }
+    return list;
+  }),
   tenantRate: positive,
   tenantBurst: int(1),
   deviceRate: positive,

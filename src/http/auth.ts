@@ -1,11 +1,12 @@
 /**
  * Authentication. Tenant routes: `Authorization: Bearer <api key>`, resolved through the key
  * cache to the tenant and its settings (401 unknown or revoked, 403 suspended, 503 when the key
- * store cannot tell). Admin routes: `Authorization: Bearer <TELEMETRY_ADMIN_TOKEN>`.
+ * store cannot tell or is asked too much, 429 after too many failed checks from one address). Admin routes: `Authorization: Bearer <TELEMETRY_ADMIN_TOKEN>`.
  */
 import { createHash, timingSafeEqual } from "node:crypto";
+import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
-import type { KeyResolver, TenantSettings } from "../tenants/tenant.ts";
+import type { KeyResolver, RequestOrigin, TenantSettings } from "../tenants/tenant.ts";
 import { HttpError } from "./errors.ts";
 
 export type { KeyResolver };
@@ -19,11 +20,29 @@ function bearer(header: string | undefined, what: string): string {
   return m[1]!;
 }
 
+/**
+ * Where the request came from: the socket's peer, as Bun's server tells it (Hono passes the server
+ * as the app's env), and X-Forwarded-For, which counts only when the peer is a trusted proxy.
+ */
+export function requestOrigin(c: Context): RequestOrigin {
+  const server = c.env as { requestIP?: (req: Request) => { address: string } | null } | undefined;
+  return { peer: server?.requestIP?.(c.req.raw)?.address ?? "unknown", forwardedFor: c.req.header("x-forwarded-for") };
+}
+
+const seconds = (ms: number) => String(Math.max(1, Math.ceil(ms / 1000)));
+
 export function requireTenant(resolve: KeyResolver) {
   return createMiddleware<TenantEnv>(async function requireTenant(c, next) {
-    const r = await resolve(bearer(c.req.header("authorization"), "api key"));
+    const r = await resolve(bearer(c.req.header("authorization"), "api key"), requestOrigin(c));
     if (r.status === "unavailable") {
       throw new HttpError(503, "auth_unavailable", "the key store is unreachable and this key was not seen recently; retry later", undefined, { "Retry-After": "5" });
+    }
+    if (r.status === "limited" && r.scope === "client") {
+      const message = `too many failed key checks from this address; retry in ${seconds(r.retryAfterMs)} s`;
+      throw new HttpError(429, "auth_rate_limited", message, undefined, { "Retry-After": seconds(r.retryAfterMs) });
+    }
+    if (r.status === "limited") {
+      throw new HttpError(503, "auth_busy", "too many keys not seen before are being checked right now; retry later", undefined, { "Retry-After": seconds(r.retryAfterMs) });
     }
     if (r.status === "unknown") throw new HttpError(401, "unauthenticated", "unknown or revoked API key", undefined, { "WWW-Authenticate": 'Bearer error="invalid_token"' });
     if (r.tenant.status === "suspended") throw new HttpError(403, "tenant_suspended", `tenant ${r.tenant.id} is suspended: ${r.tenant.suspendedReason}`);

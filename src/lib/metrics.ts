@@ -16,7 +16,7 @@ const histogram = (name: string, help: string, buckets: number[], labelNames: st
 
 export const metrics = {
   records: counter("telemetry_ingest_records_total", "Records by outcome (accepted, duplicate, rejected, dead_lettered, unavailable) and, for rejected, the field or the policy (unknown_device, device_limit, rate_limited)", ["outcome", "reason"]),
-  authLookups: counter("telemetry_auth_lookups_total", "API key resolutions by result: cached, fetched, stale (key store unreachable, last answer used), unavailable (unseen key, key store unreachable)", ["result"]),
+  authLookups: counter("telemetry_auth_lookups_total", "API key resolutions by result: cached, fetched (a key-store lookup), stale (answer older than the TTL used: re-read running or key store unreachable), unavailable (unseen key, key store unreachable); refused without a lookup: malformed, client_limited (the address's failed checks, 429), busy (the process's lookups per second, 503)", ["result"]),
   mqttMessages: counter("telemetry_mqtt_messages_total", "MQTT messages taken by the bridge, by result (processed; quarantined: invalid records, not JSON, or refused by the tenant's device policy or status)", ["result"]),
   mqttDelayed: counter("telemetry_mqtt_delayed_total", "MQTT messages left unacked and put back for later (nak with a delay) because their tenant or device was over its rate limit, by limit (tenant, device)", ["limit"]),
   mqttReadings: counter("telemetry_mqtt_readings_total", "Readings from MQTT published to the telemetry stream"),

@@ -141,7 +141,8 @@ export function buildDocument(ops: readonly Operation[], info: DocumentInfo, err
     if (op.security !== "none") out[401] = e("missing, unknown or revoked key (unauthenticated)");
     if (op.security === "tenant") {
       out[403] = e("the tenant is suspended (tenant_suspended)");
-      out[503] = e("the key store is unreachable for a key not seen recently (auth_unavailable), or the server is shutting down");
+      out[429] = e("too many failed key checks from this address: its keys not in the key cache wait Retry-After seconds (auth_rate_limited)");
+      out[503] = e("the key store is unreachable for a key not seen recently (auth_unavailable), too many unseen keys are being checked (auth_busy), or the server is shutting down");
     }
     if (op.query) out[400] = e("invalid query parameters (invalid_query, with details per parameter)");
     if (op.body) {

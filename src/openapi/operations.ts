@@ -80,8 +80,8 @@ const ingestOp: Operation = {
     400: err("invalid_json, empty_body, invalid_body (not a record or an array), invalid_utf8, invalid_encoding (corrupt gzip/deflate)"),
     413: err("body_too_large (as sent or once decoded) or too_many_records"),
     415: { ...err("unsupported_media_type (Content-Type) or unsupported_encoding (Content-Encoding other than gzip, deflate, identity)"), headers: { "Accept-Encoding": "the supported content codings (on unsupported_encoding)" } },
-    429: { ...err("rate_limited"), headers: retryAfter },
-    503: { ...err("broker_unavailable (nothing stored: retry the same records), auth_unavailable, devices_unavailable"), headers: retryAfter },
+    429: { ...err("rate_limited, or auth_rate_limited (too many failed key checks from this address)"), headers: retryAfter },
+    503: { ...err("broker_unavailable (nothing stored: retry the same records), auth_unavailable, auth_busy, devices_unavailable"), headers: retryAfter },
   },
 };
 

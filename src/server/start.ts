@@ -112,7 +112,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
       await users.syncNow();
     }
     const defaults = tenantDefaults(config);
-    const keys = new KeyCache(sql, { ttlMs: config.authCacheTtl, defaults });
+    const keys = new KeyCache(sql, { ttlMs: config.authCacheTtl, defaults, failuresPerMinute: config.authFailures, lookupsPerSecond: config.authLookupRate, trustedProxies: config.trustedProxies });
     onStop(() => keys.stop());
 
     const broker: Broker = await connectBroker(natsUrl, { name: `telemetry ${config.roles.join(",")}`, timeoutMs: config.publishTimeout, serverId });

@@ -1,8 +1,10 @@
 /**
  * The device policy at ingest. Each process keeps, per tenant, the set of known device ids
- * (`devices` plus `device_registrations`), loaded on first use and reloaded when older than 5 s
- * (in the background, or awaited when a request brings a device not in the set), plus the new
- * devices it admitted itself that the writer has not stored yet ("provisional").
+ * (`devices` plus `device_registrations`), loaded on first use and reloaded in the background when
+ * older than 5 s (one query per tenant until it settles), plus the new devices it admitted itself
+ * that the writer has not stored yet ("provisional"). A request never waits for a reload, except
+ * under 'reject' for a device not in the set, and then only while the reload is younger than
+ * 250 ms (a healthy database has answered by then; a hanging one keeps no request waiting).
  *
  * 'auto' admits a new device while known + provisional < max_devices; 'reject' admits only known
  * devices. Several ingest processes each count their own provisional devices, so the cap can be
@@ -30,12 +32,14 @@ interface KnownSet {
 
 const REFRESH_MS = 5_000;
 const LOOKUP_TIMEOUT_MS = 2_000;
+/** How long a reload may hold a request under 'reject' that brings a device not in the set. */
+const REJECT_WAIT_MS = 250;
 /** Sets unused this long are dropped (memory). */
 const IDLE_MS = 600_000;
 
 export class DeviceRegistry {
   private readonly sets = new Map<string, KnownSet>();
-  private readonly loads = new Map<string, Promise<KnownSet>>();
+  private readonly loads = new Map<string, { promise: Promise<KnownSet>; startedAt: number }>();
   private readonly failedAt = new Map<string, number>();
 
   constructor(
@@ -48,14 +52,16 @@ export class DeviceRegistry {
     let set = this.sets.get(tenant.id);
     if (!set) {
       this.dropIdle();
-      set = await this.load(tenant.id).catch(() => undefined);
+      set = await deadline(this.load(tenant.id), LOOKUP_TIMEOUT_MS, "device list").catch(() => undefined);
       if (!set) return tenant.devicePolicy === "auto" ? { refused: new Map() } : { unavailable: true };
     }
     set.usedAt = this.now();
     const isNew = (id: string) => !set.known.has(id) && !set.provisional.has(id);
-    if (this.now() - set.loadedAt >= REFRESH_MS) {
-      const reload = this.load(tenant.id).catch(() => {});
-      if (ids.some(isNew)) await reload;
+    if (this.now() - set.loadedAt >= REFRESH_MS) this.load(tenant.id).catch(() => {});
+    const reload = this.loads.get(tenant.id);
+    if (reload && tenant.devicePolicy === "reject" && ids.some(isNew)) {
+      const waitMs = reload.startedAt + REJECT_WAIT_MS - this.now();
+      if (waitMs > 0) await deadline(reload.promise, waitMs, "device list").catch(() => {});
     }
 
     const refused = new Map<string, Refusal>();
@@ -82,14 +88,17 @@ export class DeviceRegistry {
     set?.provisional.delete(deviceId);
   }
 
-  /** One load per tenant at a time; a failure keeps the set it had and is not retried for 5 s. */
+  /**
+   * One load per tenant at a time, until its query settles (however long the database hangs);
+   * a failure keeps the set it had and is not retried for 5 s.
+   */
   private load(tenantId: string): Promise<KnownSet> {
-    let loading = this.loads.get(tenantId);
-    if (loading) return loading;
+    const current = this.loads.get(tenantId);
+    if (current) return current.promise;
     const startedAt = this.now();
     if (startedAt - (this.failedAt.get(tenantId) ?? -Infinity) < REFRESH_MS) return Promise.reject(new Error("device list unavailable"));
     const query = this.sql`SELECT device_id FROM devices WHERE tenant = ${tenantId} UNION SELECT device_id FROM device_registrations WHERE tenant = ${tenantId}`;
-    loading = deadline(query, LOOKUP_TIMEOUT_MS, "device list")
+    const loading = Promise.resolve(query)
       .then((rows) => {
         const set = this.sets.get(tenantId) ?? { known: new Set<string>(), provisional: new Set<string>(), loadedAt: 0, usedAt: startedAt };
         set.known = new Set(rows.map((r) => r.device_id as string));
@@ -105,7 +114,7 @@ export class DeviceRegistry {
         throw err;
       })
       .finally(() => this.loads.delete(tenantId));
-    this.loads.set(tenantId, loading);
+    this.loads.set(tenantId, { promise: loading, startedAt });
     return loading;
   }
 

@@ -1,11 +1,14 @@
 /**
  * A tenant's settings by its id, for the MQTT bridge (HTTP finds them through the key cache; an
  * MQTT message names its tenant in its subject, which nats-server's user permissions vouch for).
- * Same rules as the key cache: an answer is used for `ttlMs`, then the store is asked again (one
- * query per tenant however many messages wait); when the store does not answer within 2 s the
- * last answer is used however old it is, and a tenant never loaded is `unavailable`.
+ * Same rules as the key cache: a tenant seen before is answered from memory at once, and an
+ * answer older than 3/4 of `ttlMs` is re-read in the background (one query per tenant at a time,
+ * until it settles); through a database outage the last answer is used however old it is. Only a
+ * tenant never loaded waits for the store (2 s at most), and is `unavailable` when it does not
+ * answer.
  */
 import type { Sql } from "../db/client.ts";
+import { Lru } from "../core/lru.ts";
 import { deadline } from "../lib/deadline.ts";
 import { logger } from "../lib/log.ts";
 import { getTenant } from "./store.ts";
@@ -22,11 +25,13 @@ export type TenantLookupResult = TenantSettings | null | "unavailable";
 interface Entry {
   settings: TenantSettings | null;
   checkedAt: number;
+  /** No background re-read before this (the last one failed). */
+  retryAt: number;
 }
 
 export class TenantLookup {
-  private readonly entries = new Map<string, Entry>();
-  private readonly inflight = new Map<string, Promise<Entry>>();
+  private readonly entries = new Lru<string, Entry>(MAX_ENTRIES);
+  private readonly queries = new Map<string, Promise<Entry>>();
   private readonly now: () => number;
   private retryAt = 0;
 
@@ -40,30 +45,41 @@ export class TenantLookup {
   async get(tenantId: string): Promise<TenantLookupResult> {
     const cached = this.entries.get(tenantId);
     const now = this.now();
-    if (cached && (now - cached.checkedAt < this.opts.ttlMs || now < this.retryAt)) return cached.settings;
-    if (!cached && now < this.retryAt) return "unavailable";
+    if (cached) {
+      if (now - cached.checkedAt >= (this.opts.ttlMs * 3) / 4 && now >= cached.retryAt && !this.queries.has(tenantId)) {
+        this.query(tenantId).catch((err) => {
+          cached.retryAt = this.now() + RETRY_MS;
+          this.failed(err);
+        });
+      }
+      return cached.settings;
+    }
+    if (now < this.retryAt) return "unavailable";
     try {
-      return (await this.fetch(tenantId)).settings;
+      return (await deadline(this.query(tenantId), LOOKUP_TIMEOUT_MS, "tenant lookup")).settings;
     } catch (err) {
-      if (this.now() >= this.retryAt) log.warn({ err: (err as Error).message }, "key store unreachable: using the tenant settings read before");
-      this.retryAt = this.now() + RETRY_MS;
-      return cached ? cached.settings : "unavailable";
+      this.failed(err);
+      return "unavailable";
     }
   }
 
-  private fetch(tenantId: string): Promise<Entry> {
-    let p = this.inflight.get(tenantId);
+  private failed(err: unknown): void {
+    if (this.now() >= this.retryAt) log.warn({ err: (err as Error).message }, "key store unreachable: using the tenant settings read before");
+    this.retryAt = this.now() + RETRY_MS;
+  }
+
+  /** One query per tenant until it settles, however many wait for it or give up on it. */
+  private query(tenantId: string): Promise<Entry> {
+    let p = this.queries.get(tenantId);
     if (!p) {
-      p = deadline(getTenant(this.sql, tenantId), LOOKUP_TIMEOUT_MS, "tenant lookup")
+      p = getTenant(this.sql, tenantId)
         .then((row) => {
-          const entry = { settings: row ? tenantSettings(row, this.opts.defaults) : null, checkedAt: this.now() };
-          this.entries.delete(tenantId);
-          if (this.entries.size >= MAX_ENTRIES) this.entries.delete(this.entries.keys().next().value!);
+          const entry = { settings: row ? tenantSettings(row, this.opts.defaults) : null, checkedAt: this.now(), retryAt: 0 };
           this.entries.set(tenantId, entry);
           return entry;
         })
-        .finally(() => this.inflight.delete(tenantId));
-      this.inflight.set(tenantId, p);
+        .finally(() => this.queries.delete(tenantId));
+      this.queries.set(tenantId, p);
     }
     return p;
   }

@@ -19,9 +19,9 @@ export async function startNats(): Promise<LocalNats & { dir: string }> {
   return withDir(nats, dir);
 }
 
-export async function startPostgres(opts: { port?: number } = {}): Promise<LocalPostgres & { dir: string }> {
+export async function startPostgres(opts: { port?: number; settings?: Record<string, string> } = {}): Promise<LocalPostgres & { dir: string }> {
   const dir = await postgresTempDir();
-  const pg = await startLocalPostgres({ dataDir: join(dir, "pgdata"), port: opts.port }).catch(removeAndRethrow(dir));
+  const pg = await startLocalPostgres({ dataDir: join(dir, "pgdata"), port: opts.port, settings: opts.settings }).catch(removeAndRethrow(dir));
   return withDir(pg, dir);
 }
 

@@ -54,6 +54,20 @@ describe("config", () => {
     expect(() => loadConfig({}, { TELEMETRY_API_KEYS: "Bad.Tenant:0123456789abcdef0123" })).toThrow(ConfigError);
   });
 
+  test("keys that no request could carry are refused: spaces, non-ASCII, over 512 characters", () => {
+    for (const key of ["0123456789 abcdef0123", "0123456789abcdef\u00e9", "k".repeat(513)]) {
+      expect(() => loadConfig({}, { TELEMETRY_API_KEYS: `acme:${key}` })).toThrow(/visible ASCII/);
+    }
+  });
+
+  test("key-check limits and trusted proxies", () => {
+    const c = loadConfig({}, { TELEMETRY_TRUSTED_PROXIES: "10.0.0.0/8, ::1", TELEMETRY_AUTH_FAILURES: "5" });
+    expect([c.trustedProxies, c.authFailures, c.authLookupRate]).toEqual([["10.0.0.0/8", "::1"], 5, 100]);
+    expect(loadConfig({}, {}).trustedProxies).toEqual([]);
+    expect(() => loadConfig({}, { TELEMETRY_TRUSTED_PROXIES: "10.0.0.0/8,proxy.local" })).toThrow(/TELEMETRY_TRUSTED_PROXIES: .*not: proxy.local/);
+    expect(() => loadConfig({}, { TELEMETRY_AUTH_LOOKUP_RATE: "0" })).toThrow(ConfigError);
+  });
+
   test("durations", () => {
     expect(parseDuration("72h")).toBe(259_200_000);
     expect(parseDuration("1.5s")).toBe(1500);
