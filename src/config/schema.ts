@@ -5,7 +5,7 @@
 import { z } from "zod";
 import { parseDuration } from "../core/duration.ts";
 import type { RollupRetention } from "../core/retention.ts";
-import { parseCidr } from "../core/client-address.ts";
+import { parseCidr } from "../core/address.ts";
 import { PLAUSIBLE_KEY } from "../core/key-guard.ts";
 import { TENANT_ID_PATTERN } from "../core/subject.ts";
 import { parseAllowList } from "../core/target-policy.ts";

@@ -106,6 +106,11 @@ export function embeddedIpv4(ip: Ip): Ip | null {
   return null;
 }
 
+/** ::ffff:a.b.c.d as a.b.c.d (only the mapped form: NAT64 and 6to4 addresses are other hosts); any other address as it is. */
+export function withoutIpv4Mapping(ip: Ip): Ip {
+  return ip.v === 6 && inCidr(ip, MAPPED) ? { v: 4, bytes: ip.bytes.slice(12) } : ip;
+}
+
 const cidr = (text: string): Cidr => parseCidr(text)!;
 const MAPPED = cidr("::ffff:0:0/96");
 const NAT64 = cidr("64:ff9b::/96");

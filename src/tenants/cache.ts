@@ -21,9 +21,8 @@
  * (an error, or nothing within 2 s) an unseen key is `unavailable` (503), and for 1 s after a
  * failure, unseen keys do not wait on the database at all.
  */
-import type { BlockList } from "node:net";
 import type { Sql } from "../db/client.ts";
-import { clientOf, trustList } from "../core/client-address.ts";
+import { clientOf, type TrustList, trustList } from "../core/client-address.ts";
 import { KeyGuard, PLAUSIBLE_KEY } from "../core/key-guard.ts";
 import { Lru } from "../core/lru.ts";
 import { deadline } from "../lib/deadline.ts";
@@ -68,7 +67,7 @@ export class KeyCache {
   private readonly queries = new Map<string, Promise<Verified | null>>();
   private readonly used = new Map<string, number>();
   private readonly guard: KeyGuard;
-  private readonly proxies: BlockList | null;
+  private readonly proxies: TrustList | null;
   private readonly now: () => number;
   private readonly timer: Timer;
   private retryAt = 0;

@@ -1,7 +1,8 @@
 import { describe, expect, test } from "bun:test";
 import { clientGroup, KeyGuard, PLAUSIBLE_KEY } from "../../src/core/key-guard.ts";
 import { Lru } from "../../src/core/lru.ts";
-import { clientOf, parseCidr, trustList } from "../../src/core/client-address.ts";
+import { parseCidr } from "../../src/core/address.ts";
+import { clientOf, trustList } from "../../src/core/client-address.ts";
 
 const clock = () => {
   let t = 1_000_000;
@@ -80,9 +81,17 @@ describe("client address behind proxies", () => {
   });
 
   test("CIDRs are parsed strictly", () => {
-    expect(parseCidr("10.0.0.0/8")).toEqual({ address: "10.0.0.0", prefix: 8, family: "ipv4" });
-    expect(parseCidr("2001:db8::/32")).toEqual({ address: "2001:db8::", prefix: 32, family: "ipv6" });
-    expect(parseCidr("192.0.2.1")).toEqual({ address: "192.0.2.1", prefix: 32, family: "ipv4" });
-    for (const bad of ["10.0.0.0/33", "example.com", "10.0.0.0/8/1", "10.0.0.0/x", ""]) expect(parseCidr(bad)).toBeNull();
+    expect(parseCidr("10.0.0.0/8")).toEqual({ ip: { v: 4, bytes: [10, 0, 0, 0] }, prefix: 8 });
+    expect(parseCidr("2001:db8::/32")?.prefix).toBe(32);
+    expect(parseCidr("192.0.2.1")).toEqual({ ip: { v: 4, bytes: [192, 0, 2, 1] }, prefix: 32 });
+    for (const bad of ["10.0.0.0/33", "example.com", "10.0.0.0/8/1", "10.0.0.0/x", "10.0.0.1/8", ""]) expect(parseCidr(bad)).toBeNull();
+    expect(() => trustList(["10.0.0.0/8", "proxy.local"])).toThrow("proxy.local");
+  });
+
+  test("a 6to4 or NAT64 address is not the IPv4 address it carries, for trust", () => {
+    const proxies = trustList(["10.0.0.1"]);
+    expect(clientOf(proxies, "2002:a00:1::1", "203.0.113.9")).toBe("2002:a00:1::1");
+    expect(clientOf(proxies, "64:ff9b::a00:1", "203.0.113.9")).toBe("64:ff9b::a00:1");
+    expect(clientOf(proxies, "::ffff:10.0.0.1", "203.0.113.9")).toBe("203.0.113.9");
   });
 });
