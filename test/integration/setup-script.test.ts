@@ -5,7 +5,7 @@
  * script runs against it with nats-server missing from PATH.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -14,17 +14,16 @@ let dir: string;
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), "telemetry-setup-"));
-  // The repository as the script sees it: npm dependencies present and newer than the lock file.
+  // The repository as the script sees it: npm dependencies present as locked (an empty lock file).
   mkdirSync(join(dir, "repo/scripts"), { recursive: true });
   copyFileSync(join(root, "scripts/setup.sh"), join(dir, "repo/scripts/setup.sh"));
+  copyFileSync(join(root, "scripts/npm-deps-ok.cjs"), join(dir, "repo/scripts/npm-deps-ok.cjs")); // an empty lock: nothing to install
   mkdirSync(join(dir, "repo/node_modules/.bin"), { recursive: true });
   writeFileSync(join(dir, "repo/node_modules/.bin/bun"), "#!/bin/sh\n", { mode: 0o755 });
   writeFileSync(join(dir, "repo/package-lock.json"), "{}");
-  writeFileSync(join(dir, "repo/node_modules/.package-lock.json"), "{}");
-  utimesSync(join(dir, "repo/package-lock.json"), new Date(2000, 0, 1), new Date(2000, 0, 1));
   // PATH: the few tools the script uses, no nats-server (so it installs it), a stand-in apt-get and sudo.
   mkdirSync(join(dir, "bin"));
-  for (const tool of ["dirname", "id", "grep", "sleep", "cat"]) symlinkSync(Bun.which(tool)!, join(dir, "bin", tool));
+  for (const tool of ["dirname", "id", "grep", "sleep", "cat", "node"]) symlinkSync(Bun.which(tool)!, join(dir, "bin", tool));
   writeFileSync(join(dir, "bin/sudo"), '#!/bin/bash\nexec "$@"\n', { mode: 0o755 });
 }, 30_000);
 
