@@ -36,13 +36,19 @@ interface StagedNats {
   license: string;
 }
 
+class BuildError extends Error {}
+
+/** Stops the build with one line (the stage dir is removed on the way out). */
 function die(message: string): never {
-  process.stderr.write(`build: ${message}\n`);
-  process.exit(1);
+  throw new BuildError(message);
 }
 
 function findBinary(): string {
-  if (opts["nats-server"]) return realpathSync(opts["nats-server"]);
+  const given = opts["nats-server"];
+  if (given) {
+    if (!existsSync(given) || !statSync(given).isFile() || (statSync(given).mode & 0o111) === 0) die(`--nats-server ${given} is not an executable file`);
+    return realpathSync(given);
+  }
   try {
     return realpathSync(findNatsServer());
   } catch {
@@ -117,10 +123,15 @@ async function main(): Promise<void> {
     if (build.exitCode !== 0) die(`bun build failed (exit ${build.exitCode})`);
     const mib = (statSync(outfile).size / 1_048_576).toFixed(1);
     const carried = nats ? `nats-server ${nats.version} from ${nats.builtFrom} (sha256 ${nats.sha256.slice(0, 12)}…)` : "no nats-server (--no-nats-server: it needs one on the machine)";
-    process.stdout.write(`build: ${relative(process.cwd(), outfile) || outfile}: ${mib} MiB, embeds ${carried} and the licenses of ${npm.packages} npm packages\n`);
+    const shown = relative(process.cwd(), outfile).startsWith("..") ? outfile : relative(process.cwd(), outfile);
+    process.stdout.write(`build: ${shown}: ${mib} MiB, embeds ${carried} and the licenses of ${npm.packages} npm packages\n`);
   } finally {
     rmSync(stage, { recursive: true, force: true });
   }
 }
 
-await main();
+await main().catch((err) => {
+  if (!(err instanceof BuildError)) throw err;
+  process.stderr.write(`build: ${err.message}\n`);
+  process.exit(1);
+});

@@ -42,6 +42,8 @@ export const licenses = defineCommand({
       process.stdout.write("This telemetry runs from source (or was built without its license file): it embeds nothing; build the executable with `npm run build`.\n");
       return;
     }
+    // `telemetry licenses | head` closes the pipe early: that is not an error
+    process.stdout.on("error", (err: NodeJS.ErrnoException) => process.exit(err.code === "EPIPE" ? 0 : 1));
     process.stdout.write(await Bun.file(path).text());
   },
 });

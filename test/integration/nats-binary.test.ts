@@ -138,6 +138,17 @@ describe("TELEMETRY_NATS_SERVER_BIN", () => {
   });
 });
 
+describe("npm run build (scripts/build.ts)", () => {
+  test("a nats-server that is not there stops the build, saying so, before compiling", () => {
+    const outfile = join(work, "never-built");
+    const r = Bun.spawnSync({ cmd: [process.execPath, "scripts/build.ts", "--nats-server", join(work, "missing"), "--outfile", outfile], cwd: join(import.meta.dir, "../.."), stderr: "pipe" });
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr.toString()).toBe(`build: --nats-server ${join(work, "missing")} is not an executable file\n`);
+    expect(existsSync(outfile)).toBe(false);
+    expect(Array.from(new Bun.Glob("stage-*").scanSync({ cwd: join(import.meta.dir, "../../build"), onlyFiles: false }))).toEqual([]); // its staging dir is gone
+  });
+});
+
 function readdir(dir: string): string[] {
   return existsSync(dir) ? Array.from(new Bun.Glob("{*,.*}").scanSync({ cwd: dir, dot: true })) : [];
 }
