@@ -24,6 +24,10 @@ import { check, freshDatabase } from "../helpers/services.ts";
  * PostgreSQL by DATABASE_URL (a server this test process starts; the executable's own search
  * cannot reach any binaries), and the test "no DATABASE_URL" below checks that it then stops,
  * saying so. When the embedded database lands, drop this switch: `embeddedDatabase` is always true.
+ * The join: its `auto` choice must ask `locatePostgresBinDir(config.postgresBinDir)` (undefined =
+ * no binaries), so that TELEMETRY_POSTGRES_BIN_DIR=none counts as a machine without PostgreSQL.
+ * Tried on 2026-12-01 with branch pglite14 (baa5b5a) merged and that one change: this file passed
+ * with zero config, no database at all.
  */
 const embeddedDatabase = Object.values(SETTINGS).some((s): boolean => (s.env as string) === "TELEMETRY_DATABASE");
 
