@@ -13,10 +13,11 @@ import { serve } from "./serve.ts";
 import { status } from "./status.ts";
 import { tenants } from "./tenants.ts";
 import { showUsage } from "./usage.ts";
+import { licenses, version } from "./version.ts";
 
 const main = defineCommand({
   meta: { name: "telemetry", version: pkg.version, description: "Self-hosted telemetry server: HTTP ingest -> NATS JetStream -> PostgreSQL/TimescaleDB" },
-  subCommands: { serve, migrate, status, replay, quarantine, dlq, tenants, keys, mqtt, config },
+  subCommands: { serve, migrate, status, replay, quarantine, dlq, tenants, keys, mqtt, config, version, licenses },
 });
 
 await runMain(main, { showUsage: showUsage(main) });

@@ -6,14 +6,14 @@
 import { join, resolve } from "node:path";
 import type { Config } from "../config/schema.ts";
 import { createSql, type Sql } from "../db/client.ts";
-import { startLocalPostgres } from "../embedded/postgres.ts";
+import { findPostgresBinDir, startLocalPostgres } from "../embedded/postgres.ts";
 import { connectBroker, type Broker } from "../nats/connection.ts";
 import { runningServer } from "../server/runtime.ts";
 
 export async function withDatabase<T>(config: Config, fn: (sql: Sql, url: string) => Promise<T>): Promise<T> {
   const dataDir = resolve(config.dataDir);
   let url = config.databaseUrl || runningServer(dataDir)?.databaseUrl;
-  const local = url ? undefined : await startLocalPostgres({ dataDir: join(dataDir, "pg"), relocateIfUnreachable: true, timescale: config.timescale });
+  const local = url ? undefined : await startLocalPostgres({ dataDir: join(dataDir, "pg"), relocateIfUnreachable: true, timescale: config.timescale, binDir: findPostgresBinDir(config.postgresBinDir) });
   url ??= local!.url;
   const sql = createSql(url, { max: 2, name: "cli" });
   try {

@@ -79,7 +79,7 @@ export async function startLocalNats(opts: LocalNatsOptions): Promise<LocalNats>
   await supervisor.start().catch((err: Error) => {
     throw bindError(err.message, port) ?? err;
   });
-  log.info({ url, storeDir, pid: supervisor.pid, mqtt: opts.mqtt ? `${opts.mqtt.host}:${opts.mqtt.port}` : undefined }, "local nats-server started");
+  log.info({ url, storeDir, binary, pid: supervisor.pid, mqtt: opts.mqtt ? `${opts.mqtt.host}:${opts.mqtt.port}` : undefined }, "local nats-server started");
 
   const mqtt = opts.mqtt && {
     url: `mqtt://${opts.mqtt.host === "0.0.0.0" ? "127.0.0.1" : opts.mqtt.host}:${opts.mqtt.port}`,
@@ -154,7 +154,8 @@ async function stopOrphan(pidFile: string, configFile: string): Promise<void> {
     return;
   }
   const cmd = pid && pidAlive(pid) ? pidArgv(pid) : [];
-  if (!cmd.some((part) => basename(part) === "nats-server") || !cmd.includes(configFile)) return;
+  // nats-server, or an extracted embedded one (nats-server-<version>-<hash>, see nats-binary.ts)
+  if (!cmd.some((part) => /^nats-server(-[\w.-]+)?$/.test(basename(part))) || !cmd.includes(configFile)) return;
   log.warn({ pid }, "stopping a nats-server left running by a previous process");
   await terminatePid(pid, "SIGTERM", 10_000);
 }

@@ -8,15 +8,16 @@ import { basename, dirname, join, resolve } from "node:path";
 import postgres from "postgres";
 import { logger } from "../lib/log.ts";
 import { assertPortFree } from "./ports.ts";
-import { findExecutable, pidAlive, pidArgv, pidCommandLine, run, signalPid, Supervisor, terminatePid, waitFor, type SpawnOptions } from "./process.ts";
+import { pidAlive, pidArgv, pidCommandLine, run, signalPid, Supervisor, terminatePid, waitFor, type SpawnOptions } from "./process.ts";
 import { supervisedPreload } from "./timescale-preload.ts";
 import type { LocalPostgres } from "./types.ts";
 import type { TimescaleWanted } from "../core/timescale.ts";
+import { findPostgresBinDir } from "./postgres-bin.ts";
+
+export { findPostgresBinDir, locatePostgresBinDir } from "./postgres-bin.ts";
 
 const log = logger("postgres");
 
-const NOT_FOUND =
-  "PostgreSQL server not found; install the Debian package 'postgresql' (apt-get install postgresql) or set DATABASE_URL";
 const SOCKET_PORT = 5432;
 const MAX_SOCKET_PATH = 107;
 const DEFAULT_SETTINGS: Record<string, string> = {
@@ -53,22 +54,6 @@ export interface LocalPostgresOptions {
 interface ServerUser {
   uid?: number;
   gid?: number;
-}
-
-export function findPostgresBinDir(): string {
-  const onPath = findExecutable("postgres");
-  if (onPath) {
-    const dir = dirname(realpathSync(onPath));
-    if (["initdb", "pg_ctl"].every((tool) => existsSync(join(dir, tool)))) return dir;
-  }
-  const versions = safeReaddir("/usr/lib/postgresql")
-    .filter((v) => /^\d+$/.test(v))
-    .sort((a, b) => Number(b) - Number(a));
-  for (const version of versions) {
-    const dir = `/usr/lib/postgresql/${version}/bin`;
-    if (["postgres", "initdb", "pg_ctl"].every((tool) => existsSync(join(dir, tool)))) return dir;
-  }
-  throw new Error(NOT_FOUND);
 }
 
 export async function startLocalPostgres(opts: LocalPostgresOptions): Promise<LocalPostgres> {

@@ -6,22 +6,23 @@
  * SIGTERM stops it and its children cleanly. Prints the executable's size and cold start.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
+import pkg from "../../package.json" with { type: "json" };
+import { natsServerVersion, sha256Hex } from "../../src/embedded/nats-binary.ts";
+import { findNatsServer } from "../../src/embedded/nats-server.ts";
 import { freePort, pidAlive } from "../../src/embedded/process.ts";
+import { builtExecutable } from "../helpers/executable.ts";
 import { check, freshDatabase } from "../helpers/services.ts";
 
-const root = resolve(import.meta.dir, "../..");
 let work: string;
 let binary: string;
 
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), "telemetry-bin-"));
   chmodSync(work, 0o755);
-  binary = join(work, "telemetry");
-  const build = Bun.spawnSync({ cmd: [process.execPath, "build", "--compile", "--minify", "--sourcemap", "src/cli/main.ts", "--outfile", binary], cwd: root, stderr: "pipe" });
-  if (build.exitCode !== 0) throw new Error(`build failed: ${build.stderr.toString()}`);
+  binary = await builtExecutable();
 }, 120_000);
 
 afterAll(() => {
@@ -32,8 +33,28 @@ test("--help lists the commands; size and cold start", () => {
   const t0 = performance.now();
   const out = Bun.spawnSync({ cmd: [binary, "--help"] }).stdout.toString();
   const coldMs = performance.now() - t0;
-  for (const cmd of ["serve", "migrate", "status", "replay", "quarantine", "dlq", "tenants", "keys", "config"]) expect(out).toContain(cmd);
+  for (const cmd of ["serve", "migrate", "status", "replay", "quarantine", "dlq", "tenants", "keys", "config", "version", "licenses"]) expect(out).toContain(cmd);
   console.log(`SMOKE binary_mib=${(statSync(binary).size / 1_048_576).toFixed(1)} help_ms=${coldMs.toFixed(0)}`);
+});
+
+test("version: telemetry's, Bun's and the embedded nats-server's (the machine's, by its hash); licenses: the texts it carries", () => {
+  const system = findNatsServer();
+  const json = Bun.spawnSync({ cmd: [binary, "version", "--json"], env: { PATH: "/nonexistent" } });
+  expect(json.exitCode).toBe(0);
+  expect(JSON.parse(json.stdout.toString())).toEqual({
+    telemetry: pkg.version,
+    bun: Bun.version,
+    nats_server: { source: "embedded", path: realpathSync(system), version: natsServerVersion(system), sha256: sha256Hex(readFileSync(system)) },
+  });
+  const text = Bun.spawnSync({ cmd: [binary, "version"] }).stdout.toString();
+  expect(text).toContain(`nats-server  ${natsServerVersion(system)} (embedded, sha256 `);
+  const path = JSON.parse(Bun.spawnSync({ cmd: [binary, "version", "--json", "--nats-server-bin", "path"] }).stdout.toString());
+  expect(path.nats_server).toEqual({ source: "path", path: system, version: natsServerVersion(system) });
+
+  const licenses = Bun.spawnSync({ cmd: [binary, "licenses"] }).stdout.toString();
+  expect(licenses).toContain(`=== nats-server ${natsServerVersion(system)} (built from ${realpathSync(system)}`);
+  expect(licenses).toContain("TERMS AND CONDITIONS FOR USE, REPRODUCTION, AND DISTRIBUTION"); // Apache-2.0 in full
+  for (const dep of Object.keys(pkg.dependencies)) expect(licenses).toContain(`=== ${dep} ${pkg.dependencies[dep as keyof typeof pkg.dependencies]} (`);
 });
 
 test("a bad setting stops the process with one line per problem", () => {
