@@ -8,12 +8,13 @@ import type { Config } from "../config/schema.ts";
 import { createSql, type Sql } from "../db/client.ts";
 import { startLocalPostgres } from "../embedded/postgres.ts";
 import { connectBroker, type Broker } from "../nats/connection.ts";
-import { runningServer } from "../server/runtime.ts";
+import { claimDataDir, runningServer } from "../server/runtime.ts";
+import { databaseKind, embeddedDataDir } from "../server/services.ts";
 
 export async function withDatabase<T>(config: Config, fn: (sql: Sql, url: string) => Promise<T>): Promise<T> {
   const dataDir = resolve(config.dataDir);
   let url = config.databaseUrl || runningServer(dataDir)?.databaseUrl;
-  const local = url ? undefined : await startLocalPostgres({ dataDir: join(dataDir, "pg"), relocateIfUnreachable: true, timescale: config.timescale });
+  const local = url ? undefined : await startLocalDatabase(config, dataDir);
   url ??= local!.url;
   const sql = createSql(url, { max: 2, name: "cli" });
   try {
@@ -21,6 +22,21 @@ export async function withDatabase<T>(config: Config, fn: (sql: Sql, url: string
   } finally {
     await sql.end({ timeout: 5 });
     await local?.stop();
+  }
+}
+
+/** The data dir's own database for the duration of a command (no server owns it). */
+async function startLocalDatabase(config: Config, dataDir: string): Promise<{ url: string; stop(): Promise<void> }> {
+  if (databaseKind(config, dataDir) !== "embedded") return startLocalPostgres({ dataDir: join(dataDir, "pg"), relocateIfUnreachable: true, timescale: config.timescale });
+  // One PGlite per data dir: claimed like `serve` does, so no server starts on the same files meanwhile.
+  const claim = claimDataDir(dataDir);
+  try {
+    const { startEmbeddedDatabase } = await import("../embedded/pglite.ts");
+    const db = await startEmbeddedDatabase({ dataDir: embeddedDataDir(dataDir) });
+    return { url: db.url, stop: () => db.stop().finally(() => claim.release()) };
+  } catch (err) {
+    claim.release();
+    throw err;
   }
 }
 

@@ -175,7 +175,7 @@ interface ClientDeps {
 function serveClient(socket: Socket, deps: ClientDeps): void {
   const me = {};
   const statements = new Set<string>();
-  let pending = Buffer.alloc(0);
+  let pending: Buffer = Buffer.alloc(0);
   let started = false;
   let closed = false;
   let chain = Promise.resolve();
