@@ -87,7 +87,7 @@ async function copyTable(source: Sql, target: Sql, t: TableInfo, opts: Required<
   for (;;) {
     const [page] = await source.unsafe<{ rows: string | null; n: number; last: string | null }[]>(last ? next : first, last ?? []);
     if (!page || page.n === 0 || page.rows === null) break;
-    const result = await target.unsafe(`INSERT INTO ${ident(t.name)} SELECT * FROM json_populate_recordset(NULL::${ident(t.name)}, $1::json) ON CONFLICT DO NOTHING`, [page.rows]);
+    const result = await target.unsafe(`INSERT INTO ${ident(t.name)} SELECT * FROM json_populate_recordset(NULL::${ident(t.name)}, ($1::text)::json) ON CONFLICT DO NOTHING`, [page.rows]);
     read += page.n;
     inserted += result.count;
     opts.onProgress(t.name, inserted, read);
