@@ -122,7 +122,12 @@ export async function startWireServer(backend: ProtocolBackend, opts: WireServer
   const server: Server = createServer((socket) => {
     if (sockets.size >= maxClients) {
       log.warn({ maxClients }, "embedded database: too many connections, refusing one");
-      socket.end(message("E", Buffer.concat([cstr("SFATAL"), cstr("C53300"), cstr(`Mtoo many connections to the embedded database (most ${maxClients})`), Buffer.from([0])])));
+      const refusal = message("E", Buffer.concat([cstr("SFATAL"), cstr("C53300"), cstr(`Mtoo many connections to the embedded database (most ${maxClients})`), Buffer.from([0])]));
+      socket.on("error", () => {});
+      // Answered once the client has sent its startup message (before that it could not read it).
+      const drop = setTimeout(() => socket.destroy(), 5_000);
+      socket.once("data", () => socket.end(refusal, () => socket.destroy()));
+      socket.once("close", () => clearTimeout(drop));
       return;
     }
     sockets.add(socket);
@@ -152,10 +157,8 @@ export async function startWireServer(backend: ProtocolBackend, opts: WireServer
       }
     },
     async stop() {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const s of sockets) s.destroy();
-      });
+      server.close();
+      for (const s of sockets) s.destroy();
       // Let the clients' close handlers roll back and give the backend back.
       await lender.take(self);
       lender.give(self);
