@@ -44,7 +44,9 @@ try {
     if (Date.now() > deadline || proc.exitCode !== null) throw new Error("server did not get ready");
     await sleep(200);
   }
-  let peak = await rssMiB();
+  const idleRssMiB = Math.round(await rssMiB());
+  const emptyBytes = Number(Bun.spawnSync({ cmd: ["du", "-sb", join(dir, "data", "pglite")] }).stdout.toString().split("\t")[0]);
+  let peak = idleRssMiB;
   const sampler = setInterval(async () => (peak = Math.max(peak, await rssMiB())), 250);
   const t0 = Date.now() - 1;
   const start = performance.now();
@@ -62,22 +64,43 @@ try {
       if (res.status !== 202) throw new Error(`ingest answered ${res.status}: ${await res.text()}`);
     }
   };
+  // One single-record POST every 100 ms meanwhile: how long ingest waits while PGlite holds the event loop.
+  const latencies: number[] = [];
+  let probing = true;
+  const probe = (async () => {
+    for (let i = 0; probing; i++) {
+      const t = performance.now();
+      await fetch(`${base}/api/v1/telemetry`, { method: "POST", headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" }, body: JSON.stringify({ device_id: "probe", ts: t0 - N - 1_000_000 + i, metrics: { v: i } }) });
+      latencies.push(performance.now() - t);
+      await sleep(100);
+    }
+  })();
   await Promise.all(Array.from({ length: CLIENTS }, client));
   const posted = (performance.now() - start) / 1000;
   let done = 0;
   let lastLog = 0;
-  while ((done = await inserted()) < N) {
+  for (;;) {
+    done = await inserted();
+    if (probing && done >= N) {
+      probing = false;
+      await probe;
+    }
+    if (!probing && done >= N + latencies.length) break;
     if (Date.now() > deadline) throw new Error(`timed out with ${done} of ${N} inserted`);
     if (Date.now() - lastLog > 10_000) {
       lastLog = Date.now();
       console.error(`  ${done} inserted, rss ${Math.round(peak)} MiB`);
     }
-    await sleep(200);
+    await sleep(50);
   }
   const total = (performance.now() - start) / 1000;
+  latencies.sort((a, b) => a - b);
+  const pct = (p: number) => Math.round(latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))]!);
   clearInterval(sampler);
+  const metricsText = await (await fetch(`${base}/metrics`)).text();
+  const flush = (what: string) => Number(new RegExp(`telemetry_writer_flush_seconds_${what} ([\\d.e+-]+)`).exec(metricsText)?.[1] ?? 0);
   const du = Bun.spawnSync({ cmd: ["du", "-sb", join(dir, "data", "pglite")] }).stdout.toString().split("\t")[0];
-  console.log(JSON.stringify({ readings: N, postedSeconds: +posted.toFixed(1), allInsertedSeconds: +total.toFixed(1), readingsPerSecond: Math.round(N / total), peakRssMiB: Math.round(peak), rssAtEndMiB: Math.round(await rssMiB()), pgliteBytes: Number(du), bytesPerReading: Math.round(Number(du) / N) }));
+  console.log(JSON.stringify({ readings: N, postedSeconds: +posted.toFixed(1), allInsertedSeconds: +total.toFixed(1), readingsPerSecond: Math.round(N / total), meanFlushMs: +((flush("sum") / flush("count")) * 1000).toFixed(1), probePostMs: { p50: pct(0.5), p99: pct(0.99), max: pct(1) }, idleRssMiB, peakRssMiB: Math.round(peak), rssAtEndMiB: Math.round(await rssMiB()), emptyPgliteBytes: emptyBytes, pgliteBytes: Number(du), bytesPerReading: Math.round((Number(du) - emptyBytes) / N) }));
 } finally {
   proc.kill("SIGTERM");
   await proc.exited;
