@@ -3,6 +3,7 @@
  * the `telemetry serve` that owns the data dir, else (database only) a local PostgreSQL started
  * for the duration of the command.
  */
+import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Config } from "../config/schema.ts";
 import { createSql, type Sql } from "../db/client.ts";
@@ -29,6 +30,7 @@ export async function withDatabase<T>(config: Config, fn: (sql: Sql, url: string
 async function startLocalDatabase(config: Config, dataDir: string): Promise<{ url: string; stop(): Promise<void> }> {
   if (databaseKind(config, dataDir) !== "embedded") return startLocalPostgres({ dataDir: join(dataDir, "pg"), relocateIfUnreachable: true, timescale: config.timescale });
   // One PGlite per data dir: claimed like `serve` does, so no server starts on the same files meanwhile.
+  mkdirSync(dataDir, { recursive: true, mode: 0o711 });
   const claim = claimDataDir(dataDir);
   try {
     const { startEmbeddedDatabase } = await import("../embedded/pglite.ts");

@@ -232,7 +232,10 @@ function serveClient(socket: Socket, deps: ClientDeps): void {
       at += 1 + len;
       if (ENDS_EXCHANGE.has(type)) cut = at;
     }
-    if (cut === 0) return null;
+    if (cut === 0) {
+      if (at > deps.maxMessage) throw new Error(`${at} bytes of messages without a Sync`);
+      return null;
+    }
     const bytes = pending.subarray(0, cut);
     pending = pending.subarray(cut);
     return bytes;

@@ -32,8 +32,9 @@ const env = (extra: Record<string, string> = {}) => ({
   LOG_LEVEL: "warn",
   ...extra,
 });
-const cli = (...args: string[]) => {
-  const r = Bun.spawnSync({ cmd: [process.execPath, "src/cli/main.ts", ...args], cwd: root, env: env(), stdout: "pipe", stderr: "pipe" });
+const cli = (...args: string[]) => cliIn(env(), ...args);
+const cliIn = (environment: Record<string, string>, ...args: string[]) => {
+  const r = Bun.spawnSync({ cmd: [process.execPath, "src/cli/main.ts", ...args], cwd: root, env: environment, stdout: "pipe", stderr: "pipe" });
   return { code: r.exitCode, out: r.stdout.toString(), err: r.stderr.toString() };
 };
 
@@ -116,6 +117,21 @@ describe("serve on the embedded database", () => {
     expect(await stop()).toBe(0);
   }, 120_000);
 });
+
+test("without a server, a command opens a new data dir's embedded database itself; auto keeps using it", () => {
+  const fresh = join(dir, "fresh", "data");
+  const migrate = cliIn(env({ TELEMETRY_DATA_DIR: fresh }), "migrate");
+  expect(migrate.code).toBe(0);
+  expect(migrate.out).toContain("applied 0001_init");
+  expect(migrate.out).toContain("(storage: postgresql)");
+  expect(existsSync(join(fresh, "pglite", "PG_VERSION"))).toBe(true);
+  const { TELEMETRY_DATABASE: _, ...auto } = env({ TELEMETRY_DATA_DIR: fresh });
+  const again = cliIn(auto, "migrate");
+  expect(again.code).toBe(0);
+  expect(again.out).toContain("pglite.sock");
+  expect(again.out).toContain("already up to date");
+  expect(existsSync(join(fresh, "pg"))).toBe(false);
+}, 60_000);
 
 describe("migrate-to", () => {
   const tables = async (sql: postgres.Sql) =>
