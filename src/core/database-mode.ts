@@ -2,9 +2,9 @@
  * Which database a process without DATABASE_URL uses (TELEMETRY_DATABASE):
  * - postgres: a supervised local PostgreSQL (its server binaries are required);
  * - embedded: PGlite in this process, data in `<data dir>/pglite`;
- * - auto: an existing embedded database stays in use (installing PostgreSQL later must not switch
- *   the server to an empty database; `telemetry migrate-to` moves the data), else PostgreSQL when
- *   its binaries are found, else embedded.
+ * - auto: the database the data dir already holds stays in use (installing PostgreSQL later, or
+ *   losing its binaries, must not switch the server to an empty database; `telemetry migrate-to`
+ *   moves the data), else PostgreSQL when its binaries are found, else embedded.
  */
 export const DATABASE_CHOICES = ["auto", "postgres", "embedded"] as const;
 export type DatabaseChoice = (typeof DATABASE_CHOICES)[number];
@@ -15,6 +15,8 @@ export interface DatabaseFacts {
   hasUrl: boolean;
   /** `<data dir>/pglite` holds a database. */
   embeddedExists: boolean;
+  /** `<data dir>/pg` holds a (supervised PostgreSQL) database. */
+  postgresExists: boolean;
   /** Whether PostgreSQL's server binaries are found (asked only when it matters). */
   postgresFound: () => boolean;
 }
@@ -26,6 +28,8 @@ export function chooseDatabase(f: DatabaseFacts): { kind: DatabaseKind } | { err
   }
   if (f.choice === "postgres") return { kind: "postgres" };
   if (f.choice === "embedded") return { kind: "embedded" };
+  if (f.embeddedExists && f.postgresExists) return { error: "the data dir holds both an embedded database (pglite) and a PostgreSQL one (pg); choose with TELEMETRY_DATABASE=embedded or postgres" };
+  if (f.postgresExists) return { kind: "postgres" };
   if (f.embeddedExists || !f.postgresFound()) return { kind: "embedded" };
   return { kind: "postgres" };
 }

@@ -41,6 +41,7 @@ export function databaseKind(config: Config, dataDir: string): DatabaseKind {
     choice: config.database,
     hasUrl: config.databaseUrl !== "",
     embeddedExists: existsSync(join(embeddedDataDir(dataDir), "PG_VERSION")),
+    postgresExists: existsSync(join(dataDir, "pg", "PG_VERSION")),
     postgresFound: hasPostgresBinaries,
   });
   if ("error" in choice) throw new Error(choice.error);

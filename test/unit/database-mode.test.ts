@@ -8,6 +8,7 @@ describe("chooseDatabase (TELEMETRY_DATABASE)", () => {
     choice: f.choice ?? "auto",
     hasUrl: f.hasUrl ?? false,
     embeddedExists: f.embeddedExists ?? false,
+    postgresExists: f.postgresExists ?? false,
     postgresFound: () => f.postgres ?? true,
   });
 
@@ -18,6 +19,12 @@ describe("chooseDatabase (TELEMETRY_DATABASE)", () => {
 
   test("auto: an existing embedded database stays in use after PostgreSQL gets installed", () => {
     expect(chooseDatabase(facts({ postgres: true, embeddedExists: true }))).toEqual({ kind: "embedded" });
+  });
+
+  test("auto: an existing supervised PostgreSQL data dir stays in use when its binaries are gone (then: install postgresql)", () => {
+    expect(chooseDatabase(facts({ postgres: false, postgresExists: true }))).toEqual({ kind: "postgres" });
+    expect(chooseDatabase(facts({ postgresExists: true, embeddedExists: true }))).toEqual({ error: expect.stringContaining("TELEMETRY_DATABASE=embedded or postgres") });
+    expect(chooseDatabase(facts({ choice: "embedded", postgresExists: true, embeddedExists: true }))).toEqual({ kind: "embedded" });
   });
 
   test("DATABASE_URL wins over auto and postgres, and contradicts embedded", () => {
