@@ -6,6 +6,7 @@ import { config } from "./config.ts";
 import { dlq } from "./dlq.ts";
 import { keys } from "./keys.ts";
 import { migrate } from "./migrate.ts";
+import { migrateTo } from "./migrate-to.ts";
 import { mqtt } from "./mqtt.ts";
 import { quarantine } from "./quarantine.ts";
 import { replay } from "./replay.ts";
@@ -17,7 +18,7 @@ import { licenses, version } from "./version.ts";
 
 const main = defineCommand({
   meta: { name: "telemetry", version: pkg.version, description: "Self-hosted telemetry server: HTTP ingest -> NATS JetStream -> PostgreSQL/TimescaleDB" },
-  subCommands: { serve, migrate, status, replay, quarantine, dlq, tenants, keys, mqtt, config, version, licenses },
+  subCommands: { serve, migrate, "migrate-to": migrateTo, status, replay, quarantine, dlq, tenants, keys, mqtt, config, version, licenses },
 });
 
 await runMain(main, { showUsage: showUsage(main) });

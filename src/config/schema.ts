@@ -6,6 +6,7 @@ import { z } from "zod";
 import { parseDuration } from "../core/duration.ts";
 import type { RollupRetention } from "../core/retention.ts";
 import { parseCidr } from "../core/address.ts";
+import { DATABASE_CHOICES } from "../core/database-mode.ts";
 import { PLAUSIBLE_KEY } from "../core/key-guard.ts";
 import { TENANT_ID_PATTERN } from "../core/subject.ts";
 import { parseAllowList } from "../core/target-policy.ts";
@@ -163,6 +164,7 @@ export const SETTINGS = {
   natsSync: { env: "TELEMETRY_NATS_SYNC", flag: "nats-sync", default: "", doc: "Supervised nats-server's JetStream sync_interval (e.g. always, 10s; needs nats-server >= 2.10); empty keeps its lazy default" },
   databaseUrl: { env: "DATABASE_URL", flag: "database-url", default: "", doc: "PostgreSQL URL; empty starts and supervises a local PostgreSQL in the data dir", secret: true },
   postgresBinDir: { env: "TELEMETRY_POSTGRES_BIN_DIR", flag: "postgres-bin-dir", default: "auto", doc: "PostgreSQL server binaries (postgres, initdb, pg_ctl) for the supervised PostgreSQL: auto (the postgres on PATH, else the newest /usr/lib/postgresql/<version>/bin), none (use no local PostgreSQL binaries, as on a machine without them), or an absolute directory path" },
+  database: { env: "TELEMETRY_DATABASE", flag: "database", default: "auto", doc: "Without DATABASE_URL: postgres (supervise a local PostgreSQL; its server binaries are required), embedded (PGlite in this process, data in <data dir>/pglite; for trying out and small installations), or auto (the database the data dir already holds, else PostgreSQL if its binaries are found, else embedded)" },
   databasePoolMax: { env: "TELEMETRY_DB_POOL_MAX", flag: "db-pool-max", default: "10", doc: "Maximum PostgreSQL connections" },
   timescale: { env: "TELEMETRY_TIMESCALE", flag: "timescale", default: "auto", doc: "Use TimescaleDB: auto (when available), on (required), off" },
   autoMigrate: { env: "TELEMETRY_AUTO_MIGRATE", flag: "auto-migrate", default: "true", doc: "Apply pending migrations when serve starts" },
@@ -221,6 +223,7 @@ export const configSchema = z.object({
   natsSync: z.string().refine((t) => t === "" || t === "always" || parseDuration(t) !== null, "must be empty, always, or a duration like 10s"),
   databaseUrl: url(["postgres:", "postgresql:"]),
   postgresBinDir: z.string().refine((t) => t === "auto" || t === "none" || t.startsWith("/"), "must be auto, none or the absolute path of a directory holding postgres, initdb and pg_ctl"),
+  database: z.enum(DATABASE_CHOICES, { error: `must be ${DATABASE_CHOICES.join(", ")}` }),
   databasePoolMax: int(1, 1000),
   timescale: z.enum(["auto", "on", "off"], { error: "must be auto, on or off" }),
   autoMigrate: bool,

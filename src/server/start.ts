@@ -96,13 +96,14 @@ export async function startServer(config: Config): Promise<RunningServer> {
     if (!config.natsUrl) claim.update({ natsUrl }); // only embedded URLs: they carry no credentials
 
     // Every role needs the database: ingest reads API keys and devices from it (through caches).
-    const databaseUrl = await databaseUrlFor(config, dataDir, onStop);
+    const { url: databaseUrl, kind: databaseKind } = await databaseUrlFor(config, dataDir, onStop);
     if (!config.databaseUrl) claim.update({ databaseUrl });
     const sql: Sql = createSql(databaseUrl, { max: config.databasePoolMax, name: config.roles.join("+") });
     onStop(() => sql.end({ timeout: 1 }));
     let storageMode: StorageMode | null = null;
     if (config.autoMigrate) {
-      storageMode = (await migrate(sql, migrateOptions(config))).mode;
+      // The embedded database has no TimescaleDB (its background jobs would not run in PGlite anyway).
+      storageMode = (await migrate(sql, migrateOptions(databaseKind === "embedded" ? { ...config, timescale: "off" } : config))).mode;
     }
     log.info({ database: describeDatabase(databaseUrl), mode: storageMode ?? "not migrated" }, "database ready");
     const bootstrap = await bootstrapKeys(sql, config.apiKeys, dataDir);
