@@ -1,6 +1,6 @@
 import { defineCommand } from "citty";
 import { ROLES } from "../config/schema.ts";
-import { logger } from "../lib/log.ts";
+import { flushLogs, logger } from "../lib/log.ts";
 import { startServer } from "../server/start.ts";
 import { configOrExit, fail, settingArgs } from "./common.ts";
 
@@ -40,8 +40,9 @@ export const serve = defineCommand({
         log.error({ timeoutMs: config.shutdownTimeout }, "shutdown timed out; exiting");
         process.exit(1);
       }, config.shutdownTimeout);
-      server.stop().then(() => {
+      server.stop().then(async () => {
         clearTimeout(force);
+        await flushLogs();
         process.exit(0);
       });
     };

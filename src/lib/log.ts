@@ -47,6 +47,23 @@ export function configureLogger(level: string, forceJson = false, destination?: 
   return root;
 }
 
+/**
+ * Waits (at most `timeoutMs`) until the asynchronous stdout writer has written out what it holds:
+ * call it before process.exit, which otherwise can cut the last lines ("stopped") while a write to
+ * a slow pipe is in flight (sonic-boom's flush() returns at once with minLength 0).
+ */
+export function flushLogs(timeoutMs = 1000): Promise<void> {
+  const out = stdout as (DestinationStream & { _writing?: boolean; _len?: number; once?: (event: string, fn: () => void) => void }) | null;
+  if (!out?.once || (!out._writing && !out._len)) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, timeoutMs);
+    out.once!("drain", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
 function current(component: string): Logger {
   let child = children.get(component);
   if (!child) children.set(component, (child = root.child({ component })));

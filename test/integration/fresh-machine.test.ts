@@ -67,6 +67,8 @@ function processesIn(dir: string): Array<{ pid: number; exe: string }> {
 interface Server {
   proc: Bun.Subprocess<"ignore", "pipe", "pipe">;
   output: () => string;
+  /** Settles once both output streams have ended (the process has exited and its last lines are read). */
+  drained: Promise<unknown>;
   readyMs: number;
 }
 
@@ -75,17 +77,18 @@ async function start(cwd: string, extraEnv: Record<string, string> = env): Promi
   const proc = Bun.spawn({ cmd: [exe, "serve"], cwd, env: extraEnv, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
   let text = "";
   const decoder = new TextDecoder();
-  for (const stream of [proc.stdout, proc.stderr]) void (async () => { for await (const chunk of stream) text += decoder.decode(chunk); })();
+  const drained = Promise.all([proc.stdout, proc.stderr].map(async (stream) => { for await (const chunk of stream) text += decoder.decode(chunk); }));
   const exited = proc.exited.then((code) => Promise.reject(new Error(`serve exited (${code}) before ready:\n${text.slice(-3000)}`)));
   const ready = check(async () => (await fetch(`${base}/ready`).catch(() => null))?.status === 200, { what: "the server ready", timeoutMs: 90_000, intervalMs: 100 });
   await Promise.race([ready, exited]);
   exited.catch(() => {}); // a later exit is the test's own stop
-  return { proc, output: () => text, readyMs: performance.now() - t0 };
+  return { proc, output: () => text, drained, readyMs: performance.now() - t0 };
 }
 
 async function stopCleanly(server: Server): Promise<void> {
   server.proc.kill("SIGTERM");
   expect(await server.proc.exited).toBe(0);
+  await server.drained;
   expect(server.output()).toContain('"msg":"stopped"');
   const left = await check(() => (processesIn(root).length === 0 ? "none" : false), { what: "no process from the test's directory", timeoutMs: 15_000 }).catch(() => processesIn(root));
   expect(left).toBe("none");
@@ -165,7 +168,8 @@ describe("a fresh machine: the executable alone", () => {
     const children = processesIn(root).filter((p) => p.pid !== first.proc.pid);
     expect(children.map((p) => p.exe)).toEqual([expect.stringMatching(new RegExp(`^${app}/data/bin/nats-server-\\d+\\.\\d+\\.\\d+-[0-9a-f]{12}$`))]);
     expect(statSync(join(app, "data", "bin")).mode & 0o777).toBe(0o700);
-    expect(first.output()).toContain('"msg":"extracted the embedded nats-server"');
+    // /ready can answer before the log line written just ahead of it has come through the pipe
+    await check(() => first.output().includes('"msg":"extracted the embedded nats-server"'), { what: "the extraction logged" });
     key = /tk_[A-Za-z0-9_-]{20,}/.exec(first.output())?.[0] ?? "";
     expect(key).not.toBe("");
     await post(6);
