@@ -1,4 +1,4 @@
-/** Prints the README's configuration table from the settings table (a test keeps them in sync). */
+/** Prints the configuration table of docs/configuration.md from the settings table (a test keeps them in sync). */
 import { SETTINGS } from "../src/config/schema.ts";
 
 export function configTable(): string {

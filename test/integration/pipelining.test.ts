@@ -4,7 +4,7 @@
  * one's async handler is still running (upstream oven-sh/bun#33664, #35036: not in a release).
  * The first request is still processed and its reading stored; the second is never seen. A
  * client that got no response must retry, and the retry stores nothing twice (deterministic
- * event ids). README, Troubleshooting: put nginx or Caddy in front, which do not pipeline to
+ * event ids). docs/operations.md, Troubleshooting: put nginx or Caddy in front, which do not pipeline to
  * their upstream. When this test fails on its first assertion, Bun has changed: read the message.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
@@ -81,7 +81,7 @@ test(`two pipelined POSTs: Bun ${Bun.version} closes the connection unanswered, 
   expect(
     { closed, responses: conn.responses() },
     `Bun ${Bun.version} answered pipelined requests: the upstream bug (oven-sh/bun#33664) looks fixed. ` +
-      "Update this test (expect [202, 202], each reading stored once) and the README's Troubleshooting row on pipelining.",
+      "Update this test (expect [202, 202], each reading stored once) and the Troubleshooting row on pipelining in docs/operations.md.",
   ).toEqual({ closed: true, responses: [] });
 
   // The first request was processed anyway; the second never reached a handler.

@@ -71,7 +71,7 @@ test("writer: hypertables with compression and retention policies hold every rea
     { hypertable_name: "readings", compression_enabled: true },
     { hypertable_name: "readings_1m", compression_enabled: true },
   ]);
-  // readings_1m keeps its 7-day chunks (README, TimescaleDB), readings 1-day ones.
+  // readings_1m keeps its 7-day chunks (docs/operations.md, TimescaleDB), readings 1-day ones.
   const chunks = await tsdb.query<{ hypertable_name: string; days: number }>(
     "SELECT hypertable_name, (extract(epoch from time_interval) / 86400)::int AS days FROM timescaledb_information.dimensions ORDER BY 1",
   );
