@@ -17,7 +17,7 @@ import { backoffMs, sleep } from "../lib/backoff.ts";
 import { logger } from "../lib/log.ts";
 import type { Broker } from "../nats/connection.ts";
 import { ensureStream } from "../nats/stream.ts";
-import { DEFAULT_SCHEDULE_MS, type AlertPayload } from "./outbox.ts";
+import { DEFAULT_SCHEDULE_MS, type AlertPayload } from "../db/outbox.ts";
 import type { SecretBox } from "./secrets.ts";
 import { signatureHeaders } from "./signing.ts";
 import { metrics } from "../lib/metrics.ts";

@@ -12,7 +12,7 @@ import { migrate } from "../../src/db/migrate.ts";
 import { buildApp } from "../../src/http/app.ts";
 import { connectBroker, type Broker } from "../../src/nats/connection.ts";
 import { ALERT_STREAM, alertSubject, startNotifier, type Notifier, type NotifierOptions } from "../../src/notify/notifier.ts";
-import { enqueueAlertNotifications } from "../../src/notify/outbox.ts";
+import { enqueueAlertNotifications } from "../../src/db/outbox.ts";
 import { channelRoutes } from "../../src/notify/routes.ts";
 import { createSecretBox } from "../../src/notify/secrets.ts";
 import { verifySignature } from "../../src/notify/signing.ts";

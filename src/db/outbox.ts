@@ -7,7 +7,7 @@
 import type { TransactionSql } from "postgres";
 import { v5 as uuidv5 } from "uuid";
 import { EVENT_NAMESPACE } from "../core/event-id.ts";
-import type { AlertView } from "../db/alert-row.ts";
+import type { AlertView } from "./alert-row.ts";
 
 export type AlertEvent = "alert.opened" | "alert.acknowledged" | "alert.resolved";
 
