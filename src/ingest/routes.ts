@@ -19,7 +19,7 @@ import type { RateLimiter } from "../tenants/limits.ts";
 import type { TenantSettings } from "../core/tenant.ts";
 import { bodyKind, parseBody } from "./parse.ts";
 import { metrics } from "../lib/metrics.ts";
-import { BrokerUnavailable, publishAll, type PublishOutcome } from "./publish.ts";
+import { BrokerUnavailable, publishAll, type PublishOutcome } from "../nats/publish.ts";
 
 const log = logger("ingest");
 
