@@ -11,7 +11,7 @@ import type { TenantEnv } from "../http/auth.ts";
 import { HttpError } from "../http/errors.ts";
 import { limitParam, parseQuery, timeParam, uuidParam } from "../http/validate.ts";
 import { alertView } from "../db/alert-row.ts";
-import { enqueueAlertNotifications } from "../notify/outbox.ts";
+import { enqueueAlertNotifications } from "../db/outbox.ts";
 
 export const ALERT_STATUSES = ["open", "acknowledged", "resolved"] as const;
 

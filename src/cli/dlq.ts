@@ -1,6 +1,6 @@
 /** `telemetry dlq list|replay|purge`: the dead-letter stream (see replay/dlq.ts). */
 import { defineCommand } from "citty";
-import { dlqStream } from "../nats/stream.ts";
+import { dlqStream } from "../nats/topology.ts";
 import { purgeDeadLetters, readDeadLetters, replayDeadLetters } from "../replay/dlq.ts";
 import { configOrExit, fail, settingArgs } from "./common.ts";
 import { withBroker } from "./services.ts";

@@ -9,7 +9,7 @@
 import { defineCommand } from "citty";
 import { renameSync, rmSync, writeFileSync } from "node:fs";
 import { loadMqttKeys } from "../mqtt/sync.ts";
-import { isBcrypt, renderUsers } from "../mqtt/users.ts";
+import { isBcrypt, renderUsers } from "../core/mqtt-users.ts";
 import { fail } from "./common.ts";
 import { onStore, storeSettings } from "./tenants.ts";
 

@@ -4,7 +4,7 @@ import { errorText } from "../db/errors.ts";
 import type { Sql } from "../db/client.ts";
 import { renderJob, timescaleJobs, type TimescaleJob } from "../db/jobs.ts";
 import type { Broker } from "../nats/connection.ts";
-import { committedStream, dlqStream, mqttStream } from "../nats/stream.ts";
+import { committedStream, dlqStream, DURABLE, mqttStream } from "../nats/topology.ts";
 import { configOrExit, settingArgs } from "./common.ts";
 import { withBroker, withDatabase } from "./services.ts";
 
@@ -32,7 +32,7 @@ async function natsStatus(broker: Broker, stream: string): Promise<Pick<Status, 
   } catch (err) {
     out.stream = { error: errorText(err) };
   }
-  for (const [s, name, optional] of [[stream, "writer", false], [committedStream(stream), "evaluator", false], [mqttStream(stream), "mqtt", true]] as const) {
+  for (const [s, name, optional] of [[stream, DURABLE.writer, false], [committedStream(stream), DURABLE.evaluator, false], [mqttStream(stream), DURABLE.mqtt, true]] as const) {
     try {
       const c = await broker.jsm.consumers.info(s, name);
       out.consumers[name] = { pending: c.num_pending, ack_pending: c.num_ack_pending, redelivered: c.num_redelivered };

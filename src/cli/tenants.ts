@@ -4,7 +4,8 @@ import type { z } from "zod";
 import type { Sql } from "../db/client.ts";
 import { issuesOf } from "../http/validate.ts";
 import { createTenant, listTenants, updateTenant } from "../tenants/store.ts";
-import { LIMIT_NAMES, tenantCreate, tenantDefaults, tenantJson, tenantPatch, type TenantLimits, type TenantRow } from "../tenants/tenant.ts";
+import type { TenantLimits } from "../core/tenant.ts";
+import { LIMIT_NAMES, tenantCreate, tenantDefaults, tenantJson, tenantPatch, type TenantRow } from "../tenants/tenant.ts";
 import { configOrExit, fail, settingArgs } from "./common.ts";
 import { withDatabase } from "./services.ts";
 

@@ -4,7 +4,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { logger } from "../lib/log.ts";
-import { INTERNAL_USER, renderUsers } from "../mqtt/users.ts";
+import { INTERNAL_USER, renderUsers } from "../core/mqtt-users.ts";
 import { assertPortFree, describePortHolder } from "./ports.ts";
 import { findExecutable, freePort, pidAlive, pidArgv, run, Supervisor, terminatePid, waitFor } from "./process.ts";
 import type { LocalNats } from "./types.ts";
@@ -19,7 +19,7 @@ export interface LocalNatsOptions {
   host?: string;
   /** jetstream.sync_interval, e.g. "always" or "2m" (needs nats-server >= 2.10). */
   syncInterval?: string;
-  /** MQTT 3.1.1 listener for devices; turns on authorization (see mqtt/users.ts). */
+  /** MQTT 3.1.1 listener for devices; turns on authorization (see core/mqtt-users.ts). */
   mqtt?: { host: string; port: number };
   binary?: string;
 }

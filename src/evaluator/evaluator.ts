@@ -14,6 +14,7 @@ import { insertQuarantine, isConnectionError } from "../db/quarantine.ts";
 import { backoffMs, sleep } from "../lib/backoff.ts";
 import { logger } from "../lib/log.ts";
 import type { Broker } from "../nats/connection.ts";
+import { EVALUATOR_CONSUMER } from "../nats/topology.ts";
 import { sweepSilence } from "./no-data.ts";
 import { evaluateBatch } from "./evaluate.ts";
 import { RULES_CHANGED_SUBJECT } from "../core/subject.ts";
@@ -59,8 +60,8 @@ export async function startEvaluator(broker: Broker, sql: Sql, opts: EvaluatorOp
     durable_name: opts.durable,
     ack_policy: AckPolicy.Explicit,
     deliver_policy: DeliverPolicy.All,
-    ack_wait: nanos(60_000),
-    max_ack_pending: 256,
+    ack_wait: nanos(EVALUATOR_CONSUMER.ackWaitMs),
+    max_ack_pending: EVALUATOR_CONSUMER.maxAckPending,
     max_deliver: -1,
   }).catch(async (err) => {
     // Already exists with these settings, or exists with others: reuse it.

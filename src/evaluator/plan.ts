@@ -3,9 +3,8 @@
  * running the engine over them in time order. No I/O: the caller loads states and window stats
  * and persists what comes out.
  */
-import { v5 as uuidv5 } from "uuid";
 import type { CommittedBatch, PositionPoint, SeriesPoint } from "../core/committed.ts";
-import { EVENT_NAMESPACE } from "../core/event-id.ts";
+import { uuidv5 } from "../core/event-id.ts";
 import { evaluateMetric, evaluatePosition, evaluateSilence, type Decision, type Fire, type RuleState, type WindowStats } from "../core/rules/engine.ts";
 import { ruleApplies, type Rule } from "../core/rules/schema.ts";
 
@@ -61,7 +60,7 @@ export interface Outcome {
 
 /** Deterministic alert id: the same rule, device and trigger time always name the same alert. */
 export function alertId(ruleId: string, deviceId: string, triggeredAt: number): string {
-  return uuidv5(`alert|${ruleId}|${deviceId}|${triggeredAt}`, EVENT_NAMESPACE);
+  return uuidv5(`alert|${ruleId}|${deviceId}|${triggeredAt}`);
 }
 
 export function newOutcome(): Outcome {

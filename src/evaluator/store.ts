@@ -3,7 +3,7 @@ import type { TransactionSql } from "postgres";
 import type { RuleState, WindowStats } from "../core/rules/engine.ts";
 import type { Sql } from "../db/client.ts";
 import { alertView } from "../db/alert-row.ts";
-import { enqueueAlertNotifications } from "../notify/outbox.ts";
+import { enqueueAlertNotifications } from "../db/outbox.ts";
 import type { Outcome } from "./plan.ts";
 import { stateKey } from "./plan.ts";
 

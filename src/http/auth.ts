@@ -6,7 +6,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
-import type { KeyResolver, RequestOrigin, TenantSettings } from "../tenants/tenant.ts";
+import type { KeyResolver, RequestOrigin, TenantSettings } from "../core/tenant.ts";
 import { HttpError } from "./errors.ts";
 
 export type { KeyResolver };

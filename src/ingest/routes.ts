@@ -16,10 +16,10 @@ import { logger } from "../lib/log.ts";
 import type { Broker } from "../nats/connection.ts";
 import type { DeviceRegistry } from "../tenants/devices.ts";
 import type { RateLimiter } from "../tenants/limits.ts";
-import type { TenantSettings } from "../tenants/tenant.ts";
+import type { TenantSettings } from "../core/tenant.ts";
 import { bodyKind, parseBody } from "./parse.ts";
 import { metrics } from "../lib/metrics.ts";
-import { BrokerUnavailable, publishAll, type PublishOutcome } from "./publish.ts";
+import { BrokerUnavailable, publishAll, type PublishOutcome } from "../nats/publish.ts";
 
 const log = logger("ingest");
 

@@ -21,8 +21,9 @@ import { insertQuarantine } from "../db/quarantine.ts";
 import { logger } from "../lib/log.ts";
 import { metrics } from "../lib/metrics.ts";
 import type { Broker } from "../nats/connection.ts";
+import { publishAll } from "../nats/publish.ts";
 import { ensureDurableConsumer } from "../nats/stream.ts";
-import { publishAll } from "../ingest/publish.ts";
+import { mqttConsumer } from "../nats/topology.ts";
 import { judge, type Candidate, type PolicyDeps, type Verdict } from "./policy.ts";
 
 const log = logger("mqtt");
@@ -47,7 +48,7 @@ export interface MqttBridge {
 }
 
 export async function startMqttBridge(broker: Broker, sql: Sql, policy: PolicyDeps, o: BridgeOptions): Promise<MqttBridge> {
-  await ensureDurableConsumer(broker.jsm, { stream: o.mqttStream, durable: o.durable, ackWaitMs: 30_000, maxAckPending: o.batch * 4 });
+  await ensureDurableConsumer(broker.jsm, { stream: o.mqttStream, durable: o.durable, ...mqttConsumer(o.batch) });
   const consumer = await broker.js.consumers.get(o.mqttStream, o.durable);
   const messages = await consumer.consume({ max_messages: o.batch * 2 });
   // Batching without a timer: a message waits only for the batch being published; whatever

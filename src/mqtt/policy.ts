@@ -13,7 +13,7 @@
 import type { DeviceRegistry } from "../tenants/devices.ts";
 import type { RateLimiter } from "../tenants/limits.ts";
 import type { TenantLookup, TenantLookupResult } from "../tenants/lookup.ts";
-import type { TenantSettings } from "../tenants/tenant.ts";
+import type { TenantSettings } from "../core/tenant.ts";
 
 export interface PolicyDeps {
   tenants: TenantLookup;

@@ -9,7 +9,7 @@ import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import type { Sql } from "../db/client.ts";
 import { errorText } from "../db/errors.ts";
 import { logger } from "../lib/log.ts";
-import { renderUsers, type MqttKey } from "./users.ts";
+import { renderUsers, type MqttKey } from "../core/mqtt-users.ts";
 
 const log = logger("mqtt");
 

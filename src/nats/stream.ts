@@ -124,17 +124,3 @@ async function untilSettled(what: string, once: () => Promise<void>): Promise<vo
 function isNotFound(err: unknown): boolean {
   return err instanceof JetStreamApiError && (err.code === 404 || /not found/i.test(err.message));
 }
-
-/** The committed-batch events and the dead letters live in their own streams next to the telemetry stream. */
-export function committedStream(telemetryStream: string): string {
-  return `${telemetryStream}_COMMITTED`;
-}
-
-export function dlqStream(telemetryStream: string): string {
-  return `${telemetryStream}_DLQ`;
-}
-
-/** MQTT device messages (nats-server's MQTT listener) wait here for the bridge. */
-export function mqttStream(telemetryStream: string): string {
-  return `${telemetryStream}_MQTT`;
-}

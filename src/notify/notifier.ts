@@ -10,14 +10,14 @@
  * Webhook and hub requests go only to addresses the target policy allows (http-post.ts), and what
  * is recorded for a failed one is a category (core/delivery-error.ts); the raw error is logged.
  */
-import type { JetStreamManager } from "@nats-io/jetstream";
 import type { Sql } from "../db/client.ts";
 import { errorText } from "../db/errors.ts";
 import { backoffMs, sleep } from "../lib/backoff.ts";
 import { logger } from "../lib/log.ts";
 import type { Broker } from "../nats/connection.ts";
 import { ensureStream } from "../nats/stream.ts";
-import { DEFAULT_SCHEDULE_MS, type AlertPayload } from "./outbox.ts";
+import { ALERT_STREAM, alertStream, alertSubject } from "../nats/topology.ts";
+import { DEFAULT_SCHEDULE_MS, type AlertPayload } from "../db/outbox.ts";
 import type { SecretBox } from "./secrets.ts";
 import { signatureHeaders } from "./signing.ts";
 import { metrics } from "../lib/metrics.ts";
@@ -26,14 +26,6 @@ import { STRICT_POLICY, type TargetPolicy } from "../core/target-policy.ts";
 import { postJson } from "./http-post.ts";
 
 const log = logger("notifier");
-
-export const ALERT_STREAM = "ALERTS";
-export const alertSubject = (tenant: string) => `alerts.v1.${tenant}`;
-
-/** Stream of alert events; its duplicate window covers retries after a lost PubAck. */
-export function ensureAlertStream(jsm: JetStreamManager, replicas = 1): Promise<void> {
-  return ensureStream(jsm, { name: ALERT_STREAM, subjects: ["alerts.v1.>"], maxAgeMs: 7 * 86_400_000, duplicateWindowMs: 2 * 3_600_000, replicas });
-}
 
 export interface NotifierDeps {
   sql: Sql;
@@ -160,7 +152,7 @@ export function startNotifier(deps: NotifierDeps, opts: NotifierOptions = {}): N
   };
 
   const publish = async (row: Claimed) => {
-    stream ??= ensureAlertStream(broker.jsm, opts.streamReplicas).catch((err) => {
+    stream ??= ensureStream(broker.jsm, alertStream(opts.streamReplicas)).catch((err) => {
       stream = null;
       throw err;
     });

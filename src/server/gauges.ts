@@ -2,14 +2,15 @@
 import type { Sql } from "../db/client.ts";
 import { scrapeGauge } from "../lib/metrics.ts";
 import type { Broker } from "../nats/connection.ts";
+import { DURABLE } from "../nats/topology.ts";
 import type { Writer } from "../writer/writer.ts";
 
 export function registerGauges(deps: { broker: Broker; sql: Sql | null; writer: Writer | null; streams: { telemetry: string; committed: string; dlq: string; mqtt: string | null } }): void {
   const { broker, sql, writer, streams } = deps;
   const consumers: Array<[string, string]> = [
-    [streams.telemetry, "writer"],
-    [streams.committed, "evaluator"],
-    ...(streams.mqtt ? [[streams.mqtt, "mqtt"] as [string, string]] : []),
+    [streams.telemetry, DURABLE.writer],
+    [streams.committed, DURABLE.evaluator],
+    ...(streams.mqtt ? [[streams.mqtt, DURABLE.mqtt] as [string, string]] : []),
   ];
   scrapeGauge("telemetry_consumer_pending", "Messages not yet delivered to a durable consumer", ["consumer"], async (set) => {
     for (const [stream, name] of consumers) {

@@ -9,19 +9,16 @@ import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { apiRoutes } from "../api/routes.ts";
 import type { Config } from "../config/schema.ts";
-import { COMMITTED_PREFIX } from "../core/committed.ts";
-import { tenantFilter } from "../core/subject.ts";
 import { createSql, describeDatabase, type Sql } from "../db/client.ts";
 import { migrate, migrateOptions, type StorageMode } from "../db/migrate.ts";
 import { rollupRetentionMs } from "../core/retention.ts";
 import { startEvaluator, type Evaluator } from "../evaluator/evaluator.ts";
 import { buildApp, type ReadyCheck } from "../http/app.ts";
-import { DLQ_PREFIX } from "../ingest/publish.ts";
 import { ingestRoutes } from "../ingest/routes.ts";
 import { logger } from "../lib/log.ts";
 import { connectBroker, type Broker } from "../nats/connection.ts";
-import { committedStream, dlqStream, ensureStream, mqttStream } from "../nats/stream.ts";
-import { MQTT_SUBJECT_FILTER } from "../core/mqtt.ts";
+import { ensureStream } from "../nats/stream.ts";
+import { committedStream, dlqStream, DURABLE, MQTT_BATCH, mqttStream, pipelineStreams } from "../nats/topology.ts";
 import { startMqttBridge } from "../mqtt/bridge.ts";
 import { startMqttUserSync } from "../mqtt/sync.ts";
 import { startNotifier, type Notifier } from "../notify/notifier.ts";
@@ -118,15 +115,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
 
     const broker: Broker = await connectBroker(natsUrl, { name: `telemetry ${config.roles.join(",")}`, timeoutMs: config.publishTimeout, serverId });
     onStop(() => broker.close());
-    const streamDefaults = { duplicateWindowMs: config.streamDuplicateWindow, replicas: config.streamReplicas };
-    await ensureStream(broker.jsm, { name: config.streamName, subjects: [tenantFilter()], maxAgeMs: config.streamMaxAge, ...streamDefaults });
-    await ensureStream(broker.jsm, { name: committedStream(config.streamName), subjects: [`${COMMITTED_PREFIX}.>`], maxAgeMs: 24 * 3_600_000, ...streamDefaults });
-    await ensureStream(broker.jsm, { name: dlqStream(config.streamName), subjects: [`${DLQ_PREFIX}.>`], maxAgeMs: config.dlqMaxAge, ...streamDefaults });
-    if (config.mqttPort) {
-      // Bounded: when full, new MQTT messages are discarded and the waiting ones kept (README, MQTT).
-      const mqtt = { name: mqttStream(config.streamName), subjects: [MQTT_SUBJECT_FILTER], maxAgeMs: config.streamMaxAge, maxBytes: config.mqttStreamMaxBytes, discard: "new" as const };
-      await ensureStream(broker.jsm, { ...mqtt, ...streamDefaults });
-    }
+    for (const stream of pipelineStreams(config)) await ensureStream(broker.jsm, stream);
 
     const secrets = createSecretBox(config.secretKey ? parseKey(config.secretKey) : loadOrCreateKey(join(dataDir, "secret.key")));
     const routes = [];
@@ -145,7 +134,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
       if (config.mqttPort) {
         // The same device registry and rate limiter as HTTP: one policy, one set of buckets.
         const policy = { tenants: new TenantLookup(sql, { ttlMs: config.authCacheTtl, defaults }), devices, limits: deps.limits };
-        const bridge = await startMqttBridge(broker, sql, policy, { mqttStream: mqttStream(stream), stream, dlqStream: dlqStream(stream), durable: "mqtt", recordsPerMessage, maxFutureMs, publishTimeoutMs, batch: 500 });
+        const bridge = await startMqttBridge(broker, sql, policy, { mqttStream: mqttStream(stream), stream, dlqStream: dlqStream(stream), durable: DURABLE.mqtt, recordsPerMessage, maxFutureMs, publishTimeoutMs, batch: MQTT_BATCH });
         onStop(() => bridge.stop());
       }
     }
@@ -155,7 +144,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
       const w = (writer = await startWriter(broker, sql, {
         stream: config.streamName,
         committedStream: committedStream(config.streamName),
-        durable: "writer",
+        durable: DURABLE.writer,
         batchSize: config.batchSize,
         flushIntervalMs: config.flushInterval,
         maxPending: config.writerMaxPending,
@@ -164,7 +153,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
       // The writer's final flush must happen before the broker connection and pool close.
       onStop(() => w.stop(remaining()));
       if (config.failoverAudit > 0) {
-        const audit = await startFailoverAudit({ broker, sql }, { stream: config.streamName, durable: "writer", beforeMs: config.failoverAudit, settleMs: AUDIT_SETTLE_MS, batchSize: config.batchSize });
+        const audit = await startFailoverAudit({ broker, sql }, { stream: config.streamName, durable: DURABLE.writer, beforeMs: config.failoverAudit, settleMs: AUDIT_SETTLE_MS, batchSize: config.batchSize });
         if (audit) onStop(() => audit.stop());
       }
       const periods = { readingsMs: config.retention, rollupsMs: rollupRetentionMs(config.retention, config.rollupRetention) };
@@ -183,7 +172,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
       const n = (notifier = await startNotifier({ sql: evalSql, broker, secrets }, { scheduleMs: config.deliverySchedule, targets: config.webhookAllow }));
       const e = (evaluator = await startEvaluator(broker, evalSql, {
         stream: committedStream(config.streamName),
-        durable: "evaluator",
+        durable: DURABLE.evaluator,
         noDataIntervalMs: config.noDataInterval,
         onAlerts: () => n.wake(),
       }));

@@ -30,7 +30,8 @@ import { logger } from "../lib/log.ts";
 import { metrics } from "../lib/metrics.ts";
 import { hashKey, keyPrefix, sameHash } from "./keys.ts";
 import { activeKeys, findKey, touchKeys } from "./store.ts";
-import { tenantSettings, type KeyResolution, type RequestOrigin, type TenantLimits, type TenantSettings } from "./tenant.ts";
+import type { KeyResolution, RequestOrigin, TenantLimits, TenantSettings } from "../core/tenant.ts";
+import { tenantSettings } from "./tenant.ts";
 
 const log = logger("keys");
 const LOOKUP_TIMEOUT_MS = 2_000;

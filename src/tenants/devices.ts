@@ -14,7 +14,7 @@
 import type { Sql } from "../db/client.ts";
 import { deadline } from "../lib/deadline.ts";
 import { logger } from "../lib/log.ts";
-import type { TenantSettings } from "./tenant.ts";
+import type { TenantSettings } from "../core/tenant.ts";
 
 const log = logger("devices");
 

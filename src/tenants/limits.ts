@@ -5,7 +5,7 @@
  * tenant's records count against the same buckets whichever way they come.
  */
 import { TokenBuckets, type Limit, type TakeResult } from "../core/token-bucket.ts";
-import type { TenantSettings } from "./tenant.ts";
+import type { TenantSettings } from "../core/tenant.ts";
 
 export interface DeviceGrant {
   granted: number;

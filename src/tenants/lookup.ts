@@ -12,7 +12,8 @@ import { Lru } from "../core/lru.ts";
 import { deadline } from "../lib/deadline.ts";
 import { logger } from "../lib/log.ts";
 import { getTenant } from "./store.ts";
-import { tenantSettings, type TenantLimits, type TenantSettings } from "./tenant.ts";
+import type { TenantLimits, TenantSettings } from "../core/tenant.ts";
+import { tenantSettings } from "./tenant.ts";
 
 const log = logger("tenants");
 const LOOKUP_TIMEOUT_MS = 2_000;

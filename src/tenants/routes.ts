@@ -10,7 +10,8 @@ import { HttpError } from "../http/errors.ts";
 import { parseJson } from "../http/validate.ts";
 import type { KeyCache } from "./cache.ts";
 import { createKey, createTenant, getTenant, keyJson, listKeys, listTenants, revokeKey, updateTenant } from "./store.ts";
-import { keyCreate, tenantCreate, tenantJson, tenantPatch, type TenantLimits } from "./tenant.ts";
+import type { TenantLimits } from "../core/tenant.ts";
+import { keyCreate, tenantCreate, tenantJson, tenantPatch } from "./tenant.ts";
 
 export interface AdminDeps {
   sql: Sql;

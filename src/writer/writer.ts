@@ -186,7 +186,7 @@ export async function startWriter(broker: Broker, sql: Sql, opts: WriterOptions)
           const msgID = staged < 3 ? committedMessageId(b) : `${committedMessageId(b)}.${staged}`;
           const ack = await broker.js.publish(committedSubject(b.tenant), encodeCommitted(b), { msgID, expect: { streamName: opts.committedStream } });
           if (ack.duplicate && ack.seq === 0) {
-            // A copy only staged by a stream leader (see ingest/publish.ts), not stored. If that keeps
+            // A copy only staged by a stream leader (see nats/publish.ts), not stored. If that keeps
             // coming back, the event goes out under another id (a repeated event is stale to the evaluator).
             staged++;
             throw new Error("JetStream reports a duplicate of an event it has not stored (seq 0)");

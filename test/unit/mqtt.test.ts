@@ -1,6 +1,6 @@
 import { expect, test } from "bun:test";
 import { describeRejections, MQTT_MAX_RECORDS, parseMqttPayload, parseMqttSubject } from "../../src/core/mqtt.ts";
-import { isBcrypt, renderUsers } from "../../src/mqtt/users.ts";
+import { isBcrypt, renderUsers } from "../../src/core/mqtt-users.ts";
 
 const at = { tenant: "acme", deviceId: "truck-1", nowMs: Date.UTC(2026, 0, 2), maxFutureMs: 3_600_000 };
 

@@ -6,7 +6,8 @@
  */
 import { expect, test } from "bun:test";
 import type { PlannedMessage } from "../../src/core/plan.ts";
-import { BrokerUnavailable, DLQ_PREFIX, publishAll } from "../../src/ingest/publish.ts";
+import { BrokerUnavailable, publishAll } from "../../src/nats/publish.ts";
+import { DLQ_PREFIX } from "../../src/nats/topology.ts";
 import type { Broker } from "../../src/nats/connection.ts";
 import { PublishError } from "../../src/nats/publisher.ts";
 

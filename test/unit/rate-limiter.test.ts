@@ -1,6 +1,6 @@
 import { expect, test } from "bun:test";
 import { RateLimiter } from "../../src/tenants/limits.ts";
-import type { TenantLimits, TenantSettings } from "../../src/tenants/tenant.ts";
+import type { TenantLimits, TenantSettings } from "../../src/core/tenant.ts";
 
 const clock = () => {
   let t = 1_000_000;

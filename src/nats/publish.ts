@@ -14,11 +14,11 @@ import type { PlannedMessage } from "../core/plan.ts";
 import { backoffMs, sleep } from "../lib/backoff.ts";
 import { logger } from "../lib/log.ts";
 import { metrics } from "../lib/metrics.ts";
-import type { Broker } from "../nats/connection.ts";
-import { PublishError } from "../nats/publisher.ts";
+import type { Broker } from "./connection.ts";
+import { PublishError } from "./publisher.ts";
+import { DLQ_PREFIX } from "./topology.ts";
 
 const log = logger("ingest");
-export const DLQ_PREFIX = "telemetry.dlq.v1";
 const RETRIES = 3;
 
 export class BrokerUnavailable extends Error {

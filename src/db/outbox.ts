@@ -5,9 +5,8 @@
  * so evaluating or replaying the same change again never enqueues it twice.
  */
 import type { TransactionSql } from "postgres";
-import { v5 as uuidv5 } from "uuid";
-import { EVENT_NAMESPACE } from "../core/event-id.ts";
-import type { AlertView } from "../db/alert-row.ts";
+import { uuidv5 } from "../core/event-id.ts";
+import type { AlertView } from "./alert-row.ts";
 
 export type AlertEvent = "alert.opened" | "alert.acknowledged" | "alert.resolved";
 
@@ -25,7 +24,7 @@ export interface AlertPayload {
 export const DEFAULT_SCHEDULE_MS: readonly number[] = [0, 5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000];
 
 export function deliveryId(alertId: string, event: AlertEvent, channelId: string | null): string {
-  return uuidv5(`delivery|${alertId}|${event}|${channelId ?? "nats"}`, EVENT_NAMESPACE);
+  return uuidv5(`delivery|${alertId}|${event}|${channelId ?? "nats"}`);
 }
 
 export function alertPayload(id: string, event: AlertEvent, alert: AlertView): AlertPayload {

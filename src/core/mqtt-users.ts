@@ -16,7 +16,7 @@
  * unless one is given with a bcrypt hash: its fixed password above is public, and that server's
  * NATS port need not be on loopback.
  */
-import { mqttPublishSubject } from "../core/mqtt.ts";
+import { mqttPublishSubject } from "./mqtt.ts";
 
 export const INTERNAL_USER = "telemetry-internal";
 const INTERNAL_PASSWORD = "loopback-only-not-a-secret";

@@ -1,0 +1,36 @@
+/** A tenant's settings as ingest, MQTT and HTTP auth use them, and the answer of an API key lookup (types only). */
+export type DevicePolicy = "auto" | "reject";
+
+export interface TenantLimits {
+  maxDevices: number;
+  ratePerSecond: number;
+  burst: number;
+  deviceRatePerSecond: number;
+  deviceBurst: number;
+  maxRecordsPerRequest: number;
+}
+
+export interface TenantSettings {
+  id: string;
+  status: "active" | "suspended";
+  suspendedReason: string | null;
+  devicePolicy: DevicePolicy;
+  limits: TenantLimits;
+}
+
+/**
+ * The answer of a key lookup: the key's tenant, unknown (401), cannot tell now (503), or not
+ * looked up because the client address made too many failed checks (429) or the process's
+ * budget of key-store lookups is spent (503).
+ */
+export type KeyResolution =
+  | { status: "ok"; keyId: string; tenant: TenantSettings }
+  | { status: "unknown" }
+  | { status: "unavailable" }
+  | { status: "limited"; scope: "client" | "global"; retryAfterMs: number };
+/** Where a request came from: the socket's peer and its X-Forwarded-For (per-address failure limit). */
+export interface RequestOrigin {
+  peer: string;
+  forwardedFor?: string;
+}
+export type KeyResolver = (key: string, from?: RequestOrigin) => Promise<KeyResolution>;
