@@ -157,3 +157,6 @@ assertSame<Same<Pick<z.output<typeof alertSchema>, Exclude<keyof AlertView, "sev
 assertSame<Same<keyof z.output<typeof alertSchema>, keyof AlertView>>();
 assertSame<Same<z.output<typeof keySchema>, ReturnType<typeof keyJson>>>();
 assertSame<Same<keyof z.output<typeof tenantSchema>, keyof ReturnType<typeof tenantJson>>>();
+
+/** An error response of a route, described (the body is always errorSchema). */
+export const err = (description: string) => ({ description, schema: errorSchema });

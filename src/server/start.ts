@@ -7,7 +7,6 @@ import { drizzle } from "drizzle-orm/postgres-js";
 import type { Hono } from "hono";
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { apiRoutes } from "../api/routes.ts";
 import type { Config } from "../config/schema.ts";
 import { COMMITTED_PREFIX } from "../core/committed.ts";
 import { tenantFilter } from "../core/subject.ts";
@@ -16,6 +15,8 @@ import { migrate, migrateOptions, type StorageMode } from "../db/migrate.ts";
 import { rollupRetentionMs } from "../core/retention.ts";
 import { startEvaluator, type Evaluator } from "../evaluator/evaluator.ts";
 import { buildApp, type ReadyCheck } from "../http/app.ts";
+import { requireAdmin, requireTenant } from "../http/auth.ts";
+import { mountGroup } from "../http/route.ts";
 import { DLQ_PREFIX } from "../ingest/publish.ts";
 import { ingestRoutes } from "../ingest/routes.ts";
 import { logger } from "../lib/log.ts";
@@ -25,7 +26,6 @@ import { MQTT_SUBJECT_FILTER } from "../core/mqtt.ts";
 import { startMqttBridge } from "../mqtt/bridge.ts";
 import { startMqttUserSync } from "../mqtt/sync.ts";
 import { startNotifier, type Notifier } from "../notify/notifier.ts";
-import { channelRoutes } from "../notify/routes.ts";
 import { createSecretBox, loadOrCreateKey, parseKey } from "../notify/secrets.ts";
 import { startRetention } from "../writer/retention.ts";
 import { startWriter, type Writer } from "../writer/writer.ts";
@@ -35,6 +35,7 @@ import { DeviceRegistry } from "../tenants/devices.ts";
 import { RateLimiter } from "../tenants/limits.ts";
 import { TenantLookup } from "../tenants/lookup.ts";
 import { adminRoutes } from "../tenants/routes.ts";
+import { publicApiRoutes, tenantApiRoutes } from "./surface.ts";
 import { tenantDefaults } from "../tenants/tenant.ts";
 import { registerGauges } from "./gauges.ts";
 import { startMemoryGovernor } from "./memory.ts";
@@ -129,7 +130,9 @@ export async function startServer(config: Config): Promise<RunningServer> {
     }
 
     const secrets = createSecretBox(config.secretKey ? parseKey(config.secretKey) : loadOrCreateKey(join(dataDir, "secret.key")));
-    const routes = [];
+    // One router per group, each behind its auth: tenant key (/api/v1), admin token (/admin/v1), none.
+    const routes: Hono[] = [];
+    const tenantAuth = requireTenant(keys.resolve);
     const streamCheck = cached(() => streamReachable(broker, config.streamName));
     const checks: ReadyCheck[] = [{ name: "nats", check: () => (broker.connected ? streamCheck() : Promise.resolve(false)) }];
     // Not for ingest alone: it keeps accepting through a database outage.
@@ -140,8 +143,9 @@ export async function startServer(config: Config): Promise<RunningServer> {
       const { streamName: stream, maxBodyBytes, recordsPerMessage, maxFuture: maxFutureMs, publishTimeout: publishTimeoutMs } = config;
       await keys.warm();
       devices = new DeviceRegistry(sql);
-      const deps = { broker, keys: keys.resolve, devices, limits: new RateLimiter() };
-      routes.push(ingestRoutes(deps, { stream, dlqStream: dlqStream(stream), maxBodyBytes, recordsPerMessage, maxFutureMs, publishTimeoutMs }));
+      const options = { stream, dlqStream: dlqStream(stream), maxBodyBytes, recordsPerMessage, maxFutureMs, publishTimeoutMs };
+      const deps = { broker, devices, limits: new RateLimiter(), options };
+      routes.push(mountGroup("tenant", tenantAuth, ingestRoutes, deps));
       if (config.mqttPort) {
         // The same device registry and rate limiter as HTTP: one policy, one set of buckets.
         const policy = { tenants: new TenantLookup(sql, { ttlMs: config.authCacheTtl, defaults }), devices, limits: deps.limits };
@@ -197,9 +201,10 @@ export async function startServer(config: Config): Promise<RunningServer> {
       // strings), so it gets a client of its own and every other query keeps real Dates.
       const drizzleSql = createSql(databaseUrl, { max: Math.max(2, Math.ceil(config.databasePoolMax / 2)), name: "api" });
       onStop(() => drizzleSql.end({ timeout: 1 }));
-      routes.push(apiRoutes({ db: drizzle(drizzleSql), sql, broker, keys: keys.resolve, devices, onAlertChange: () => localNotifier?.wake() }));
-      routes.push(channelRoutes(sql, keys.resolve, secrets, config.webhookAllow));
-      if (config.adminToken) routes.push(adminRoutes({ sql, token: config.adminToken, cache: keys, defaults }));
+      const apiDeps = { db: drizzle(drizzleSql), sql, broker, devices, onAlertChange: () => localNotifier?.wake(), secrets, targets: config.webhookAllow };
+      routes.push(mountGroup("tenant", tenantAuth, tenantApiRoutes, apiDeps));
+      routes.push(mountGroup("none", null, publicApiRoutes, undefined));
+      if (config.adminToken) routes.push(mountGroup("admin", requireAdmin(config.adminToken), adminRoutes, { sql, cache: keys, defaults }));
     }
 
     const streams = { telemetry: config.streamName, committed: committedStream(config.streamName), dlq: dlqStream(config.streamName), mqtt: config.mqttPort && has("ingest") ? mqttStream(config.streamName) : null };

@@ -13,7 +13,7 @@ import { buildApp } from "../../src/http/app.ts";
 import { connectBroker, type Broker } from "../../src/nats/connection.ts";
 import { ALERT_STREAM, alertSubject, startNotifier, type Notifier, type NotifierOptions } from "../../src/notify/notifier.ts";
 import { enqueueAlertNotifications } from "../../src/notify/outbox.ts";
-import { channelRoutes } from "../../src/notify/routes.ts";
+import { channelRoutes } from "../helpers/channels.ts";
 import { createSecretBox } from "../../src/notify/secrets.ts";
 import { verifySignature } from "../../src/notify/signing.ts";
 import { parseAllowList } from "../../src/core/target-policy.ts";
