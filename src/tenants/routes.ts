@@ -9,9 +9,10 @@ import type { Sql } from "../db/client.ts";
 import { HttpError } from "../http/errors.ts";
 import { ok, routesOf } from "../http/route.ts";
 import { parseJson } from "../http/validate.ts";
-import { err, keySchema, tenantSchema } from "../openapi/views.ts";
+import { err } from "../openapi/views.ts";
 import type { KeyCache } from "./cache.ts";
 import { createKey, createTenant, getTenant, keyJson, listKeys, listTenants, revokeKey, updateTenant } from "./store.ts";
+import { keySchema, tenantSchema } from "./views.ts";
 import { keyCreate, tenantCreate, tenantJson, tenantPatch, type TenantLimits } from "./tenant.ts";
 
 export interface AdminDeps {
