@@ -1,12 +1,10 @@
 /**
- * Builds the OpenAPI 3.1 document from the route declarations (http/route.ts), whose request and response parts are
- * the zod schemas the handlers use, converted with zod's own z.toJSONSchema (JSON Schema 2020-12,
+ * Builds the OpenAPI 3.1 document from the route declarations (http/route.ts), whose request and
+ * response parts are the zod schemas the handlers use, converted with zod's own z.toJSONSchema (JSON Schema 2020-12,
  * which is what OpenAPI 3.1 uses). Pure: no I/O.
  */
 import { z } from "zod";
 import type { Operation, ResponseSpec } from "../http/route.ts";
-
-export type { Operation, ResponseSpec };
 
 export interface DocumentInfo {
   title: string;
