@@ -1,9 +1,11 @@
 /** The HTTP surface of a process: health and readiness always, plus the routes of its roles; one log line per request. */
 import { Hono } from "hono";
+import { z } from "zod";
 import { requestLog } from "../lib/log.ts";
 import { metrics, registry } from "../lib/metrics.ts";
 import { DEFAULT_MAX_BODY } from "./body.ts";
 import { onError, notFound } from "./errors.ts";
+import { mountGroup, ok, page, routesOf } from "./route.ts";
 
 declare module "hono" {
   interface ContextVariableMap {
@@ -22,6 +24,46 @@ const PROBES = new Set(["/health", "/ready", "/metrics"]);
 export function requestLevel(path: string, status: number): "debug" | "info" | "warn" {
   return status >= 500 ? "warn" : PROBES.has(path) ? "debug" : "info";
 }
+
+const route = routesOf<{ checks: ReadyCheck[]; isShuttingDown: () => boolean }>();
+const readySchema = z.object({ ready: z.boolean(), shutting_down: z.boolean(), checks: z.record(z.string(), z.boolean()) });
+
+/** Health, readiness and metrics: in every process, without auth. */
+export const serviceRoutes = [
+  route({
+    method: "get",
+    path: "/health",
+    tag: "service",
+    summary: "Liveness: the process answers",
+    auth: "none",
+    responses: { 200: ok("alive", z.object({ status: z.literal("ok") })) },
+    handler: (c) => c.json({ status: "ok" }),
+  }),
+  route({
+    method: "get",
+    path: "/ready",
+    tag: "service",
+    summary: "Readiness: NATS (and, for writer/evaluator/api, the database) answer",
+    auth: "none",
+    responses: { 200: ok("ready", readySchema), 503: ok("not ready, or shutting down", readySchema) },
+    handler: async function ready(c, { checks, isShuttingDown }) {
+      const results = await Promise.all(checks.map(async (ch) => [ch.name, await ch.check().catch(() => false)] as const));
+      const ready = !isShuttingDown() && results.every(([, ok]) => ok);
+      return c.json({ ready, shutting_down: isShuttingDown(), checks: Object.fromEntries(results) }, ready ? 200 : 503);
+    },
+  }),
+  route({
+    method: "get",
+    path: "/metrics",
+    tag: "service",
+    summary: "Prometheus metrics of this process",
+    auth: "none",
+    responses: page("Prometheus text format", "text/plain"),
+    handler: async function prometheus(c) {
+      return c.text(await registry.metrics(), 200, { "Content-Type": registry.contentType });
+    },
+  }),
+];
 
 export function buildApp(routes: Hono<any>[], checks: ReadyCheck[], isShuttingDown: () => boolean, opts: { maxBodyBytes?: number } = {}): Hono {
   const app = new Hono();
@@ -43,15 +85,7 @@ export function buildApp(routes: Hono<any>[], checks: ReadyCheck[], isShuttingDo
       log[level]({ method: c.req.method, path: c.req.path, route: c.req.routePath, status, ms: Math.round((performance.now() - start) * 100) / 100, ...(tenant ? { tenant } : {}) }, "request");
     }
   });
-  app.get("/health", (c) => c.json({ status: "ok" }));
-  app.get("/metrics", async function prometheus(c) {
-    return c.text(await registry.metrics(), 200, { "Content-Type": registry.contentType });
-  });
-  app.get("/ready", async function ready(c) {
-    const results = await Promise.all(checks.map(async (ch) => [ch.name, await ch.check().catch(() => false)] as const));
-    const ready = !isShuttingDown() && results.every(([, ok]) => ok);
-    return c.json({ ready, shutting_down: isShuttingDown(), checks: Object.fromEntries(results) }, ready ? 200 : 503);
-  });
+  app.route("/", mountGroup("none", null, serviceRoutes, { checks, isShuttingDown }));
   app.use("/api/*", async function refuseWhileShuttingDown(c, next) {
     if (isShuttingDown()) return c.json({ error: { code: "shutting_down", message: "the server is shutting down; retry shortly" } }, 503, { "Retry-After": "1" });
     await next();

@@ -6,12 +6,14 @@
  * request is refused as a whole with the status of the last check that refused them
  * (422, 403 unknown_device/device_limit, 429 rate_limited).
  */
-import { Hono } from "hono";
+import { z } from "zod";
 import { planMessages } from "../core/plan.ts";
 import { normalizeRecord, type FieldError, type Reading } from "../core/record.ts";
 import { readBody } from "../http/body.ts";
-import { requireTenant, type KeyResolver, type TenantEnv } from "../http/auth.ts";
+import { ok, retryAfter as retryAfterDoc, routesOf } from "../http/route.ts";
 import { HttpError } from "../http/errors.ts";
+import { recordSchema } from "../core/record.ts";
+import { err, ingestResultSchema } from "../openapi/views.ts";
 import { logger } from "../lib/log.ts";
 import type { Broker } from "../nats/connection.ts";
 import type { DeviceRegistry } from "../tenants/devices.ts";
@@ -25,9 +27,9 @@ const log = logger("ingest");
 
 export interface IngestDeps {
   broker: Broker;
-  keys: KeyResolver;
   devices: DeviceRegistry;
   limits: RateLimiter;
+  options: IngestOptions;
 }
 
 export interface IngestOptions {
@@ -58,13 +60,35 @@ const retryAfter = (ms: number) => ({ "Retry-After": String(Math.max(1, Math.cei
 
 const MAX_MESSAGE_BYTES = 256 * 1024;
 
-export function ingestRoutes(deps: IngestDeps, opts: IngestOptions) {
-  const now = opts.now ?? Date.now;
-  const app = new Hono<TenantEnv>();
-  app.post(
-    "/api/v1/telemetry",
-    requireTenant(deps.keys),
-    async function ingestTelemetry(c) {
+const route = routesOf<IngestDeps>();
+const record = recordSchema.meta({ id: "TelemetryRecord", description: "One reading. Unknown fields are rejected." });
+
+export const ingestRoutes = [
+  route({
+    method: "post",
+    path: "/api/v1/telemetry",
+    tag: "ingest",
+    summary: "Send readings (one record, an array, or NDJSON)",
+    description:
+      "The key decides the tenant. 202 once JetStream has acknowledged at least one record; each record gets a result in request order. The body may be sent with Content-Encoding gzip or deflate; TELEMETRY_MAX_BODY holds before and after decoding. Checks in order: key, content type and encoding, body size, decoding, parsing, each record, device policy, rate limits, publish.",
+    auth: "tenant",
+    body: {
+      "application/json": z.union([record, z.array(record)]),
+      "application/x-ndjson": z.string().meta({ description: "one record per line; a bad line rejects only that record" }),
+    },
+    responses: {
+      202: ok("at least one record accepted", ingestResultSchema),
+      422: ok("every record was invalid or refused (same body as 202)", ingestResultSchema),
+      403: { ...err("tenant_suspended, or unknown_device / device_limit for every record") },
+      400: err("invalid_json, empty_body, invalid_body (not a record or an array), invalid_utf8, invalid_encoding (corrupt gzip/deflate)"),
+      413: err("body_too_large (as sent or once decoded) or too_many_records"),
+      415: { ...err("unsupported_media_type (Content-Type) or unsupported_encoding (Content-Encoding other than gzip, deflate, identity)"), headers: { "Accept-Encoding": "the supported content codings (on unsupported_encoding)" } },
+      429: { ...err("rate_limited, or auth_rate_limited (too many failed key checks from this address)"), headers: retryAfterDoc },
+      503: { ...err("broker_unavailable (nothing stored: retry the same records), auth_unavailable, auth_busy, devices_unavailable"), headers: retryAfterDoc },
+    },
+    handler: async function ingestTelemetry(c, deps) {
+      const opts = deps.options;
+      const now = opts.now ?? Date.now;
       const tenant = c.get("tenantSettings");
       const kind = bodyKind(c.req.header("content-type"));
       const items = parseBody(await readBody(c.req.raw, opts.maxBodyBytes), kind, tenant.limits.maxRecordsPerRequest);
@@ -117,9 +141,8 @@ export function ingestRoutes(deps: IngestDeps, opts: IngestOptions) {
       for (const [outcome, n] of Object.entries(counts)) if (n > 0 && outcome !== "rejected") metrics.records.inc({ outcome, reason: "" }, n);
       return c.json({ ...counts, results }, 202);
     },
-  );
-  return app;
-}
+  }),
+];
 
 type Reject = (index: number, errors: RecordError[], reason: string) => void;
 

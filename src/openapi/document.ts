@@ -1,36 +1,10 @@
 /**
- * Builds the OpenAPI 3.1 document from a list of operations whose request and response parts are
- * the zod schemas the handlers use, converted with zod's own z.toJSONSchema (JSON Schema 2020-12,
+ * Builds the OpenAPI 3.1 document from the route declarations (http/route.ts), whose request and
+ * response parts are the zod schemas the handlers use, converted with zod's own z.toJSONSchema (JSON Schema 2020-12,
  * which is what OpenAPI 3.1 uses). Pure: no I/O.
  */
 import { z } from "zod";
-
-export type Method = "get" | "post" | "put" | "patch" | "delete";
-export type Security = "tenant" | "admin" | "none";
-
-export interface ResponseSpec {
-  description: string;
-  /** JSON body; omitted for empty responses (204) or non-JSON ones (give contentType). */
-  schema?: z.ZodType;
-  contentType?: string;
-  headers?: Record<string, string>;
-}
-
-export interface Operation {
-  method: Method;
-  /** Hono-style path, e.g. /api/v1/devices/:id */
-  path: string;
-  tag: string;
-  summary: string;
-  description?: string;
-  security: Security;
-  query?: z.ZodObject;
-  /** Descriptions of path parameters (every :param is documented, described or not). */
-  params?: Record<string, string>;
-  /** JSON body by default; or a map of content type -> schema. */
-  body?: z.ZodType | Record<string, z.ZodType>;
-  responses: Record<number, ResponseSpec>;
-}
+import type { Operation, ResponseSpec } from "../http/route.ts";
 
 export interface DocumentInfo {
   title: string;
@@ -114,7 +88,7 @@ export function buildDocument(ops: readonly Operation[], info: DocumentInfo, err
       tags: [op.tag],
       summary: op.summary,
       ...(op.description ? { description: op.description } : {}),
-      ...(op.security === "none" ? { security: [] } : { security: [{ [op.security === "admin" ? "adminToken" : "tenantKey"]: [] }] }),
+      ...(op.auth === "none" ? { security: [] } : { security: [{ [op.auth === "admin" ? "adminToken" : "tenantKey"]: [] }] }),
       ...(parameters.length ? { parameters } : {}),
       ...(requestBody ? { requestBody } : {}),
       responses,
@@ -138,8 +112,8 @@ export function buildDocument(ops: readonly Operation[], info: DocumentInfo, err
   function standardErrors(op: Operation): Record<number, ResponseSpec> {
     const e = (description: string): ResponseSpec => ({ description, schema: errorSchema });
     const out: Record<number, ResponseSpec> = {};
-    if (op.security !== "none") out[401] = e("missing, unknown or revoked key (unauthenticated)");
-    if (op.security === "tenant") {
+    if (op.auth !== "none") out[401] = e("missing, unknown or revoked key (unauthenticated)");
+    if (op.auth === "tenant") {
       out[403] = e("the tenant is suspended (tenant_suspended)");
       out[429] = e("too many failed key checks from this address: its keys not in the key cache wait Retry-After seconds (auth_rate_limited)");
       out[503] = e("the key store is unreachable for a key not seen recently (auth_unavailable), too many unseen keys are being checked (auth_busy), or the server is shutting down");

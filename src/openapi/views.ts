@@ -6,14 +6,11 @@
  */
 import { z } from "zod";
 import type { AlertView } from "../db/alert-row.ts";
-import type { keyJson } from "../tenants/store.ts";
-import type { tenantJson } from "../tenants/tenant.ts";
-import { LIMIT_NAMES } from "../tenants/tenant.ts";
 import { SEVERITIES } from "../core/rules/schema.ts";
 import { DELIVERY_ERROR_CATEGORIES } from "../core/delivery-error.ts";
 
-const iso = z.iso.datetime({ offset: true }).meta({ description: "RFC 3339 timestamp (UTC)" });
-const isoOrNull = iso.nullable();
+export const iso = z.iso.datetime({ offset: true }).meta({ description: "RFC 3339 timestamp (UTC)" });
+export const isoOrNull = iso.nullable();
 
 export const errorSchema = z
   .object({
@@ -113,23 +110,6 @@ export const deliverySchema = z
   })
   .meta({ id: "Delivery" });
 
-export const tenantSchema = z
-  .object({
-    id: z.string(),
-    name: z.string(),
-    status: z.enum(["active", "suspended"]),
-    suspended_reason: z.string().nullable(),
-    device_policy: z.enum(["auto", "reject"]),
-    limits: z.record(z.enum(LIMIT_NAMES as [string, ...string[]]), z.number()).meta({ description: "effective limits" }),
-    own_limits: z.array(z.string()).meta({ description: "limits set for this tenant; the rest follow the server's defaults" }),
-    created_at: iso,
-  })
-  .meta({ id: "Tenant" });
-
-export const keySchema = z
-  .object({ id: z.string(), tenant: z.string(), prefix: z.string(), name: z.string(), created_at: isoOrNull, revoked_at: isoOrNull, last_used_at: isoOrNull })
-  .meta({ id: "ApiKey" });
-
 const recordResult = z.union([
   z.object({ index: z.number().int(), status: z.enum(["accepted", "duplicate"]), event_id: z.uuid() }),
   z.object({ index: z.number().int(), status: z.literal("dead_lettered"), event_id: z.uuid(), error: z.string() }),
@@ -151,9 +131,10 @@ export const ingestResultSchema = z
   .meta({ id: "IngestResult" });
 
 // Compile-time ties between these schemas and the handlers' view functions.
-type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
-const assertSame = <T extends true>() => undefined as unknown as T;
+export type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+export const assertSame = <T extends true>() => undefined as unknown as T;
 assertSame<Same<Pick<z.output<typeof alertSchema>, Exclude<keyof AlertView, "severity" | "status" | "details">>, Omit<AlertView, "severity" | "status" | "details">>>();
 assertSame<Same<keyof z.output<typeof alertSchema>, keyof AlertView>>();
-assertSame<Same<z.output<typeof keySchema>, ReturnType<typeof keyJson>>>();
-assertSame<Same<keyof z.output<typeof tenantSchema>, keyof ReturnType<typeof tenantJson>>>();
+
+/** An error response of a route, described (the body is always errorSchema). */
+export const err = (description: string) => ({ description, schema: errorSchema });

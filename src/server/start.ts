@@ -7,13 +7,14 @@ import { drizzle } from "drizzle-orm/postgres-js";
 import type { Hono } from "hono";
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { apiRoutes } from "../api/routes.ts";
 import type { Config } from "../config/schema.ts";
 import { createSql, describeDatabase, type Sql } from "../db/client.ts";
 import { migrate, migrateOptions, type StorageMode } from "../db/migrate.ts";
 import { rollupRetentionMs } from "../core/retention.ts";
 import { startEvaluator, type Evaluator } from "../evaluator/evaluator.ts";
 import { buildApp, type ReadyCheck } from "../http/app.ts";
+import { requireAdmin, requireTenant } from "../http/auth.ts";
+import { mountGroup } from "../http/route.ts";
 import { ingestRoutes } from "../ingest/routes.ts";
 import { logger } from "../lib/log.ts";
 import { connectBroker, type Broker } from "../nats/connection.ts";
@@ -22,7 +23,6 @@ import { committedStream, dlqStream, DURABLE, MQTT_BATCH, mqttStream, pipelineSt
 import { startMqttBridge } from "../mqtt/bridge.ts";
 import { startMqttUserSync } from "../mqtt/sync.ts";
 import { startNotifier, type Notifier } from "../notify/notifier.ts";
-import { channelRoutes } from "../notify/routes.ts";
 import { createSecretBox, loadOrCreateKey, parseKey } from "../notify/secrets.ts";
 import { startRetention } from "../writer/retention.ts";
 import { startWriter, type Writer } from "../writer/writer.ts";
@@ -32,6 +32,7 @@ import { DeviceRegistry } from "../tenants/devices.ts";
 import { RateLimiter } from "../tenants/limits.ts";
 import { TenantLookup } from "../tenants/lookup.ts";
 import { adminRoutes } from "../tenants/routes.ts";
+import { publicApiRoutes, tenantApiRoutes } from "./surface.ts";
 import { tenantDefaults } from "../tenants/tenant.ts";
 import { registerGauges } from "./gauges.ts";
 import { startMemoryGovernor } from "./memory.ts";
@@ -41,6 +42,9 @@ import { claimDataDir } from "./runtime.ts";
 import { databaseUrlFor, natsUrlFor } from "./services.ts";
 
 const log = logger("server");
+
+/** The tenant API's paths: any method or sub-path there meets the key check before a 404. */
+const TENANT_API_PATHS = ["devices", "rules", "alerts", "channels"].flatMap((r) => [`/api/v1/${r}`, `/api/v1/${r}/*`]).concat("/api/v1/dashboard/*");
 
 export interface RunningServer {
   readonly url: string;
@@ -118,7 +122,9 @@ export async function startServer(config: Config): Promise<RunningServer> {
     for (const stream of pipelineStreams(config)) await ensureStream(broker.jsm, stream);
 
     const secrets = createSecretBox(config.secretKey ? parseKey(config.secretKey) : loadOrCreateKey(join(dataDir, "secret.key")));
-    const routes = [];
+    // One router per group, each behind its auth: tenant key (/api/v1), admin token (/admin/v1), none.
+    const routes: Hono[] = [];
+    const tenantAuth = requireTenant(keys.resolve);
     const streamCheck = cached(() => streamReachable(broker, config.streamName));
     const checks: ReadyCheck[] = [{ name: "nats", check: () => (broker.connected ? streamCheck() : Promise.resolve(false)) }];
     // Not for ingest alone: it keeps accepting through a database outage.
@@ -129,8 +135,9 @@ export async function startServer(config: Config): Promise<RunningServer> {
       const { streamName: stream, maxBodyBytes, recordsPerMessage, maxFuture: maxFutureMs, publishTimeout: publishTimeoutMs } = config;
       await keys.warm();
       devices = new DeviceRegistry(sql);
-      const deps = { broker, keys: keys.resolve, devices, limits: new RateLimiter() };
-      routes.push(ingestRoutes(deps, { stream, dlqStream: dlqStream(stream), maxBodyBytes, recordsPerMessage, maxFutureMs, publishTimeoutMs }));
+      const options = { stream, dlqStream: dlqStream(stream), maxBodyBytes, recordsPerMessage, maxFutureMs, publishTimeoutMs };
+      const deps = { broker, devices, limits: new RateLimiter(), options };
+      routes.push(mountGroup("tenant", tenantAuth, ingestRoutes, deps));
       if (config.mqttPort) {
         // The same device registry and rate limiter as HTTP: one policy, one set of buckets.
         const policy = { tenants: new TenantLookup(sql, { ttlMs: config.authCacheTtl, defaults }), devices, limits: deps.limits };
@@ -186,9 +193,10 @@ export async function startServer(config: Config): Promise<RunningServer> {
       // strings), so it gets a client of its own and every other query keeps real Dates.
       const drizzleSql = createSql(databaseUrl, { max: Math.max(2, Math.ceil(config.databasePoolMax / 2)), name: "api" });
       onStop(() => drizzleSql.end({ timeout: 1 }));
-      routes.push(apiRoutes({ db: drizzle(drizzleSql), sql, broker, keys: keys.resolve, devices, onAlertChange: () => localNotifier?.wake() }));
-      routes.push(channelRoutes(sql, keys.resolve, secrets, config.webhookAllow));
-      if (config.adminToken) routes.push(adminRoutes({ sql, token: config.adminToken, cache: keys, defaults }));
+      const apiDeps = { db: drizzle(drizzleSql), sql, broker, devices, onAlertChange: () => localNotifier?.wake(), secrets, targets: config.webhookAllow };
+      routes.push(mountGroup("tenant", tenantAuth, tenantApiRoutes, apiDeps, TENANT_API_PATHS));
+      routes.push(mountGroup("none", null, publicApiRoutes, undefined));
+      if (config.adminToken) routes.push(mountGroup("admin", requireAdmin(config.adminToken), adminRoutes, { sql, cache: keys, defaults }, ["/admin/v1/*"]));
     }
 
     const streams = { telemetry: config.streamName, committed: committedStream(config.streamName), dlq: dlqStream(config.streamName), mqtt: config.mqttPort && has("ingest") ? mqttStream(config.streamName) : null };

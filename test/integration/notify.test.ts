@@ -14,7 +14,7 @@ import { connectBroker, type Broker } from "../../src/nats/connection.ts";
 import { startNotifier, type Notifier, type NotifierOptions } from "../../src/notify/notifier.ts";
 import { ALERT_STREAM, alertSubject } from "../../src/nats/topology.ts";
 import { enqueueAlertNotifications } from "../../src/db/outbox.ts";
-import { channelRoutes } from "../../src/notify/routes.ts";
+import { channelRoutes } from "../helpers/channels.ts";
 import { createSecretBox } from "../../src/notify/secrets.ts";
 import { verifySignature } from "../../src/notify/signing.ts";
 import { parseAllowList } from "../../src/core/target-policy.ts";

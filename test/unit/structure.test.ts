@@ -11,9 +11,9 @@ import { dirname, join, relative, resolve } from "node:path";
 const SRC = resolve(import.meta.dir, "../../src");
 
 /** Folders that do one job of the server; they depend on shared folders only. */
-const ROLES = ["ingest", "writer", "evaluator", "notify", "api", "mqtt", "ui", "openapi", "replay"];
+const ROLES = ["ingest", "writer", "evaluator", "notify", "api", "mqtt", "ui", "replay"];
 /** Contracts, clients and plumbing every role may use. */
-const SHARED = ["core", "config", "lib", "db", "nats", "http", "tenants", "embedded"];
+const SHARED = ["core", "config", "lib", "db", "nats", "http", "openapi", "tenants", "embedded"];
 /** Composition roots and entry points: they wire everything and may import anything. */
 const ROOTS = ["server", "cli"];
 
@@ -24,7 +24,7 @@ const ALLOWED_ROLE_EDGES = ["replay -> writer", "replay -> evaluator"];
  * mounted from other role folders, and openapi re-listing every route. An entry no longer found in
  * the code fails the test, so this list only shrinks.
  */
-const PENDING_EDGES = ["api -> openapi", "api -> ui", "notify -> openapi", "openapi -> api", "openapi -> notify", "openapi -> ui"];
+const PENDING_EDGES: string[] = [];
 
 /** Files outside config/ that read process.env, and why. */
 const ENV_EXCEPTIONS: Record<string, string> = {

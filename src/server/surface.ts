@@ -1,0 +1,53 @@
+/**
+ * The HTTP surface in one place: every route the server has, in the order the API description
+ * lists them, and the OpenAPI document derived from those same declarations (GET /openapi.json).
+ * Which groups a process mounts, each behind its auth, is decided in start.ts.
+ */
+import pkg from "../../package.json" with { type: "json" };
+import { apiRoutes } from "../api/routes.ts";
+import { serviceRoutes } from "../http/app.ts";
+import { page, routesOf, type Route } from "../http/route.ts";
+import { ingestRoutes } from "../ingest/routes.ts";
+import { channelRoutes } from "../notify/routes.ts";
+import { buildDocument } from "../openapi/document.ts";
+import { errorSchema } from "../openapi/views.ts";
+import { adminRoutes } from "../tenants/routes.ts";
+import { dashboardApiRoutes } from "../ui/api.ts";
+import { uiRoutes } from "../ui/routes.ts";
+
+let cached: string | null = null;
+
+const openApiRoute = routesOf<unknown>()({
+  method: "get",
+  path: "/openapi.json",
+  tag: "service",
+  summary: "This description (OpenAPI 3.1)",
+  auth: "none",
+  responses: page("the OpenAPI document", "application/json"),
+  handler: function openApi(c) {
+    cached ??= JSON.stringify(openApiDocument());
+    return c.body(cached, 200, { "Content-Type": "application/json; charset=utf-8", "Access-Control-Allow-Origin": "*" });
+  },
+});
+
+/** The API role's tenant routes: devices, rules, alerts, channels, the dashboard's reads. */
+export const tenantApiRoutes = [...apiRoutes, ...channelRoutes, ...dashboardApiRoutes];
+/** The API role's public routes: the API description, its docs page and the dashboard's pages. */
+export const publicApiRoutes = [openApiRoute, ...uiRoutes];
+
+/** Every route of the server, whichever role serves it. */
+export const ALL_ROUTES: readonly Route[] = [...ingestRoutes, ...tenantApiRoutes, ...adminRoutes, ...serviceRoutes, ...publicApiRoutes];
+
+export function openApiDocument(): Record<string, any> {
+  return buildDocument(
+    ALL_ROUTES,
+    {
+      title: "telemetry",
+      version: pkg.version,
+      description:
+        "Self-hosted telemetry server: devices POST readings, the server stores them durably (NATS JetStream, then PostgreSQL/TimescaleDB), evaluates alert rules and notifies channels. " +
+        "Tenant routes take `Authorization: Bearer <tenant API key>`; the admin API takes the admin token. Errors are `{\"error\":{\"code\",\"message\",\"details\"?}}`.",
+    },
+    errorSchema,
+  );
+}
