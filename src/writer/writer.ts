@@ -6,6 +6,7 @@
  */
 import type { Consumer, ConsumerMessages, JsMsg } from "@nats-io/jetstream";
 import { Batch } from "../core/batch.ts";
+import { OrderedAcks } from "../core/ordered-acks.ts";
 import { committedMessageId, committedSubject, encodeCommitted, splitCommitted, summarizeCommitted } from "../core/committed.ts";
 import { decodeEnvelope, type Envelope } from "../core/envelope.ts";
 import type { Sql } from "../db/client.ts";
@@ -71,15 +72,9 @@ export async function startWriter(broker: Broker, sql: Sql, opts: WriterOptions)
   // A batch also closes at its share of the messages the consumer lets us hold, so with small
   // messages (one reading each) `flushes` batches can still be written while the next one fills.
   const batch = new Batch<Item>(opts.batchSize, opts.flushIntervalMs, Math.max(1, Math.floor(opts.maxPending / (flushes + 1))));
-  /** Cut batches waiting for a connection. */
-  const queue: Item[][] = [];
-  /** Batches being written or waiting to be announced and acked, oldest first. */
-  const pipeline: Array<{ items: Item[]; written: Promise<boolean> }> = [];
-  let writing = 0;
   let healthy = true;
   let stopping = false;
   let giveUpAt = Infinity;
-  let drained: (() => void) | null = null;
   /** After a COPY met stored events, the next batches go the upsert way (redeliveries come in runs). */
   let upsertBatches = 0;
 
@@ -94,45 +89,22 @@ export async function startWriter(broker: Broker, sql: Sql, opts: WriterOptions)
     if (batch.isFull()) cut();
   };
 
-  const cut = () => {
-    if (batch.length === 0) return;
-    queue.push(batch.take());
-    pump();
-  };
-
   /**
    * Up to `flushes` batches are written at once, each in its own transaction on its own
    * connection; they are announced and acked strictly in the order they were cut, so the
    * evaluator sees committed-batch events in consumption order, as with one flush at a time.
    */
-  const pump = () => {
-    while (queue.length > 0 && writing < flushes) {
-      const items = queue.shift()!;
-      writing++;
-      const written = writeWithRetry(items).finally(() => {
-        writing--;
-        pump();
-      });
-      pipeline.push({ items, written });
-    }
-    void settleInOrder();
-  };
+  const acks = new OrderedAcks<Item>({
+    concurrency: flushes,
+    write: (items) => writeWithRetry(items),
+    announce: (items) => announceWithRetry(items),
+    settle: (items) => settle(items),
+    onWriteError: (err) => log.error({ err: (err as Error).message }, "batch write failed unexpectedly; its messages stay unacked and will be redelivered"),
+  });
 
-  let settling = false;
-  const settleInOrder = async () => {
-    if (settling) return;
-    settling = true;
-    while (pipeline.length > 0) {
-      const head = pipeline[0]!;
-      const ok = (await head.written.catch((err) => {
-        log.error({ err: (err as Error).message }, "batch write failed unexpectedly; its messages stay unacked and will be redelivered");
-        return false;
-      })) && (await announceWithRetry(head.items));
-      if (ok) settle(head.items);
-      pipeline.shift();
-    }
-    settling = false;
-    if (drained && batch.length === 0 && queue.length === 0) drained();
+  const cut = () => {
+    if (batch.length === 0) return;
+    acks.push(batch.take());
   };
 
   /** Writes a batch, retrying retryable errors. False only when shutdown cut the retries short. */
@@ -237,7 +209,7 @@ export async function startWriter(broker: Broker, sql: Sql, opts: WriterOptions)
 
   // Keep held messages from being redelivered while a batch waits or retries.
   const keepAlive = setInterval(() => {
-    const held = [...pipeline.flatMap((p) => p.items), ...queue.flat()];
+    const held = acks.held();
     stats.held = held.length + batch.length;
     for (const item of held) item.msg.working();
   }, Math.max(500, Math.floor(opts.ackWaitMs / 3)));
@@ -269,9 +241,8 @@ export async function startWriter(broker: Broker, sql: Sql, opts: WriterOptions)
       giveUpAt = Date.now() + timeoutMs;
       await messages.close().catch(() => {});
       clearInterval(ticker);
-      const done = new Promise<void>((resolve) => (drained = resolve));
       cut();
-      if (pipeline.length === 0 && queue.length === 0) drained!();
+      const done = acks.whenIdle();
       // Keep the deadline even if a write is stuck (a pool waiting to reconnect): what is not acked
       // is redelivered, and a write still in flight is made harmless by the event-id key.
       await Promise.race([done, sleep(Math.max(0, giveUpAt - Date.now()))]);
