@@ -18,7 +18,8 @@ import { RULES_CHANGED_SUBJECT } from "../core/subject.ts";
 import { RulesCache } from "./rules-cache.ts";
 import { commitOutcome } from "./store.ts";
 import { metrics } from "../lib/metrics.ts";
-import { retryUntil, StopBudget } from "../pipeline/retry.ts";
+import { retryUntil } from "../pipeline/retry.ts";
+import { StopBudget } from "../pipeline/stop.ts";
 import { consumeDurable, quarantine } from "../pipeline/worker.ts";
 
 const log = logger("evaluator");

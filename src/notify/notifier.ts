@@ -24,7 +24,8 @@ import { metrics } from "../lib/metrics.ts";
 import { errorCategory, httpCategory } from "../core/delivery-error.ts";
 import { STRICT_POLICY, type TargetPolicy } from "../core/target-policy.ts";
 import { postJson } from "./http-post.ts";
-import { retryUntil, StopBudget } from "../pipeline/retry.ts";
+import { retryUntil } from "../pipeline/retry.ts";
+import { StopBudget } from "../pipeline/stop.ts";
 
 const log = logger("notifier");
 

@@ -1,34 +1,10 @@
 /**
- * Retry with backoff until a deadline, and the stop budget that moves that deadline: the part of
- * every worker (writer, evaluator, notifier) that keeps going through trouble and gives up only
- * when a stop has run out of time. Nothing is acked or dropped by giving up: what was not done
+ * Retry with backoff until a deadline (a StopBudget's, see stop.ts): the part of every worker
+ * (writer, evaluator, notifier) that keeps going through trouble and gives up only when a stop
+ * has run out of time. Nothing is acked or dropped by giving up: what was not done
  * stays unacked (or leased) and comes back.
  */
 import { backoffMs, sleep } from "../lib/backoff.ts";
-
-/** The deadline of a stop: none (Infinity) until `begin`, then `ms` from then. */
-export class StopBudget {
-  private at = Infinity;
-
-  /** Starts the stop; later calls keep the first deadline. */
-  begin(ms: number): void {
-    if (this.at === Infinity) this.at = Date.now() + ms;
-  }
-
-  get stopping(): boolean {
-    return this.at !== Infinity;
-  }
-
-  /** Epoch ms after which no new attempt starts (Infinity while running). */
-  get deadline(): number {
-    return this.at;
-  }
-
-  /** Waits for `work`, but no longer than the deadline (what is not done then stays unacked). */
-  async within(work: Promise<unknown>): Promise<void> {
-    await Promise.race([work, sleep(Math.max(0, this.at - Date.now()))]);
-  }
-}
 
 export interface RetryPolicy {
   /** Backoff with full jitter, from baseMs doubling to maxMs (lib/backoff.ts). */

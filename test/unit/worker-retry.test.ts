@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { retryUntil, StopBudget } from "../../src/pipeline/retry.ts";
+import { retryUntil } from "../../src/pipeline/retry.ts";
+import { StopBudget } from "../../src/pipeline/stop.ts";
 
 const policy = { baseMs: 1, maxMs: 4 };
 
