@@ -8,8 +8,7 @@
 import type { JsMsg } from "@nats-io/jetstream";
 import { decodeCommitted, type CommittedBatch } from "../core/committed.ts";
 import type { Sql } from "../db/client.ts";
-import { errorText } from "../db/errors.ts";
-import { isConnectionError } from "../db/quarantine.ts";
+import { errorText, isConnectionError } from "../db/errors.ts";
 import { logger } from "../lib/log.ts";
 import type { Broker } from "../nats/connection.ts";
 import { sweepSilence } from "./no-data.ts";
