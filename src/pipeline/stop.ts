@@ -7,14 +7,17 @@ import { sleep } from "../lib/backoff.ts";
 /** The deadline of a stop: none (Infinity) until `begin`, then `ms` from then. */
 export class StopBudget {
   private at = Infinity;
+  private begun = false;
 
   /** Starts the stop; later calls keep the first deadline. */
   begin(ms: number): void {
-    if (this.at === Infinity) this.at = Date.now() + ms;
+    if (this.begun) return;
+    this.begun = true;
+    this.at = Date.now() + ms;
   }
 
   get stopping(): boolean {
-    return this.at !== Infinity;
+    return this.begun;
   }
 
   /** Epoch ms after which no new attempt starts (Infinity while running). */

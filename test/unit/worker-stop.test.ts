@@ -56,3 +56,12 @@ describe("StopBudget.within before a stop began", () => {
     expect(finished).toBe(true);
   });
 });
+
+describe("StopBudget without a time limit", () => {
+  test("begin(Infinity) still counts as stopping", () => {
+    const b = new StopBudget();
+    b.begin(Infinity);
+    expect(b.stopping).toBe(true);
+    expect(b.deadline).toBe(Infinity);
+  });
+});
