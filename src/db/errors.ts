@@ -13,6 +13,17 @@ export function isRetryable(err: unknown): boolean {
   return true;
 }
 
+/**
+ * Connection-level trouble (worth retrying forever) as opposed to an error in the work itself:
+ * a retryable error that is not this may still be a bug or a bad rule, which a worker counts
+ * towards quarantine (the evaluator) instead of retrying forever.
+ */
+export function isConnectionError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code !== "string") return false;
+  return /^(08|57P|53)/.test(code) || /^(CONNECTION_|CONNECT_TIMEOUT|E[A-Z]+$)/.test(code);
+}
+
 export function errorText(err: unknown): string {
   const e = err as { code?: unknown; message?: unknown } | null;
   const code = typeof e?.code === "string" ? `${e.code}: ` : "";

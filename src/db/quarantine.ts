@@ -21,10 +21,3 @@ export function insertQuarantine(sql: Sql, q: QuarantineRow) {
     VALUES (${q.source}, ${q.subject}, ${q.streamSeq}, ${q.reason}, ${storablePayload(q.payload)})
     ON CONFLICT (source, stream_seq) DO NOTHING`;
 }
-
-/** Connection-level trouble (worth retrying forever) as opposed to an error in the work itself. */
-export function isConnectionError(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code;
-  if (typeof code !== "string") return false;
-  return /^(08|57P|53)/.test(code) || /^(CONNECTION_|CONNECT_TIMEOUT|E[A-Z]+$)/.test(code);
-}

@@ -5,13 +5,10 @@
  * misbehaves it logs, counts and retries its own backlog, while ingest and the writer go on.
  * Events are handled one at a time, in stream order, so each (rule, device) sees time order.
  */
-import { AckPolicy, DeliverPolicy, type JsMsg } from "@nats-io/jetstream";
-import { nanos } from "@nats-io/transport-node";
+import type { JsMsg } from "@nats-io/jetstream";
 import { decodeCommitted, type CommittedBatch } from "../core/committed.ts";
 import type { Sql } from "../db/client.ts";
-import { errorText } from "../db/errors.ts";
-import { insertQuarantine, isConnectionError } from "../db/quarantine.ts";
-import { backoffMs, sleep } from "../lib/backoff.ts";
+import { errorText, isConnectionError } from "../db/errors.ts";
 import { logger } from "../lib/log.ts";
 import type { Broker } from "../nats/connection.ts";
 import { EVALUATOR_CONSUMER } from "../nats/topology.ts";
@@ -21,6 +18,9 @@ import { RULES_CHANGED_SUBJECT } from "../core/subject.ts";
 import { RulesCache } from "./rules-cache.ts";
 import { commitOutcome } from "./store.ts";
 import { metrics } from "../lib/metrics.ts";
+import { retryUntil } from "../pipeline/retry.ts";
+import { StopBudget } from "../pipeline/stop.ts";
+import { consumeDurable, quarantine } from "../pipeline/worker.ts";
 
 const log = logger("evaluator");
 /** Failures (other than connection trouble) after which an event is quarantined. */
@@ -55,21 +55,7 @@ export async function startEvaluator(broker: Broker, sql: Sql, opts: EvaluatorOp
   const stats: EvaluatorStats = { batches: 0, units: 0, opened: 0, resolved: 0, errors: 0, lastBatchMs: 0, healthy: true };
   const rules = new RulesCache(sql);
   const changes = broker.nc.subscribe(RULES_CHANGED_SUBJECT, { callback: () => rules.invalidate() });
-
-  await broker.jsm.consumers.add(opts.stream, {
-    durable_name: opts.durable,
-    ack_policy: AckPolicy.Explicit,
-    deliver_policy: DeliverPolicy.All,
-    ack_wait: nanos(EVALUATOR_CONSUMER.ackWaitMs),
-    max_ack_pending: EVALUATOR_CONSUMER.maxAckPending,
-    max_deliver: -1,
-  }).catch(async (err) => {
-    // Already exists with these settings, or exists with others: reuse it.
-    await broker.jsm.consumers.info(opts.stream, opts.durable).catch(() => Promise.reject(err));
-  });
-  const consumer = await broker.js.consumers.get(opts.stream, opts.durable);
-  let stopping = false;
-  let giveUpAt = Infinity;
+  const budget = new StopBudget();
 
   const count = (opened: number, resolved: number) => {
     stats.opened += opened;
@@ -98,51 +84,50 @@ export async function startEvaluator(broker: Broker, sql: Sql, opts: EvaluatorOp
    * or whose evaluation keeps failing for another reason (a bug, a bad rule), is quarantined and
    * the evaluator goes on.
    */
-  const handle = async (msg: JsMsg) => {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        let batch: CommittedBatch;
-        try {
-          batch = decodeCommitted(msg.string());
-        } catch (err) {
-          return await poison(msg, `undecodable committed-batch event: ${(err as Error).message}`);
-        }
-        try {
-          await evaluate(batch);
-        } catch (err) {
-          if (isConnectionError(err) || attempt < POISON_AFTER) throw err;
-          return await poison(msg, `evaluation failed ${attempt + 1} times: ${errorText(err)}`);
-        }
-        stats.batches++;
-        stats.healthy = true;
-        msg.ack();
-        return;
-      } catch (err) {
+  const handleOnce = async (msg: JsMsg, attempt: number) => {
+    let batch: CommittedBatch;
+    try {
+      batch = decodeCommitted(msg.string());
+    } catch (err) {
+      return await poison(msg, `undecodable committed-batch event: ${(err as Error).message}`);
+    }
+    try {
+      await evaluate(batch);
+    } catch (err) {
+      if (isConnectionError(err) || attempt < POISON_AFTER) throw err;
+      return await poison(msg, `evaluation failed ${attempt + 1} times: ${errorText(err)}`);
+    }
+    stats.batches++;
+    stats.healthy = true;
+    msg.ack();
+  };
+
+  // Past the stop's deadline the event stays unacked: redelivered later.
+  const handle = (msg: JsMsg) =>
+    retryUntil((attempt) => handleOnce(msg, attempt), {
+      baseMs: 200,
+      maxMs: 10_000,
+      until: () => budget.deadline,
+      onError: (err, attempt, wait) => {
         stats.errors++;
         metrics.evaluatorErrors.inc();
         stats.healthy = false;
-        if (stopping && Date.now() >= giveUpAt) return; // stays unacked: redelivered later
-        const wait = backoffMs(attempt, 200, 10_000);
+        if (wait === null) return;
         log.warn({ err: errorText(err), attempt: attempt + 1, retryInMs: wait }, "evaluation failed; retrying (ingest and the writer are unaffected)");
         msg.working();
-        await sleep(wait);
-      }
-    }
-  };
+      },
+    });
 
   const poison = async (msg: JsMsg, reason: string) => {
-    await insertQuarantine(sql, { source: "evaluator", subject: msg.subject, streamSeq: msg.seq, reason, payload: msg.string() });
-    metrics.quarantined.inc({ source: "evaluator" });
+    await quarantine(sql, "evaluator", msg, reason);
     log.error({ seq: msg.seq, reason }, "committed-batch event quarantined");
-    msg.term(); // no reason argument: nats-server 2.9 ignores "+TERM <reason>" and would redeliver
   };
 
-  // 5 s pulls, as in the writer: a NATS cluster moving the consumer's leader loses the pending pull; re-pulled within ~5 s.
-  const messages = await consumer.consume({ max_messages: 64, expires: 5_000 });
+  const messages = await consumeDurable(broker, log, { stream: opts.stream, durable: opts.durable, ackWaitMs: EVALUATOR_CONSUMER.ackWaitMs, maxAckPending: EVALUATOR_CONSUMER.maxAckPending, maxMessages: 64 });
   const loop = (async () => {
     for await (const msg of messages) {
       await handle(msg);
-      if (stopping) break;
+      if (budget.stopping) break;
     }
   })();
 
@@ -173,12 +158,11 @@ export async function startEvaluator(broker: Broker, sql: Sql, opts: EvaluatorOp
     stats,
     sweep,
     async stop(timeoutMs: number) {
-      stopping = true;
-      giveUpAt = Date.now() + timeoutMs;
+      budget.begin(timeoutMs);
       clearInterval(timer);
       changes.unsubscribe();
       await messages.close().catch(() => {});
-      await Promise.race([loop, sleep(timeoutMs)]);
+      await budget.within(loop);
       log.info({ ...stats }, "evaluator stopped");
     },
   };

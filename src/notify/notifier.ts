@@ -12,7 +12,7 @@
  */
 import type { Sql } from "../db/client.ts";
 import { errorText } from "../db/errors.ts";
-import { backoffMs, sleep } from "../lib/backoff.ts";
+import { backoffMs } from "../lib/backoff.ts";
 import { logger } from "../lib/log.ts";
 import type { Broker } from "../nats/connection.ts";
 import { ensureStream } from "../nats/stream.ts";
@@ -24,6 +24,8 @@ import { metrics } from "../lib/metrics.ts";
 import { errorCategory, httpCategory } from "../core/delivery-error.ts";
 import { STRICT_POLICY, type TargetPolicy } from "../core/target-policy.ts";
 import { postJson } from "./http-post.ts";
+import { retryUntil } from "../pipeline/retry.ts";
+import { StopBudget } from "../pipeline/stop.ts";
 
 const log = logger("notifier");
 
@@ -111,15 +113,14 @@ export function startNotifier(deps: NotifierDeps, opts: NotifierOptions = {}): N
   const targets = opts.targets ?? STRICT_POLICY;
   const stats: NotifierStats = { delivered: 0, retried: 0, failed: 0, errors: 0, healthy: true };
   const halt = new AbortController();
-  let stopping = false;
-  let giveUpAt = Infinity;
+  const budget = new StopBudget();
   let woken = false;
   let wakeUp: (() => void) | null = null;
   let stream: Promise<void> | null = null;
 
   const idle = (ms: number) =>
     new Promise<void>((resolve) => {
-      if (woken || stopping) {
+      if (woken || budget.stopping) {
         woken = false;
         return resolve();
       }
@@ -239,21 +240,16 @@ export function startNotifier(deps: NotifierDeps, opts: NotifierOptions = {}): N
     });
 
   /** Retries recording while the lease holds; after that the row is delivered again, which receivers dedupe. */
-  const recordWithRetry = async (row: Claimed, o: Outcome, leaseDeadline: number) => {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await record(row, o);
-      } catch (err) {
+  const recordWithRetry = (row: Claimed, o: Outcome, leaseDeadline: number) =>
+    retryUntil(() => record(row, o), {
+      baseMs: 100,
+      maxMs: 2_000,
+      until: () => Math.min(leaseDeadline, budget.deadline),
+      onError: (err, _attempt, wait) => {
         stats.errors++;
-        const until = Math.min(leaseDeadline, giveUpAt);
-        if (Date.now() >= until) {
-          log.warn({ delivery: row.id, err: errorText(err) }, "could not record a delivery result; the row is retried when its lease expires");
-          return;
-        }
-        await sleep(Math.min(backoffMs(attempt, 100, 2_000), until - Date.now()));
-      }
-    }
-  };
+        if (wait === null) log.warn({ delivery: row.id, err: errorText(err) }, "could not record a delivery result; the row is retried when its lease expires");
+      },
+    });
 
   /** Hands back rows this notifier claimed but did not start (shutdown, or lease too short). */
   const release = async (rows: Claimed[]) => {
@@ -272,7 +268,7 @@ export function startNotifier(deps: NotifierDeps, opts: NotifierOptions = {}): N
     const worker = async () => {
       while (next < rows.length) {
         const row = rows[next++]!;
-        if (stopping || Date.now() >= leaseDeadline) {
+        if (budget.stopping || Date.now() >= leaseDeadline) {
           skipped.push(row);
           continue;
         }
@@ -287,7 +283,7 @@ export function startNotifier(deps: NotifierDeps, opts: NotifierOptions = {}): N
   };
 
   const loop = async () => {
-    for (let failures = 0; !stopping; ) {
+    for (let failures = 0; !budget.stopping; ) {
       try {
         const claimed = await runOnce();
         if (!stats.healthy) log.info("notifier recovered");
@@ -316,8 +312,7 @@ export function startNotifier(deps: NotifierDeps, opts: NotifierOptions = {}): N
     },
     stop(timeoutMs) {
       stopped ??= (async () => {
-        stopping = true;
-        giveUpAt = Date.now() + timeoutMs;
+        budget.begin(timeoutMs);
         wakeUp?.();
         const deadline = setTimeout(() => halt.abort(), timeoutMs);
         const aborted = new Promise<void>((resolve) => halt.signal.addEventListener("abort", () => resolve(), { once: true }));

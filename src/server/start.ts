@@ -17,6 +17,7 @@ import { requireAdmin, requireTenant } from "../http/auth.ts";
 import { mountGroup } from "../http/route.ts";
 import { ingestRoutes } from "../ingest/routes.ts";
 import { logger } from "../lib/log.ts";
+import { StopStack } from "../pipeline/stop.ts";
 import { connectBroker, type Broker } from "../nats/connection.ts";
 import { ensureStream } from "../nats/stream.ts";
 import { committedStream, dlqStream, DURABLE, MQTT_BATCH, mqttStream, pipelineStreams } from "../nats/topology.ts";
@@ -75,18 +76,14 @@ const UNLIMITED = Number.MAX_SAFE_INTEGER;
 export async function startServer(config: Config): Promise<RunningServer> {
   const dataDir = resolve(config.dataDir);
   const has = (role: Config["roles"][number]) => config.roles.includes(role);
-  const cleanup: Array<() => Promise<void>> = [];
-  const onStop = (fn: () => Promise<void>) => cleanup.push(fn);
   // One budget for the whole shutdown: each draining step gets what the earlier ones left, and
   // 4 s stay for what follows (up to three pools closing at 1 s each with the database away,
   // the broker connection, supervised children).
   const drainMs = Math.max(1_000, config.shutdownTimeout - 4_000);
-  let drainUntil = 0;
-  const remaining = () => Math.max(250, drainUntil - Date.now());
-  const runCleanup = async () => {
-    drainUntil = Date.now() + drainMs;
-    for (const fn of cleanup.reverse()) await fn().catch((err) => log.error({ err: (err as Error).message }, "shutdown step failed"));
-  };
+  const stops = new StopStack(drainMs, (err) => log.error({ err: (err as Error).message }, "shutdown step failed"));
+  const onStop = (fn: () => Promise<void>) => stops.push(fn);
+  const remaining = () => stops.remaining();
+  const runCleanup = () => stops.run();
 
   try {
     // Others may traverse (the postgres OS user must reach its data when we run as root) but not list.

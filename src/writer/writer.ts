@@ -4,22 +4,23 @@
  * retried with backoff while the held messages are kept alive with working(), and the consumer's
  * max_ack_pending bounds what is held, so an outage backs up into JetStream, not into memory.
  */
-import type { Consumer, ConsumerMessages, JsMsg } from "@nats-io/jetstream";
+import type { JsMsg } from "@nats-io/jetstream";
 import { Batch } from "../core/batch.ts";
+import { OrderedAcks } from "../core/ordered-acks.ts";
 import { committedMessageId, committedSubject, encodeCommitted, splitCommitted, summarizeCommitted } from "../core/committed.ts";
 import { decodeEnvelope, type Envelope } from "../core/envelope.ts";
 import type { Sql } from "../db/client.ts";
 import { errorText, isRetryable } from "../db/errors.ts";
-import { backoffMs, sleep } from "../lib/backoff.ts";
 import { logger } from "../lib/log.ts";
 import type { Broker } from "../nats/connection.ts";
-import { ensureDurableConsumer } from "../nats/stream.ts";
 import type { QuarantineRow } from "../db/quarantine.ts";
+import { retryUntil } from "../pipeline/retry.ts";
+import { StopBudget } from "../pipeline/stop.ts";
+import { consumeDurable, quarantineRow, terminate } from "../pipeline/worker.ts";
 import { writeBatch } from "./sink.ts";
 import { metrics } from "../lib/metrics.ts";
 
 const log = logger("writer");
-const PULL_EXPIRES_MS = 5_000;
 
 export interface WriterOptions {
   stream: string;
@@ -64,22 +65,13 @@ export interface Writer {
 }
 
 export async function startWriter(broker: Broker, sql: Sql, opts: WriterOptions): Promise<Writer> {
-  await ensureDurableConsumer(broker.jsm, { stream: opts.stream, durable: opts.durable, ackWaitMs: opts.ackWaitMs, maxAckPending: opts.maxPending });
-  const consumer: Consumer = await broker.js.consumers.get(opts.stream, opts.durable);
   const stats: WriterStats = { batches: 0, readings: 0, inserted: 0, quarantined: 0, retries: 0, lastFlushMs: 0, held: 0 };
   const flushes = Math.max(1, opts.flushes ?? DEFAULT_FLUSHES);
   // A batch also closes at its share of the messages the consumer lets us hold, so with small
   // messages (one reading each) `flushes` batches can still be written while the next one fills.
   const batch = new Batch<Item>(opts.batchSize, opts.flushIntervalMs, Math.max(1, Math.floor(opts.maxPending / (flushes + 1))));
-  /** Cut batches waiting for a connection. */
-  const queue: Item[][] = [];
-  /** Batches being written or waiting to be announced and acked, oldest first. */
-  const pipeline: Array<{ items: Item[]; written: Promise<boolean> }> = [];
-  let writing = 0;
   let healthy = true;
-  let stopping = false;
-  let giveUpAt = Infinity;
-  let drained: (() => void) | null = null;
+  const budget = new StopBudget();
   /** After a COPY met stored events, the next batches go the upsert way (redeliveries come in runs). */
   let upsertBatches = 0;
 
@@ -88,16 +80,10 @@ export async function startWriter(broker: Broker, sql: Sql, opts: WriterOptions)
     try {
       item.envelope = decodeEnvelope(msg.string());
     } catch (err) {
-      item.poison = quarantineRow(msg, `undecodable message: ${(err as Error).message}`);
+      item.poison = quarantineRow("writer", msg, `undecodable message: ${(err as Error).message}`);
     }
     batch.add(item, item.envelope?.readings.length ?? 1, Date.now());
     if (batch.isFull()) cut();
-  };
-
-  const cut = () => {
-    if (batch.length === 0) return;
-    queue.push(batch.take());
-    pump();
   };
 
   /**
@@ -105,71 +91,65 @@ export async function startWriter(broker: Broker, sql: Sql, opts: WriterOptions)
    * connection; they are announced and acked strictly in the order they were cut, so the
    * evaluator sees committed-batch events in consumption order, as with one flush at a time.
    */
-  const pump = () => {
-    while (queue.length > 0 && writing < flushes) {
-      const items = queue.shift()!;
-      writing++;
-      const written = writeWithRetry(items).finally(() => {
-        writing--;
-        pump();
-      });
-      pipeline.push({ items, written });
-    }
-    void settleInOrder();
-  };
+  const acks = new OrderedAcks<Item>({
+    concurrency: flushes,
+    write: (items) => writeWithRetry(items),
+    announce: (items) => announceWithRetry(items),
+    settle: (items) => settle(items),
+    onWriteError: (err) => log.error({ err: (err as Error).message }, "batch write failed unexpectedly; its messages stay unacked and will be redelivered"),
+  });
 
-  let settling = false;
-  const settleInOrder = async () => {
-    if (settling) return;
-    settling = true;
-    while (pipeline.length > 0) {
-      const head = pipeline[0]!;
-      const ok = (await head.written.catch((err) => {
-        log.error({ err: (err as Error).message }, "batch write failed unexpectedly; its messages stay unacked and will be redelivered");
-        return false;
-      })) && (await announceWithRetry(head.items));
-      if (ok) settle(head.items);
-      pipeline.shift();
-    }
-    settling = false;
-    if (drained && batch.length === 0 && queue.length === 0) drained();
+  const cut = () => {
+    if (batch.length === 0) return;
+    acks.push(batch.take());
   };
 
   /** Writes a batch, retrying retryable errors. False only when shutdown cut the retries short. */
   const writeWithRetry = async (items: Item[]): Promise<boolean> => {
-    for (let attempt = 0; ; attempt++) {
-      const started = performance.now();
+    for (;;) {
+      let started = 0;
+      let written;
       try {
-        await write(items);
-        stats.lastFlushMs = performance.now() - started;
-        metrics.writerFlushSeconds.observe(stats.lastFlushMs / 1000);
-        if (!healthy) log.info({ attempts: attempt + 1 }, "database writes recovered");
-        healthy = true;
-        return true;
+        written = await retryUntil(
+          async () => {
+            started = performance.now();
+            await write(items);
+          },
+          {
+            baseMs: 100,
+            maxMs: 5_000,
+            until: () => budget.deadline,
+            retryable: isRetryable,
+            onError: (err, attempt, wait) => {
+              healthy = false;
+              stats.retries++;
+              metrics.writerRetries.inc();
+              if (wait !== null) log.warn({ err: errorText(err), attempt: attempt + 1, retryInMs: wait }, "batch write failed; retrying");
+            },
+          },
+        );
       } catch (err) {
-        if (!isRetryable(err)) {
-          if (items.length > 1) return isolate(items);
-          const item = items[0]!;
-          if (item.envelope) {
-            // This one message is refused as data: keep it in quarantine instead.
-            item.poison = quarantineRow(item.msg, `refused by the database: ${errorText(err)}`);
-            item.envelope = undefined;
-            continue;
-          }
-          log.error({ err: errorText(err), subject: item.msg.subject, seq: item.msg.seq, payload: item.poison?.payload.slice(0, 2_000) }, "could not even quarantine a message; terminating it");
-          return true;
+        // Refused as data.
+        if (items.length > 1) return isolate(items);
+        const item = items[0]!;
+        if (item.envelope) {
+          // This one message is refused as data: keep it in quarantine instead.
+          item.poison = quarantineRow("writer", item.msg, `refused by the database: ${errorText(err)}`);
+          item.envelope = undefined;
+          continue;
         }
-        healthy = false;
-        stats.retries++;
-        metrics.writerRetries.inc();
-        if (Date.now() >= giveUpAt) {
-          log.warn({ messages: items.length }, "shutdown deadline reached with an unwritten batch; it stays unacked and will be redelivered");
-          return false;
-        }
-        const wait = backoffMs(attempt, 100, 5_000);
-        log.warn({ err: errorText(err), attempt: attempt + 1, retryInMs: wait }, "batch write failed; retrying");
-        await sleep(Math.min(wait, Math.max(0, giveUpAt - Date.now())));
+        log.error({ err: errorText(err), subject: item.msg.subject, seq: item.msg.seq, payload: item.poison?.payload.slice(0, 2_000) }, "could not even quarantine a message; terminating it");
+        return true;
       }
+      if (!written.ok) {
+        log.warn({ messages: items.length }, "shutdown deadline reached with an unwritten batch; it stays unacked and will be redelivered");
+        return false;
+      }
+      stats.lastFlushMs = performance.now() - started;
+      metrics.writerFlushSeconds.observe(stats.lastFlushMs / 1000);
+      if (!healthy) log.info({ attempts: written.attempts }, "database writes recovered");
+      healthy = true;
+      return true;
     }
   };
 
@@ -181,8 +161,8 @@ export async function startWriter(broker: Broker, sql: Sql, opts: WriterOptions)
     const batches = summarizeCommitted(items.flatMap((i) => (i.envelope ? [i.envelope] : []))).flatMap((b) => splitCommitted(b, MAX_EVENT_BYTES));
     for (const b of batches) {
       let staged = 0;
-      for (let attempt = 0; ; attempt++) {
-        try {
+      const published = await retryUntil(
+        async () => {
           const msgID = staged < 3 ? committedMessageId(b) : `${committedMessageId(b)}.${staged}`;
           const ack = await broker.js.publish(committedSubject(b.tenant), encodeCommitted(b), { msgID, expect: { streamName: opts.committedStream } });
           if (ack.duplicate && ack.seq === 0) {
@@ -191,14 +171,17 @@ export async function startWriter(broker: Broker, sql: Sql, opts: WriterOptions)
             staged++;
             throw new Error("JetStream reports a duplicate of an event it has not stored (seq 0)");
           }
-          break;
-        } catch (err) {
-          if (Date.now() >= giveUpAt) return false;
-          const wait = backoffMs(attempt, 100, 5_000);
-          log.warn({ err: (err as Error).message, attempt: attempt + 1, retryInMs: wait }, "publishing the committed-batch event failed; retrying");
-          await sleep(Math.min(wait, Math.max(0, giveUpAt - Date.now())));
-        }
-      }
+        },
+        {
+          baseMs: 100,
+          maxMs: 5_000,
+          until: () => budget.deadline,
+          onError: (err, attempt, wait) => {
+            if (wait !== null) log.warn({ err: (err as Error).message, attempt: attempt + 1, retryInMs: wait }, "publishing the committed-batch event failed; retrying");
+          },
+        },
+      );
+      if (!published.ok) return false;
     }
     return true;
   };
@@ -230,14 +213,22 @@ export async function startWriter(broker: Broker, sql: Sql, opts: WriterOptions)
   const settle = (items: Item[]) => {
     for (const item of items) {
       if (item.poison) log.warn({ subject: item.msg.subject, seq: item.msg.seq, reason: item.poison.reason }, "message quarantined");
-      if (item.poison) item.msg.term(); // no reason argument: nats-server 2.9 ignores "+TERM <reason>" and would redeliver
+      if (item.poison) terminate(item.msg);
       else item.msg.ack();
     }
   };
 
+  const messages = await consumeDurable(broker, log, {
+    stream: opts.stream,
+    durable: opts.durable,
+    ackWaitMs: opts.ackWaitMs,
+    maxAckPending: opts.maxPending,
+    maxMessages: Math.min(opts.maxPending, 1_000),
+    callback: onMessage,
+  });
   // Keep held messages from being redelivered while a batch waits or retries.
   const keepAlive = setInterval(() => {
-    const held = [...pipeline.flatMap((p) => p.items), ...queue.flat()];
+    const held = acks.held();
     stats.held = held.length + batch.length;
     for (const item of held) item.msg.working();
   }, Math.max(500, Math.floor(opts.ackWaitMs / 3)));
@@ -245,17 +236,6 @@ export async function startWriter(broker: Broker, sql: Sql, opts: WriterOptions)
     if (batch.isDue(Date.now())) cut();
   }, Math.max(5, Math.min(100, Math.floor(opts.flushIntervalMs / 4))));
 
-  // Pulls expire after 5 s (heartbeats every 2.5 s): a pull request lives only on the consumer's
-  // leader, so when a NATS cluster moves that leader, the lost pull is noticed (two missed
-  // heartbeats) and re-issued within ~5 s instead of the default 30 s.
-  const messages: ConsumerMessages = await consumer.consume({ max_messages: Math.min(opts.maxPending, 1_000), expires: PULL_EXPIRES_MS, callback: onMessage });
-  void (async () => {
-    for await (const s of messages.status()) {
-      if (s.type === "heartbeats_missed" || s.type === "consumer_not_found" || s.type === "stream_not_found") {
-        log.warn({ status: s.type }, "consumer status");
-      }
-    }
-  })();
   log.info({ stream: opts.stream, durable: opts.durable, batchSize: opts.batchSize, flushIntervalMs: opts.flushIntervalMs }, "writer started");
 
   return {
@@ -264,23 +244,17 @@ export async function startWriter(broker: Broker, sql: Sql, opts: WriterOptions)
       return healthy;
     },
     async stop(timeoutMs: number) {
-      if (stopping) return;
-      stopping = true;
-      giveUpAt = Date.now() + timeoutMs;
+      if (budget.stopping) return;
+      budget.begin(timeoutMs);
       await messages.close().catch(() => {});
       clearInterval(ticker);
-      const done = new Promise<void>((resolve) => (drained = resolve));
       cut();
-      if (pipeline.length === 0 && queue.length === 0) drained!();
+      const done = acks.whenIdle();
       // Keep the deadline even if a write is stuck (a pool waiting to reconnect): what is not acked
       // is redelivered, and a write still in flight is made harmless by the event-id key.
-      await Promise.race([done, sleep(Math.max(0, giveUpAt - Date.now()))]);
+      await budget.within(done);
       clearInterval(keepAlive);
       log.info({ ...stats }, "writer stopped");
     },
   };
-}
-
-function quarantineRow(msg: JsMsg, reason: string): QuarantineRow {
-  return { source: "writer", subject: msg.subject, streamSeq: msg.seq, reason, payload: msg.string() };
 }

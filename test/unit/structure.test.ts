@@ -13,7 +13,7 @@ const SRC = resolve(import.meta.dir, "../../src");
 /** Folders that do one job of the server; they depend on shared folders only. */
 const ROLES = ["ingest", "writer", "evaluator", "notify", "api", "mqtt", "ui", "replay"];
 /** Contracts, clients and plumbing every role may use. */
-const SHARED = ["core", "config", "lib", "db", "nats", "http", "openapi", "tenants", "embedded"];
+const SHARED = ["core", "config", "lib", "db", "nats", "pipeline", "http", "openapi", "tenants", "embedded"];
 /** Composition roots and entry points: they wire everything and may import anything. */
 const ROOTS = ["server", "cli"];
 
