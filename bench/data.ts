@@ -38,7 +38,11 @@ export function plannedMessages(runId: string, readings: number, recordsPerMessa
     const items = [];
     for (let k = 0; k < PER_REQUEST; k++) {
       const index = n * PER_REQUEST + k;
-      const r = normalizeRecord(JSON.parse(recordLine(runId, index)), { tenant: TENANT, nowMs: receivedAt, maxFutureMs: 3_600_000 });
+      const r = normalizeRecord(JSON.parse(recordLine(runId, index)), {
+        tenant: TENANT,
+        nowMs: receivedAt,
+        maxFutureMs: 3_600_000,
+      });
       if (!r.ok) throw new Error(`bench record ${index} invalid: ${JSON.stringify(r.errors)}`);
       items.push({ index: k, reading: r.reading });
     }

@@ -23,8 +23,18 @@ const proc = Bun.spawn({
   cmd: [process.execPath, "src/cli/main.ts", "serve"],
   cwd: root,
   env: {
-    PATH: process.env.PATH!, TELEMETRY_DATA_DIR: join(dir, "data"), TELEMETRY_DATABASE: "embedded", PORT: String(port), HOST: "127.0.0.1", TELEMETRY_NATS_PORT: "0",
-    TELEMETRY_API_KEYS: `bench:${KEY}`, TELEMETRY_TENANT_RATE: "10000000", TELEMETRY_TENANT_BURST: "10000000", TELEMETRY_DEVICE_RATE: "10000000", TELEMETRY_DEVICE_BURST: "10000000", LOG_LEVEL: "warn",
+    PATH: process.env.PATH!,
+    TELEMETRY_DATA_DIR: join(dir, "data"),
+    TELEMETRY_DATABASE: "embedded",
+    PORT: String(port),
+    HOST: "127.0.0.1",
+    TELEMETRY_NATS_PORT: "0",
+    TELEMETRY_API_KEYS: `bench:${KEY}`,
+    TELEMETRY_TENANT_RATE: "10000000",
+    TELEMETRY_TENANT_BURST: "10000000",
+    TELEMETRY_DEVICE_RATE: "10000000",
+    TELEMETRY_DEVICE_BURST: "10000000",
+    LOG_LEVEL: "warn",
   },
   stdout: "inherit",
   stderr: "inherit",
@@ -32,7 +42,9 @@ const proc = Bun.spawn({
 const deadline = Date.now() + 30 * 60_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const rssMiB = async () => {
-  const status = await Bun.file(`/proc/${proc.pid}/status`).text().catch(() => "");
+  const status = await Bun.file(`/proc/${proc.pid}/status`)
+    .text()
+    .catch(() => "");
   return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
 };
 const inserted = async () => {
@@ -45,7 +57,11 @@ try {
     await sleep(200);
   }
   const idleRssMiB = Math.round(await rssMiB());
-  const emptyBytes = Number(Bun.spawnSync({ cmd: ["du", "-sb", join(dir, "data", "pglite")] }).stdout.toString().split("\t")[0]);
+  const emptyBytes = Number(
+    Bun.spawnSync({ cmd: ["du", "-sb", join(dir, "data", "pglite")] })
+      .stdout.toString()
+      .split("\t")[0],
+  );
   let peak = idleRssMiB;
   const sampler = setInterval(async () => (peak = Math.max(peak, await rssMiB())), 250);
   const t0 = Date.now() - 1;
@@ -58,9 +74,17 @@ try {
       if (from >= N || Date.now() > deadline) return;
       const body = Array.from({ length: Math.min(PER_REQUEST, N - from) }, (_, k) => {
         const i = from + k;
-        return JSON.stringify({ device_id: `d-${i % DEVICES}`, ts: t0 - N + i, metrics: { temp: 20 + (i % 100) / 10, rssi: -60 - (i % 7) } });
+        return JSON.stringify({
+          device_id: `d-${i % DEVICES}`,
+          ts: t0 - N + i,
+          metrics: { temp: 20 + (i % 100) / 10, rssi: -60 - (i % 7) },
+        });
       }).join("\n");
-      const res = await fetch(`${base}/api/v1/telemetry`, { method: "POST", headers: { authorization: `Bearer ${KEY}`, "content-type": "application/x-ndjson" }, body });
+      const res = await fetch(`${base}/api/v1/telemetry`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${KEY}`, "content-type": "application/x-ndjson" },
+        body,
+      });
       if (res.status !== 202) throw new Error(`ingest answered ${res.status}: ${await res.text()}`);
     }
   };
@@ -70,7 +94,11 @@ try {
   const probe = (async () => {
     for (let i = 0; probing; i++) {
       const t = performance.now();
-      await fetch(`${base}/api/v1/telemetry`, { method: "POST", headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" }, body: JSON.stringify({ device_id: "probe", ts: t0 - N - 1_000_000 + i, metrics: { v: i } }) });
+      await fetch(`${base}/api/v1/telemetry`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
+        body: JSON.stringify({ device_id: "probe", ts: t0 - N - 1_000_000 + i, metrics: { v: i } }),
+      });
       latencies.push(performance.now() - t);
       await sleep(100);
     }
@@ -98,9 +126,27 @@ try {
   const pct = (p: number) => Math.round(latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))]!);
   clearInterval(sampler);
   const metricsText = await (await fetch(`${base}/metrics`)).text();
-  const flush = (what: string) => Number(new RegExp(`telemetry_writer_flush_seconds_${what} ([\\d.e+-]+)`).exec(metricsText)?.[1] ?? 0);
-  const du = Bun.spawnSync({ cmd: ["du", "-sb", join(dir, "data", "pglite")] }).stdout.toString().split("\t")[0];
-  console.log(JSON.stringify({ readings: N, postedSeconds: +posted.toFixed(1), allInsertedSeconds: +total.toFixed(1), readingsPerSecond: Math.round(N / total), meanFlushMs: +((flush("sum") / flush("count")) * 1000).toFixed(1), probePostMs: { p50: pct(0.5), p99: pct(0.99), max: pct(1) }, idleRssMiB, peakRssMiB: Math.round(peak), rssAtEndMiB: Math.round(await rssMiB()), emptyPgliteBytes: emptyBytes, pgliteBytes: Number(du), bytesPerReading: Math.round((Number(du) - emptyBytes) / N) }));
+  const flush = (what: string) =>
+    Number(new RegExp(`telemetry_writer_flush_seconds_${what} ([\\d.e+-]+)`).exec(metricsText)?.[1] ?? 0);
+  const du = Bun.spawnSync({ cmd: ["du", "-sb", join(dir, "data", "pglite")] })
+    .stdout.toString()
+    .split("\t")[0];
+  console.log(
+    JSON.stringify({
+      readings: N,
+      postedSeconds: +posted.toFixed(1),
+      allInsertedSeconds: +total.toFixed(1),
+      readingsPerSecond: Math.round(N / total),
+      meanFlushMs: +((flush("sum") / flush("count")) * 1000).toFixed(1),
+      probePostMs: { p50: pct(0.5), p99: pct(0.99), max: pct(1) },
+      idleRssMiB,
+      peakRssMiB: Math.round(peak),
+      rssAtEndMiB: Math.round(await rssMiB()),
+      emptyPgliteBytes: emptyBytes,
+      pgliteBytes: Number(du),
+      bytesPerReading: Math.round((Number(du) - emptyBytes) / N),
+    }),
+  );
 } finally {
   proc.kill("SIGTERM");
   await proc.exited;

@@ -10,7 +10,10 @@ export const KEY = "bench-key-0123456789abcdef";
 
 /** Builds the single executable the way `npm run build` does. */
 export function buildExecutable(outfile: string): void {
-  const build = Bun.spawnSync({ cmd: [process.execPath, "build", "--compile", "--minify", "src/cli/main.ts", "--outfile", outfile], cwd: ROOT });
+  const build = Bun.spawnSync({
+    cmd: [process.execPath, "build", "--compile", "--minify", "src/cli/main.ts", "--outfile", outfile],
+    cwd: ROOT,
+  });
   if (build.exitCode !== 0) throw new Error(build.stderr.toString());
 }
 
@@ -40,7 +43,10 @@ export async function startServer(executable: string, env: Record<string, string
     stderr: "inherit",
   });
   const url = `http://127.0.0.1:${port}`;
-  await waitFor(async () => (await fetch(`${url}/ready`).catch(() => null))?.status === 200, { timeoutMs: 60_000, what: "server ready" });
+  await waitFor(async () => (await fetch(`${url}/ready`).catch(() => null))?.status === 200, {
+    timeoutMs: 60_000,
+    what: "server ready",
+  });
   return {
     url,
     pid: proc.pid,
@@ -53,7 +59,11 @@ export async function startServer(executable: string, env: Record<string, string
 
 /** Runs bench/load.ts in its own process. */
 export async function runLoad(url: string, ...args: (string | number)[]): Promise<LoadResult> {
-  const p = Bun.spawn({ cmd: [process.execPath, join(ROOT, "bench/load.ts"), url, KEY, ...args.map(String)], stdout: "pipe", stderr: "inherit" });
+  const p = Bun.spawn({
+    cmd: [process.execPath, join(ROOT, "bench/load.ts"), url, KEY, ...args.map(String)],
+    stdout: "pipe",
+    stderr: "inherit",
+  });
   const out = await new Response(p.stdout).text();
   await p.exited;
   return JSON.parse(out.trim().split("\n").at(-1)!) as LoadResult;
@@ -85,7 +95,11 @@ export async function committed(url: string): Promise<number> {
  * Waits until the writer has committed `target` readings (its counter); returns when the last of
  * them was seen (polled every 200 ms) and when the first of them was.
  */
-export async function waitForCommitted(url: string, target: number, timeoutMs = 900_000): Promise<{ doneAt: number; firstAt: number }> {
+export async function waitForCommitted(
+  url: string,
+  target: number,
+  timeoutMs = 900_000,
+): Promise<{ doneAt: number; firstAt: number }> {
   const start = await committed(url);
   let firstAt = NaN;
   const deadline = performance.now() + timeoutMs;
@@ -93,7 +107,8 @@ export async function waitForCommitted(url: string, target: number, timeoutMs = 
     const n = await committed(url).catch(() => start);
     if (n > start && Number.isNaN(firstAt)) firstAt = performance.now();
     if (n >= target) return { doneAt: performance.now(), firstAt };
-    if (performance.now() > deadline) throw new Error(`only ${n} of ${target} readings committed after ${timeoutMs} ms`);
+    if (performance.now() > deadline)
+      throw new Error(`only ${n} of ${target} readings committed after ${timeoutMs} ms`);
     await Bun.sleep(200);
   }
 }

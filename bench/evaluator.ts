@@ -34,7 +34,17 @@ try {
       { type: "above_threshold", threshold: 90 },
       { type: "deviation_from_mean", k: 4, window_minutes: 30 },
       { type: "rate_of_change", limit_per_minute: 50, direction: "either" },
-    ].map((condition, i) => ({ id: uuidv4(), tenant: "bench", name: `r${i}`, enabled: true, severity: "warning", metric: "temp", condition: condition as Rule["condition"], for_seconds: 0, cooldown_seconds: 900 }));
+    ].map((condition, i) => ({
+      id: uuidv4(),
+      tenant: "bench",
+      name: `r${i}`,
+      enabled: true,
+      severity: "warning",
+      metric: "temp",
+      condition: condition as Rule["condition"],
+      for_seconds: 0,
+      cooldown_seconds: 900,
+    }));
     for (const r of rules) {
       await sql`INSERT INTO rules (id, tenant, name, severity, metric, condition) VALUES (${r.id}, 'bench', ${r.name}, 'warning', 'temp', ${sql.json(r.condition as never)})`;
     }
@@ -45,16 +55,27 @@ try {
     await sql`ANALYZE`;
     const batch = (minute: number, hotEvery: number): CommittedBatch => ({
       tenant: "bench",
-      series: Array.from({ length: n }, (_, d) => ({ deviceId: `d${d + 1}`, metric: "temp", ts: base + minute * 60_000, value: d % hotEvery === 0 ? 95 : 20, eventId: uuidv4() })),
+      series: Array.from({ length: n }, (_, d) => ({
+        deviceId: `d${d + 1}`,
+        metric: "temp",
+        ts: base + minute * 60_000,
+        value: d % hotEvery === 0 ? 95 : 20,
+        eventId: uuidv4(),
+      })),
       positions: [],
       devices: [],
     });
-    for (const [label, minute] of [["cold (no state yet)", 0], ["warm (state for every pair)", 1]] as const) {
+    for (const [label, minute] of [
+      ["cold (no state yet)", 0],
+      ["warm (state for every pair)", 1],
+    ] as const) {
       const b = batch(minute, 100);
       const started = performance.now();
       const r = await evaluateBatch(sql, rules, b);
       const ms = performance.now() - started;
-      rows.push(`| ${n.toLocaleString("en")} | ${label} | ${r.units.toLocaleString("en")} | ${ms.toFixed(0)} ms | ${((ms * 1000) / r.units).toFixed(1)} µs | ${r.opened} |`);
+      rows.push(
+        `| ${n.toLocaleString("en")} | ${label} | ${r.units.toLocaleString("en")} | ${ms.toFixed(0)} ms | ${((ms * 1000) / r.units).toFixed(1)} µs | ${r.opened} |`,
+      );
       console.error(rows.at(-1));
     }
     await sql.end();
@@ -63,5 +84,7 @@ try {
   await pg.stop();
   rmSync(work, { recursive: true, force: true });
 }
-console.log("\n| Distinct series in the batch | Batch | (rule, series) pairs | Evaluation time | Per pair | Alerts opened |\n| --- | --- | --- | --- | --- | --- |");
+console.log(
+  "\n| Distinct series in the batch | Batch | (rule, series) pairs | Evaluation time | Per pair | Alerts opened |\n| --- | --- | --- | --- | --- | --- |",
+);
 for (const r of rows) console.log(r);

@@ -22,7 +22,15 @@ export interface LoadResult {
   max: number;
 }
 
-const [url, key, mode, runId, secondsArg, a, b] = process.argv.slice(2) as [string, string, string, string, string, string, string?];
+const [url, key, mode, runId, secondsArg, a, b] = process.argv.slice(2) as [
+  string,
+  string,
+  string,
+  string,
+  string,
+  string,
+  string?,
+];
 const seconds = Number(secondsArg);
 const endpoint = `${url}/api/v1/telemetry`;
 const statuses: Record<string, number> = {};
@@ -31,7 +39,11 @@ let accepted = 0;
 
 async function send(body: string, contentType: string, scheduled: number) {
   try {
-    const res = await fetch(endpoint, { method: "POST", headers: { authorization: `Bearer ${key}`, "content-type": contentType }, body });
+    const res = await fetch(endpoint, {
+      method: "POST",
+      headers: { authorization: `Bearer ${key}`, "content-type": contentType },
+      body,
+    });
     const json = (await res.json()) as { accepted?: number };
     statuses[res.status] = (statuses[res.status] ?? 0) + 1;
     if (res.status === 202) accepted += json.accepted ?? 0;
@@ -49,7 +61,8 @@ if (mode === "batch") {
   let next = 0;
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
-      while (performance.now() < deadline && next < maxRequests) await send(requestBody(runId, next++), "application/x-ndjson", performance.now());
+      while (performance.now() < deadline && next < maxRequests)
+        await send(requestBody(runId, next++), "application/x-ndjson", performance.now());
     }),
   );
 } else {
@@ -68,6 +81,17 @@ if (mode === "batch") {
 }
 const elapsed = (performance.now() - started) / 1000;
 latencies.sort((x, y) => x - y);
-const pct = (p: number) => Number((latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? 0).toFixed(2));
-const result: LoadResult = { mode: mode!, requests: latencies.length, statuses, accepted, elapsed, p50: pct(0.5), p90: pct(0.9), p99: pct(0.99), max: pct(1) };
+const pct = (p: number) =>
+  Number((latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? 0).toFixed(2));
+const result: LoadResult = {
+  mode: mode!,
+  requests: latencies.length,
+  statuses,
+  accepted,
+  elapsed,
+  p50: pct(0.5),
+  p90: pct(0.9),
+  p99: pct(0.99),
+  max: pct(1),
+};
 console.log(JSON.stringify(result));

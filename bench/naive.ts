@@ -17,7 +17,13 @@ const [port, natsUrl, databaseUrl] = process.argv.slice(2) as [string, string, s
 const STREAM = "NAIVE";
 const nc = await connect({ servers: natsUrl });
 const jsm = await jetstreamManager(nc);
-await ensureStream(jsm, { name: STREAM, subjects: ["naive.>"], maxAgeMs: 3_600_000, duplicateWindowMs: 120_000, replicas: 1 });
+await ensureStream(jsm, {
+  name: STREAM,
+  subjects: ["naive.>"],
+  maxAgeMs: 3_600_000,
+  duplicateWindowMs: 120_000,
+  replicas: 1,
+});
 await jsm.consumers.add(STREAM, { durable_name: "naive", ack_policy: AckPolicy.Explicit, max_ack_pending: 2_000 });
 const js = jetstream(nc);
 const sql = createSql(databaseUrl, { max: 1, name: "naive" });
@@ -34,7 +40,9 @@ Bun.serve({
       const r = normalizeRecord(JSON.parse(line), { tenant: TENANT, nowMs: now, maxFutureMs: 3_600_000 });
       if (r.ok) readings.push(r.reading);
     }
-    await Promise.all(readings.map((r) => js.publish(`naive.${TENANT}`, JSON.stringify({ ...r, rx: now }), { msgID: r.eventId })));
+    await Promise.all(
+      readings.map((r) => js.publish(`naive.${TENANT}`, JSON.stringify({ ...r, rx: now }), { msgID: r.eventId })),
+    );
     return Response.json({ accepted: readings.length }, { status: 202 });
   },
 });

@@ -24,20 +24,49 @@ await using nats = await startLocalNats({ storeDir: join(work, "nats") });
 await using pg = await startLocalPostgres({ dataDir: join(work, "pg") });
 const port = await freePort();
 const server = Bun.spawn({
-  cmd: [process.execPath, "--cpu-prof-md", `--cpu-prof-dir=${out}`, `--cpu-prof-name=server-${mode}-${Date.now()}.md`, "src/cli/main.ts", "serve"],
+  cmd: [
+    process.execPath,
+    "--cpu-prof-md",
+    `--cpu-prof-dir=${out}`,
+    `--cpu-prof-name=server-${mode}-${Date.now()}.md`,
+    "src/cli/main.ts",
+    "serve",
+  ],
   cwd: ROOT,
-  env: { ...process.env, PORT: String(port), NATS_URL: nats.url, DATABASE_URL: pg.url, TELEMETRY_API_KEYS: `bench:${KEY}`, TELEMETRY_DATA_DIR: join(work, "data"), LOG_LEVEL: "warn", TELEMETRY_TENANT_RATE: "100000000", TELEMETRY_TENANT_BURST: "100000000", TELEMETRY_MAX_DEVICES: "100000000" },
+  env: {
+    ...process.env,
+    PORT: String(port),
+    NATS_URL: nats.url,
+    DATABASE_URL: pg.url,
+    TELEMETRY_API_KEYS: `bench:${KEY}`,
+    TELEMETRY_DATA_DIR: join(work, "data"),
+    LOG_LEVEL: "warn",
+    TELEMETRY_TENANT_RATE: "100000000",
+    TELEMETRY_TENANT_BURST: "100000000",
+    TELEMETRY_MAX_DEVICES: "100000000",
+  },
   stdout: "inherit",
   stderr: "inherit",
 });
 const url = `http://127.0.0.1:${port}`;
-await waitFor(async () => (await fetch(`${url}/ready`).catch(() => null))?.status === 200, { timeoutMs: 60_000, what: "server ready" });
+await waitFor(async () => (await fetch(`${url}/ready`).catch(() => null))?.status === 200, {
+  timeoutMs: 60_000,
+  what: "server ready",
+});
 const cpu0 = cpuSeconds(server.pid);
 const nats0 = cpuSeconds(nats.pid!);
 const result = await runLoad(url, mode, `prof${Date.now()}`, Number(secondsArg), Number(arg));
 await Bun.sleep(2_000);
 console.log(JSON.stringify(result));
-console.log(`server CPU ${(cpuSeconds(server.pid) - cpu0).toFixed(1)} s, nats-server CPU ${(cpuSeconds(nats.pid!) - nats0).toFixed(1)} s over ${result.elapsed.toFixed(1)} s`);
+console.log(
+  `server CPU ${(cpuSeconds(server.pid) - cpu0).toFixed(1)} s, nats-server CPU ${(cpuSeconds(nats.pid!) - nats0).toFixed(1)} s over ${result.elapsed.toFixed(1)} s`,
+);
 server.kill("SIGTERM");
 await server.exited;
-console.log(readdirSync(out).filter((f) => f.includes(mode)).sort().map((f) => join(out, f)).at(-1));
+console.log(
+  readdirSync(out)
+    .filter((f) => f.includes(mode))
+    .sort()
+    .map((f) => join(out, f))
+    .at(-1),
+);

@@ -27,12 +27,23 @@ const readingsOf = (messages: readonly PlannedMessage[]) => messages.reduce((n, 
 
 export async function createBenchStream(natsUrl: string, name: string, subjects: string[]): Promise<void> {
   const nc = await connect({ servers: natsUrl });
-  await ensureStream(await jetstreamManager(nc), { name, subjects, maxAgeMs: 3_600_000, duplicateWindowMs: 120_000, replicas: 1 });
+  await ensureStream(await jetstreamManager(nc), {
+    name,
+    subjects,
+    maxAgeMs: 3_600_000,
+    duplicateWindowMs: 120_000,
+    replicas: 1,
+  });
   await nc.close();
 }
 
 /** Publishes every message with `window` in flight; resolves when the last PubAck is in. */
-export async function rawPublish(natsUrl: string, stream: string, messages: readonly PlannedMessage[], window = 2_000): Promise<Rate> {
+export async function rawPublish(
+  natsUrl: string,
+  stream: string,
+  messages: readonly PlannedMessage[],
+  window = 2_000,
+): Promise<Rate> {
   const nc = await connect({ servers: natsUrl });
   const pub = new AckedPublisher(nc, 10_000);
   const started = performance.now();
@@ -51,11 +62,21 @@ export async function rawPublish(natsUrl: string, stream: string, messages: read
 }
 
 /** Consumes `count` messages from the start of the stream with a new durable, acking each. */
-export async function rawConsume(natsUrl: string, stream: string, count: number, readingsPerMessage: (m: JsMsg) => number = () => 1): Promise<Rate> {
+export async function rawConsume(
+  natsUrl: string,
+  stream: string,
+  count: number,
+  readingsPerMessage: (m: JsMsg) => number = () => 1,
+): Promise<Rate> {
   const nc = await connect({ servers: natsUrl });
   const jsm = await jetstreamManager(nc);
   const durable = `raw-${Date.now()}`;
-  await jsm.consumers.add(stream, { durable_name: durable, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All, max_ack_pending: 10_000 });
+  await jsm.consumers.add(stream, {
+    durable_name: durable,
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.All,
+    max_ack_pending: 10_000,
+  });
   const consumer = await jetstream(nc).consumers.get(stream, durable);
   let seen = 0;
   let readings = 0;
@@ -100,7 +121,11 @@ export function envelopeBatches(messages: readonly PlannedMessage[], batchSize: 
  * Migrates a fresh database and inserts every batch with the writer's writeBatch on `connections`
  * connections at once (the writer's own concurrency), each pulling the next batch.
  */
-export async function rawInsert(databaseUrl: string, batches: readonly Envelope[][], connections: number): Promise<Rate> {
+export async function rawInsert(
+  databaseUrl: string,
+  batches: readonly Envelope[][],
+  connections: number,
+): Promise<Rate> {
   const sql = createSql(databaseUrl, { max: connections, name: "bench-raw" });
   await migrate(sql, { timescale: "off", retentionMs: null, compressAfterMs: 7 * 86_400_000 });
   let readings = 0;
@@ -127,7 +152,13 @@ export interface Latency {
  * One message at a time at a fixed rate (open loop: latency from each message's scheduled time),
  * every PubAck awaited: the broker's own latency floor for single-record requests.
  */
-export async function rawPublishLatency(natsUrl: string, stream: string, messages: readonly PlannedMessage[], rate: number, seconds: number): Promise<Latency> {
+export async function rawPublishLatency(
+  natsUrl: string,
+  stream: string,
+  messages: readonly PlannedMessage[],
+  rate: number,
+  seconds: number,
+): Promise<Latency> {
   const nc = await connect({ servers: natsUrl });
   const pub = new AckedPublisher(nc, 10_000);
   const total = Math.min(messages.length, Math.floor(rate * seconds));
@@ -140,12 +171,17 @@ export async function rawPublishLatency(natsUrl: string, stream: string, message
     if (wait > 1) await Bun.sleep(wait);
     const m = messages[i]!;
     const from = Math.min(scheduled, performance.now()); // sent early: timed from the send
-    inflight.push(pub.publish(m.subject, m.body, { msgId: m.msgId, expectStream: stream }).then(() => void latencies.push(performance.now() - from)));
+    inflight.push(
+      pub
+        .publish(m.subject, m.body, { msgId: m.msgId, expectStream: stream })
+        .then(() => void latencies.push(performance.now() - from)),
+    );
   }
   await Promise.all(inflight);
   pub.close();
   await nc.close();
   latencies.sort((a, b) => a - b);
-  const at = (p: number) => Number(latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]!.toFixed(2));
+  const at = (p: number) =>
+    Number(latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]!.toFixed(2));
   return { count: latencies.length, p50: at(0.5), p99: at(0.99), max: at(1) };
 }

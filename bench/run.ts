@@ -59,7 +59,13 @@ await admin.close();
 const singleSeconds = Math.min(seconds, 20);
 step(`raw latency floors at ${fmt(SINGLE_RATE)}/s, ${singleSeconds} s each`);
 await createBenchStream(nats.url, "RAWLAT", ["telemetry.v1.>"]);
-const lat = await rawPublishLatency(nats.url, "RAWLAT", plannedMessages("lat", SINGLE_RATE * singleSeconds, 1), SINGLE_RATE, singleSeconds);
+const lat = await rawPublishLatency(
+  nats.url,
+  "RAWLAT",
+  plannedMessages("lat", SINGLE_RATE * singleSeconds, 1),
+  SINGLE_RATE,
+  singleSeconds,
+);
 const admin2 = await connect({ servers: nats.url });
 await (await jetstreamManager(admin2)).streams.delete("RAWLAT");
 await admin2.close();
@@ -70,11 +76,31 @@ await pg.createDatabase("raw2");
 const ins1 = await rawInsert(pg.urlFor("raw1"), batches, 1);
 const insN = await rawInsert(pg.urlFor("raw2"), batches, WRITER_FLUSHES);
 const r = (x: { readings: number; seconds: number }) => x.readings / x.seconds;
-rows.push(["Raw: JetStream publish, hand-pipelined (2,000 in flight), every message acked", `${fmt(r(pub))} readings/s`, `${fmt(pub.items / pub.seconds)} msg/s of ${messages[0]!.indexes.length} readings (the server's messages for this load)`]);
-rows.push(["Raw: consumer (consume callback, max_messages 1000), ack per message", `${fmt(r(con))} readings/s`, `${fmt(con.items / con.seconds)} msg/s`]);
-rows.push([`Raw: JetStream publish of single-reading messages, one at a time at a fixed ${fmt(SINGLE_RATE)}/s (open loop), PubAck awaited`, `p50 ${lat.p50} ms, p99 ${lat.p99} ms`, `${fmt(lat.count)} messages, max ${lat.max} ms: the broker's own floor for single-record requests`]);
-rows.push([`Raw: HTTP, the same load generator at ${fmt(SINGLE_RATE)} req/s against a Bun server answering 202 at once`, `p50 ${floor.p50} ms, p99 ${floor.p99} ms`, `max ${floor.max} ms: the load generator's and HTTP's own floor`]);
-rows.push([`Raw: PostgreSQL insert by the writer's writeBatch (COPY + rollups + devices), batches of ${BATCH}`, `${fmt(r(insN))} readings/s on ${WRITER_FLUSHES} connections`, `${fmt(r(ins1))} readings/s on 1 connection`]);
+rows.push([
+  "Raw: JetStream publish, hand-pipelined (2,000 in flight), every message acked",
+  `${fmt(r(pub))} readings/s`,
+  `${fmt(pub.items / pub.seconds)} msg/s of ${messages[0]!.indexes.length} readings (the server's messages for this load)`,
+]);
+rows.push([
+  "Raw: consumer (consume callback, max_messages 1000), ack per message",
+  `${fmt(r(con))} readings/s`,
+  `${fmt(con.items / con.seconds)} msg/s`,
+]);
+rows.push([
+  `Raw: JetStream publish of single-reading messages, one at a time at a fixed ${fmt(SINGLE_RATE)}/s (open loop), PubAck awaited`,
+  `p50 ${lat.p50} ms, p99 ${lat.p99} ms`,
+  `${fmt(lat.count)} messages, max ${lat.max} ms: the broker's own floor for single-record requests`,
+]);
+rows.push([
+  `Raw: HTTP, the same load generator at ${fmt(SINGLE_RATE)} req/s against a Bun server answering 202 at once`,
+  `p50 ${floor.p50} ms, p99 ${floor.p99} ms`,
+  `max ${floor.max} ms: the load generator's and HTTP's own floor`,
+]);
+rows.push([
+  `Raw: PostgreSQL insert by the writer's writeBatch (COPY + rollups + devices), batches of ${BATCH}`,
+  `${fmt(r(insN))} readings/s on ${WRITER_FLUSHES} connections`,
+  `${fmt(r(ins1))} readings/s on 1 connection`,
+]);
 
 // 2. The naive baseline, same load.
 const naiveSeconds = singleSeconds;
@@ -84,7 +110,11 @@ rows.push(...naive.rows);
 
 // 3. The server.
 step("server: batched end to end");
-const server = await startServer(join(work, "telemetry"), { NATS_URL: nats.url, DATABASE_URL: pg.url, TELEMETRY_DATA_DIR: join(work, "data") });
+const server = await startServer(join(work, "telemetry"), {
+  NATS_URL: nats.url,
+  DATABASE_URL: pg.url,
+  TELEMETRY_DATA_DIR: join(work, "data"),
+});
 let e2e, single, drain;
 try {
   e2e = await batchedEndToEnd(server, nats.pid!, seconds, CONNECTIONS, "e2e");
@@ -103,14 +133,26 @@ try {
 // The better of the two raw insert rates is the reference (conservative: the 2-connection run has
 // come out below the 1-connection one on this machine, unexplained; see README, Performance).
 const rawInsertRate = Math.max(r(ins1), r(insN));
-rows.push(["Ratio: server end to end / raw publish, / raw consume, / raw insert (better of 1 and 2 connections)", `${pct(e2e.e2e / r(pub))}, ${pct(e2e.e2e / r(con))}, ${pct(e2e.e2e / rawInsertRate)}`, "the slowest raw part bounds the pipeline"]);
+rows.push([
+  "Ratio: server end to end / raw publish, / raw consume, / raw insert (better of 1 and 2 connections)",
+  `${pct(e2e.e2e / r(pub))}, ${pct(e2e.e2e / r(con))}, ${pct(e2e.e2e / rawInsertRate)}`,
+  "the slowest raw part bounds the pipeline",
+]);
 rows.push(["Ratio: server end to end / naive baseline", `${(e2e.e2e / naive.e2e).toFixed(1)}x`, ""]);
-rows.push(["Ratio: writer drain / raw insert (same method, the better of 1 and 2 connections)", `**${pct(drain.drain / rawInsertRate)}**`, "target >= 70 %"]);
+rows.push([
+  "Ratio: writer drain / raw insert (same method, the better of 1 and 2 connections)",
+  `**${pct(drain.drain / rawInsertRate)}**`,
+  "target >= 70 %",
+]);
 
 const cpu = cpus();
 const load1 = loadavg();
-console.log(`\n### telemetry benchmark (${cpu.length} × ${cpu[0]?.model.trim()}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC)\n`);
-console.log(`Load average before ${load0.map((x) => x.toFixed(2)).join(" ")}, after ${load1.map((x) => x.toFixed(2)).join(" ")}; batched phase ${seconds} s.\n`);
+console.log(
+  `\n### telemetry benchmark (${cpu.length} × ${cpu[0]?.model.trim()}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC)\n`,
+);
+console.log(
+  `Load average before ${load0.map((x) => x.toFixed(2)).join(" ")}, after ${load1.map((x) => x.toFixed(2)).join(" ")}; batched phase ${seconds} s.\n`,
+);
 console.log("| Measure | Result | Detail |\n| --- | --- | --- |");
 for (const row of rows) console.log(`| ${row.join(" | ")} |`);
 rmSync(work, { recursive: true, force: true });

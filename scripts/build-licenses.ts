@@ -27,23 +27,42 @@ function packageDirs(inputs: string[]): string[] {
 }
 
 function readPackage(dir: string): Package {
-  const meta = JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as { name: string; version: string; license?: string | { type?: string } };
+  const meta = JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as {
+    name: string;
+    version: string;
+    license?: string | { type?: string };
+  };
   const license = typeof meta.license === "string" ? meta.license : (meta.license?.type ?? "(not stated)");
-  const files = readdirSync(dir).filter((f) => /^(licen[cs]e|copying|notice)([._-].*)?$/i.test(f)).sort();
-  return { name: meta.name, version: meta.version, license, texts: files.map((file) => ({ file, text: readFileSync(join(dir, file), "utf8").trimEnd() })) };
+  const files = readdirSync(dir)
+    .filter((f) => /^(licen[cs]e|copying|notice)([._-].*)?$/i.test(f))
+    .sort();
+  return {
+    name: meta.name,
+    version: meta.version,
+    license,
+    texts: files.map((file) => ({ file, text: readFileSync(join(dir, file), "utf8").trimEnd() })),
+  };
 }
 
 export async function npmLicenses(root: string, entry: string): Promise<{ text: string; packages: number }> {
   const probe = await Bun.build({ entrypoints: [entry], target: "bun", metafile: true, root });
-  if (!probe.success || !probe.metafile) throw new Error(`bundling ${entry} to list its packages failed: ${probe.logs.join("\n")}`);
+  if (!probe.success || !probe.metafile)
+    throw new Error(`bundling ${entry} to list its packages failed: ${probe.logs.join("\n")}`);
   const dirs = packageDirs(Object.keys(probe.metafile.inputs)).map((d) => (d.startsWith("/") ? d : join(root, d)));
   const packages = dirs.filter((d) => existsSync(join(d, "package.json"))).map(readPackage);
   packages.sort((a, b) => a.name.localeCompare(b.name) || a.version.localeCompare(b.version));
-  const unique = packages.filter((p, i) => i === 0 || p.name !== packages[i - 1]!.name || p.version !== packages[i - 1]!.version);
+  const unique = packages.filter(
+    (p, i) => i === 0 || p.name !== packages[i - 1]!.name || p.version !== packages[i - 1]!.version,
+  );
   const list = unique.map((p) => `  ${p.name} ${p.version} (${p.license})`);
   const sections = unique.map((p) => {
-    const body = p.texts.length ? p.texts.map((t) => `--- ${t.file} ---\n\n${t.text}`).join("\n\n") : `(the package ships no license file; its package.json says: ${p.license})`;
+    const body = p.texts.length
+      ? p.texts.map((t) => `--- ${t.file} ---\n\n${t.text}`).join("\n\n")
+      : `(the package ships no license file; its package.json says: ${p.license})`;
     return `=== ${p.name} ${p.version} (${p.license}) ===\n\n${body}`;
   });
-  return { text: [`=== npm packages in the bundle (${unique.length}) ===`, "", ...list, "", ...sections].join("\n"), packages: unique.length };
+  return {
+    text: [`=== npm packages in the bundle (${unique.length}) ===`, "", ...list, "", ...sections].join("\n"),
+    packages: unique.length,
+  };
 }

@@ -10,7 +10,17 @@
  * an executable that uses the machine's nats-server at run time. The nats-server binary and the
  * generated modules live in build/stage-* (gitignored) only while the build runs.
  */
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { natsServerVersion, sha256Hex } from "../src/embedded/nats-binary.ts";
@@ -46,13 +56,16 @@ function die(message: string): never {
 function findBinary(): string {
   const given = opts["nats-server"];
   if (given) {
-    if (!existsSync(given) || !statSync(given).isFile() || (statSync(given).mode & 0o111) === 0) die(`--nats-server ${given} is not an executable file`);
+    if (!existsSync(given) || !statSync(given).isFile() || (statSync(given).mode & 0o111) === 0)
+      die(`--nats-server ${given} is not an executable file`);
     return realpathSync(given);
   }
   try {
     return realpathSync(findNatsServer());
   } catch {
-    die("no nats-server on PATH, in /usr/sbin or /usr/local/bin to embed: install Debian's nats-server (apt-get install nats-server), pass --nats-server <path>, or --no-nats-server for an executable that needs one on the machine");
+    die(
+      "no nats-server on PATH, in /usr/sbin or /usr/local/bin to embed: install Debian's nats-server (apt-get install nats-server), pass --nats-server <path>, or --no-nats-server for an executable that needs one on the machine",
+    );
   }
 }
 
@@ -64,11 +77,20 @@ function licenseText(binary: string): string {
     const pkg = owner.exitCode === 0 ? owner.stdout.toString().split(":")[0]!.trim() : undefined;
     file = pkg && existsSync(`/usr/share/doc/${pkg}/copyright`) ? `/usr/share/doc/${pkg}/copyright` : undefined;
   }
-  if (!file) die(`no license text for ${binary} (not from a Debian package with /usr/share/doc/<package>/copyright): pass --nats-license <file>`);
+  if (!file)
+    die(
+      `no license text for ${binary} (not from a Debian package with /usr/share/doc/<package>/copyright): pass --nats-license <file>`,
+    );
   const copyright = readFileSync(file, "utf8");
   const named = [...new Set([...copyright.matchAll(/^License:\s*(\S+)\s*$/gm)].map((m) => m[1]!))];
   const full = named.filter((id) => existsSync(`/usr/share/common-licenses/${id}`));
-  return [copyright.trimEnd(), ...full.map((id) => `\n--- ${id}, the full text (/usr/share/common-licenses/${id}) ---\n\n${readFileSync(`/usr/share/common-licenses/${id}`, "utf8").trimEnd()}`)].join("\n");
+  return [
+    copyright.trimEnd(),
+    ...full.map(
+      (id) =>
+        `\n--- ${id}, the full text (/usr/share/common-licenses/${id}) ---\n\n${readFileSync(`/usr/share/common-licenses/${id}`, "utf8").trimEnd()}`,
+    ),
+  ].join("\n");
 }
 
 function stageNats(stage: string): StagedNats | undefined {
@@ -78,13 +100,28 @@ function stageNats(stage: string): StagedNats | undefined {
   const bytes = readFileSync(binary);
   const file = join(stage, "nats-server");
   copyFileSync(binary, file);
-  return { file, version, sha256: sha256Hex(bytes), size: bytes.length, builtFrom: binary, license: licenseText(binary) };
+  return {
+    file,
+    version,
+    sha256: sha256Hex(bytes),
+    size: bytes.length,
+    builtFrom: binary,
+    license: licenseText(binary),
+  };
 }
 
 function licensesFile(nats: StagedNats | undefined, npm: string): string {
   const parts = ["Licenses of what this telemetry executable embeds.", ""];
-  parts.push("The executable is a copy of the Bun runtime (MIT; it contains JavaScriptCore and other libraries, see https://bun.sh/docs/project/licensing).");
-  if (nats) parts.push("", `=== nats-server ${nats.version} (built from ${nats.builtFrom}, sha256 ${nats.sha256}) ===`, "", nats.license);
+  parts.push(
+    "The executable is a copy of the Bun runtime (MIT; it contains JavaScriptCore and other libraries, see https://bun.sh/docs/project/licensing).",
+  );
+  if (nats)
+    parts.push(
+      "",
+      `=== nats-server ${nats.version} (built from ${nats.builtFrom}, sha256 ${nats.sha256}) ===`,
+      "",
+      nats.license,
+    );
   parts.push("", npm);
   return `${parts.join("\n").trimEnd()}\n`;
 }
@@ -119,12 +156,21 @@ async function main(): Promise<void> {
     writeFileSync(join(stage, "LICENSES.txt"), licensesFile(nats, npm.text));
     const entry = writeEntry(stage, nats);
     mkdirSync(dirname(outfile), { recursive: true });
-    const build = Bun.spawnSync({ cmd: [process.execPath, "build", "--compile", "--minify", "--sourcemap", entry, "--outfile", outfile], cwd: root, stdout: "inherit", stderr: "inherit" });
+    const build = Bun.spawnSync({
+      cmd: [process.execPath, "build", "--compile", "--minify", "--sourcemap", entry, "--outfile", outfile],
+      cwd: root,
+      stdout: "inherit",
+      stderr: "inherit",
+    });
     if (build.exitCode !== 0) die(`bun build failed (exit ${build.exitCode})`);
     const mib = (statSync(outfile).size / 1_048_576).toFixed(1);
-    const carried = nats ? `nats-server ${nats.version} from ${nats.builtFrom} (sha256 ${nats.sha256.slice(0, 12)}…)` : "no nats-server (--no-nats-server: it needs one on the machine)";
+    const carried = nats
+      ? `nats-server ${nats.version} from ${nats.builtFrom} (sha256 ${nats.sha256.slice(0, 12)}…)`
+      : "no nats-server (--no-nats-server: it needs one on the machine)";
     const shown = relative(process.cwd(), outfile).startsWith("..") ? outfile : relative(process.cwd(), outfile);
-    process.stdout.write(`build: ${shown}: ${mib} MiB, embeds ${carried} and the licenses of ${npm.packages} npm packages\n`);
+    process.stdout.write(
+      `build: ${shown}: ${mib} MiB, embeds ${carried} and the licenses of ${npm.packages} npm packages\n`,
+    );
   } finally {
     rmSync(stage, { recursive: true, force: true });
   }

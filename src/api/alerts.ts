@@ -33,7 +33,6 @@ export const listQuery = z.object({
   cursor: z.string().optional().meta({ description: "next_cursor of the previous page" }),
 });
 
-
 /**
  * Cursor: (created_at in epoch microseconds, id) of the last alert of a page, newest first.
  * Microseconds, because alerts of one transaction share created_at down to the microsecond and a
@@ -42,7 +41,8 @@ export const listQuery = z.object({
 const encodeCursor = (a: Record<string, any>) => Buffer.from(`${a.created_us}|${a.id}`).toString("base64url");
 function decodeCursor(cursor: string): { createdUs: string; id: string } {
   const [createdUs, id] = Buffer.from(cursor, "base64url").toString().split("|");
-  if (!createdUs || !/^\d+$/.test(createdUs) || !id || !/^[0-9a-f-]{36}$/.test(id)) throw new HttpError(400, "invalid_query", "invalid cursor");
+  if (!createdUs || !/^\d+$/.test(createdUs) || !id || !/^[0-9a-f-]{36}$/.test(id))
+    throw new HttpError(400, "invalid_query", "invalid cursor");
   return { createdUs, id };
 }
 
@@ -67,7 +67,11 @@ const transition = (to: "acknowledged" | "resolved") =>
         to === "acknowledged"
           ? await tx`UPDATE alerts SET status = 'acknowledged', acknowledged_at = now() WHERE id = ${id} RETURNING *`
           : await tx`UPDATE alerts SET status = 'resolved', resolved_at = now(), resolution = 'manual' WHERE id = ${id} RETURNING *`;
-      await enqueueAlertNotifications(tx, alertView(updated!), to === "acknowledged" ? "alert.acknowledged" : "alert.resolved");
+      await enqueueAlertNotifications(
+        tx,
+        alertView(updated!),
+        to === "acknowledged" ? "alert.acknowledged" : "alert.resolved",
+      );
       return updated!;
     });
     onChange();
@@ -82,7 +86,9 @@ export const alertRoutes = [
     summary: "List alerts, newest first (filters, cursor pages)",
     auth: "tenant",
     query: listQuery,
-    responses: { 200: ok("a page of alerts", z.object({ alerts: z.array(alertSchema), next_cursor: z.string().nullable() })) },
+    responses: {
+      200: ok("a page of alerts", z.object({ alerts: z.array(alertSchema), next_cursor: z.string().nullable() })),
+    },
     handler: async function listAlerts(c, { sql }) {
       const q = parseQuery(listQuery, c);
       const after = q.cursor ? decodeCursor(q.cursor) : null;
@@ -99,7 +105,10 @@ export const alertRoutes = [
         ORDER BY created_at DESC, id DESC
         LIMIT ${q.limit + 1}`;
       const page = rows.slice(0, q.limit);
-      return c.json({ alerts: page.map(alertView), next_cursor: rows.length > q.limit ? encodeCursor(page.at(-1)!) : null });
+      return c.json({
+        alerts: page.map(alertView),
+        next_cursor: rows.length > q.limit ? encodeCursor(page.at(-1)!) : null,
+      });
     },
   }),
   route({

@@ -38,7 +38,11 @@ export const deviceAdminRoutes = [
     description: "Needed under device_policy reject; counts toward max_devices.",
     auth: "tenant",
     body: registerBody,
-    responses: { 201: ok("registered", registered), 200: ok("already known", registered), 403: err("device_limit: the tenant's device cap is reached, or the tenant is suspended") },
+    responses: {
+      201: ok("registered", registered),
+      200: ok("already known", registered),
+      403: err("device_limit: the tenant's device cap is reached, or the tenant is suspended"),
+    },
     handler: async function registerDevice(c, { sql, devices: registry }) {
       const { device_id } = await parseJson(registerBody, c);
       const tenant = c.get("tenantSettings");
@@ -51,8 +55,11 @@ export const deviceAdminRoutes = [
         if (known) return false;
         const [{ n }] = (await tx`
           SELECT count(*)::int AS n FROM (SELECT device_id FROM devices WHERE tenant = ${tenant.id}
-                                           UNION SELECT device_id FROM device_registrations WHERE tenant = ${tenant.id}) d`) as unknown as [{ n: number }];
-        if (n >= tenant.limits.maxDevices) throw new HttpError(403, "device_limit", `tenant device limit (${tenant.limits.maxDevices}) reached`);
+                                           UNION SELECT device_id FROM device_registrations WHERE tenant = ${tenant.id}) d`) as unknown as [
+          { n: number },
+        ];
+        if (n >= tenant.limits.maxDevices)
+          throw new HttpError(403, "device_limit", `tenant device limit (${tenant.limits.maxDevices}) reached`);
         await tx`INSERT INTO device_registrations (tenant, device_id) VALUES (${tenant.id}, ${device_id})`;
         return true;
       });

@@ -13,9 +13,17 @@ import { bucketSchema, deviceSchema, readingSchema } from "../openapi/views.ts";
 
 export const devicePage = z.object({ devices: z.array(deviceSchema), next_after: z.string().nullable() });
 export const readingList = z.object({ readings: z.array(readingSchema) });
-export const bucketList = z.object({ device_id: z.string(), metric: z.string(), bucket: z.string(), buckets: z.array(bucketSchema) });
+export const bucketList = z.object({
+  device_id: z.string(),
+  metric: z.string(),
+  bucket: z.string(),
+  buckets: z.array(bucketSchema),
+});
 
-export const listQuery = z.object({ limit: limitParam(1000, 100), after: z.string().optional().meta({ description: "device id to page after (next_after of the previous page)" }) });
+export const listQuery = z.object({
+  limit: limitParam(1000, 100),
+  after: z.string().optional().meta({ description: "device id to page after (next_after of the previous page)" }),
+});
 export const readingsQuery = z.object({
   from: timeParam.optional(),
   to: timeParam.optional(),
@@ -36,7 +44,10 @@ const deviceJson = (d: typeof devices.$inferSelect): z.output<typeof deviceSchem
   first_seen: d.firstSeen.toISOString(),
   last_seen: d.lastSeen.toISOString(),
   last_received_at: d.lastReceivedAt.toISOString(),
-  location: d.lastLat === null || d.lastLon === null ? null : { lat: d.lastLat, lon: d.lastLon, at: d.lastLocationAt?.toISOString() ?? null },
+  location:
+    d.lastLat === null || d.lastLon === null
+      ? null
+      : { lat: d.lastLat, lon: d.lastLon, at: d.lastLocationAt?.toISOString() ?? null },
 });
 
 export interface DeviceDeps {
@@ -58,10 +69,20 @@ export const deviceRoutes = [
     handler: async function listDevices(c, { db }) {
       const q = parseQuery(listQuery, c);
       const tenant = c.get("tenant");
-      const where = q.after ? and(eq(devices.tenant, tenant), gt(devices.deviceId, q.after)) : eq(devices.tenant, tenant);
-      const rows = await db.select().from(devices).where(where).orderBy(asc(devices.deviceId)).limit(q.limit + 1);
+      const where = q.after
+        ? and(eq(devices.tenant, tenant), gt(devices.deviceId, q.after))
+        : eq(devices.tenant, tenant);
+      const rows = await db
+        .select()
+        .from(devices)
+        .where(where)
+        .orderBy(asc(devices.deviceId))
+        .limit(q.limit + 1);
       const page = rows.slice(0, q.limit);
-      const body: z.output<typeof devicePage> = { devices: page.map(deviceJson), next_after: rows.length > q.limit ? page.at(-1)!.deviceId : null };
+      const body: z.output<typeof devicePage> = {
+        devices: page.map(deviceJson),
+        next_after: rows.length > q.limit ? page.at(-1)!.deviceId : null,
+      };
       return c.json(body);
     },
   }),
@@ -73,7 +94,10 @@ export const deviceRoutes = [
     auth: "tenant",
     responses: { 200: ok("the device", deviceSchema) },
     handler: async function getDevice(c, { db }) {
-      const [row] = await db.select().from(devices).where(and(eq(devices.tenant, c.get("tenant")), eq(devices.deviceId, c.req.param("id"))));
+      const [row] = await db
+        .select()
+        .from(devices)
+        .where(and(eq(devices.tenant, c.get("tenant")), eq(devices.deviceId, c.req.param("id"))));
       if (!row) throw new HttpError(404, "not_found", "no such device");
       return c.json(deviceJson(row));
     },
@@ -138,7 +162,14 @@ export const deviceRoutes = [
         buckets: rows.map((r) => {
           const n = r.n as number;
           const mean = (r.s as number) / n;
-          return { start: (r.start as Date).toISOString(), count: n, mean, min: r.mn, max: r.mx, stddev: Math.sqrt(Math.max(0, (r.sq as number) / n - mean * mean)) };
+          return {
+            start: (r.start as Date).toISOString(),
+            count: n,
+            mean,
+            min: r.mn,
+            max: r.mx,
+            stddev: Math.sqrt(Math.max(0, (r.sq as number) / n - mean * mean)),
+          };
         }),
       };
       return c.json(body);

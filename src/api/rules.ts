@@ -53,7 +53,10 @@ const route = routesOf<RuleDeps>();
 const changed = (broker: Broker) => broker.nc.publish(RULES_CHANGED_SUBJECT);
 
 async function find(db: PostgresJsDatabase, tenant: string, id: string): Promise<RuleRow> {
-  const [row] = await db.select().from(rules).where(and(eq(rules.tenant, tenant), eq(rules.id, id)));
+  const [row] = await db
+    .select()
+    .from(rules)
+    .where(and(eq(rules.tenant, tenant), eq(rules.id, id)));
   if (!row) throw new HttpError(404, "not_found", "no such rule");
   return row;
 }
@@ -66,7 +69,11 @@ async function save({ db, broker }: RuleDeps, tenant: string, current: RuleRow, 
     JSON.stringify(current.devices) !== JSON.stringify(next.devices ?? null);
   const [row] = await db.transaction(async (tx) => {
     if (reset) await tx.delete(ruleState).where(eq(ruleState.ruleId, current.id));
-    return tx.update(rules).set({ ...toColumns(next), updatedAt: new Date() }).where(and(eq(rules.tenant, tenant), eq(rules.id, current.id))).returning();
+    return tx
+      .update(rules)
+      .set({ ...toColumns(next), updatedAt: new Date() })
+      .where(and(eq(rules.tenant, tenant), eq(rules.id, current.id)))
+      .returning();
   });
   changed(broker);
   return row!;
@@ -95,7 +102,11 @@ const setEnabled = (action: "enable" | "disable", enabled: boolean) =>
     responses: { 200: ok("the rule", ruleSchema) },
     handler: async function setEnabled(c, { db, broker }) {
       const current = await find(db, c.get("tenant"), uuidParam(c));
-      const [row] = await db.update(rules).set({ enabled, updatedAt: new Date() }).where(eq(rules.id, current.id)).returning();
+      const [row] = await db
+        .update(rules)
+        .set({ enabled, updatedAt: new Date() })
+        .where(eq(rules.id, current.id))
+        .returning();
       changed(broker);
       return c.json(ruleJson(row!));
     },
@@ -112,7 +123,10 @@ export const ruleRoutes = [
     responses: { 201: ok("created", ruleSchema) },
     handler: async function createRule(c, { db, broker }) {
       const input = await parseJson(ruleInputSchema, c);
-      const [row] = await db.insert(rules).values({ id: uuidv4(), tenant: c.get("tenant"), ...toColumns(input) }).returning();
+      const [row] = await db
+        .insert(rules)
+        .values({ id: uuidv4(), tenant: c.get("tenant"), ...toColumns(input) })
+        .returning();
       changed(broker);
       return c.json(ruleJson(row!), 201);
     },
@@ -129,7 +143,11 @@ export const ruleRoutes = [
       const q = parseQuery(listQuery, c);
       const conds = [eq(rules.tenant, c.get("tenant"))];
       if (q.enabled) conds.push(eq(rules.enabled, q.enabled === "true"));
-      const rows = await db.select().from(rules).where(and(...conds)).orderBy(asc(rules.createdAt), asc(rules.id));
+      const rows = await db
+        .select()
+        .from(rules)
+        .where(and(...conds))
+        .orderBy(asc(rules.createdAt), asc(rules.id));
       return c.json({ rules: rows.map(ruleJson) });
     },
   }),
@@ -169,7 +187,8 @@ export const ruleRoutes = [
       const current = await find(deps.db, c.get("tenant"), uuidParam(c));
       const patch = await parseJson(z.record(z.string(), z.unknown()), c);
       const merged = ruleInputSchema.safeParse({ ...inputOf(current), ...patch });
-      if (!merged.success) throw new HttpError(422, "invalid_body", "the request body is invalid", issuesOf(merged.error));
+      if (!merged.success)
+        throw new HttpError(422, "invalid_body", "the request body is invalid", issuesOf(merged.error));
       return c.json(ruleJson(await save(deps, c.get("tenant"), current, merged.data)));
     },
   }),

@@ -9,7 +9,11 @@ export function settingArgs(keys: readonly SettingKey[] = Object.keys(SETTINGS) 
   const args: ArgsDef = {};
   for (const key of keys) {
     const s = SETTINGS[key];
-    args[s.flag] = { type: "string", description: `${s.doc} [${s.env}, default: ${s.default === "" ? '""' : s.default}]`, valueHint: "value" };
+    args[s.flag] = {
+      type: "string",
+      description: `${s.doc} [${s.env}, default: ${s.default === "" ? '""' : s.default}]`,
+      valueHint: "value",
+    };
   }
   return args;
 }

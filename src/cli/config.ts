@@ -19,7 +19,11 @@ export function configWarnings(config: Config): string[] {
 
 /** `telemetry config [check]`: both print the effective configuration; a bad value exits 2 with one line per problem, a warning exits 0. */
 export const config = defineCommand({
-  meta: { name: "config", description: "Check and print the effective configuration (secrets hidden); exits 2 with one line per problem, warnings go to stderr" },
+  meta: {
+    name: "config",
+    description:
+      "Check and print the effective configuration (secrets hidden); exits 2 with one line per problem, warnings go to stderr",
+  },
   args: {
     action: { type: "positional", required: false, description: "check (the default): validate, then print" },
     ...settingArgs(),

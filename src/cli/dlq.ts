@@ -6,7 +6,9 @@ import { configOrExit, fail, settingArgs } from "./common.ts";
 import { withBroker } from "./services.ts";
 
 const common = settingArgs(["natsUrl", "dataDir", "streamName", "logLevel"]);
-const seqArg = { seq: { type: "positional", description: "Sequence of one dead letter (or use --all)", required: false } } as const;
+const seqArg = {
+  seq: { type: "positional", description: "Sequence of one dead letter (or use --all)", required: false },
+} as const;
 const all = { all: { type: "boolean", description: "Every dead letter" } } as const;
 
 function which(args: { seq?: string; all?: boolean }): number | undefined {
@@ -21,7 +23,11 @@ function which(args: { seq?: string; all?: boolean }): number | undefined {
 
 const list = defineCommand({
   meta: { name: "list", description: "Dead letters, oldest first: sequence, time, subject, readings, failure" },
-  args: { ...common, json: { type: "boolean", description: "Print JSON" }, limit: { type: "string", description: "How many (default 100)" } },
+  args: {
+    ...common,
+    json: { type: "boolean", description: "Print JSON" },
+    limit: { type: "string", description: "How many (default 100)" },
+  },
   async run({ args }) {
     const config = configOrExit(args);
     await withBroker(config, async (broker) => {
@@ -32,14 +38,19 @@ const list = defineCommand({
           ? JSON.stringify(rows, null, 2)
           : rows.length === 0
             ? "no dead letters"
-            : rows.map((d) => `${d.seq}\t${d.time}\t${d.subject}\t${d.readings ?? "?"} readings\t${d.failure}`).join("\n")) + "\n",
+            : rows
+                .map((d) => `${d.seq}\t${d.time}\t${d.subject}\t${d.readings ?? "?"} readings\t${d.failure}`)
+                .join("\n")) + "\n",
       );
     }).catch(fail);
   },
 });
 
 const replay = defineCommand({
-  meta: { name: "replay", description: "Publish dead letters to the telemetry stream again (after fixing the cause), then delete them" },
+  meta: {
+    name: "replay",
+    description: "Publish dead letters to the telemetry stream again (after fixing the cause), then delete them",
+  },
   args: { ...common, ...seqArg, ...all },
   async run({ args }) {
     const config = configOrExit(args);
@@ -48,7 +59,9 @@ const replay = defineCommand({
       const seq = which(args);
       const letters = await readDeadLetters(broker, dlq, seq === undefined ? {} : { seq });
       const r = await replayDeadLetters(broker, { stream: config.streamName, dlqStream: dlq, letters });
-      process.stdout.write(`replayed ${r.replayed} dead letter(s)${r.failed.length ? `, ${r.failed.length} failed` : ""}\n`);
+      process.stdout.write(
+        `replayed ${r.replayed} dead letter(s)${r.failed.length ? `, ${r.failed.length} failed` : ""}\n`,
+      );
       for (const f of r.failed) process.stderr.write(`telemetry: dead letter ${f.seq}: ${f.error}\n`);
       if (r.failed.length) process.exit(1);
     }).catch(fail);

@@ -8,22 +8,39 @@ const describe = (k: ReturnType<typeof keyJson>) =>
   `${k.id}\t${k.tenant}\t${k.prefix}\t${JSON.stringify(k.name)}\tcreated ${k.created_at}\t${k.revoked_at ? `revoked ${k.revoked_at}` : "active"}\tlast used ${k.last_used_at ?? "never"}`;
 
 const create = defineCommand({
-  meta: { name: "create", description: "Create an API key for a tenant; the key is printed once, only its hash is stored" },
-  args: { ...storeSettings, ...jsonArg, tenant: { type: "positional", description: "Tenant id", required: true }, name: { type: "string", description: "What the key is for" } },
+  meta: {
+    name: "create",
+    description: "Create an API key for a tenant; the key is printed once, only its hash is stored",
+  },
+  args: {
+    ...storeSettings,
+    ...jsonArg,
+    tenant: { type: "positional", description: "Tenant id", required: true },
+    name: { type: "string", description: "What the key is for" },
+  },
   async run({ args }) {
     await onStore(args, async (sql) => {
       const { name } = validated(keyCreate, { name: args.name });
       const created = await createKey(sql, args.tenant, name);
       if (!created) throw new Error(`no tenant ${args.tenant}`);
       const view = { ...keyJson(created.row), key: created.key };
-      print(args.json, view, () => `${describe(view)}\n\n  ${created.key}\n\n(shown only now: store it; the key store keeps only its SHA-256)`);
+      print(
+        args.json,
+        view,
+        () =>
+          `${describe(view)}\n\n  ${created.key}\n\n(shown only now: store it; the key store keeps only its SHA-256)`,
+      );
     });
   },
 });
 
 const list = defineCommand({
   meta: { name: "list", description: "List keys (prefix, name, created, revoked, last used; never the key)" },
-  args: { ...storeSettings, ...jsonArg, tenant: { type: "positional", description: "Only this tenant's keys", required: false } },
+  args: {
+    ...storeSettings,
+    ...jsonArg,
+    tenant: { type: "positional", description: "Only this tenant's keys", required: false },
+  },
   async run({ args }) {
     await onStore(args, async (sql) => {
       const keys = (await listKeys(sql, args.tenant)).map(keyJson);

@@ -17,8 +17,26 @@ import { showUsage } from "./usage.ts";
 import { licenses, version } from "./version.ts";
 
 const main = defineCommand({
-  meta: { name: "telemetry", version: pkg.version, description: "Self-hosted telemetry server: HTTP ingest -> NATS JetStream -> PostgreSQL/TimescaleDB" },
-  subCommands: { serve, migrate, "migrate-to": migrateTo, status, replay, quarantine, dlq, tenants, keys, mqtt, config, version, licenses },
+  meta: {
+    name: "telemetry",
+    version: pkg.version,
+    description: "Self-hosted telemetry server: HTTP ingest -> NATS JetStream -> PostgreSQL/TimescaleDB",
+  },
+  subCommands: {
+    serve,
+    migrate,
+    "migrate-to": migrateTo,
+    status,
+    replay,
+    quarantine,
+    dlq,
+    tenants,
+    keys,
+    mqtt,
+    config,
+    version,
+    licenses,
+  },
 });
 
 await runMain(main, { showUsage: showUsage(main) });

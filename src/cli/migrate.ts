@@ -6,12 +6,22 @@ import { withDatabase } from "./services.ts";
 
 export const migrate = defineCommand({
   meta: { name: "migrate", description: "Apply pending database migrations and TimescaleDB policies, then exit" },
-  args: settingArgs(["databaseUrl", "dataDir", "timescale", "retention", "rollupRetention", "compressAfter", "logLevel"]),
+  args: settingArgs([
+    "databaseUrl",
+    "dataDir",
+    "timescale",
+    "retention",
+    "rollupRetention",
+    "compressAfter",
+    "logLevel",
+  ]),
   async run({ args }) {
     const config = configOrExit(args);
     await withDatabase(config, async (sql, url) => {
       const r = await runMigrations(sql, migrateOptions(config));
-      process.stdout.write(`${describeDatabase(url)}: ${r.applied.length ? `applied ${r.applied.join(", ")}` : "already up to date"} (storage: ${r.mode})\n`);
+      process.stdout.write(
+        `${describeDatabase(url)}: ${r.applied.length ? `applied ${r.applied.join(", ")}` : "already up to date"} (storage: ${r.mode})\n`,
+      );
     }).catch(fail);
   },
 });

@@ -26,21 +26,38 @@ const NO_INTERNAL = [
 ];
 
 const users = defineCommand({
-  meta: { name: "users", description: "Print the nats-server authorization block of the MQTT users (bcrypt hashes, never keys), for your own nats-server" },
+  meta: {
+    name: "users",
+    description:
+      "Print the nats-server authorization block of the MQTT users (bcrypt hashes, never keys), for your own nats-server",
+  },
   args: {
     ...storeSettings,
     out: { type: "string", description: "Write it to this file (mode 0600) instead of printing it", valueHint: "file" },
-    "internal-user": { type: "string", description: "Add a user for telemetry's own connections (full permissions, standard NATS connections only)", valueHint: "name" },
-    "internal-password-hash": { type: "string", description: "Its password as a bcrypt hash ($2a$...; nats server passwd)", valueHint: "bcrypt" },
+    "internal-user": {
+      type: "string",
+      description: "Add a user for telemetry's own connections (full permissions, standard NATS connections only)",
+      valueHint: "name",
+    },
+    "internal-password-hash": {
+      type: "string",
+      description: "Its password as a bcrypt hash ($2a$...; nats server passwd)",
+      valueHint: "bcrypt",
+    },
   },
   async run({ args }) {
     const user = args["internal-user"];
     const hash = args["internal-password-hash"];
-    if ((user === undefined) !== (hash === undefined)) fail(new Error("--internal-user and --internal-password-hash go together"));
-    if (hash !== undefined && !isBcrypt(hash)) fail(new Error("--internal-password-hash must be a bcrypt hash ($2a$11$...), not a password"));
+    if ((user === undefined) !== (hash === undefined))
+      fail(new Error("--internal-user and --internal-password-hash go together"));
+    if (hash !== undefined && !isBcrypt(hash))
+      fail(new Error("--internal-password-hash must be a bcrypt hash ($2a$11$...), not a password"));
     await onStore(args, async (sql) => {
       const internal = user !== undefined && hash !== undefined ? { user, password: hash } : null;
-      const text = renderUsers(await loadMqttKeys(sql), { internal, header: [...HEADER, ...(internal ? [] : NO_INTERNAL)].join("\n") });
+      const text = renderUsers(await loadMqttKeys(sql), {
+        internal,
+        header: [...HEADER, ...(internal ? [] : NO_INTERNAL)].join("\n"),
+      });
       if (!args.out) {
         process.stdout.write(text);
         return;

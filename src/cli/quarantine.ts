@@ -6,7 +6,8 @@ import { withBroker, withDatabase } from "./services.ts";
 
 const common = settingArgs(["databaseUrl", "natsUrl", "dataDir", "logLevel"]);
 const json = { json: { type: "boolean", description: "Print JSON" } } as const;
-const out = (asJson: boolean | undefined, value: unknown, text: () => string) => process.stdout.write((asJson ? JSON.stringify(value, null, 2) : text()) + "\n");
+const out = (asJson: boolean | undefined, value: unknown, text: () => string) =>
+  process.stdout.write((asJson ? JSON.stringify(value, null, 2) : text()) + "\n");
 
 function selection(sql: Sql, args: { id?: string; all?: boolean; source?: string; before?: string }) {
   if (args.id) return sql`id = ${Number(args.id)}`;
@@ -16,7 +17,12 @@ function selection(sql: Sql, args: { id?: string; all?: boolean; source?: string
 
 const list = defineCommand({
   meta: { name: "list", description: "List quarantined messages, newest first" },
-  args: { ...common, ...json, source: { type: "string", description: "writer, evaluator or mqtt" }, limit: { type: "string", description: "How many (default 50)" } },
+  args: {
+    ...common,
+    ...json,
+    source: { type: "string", description: "writer, evaluator or mqtt" },
+    limit: { type: "string", description: "How many (default 50)" },
+  },
   async run({ args }) {
     const config = configOrExit(args);
     await withDatabase(config, async (sql) => {
@@ -25,7 +31,14 @@ const list = defineCommand({
         ${args.source ? sql`WHERE source = ${args.source}` : sql``}
         ORDER BY id DESC LIMIT ${Number(args.limit ?? 50)}`;
       out(args.json, rows, () =>
-        rows.length === 0 ? "quarantine is empty" : rows.map((r) => `${r.id}\t${r.created_at.toISOString()}\t${r.source}\tseq ${r.stream_seq}\t${r.bytes} B\t${r.reason}`).join("\n"),
+        rows.length === 0
+          ? "quarantine is empty"
+          : rows
+              .map(
+                (r) =>
+                  `${r.id}\t${r.created_at.toISOString()}\t${r.source}\tseq ${r.stream_seq}\t${r.bytes} B\t${r.reason}`,
+              )
+              .join("\n"),
       );
     }).catch(fail);
   },
@@ -39,14 +52,27 @@ const show = defineCommand({
     await withDatabase(config, async (sql) => {
       const [row] = await sql`SELECT * FROM quarantine WHERE id = ${Number(args.id)}`;
       if (!row) throw new Error(`no quarantined message ${args.id}`);
-      out(args.json, row, () => Object.entries(row).map(([k, v]) => `${k}: ${v instanceof Date ? v.toISOString() : v}`).join("\n"));
+      out(args.json, row, () =>
+        Object.entries(row)
+          .map(([k, v]) => `${k}: ${v instanceof Date ? v.toISOString() : v}`)
+          .join("\n"),
+      );
     }).catch(fail);
   },
 });
 
 const replay = defineCommand({
-  meta: { name: "replay", description: "Publish quarantined messages again to their original subject (after fixing the cause), then remove them" },
-  args: { ...common, id: { type: "positional", description: "Quarantine id (or use --all)", required: false }, all: { type: "boolean", description: "Every quarantined message" }, source: { type: "string", description: "Only this source" } },
+  meta: {
+    name: "replay",
+    description:
+      "Publish quarantined messages again to their original subject (after fixing the cause), then remove them",
+  },
+  args: {
+    ...common,
+    id: { type: "positional", description: "Quarantine id (or use --all)", required: false },
+    all: { type: "boolean", description: "Every quarantined message" },
+    source: { type: "string", description: "Only this source" },
+  },
   async run({ args }) {
     const config = configOrExit(args);
     await withDatabase(config, (sql) =>
@@ -65,7 +91,13 @@ const replay = defineCommand({
 
 const purge = defineCommand({
   meta: { name: "purge", description: "Delete quarantined messages" },
-  args: { ...common, id: { type: "positional", description: "Quarantine id (or use --all / --before)", required: false }, all: { type: "boolean", description: "Every quarantined message" }, before: { type: "string", description: "Only those quarantined before this RFC 3339 time" }, source: { type: "string", description: "Only this source" } },
+  args: {
+    ...common,
+    id: { type: "positional", description: "Quarantine id (or use --all / --before)", required: false },
+    all: { type: "boolean", description: "Every quarantined message" },
+    before: { type: "string", description: "Only those quarantined before this RFC 3339 time" },
+    source: { type: "string", description: "Only this source" },
+  },
   async run({ args }) {
     const config = configOrExit(args);
     await withDatabase(config, async (sql) => {

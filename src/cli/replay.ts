@@ -7,14 +7,26 @@ import { progressReporter } from "./progress.ts";
 import { withBroker, withDatabase } from "./services.ts";
 
 export const replay = defineCommand({
-  meta: { name: "replay", description: "Re-apply events from the telemetry stream: rows are written idempotently, alerts re-evaluated without duplicates" },
+  meta: {
+    name: "replay",
+    description:
+      "Re-apply events from the telemetry stream: rows are written idempotently, alerts re-evaluated without duplicates",
+  },
   args: {
     ...settingArgs(["databaseUrl", "natsUrl", "dataDir", "streamName", "logLevel"]),
-    from: { type: "string", required: true, description: "Start: RFC 3339 time, a duration ago (6h), or a stream sequence" },
+    from: {
+      type: "string",
+      required: true,
+      description: "Start: RFC 3339 time, a duration ago (6h), or a stream sequence",
+    },
     to: { type: "string", description: "End (same forms); default: the stream's last message when the replay starts" },
     tenant: { type: "string", description: "Only this tenant" },
     device: { type: "string", description: "Only this device (needs --tenant)" },
-    target: { type: "string", default: "writer,evaluator", description: "What to re-apply: writer, evaluator, or both" },
+    target: {
+      type: "string",
+      default: "writer,evaluator",
+      description: "What to re-apply: writer, evaluator, or both",
+    },
     "dry-run": { type: "boolean", description: "Report what would change; change nothing" },
     rate: { type: "string", description: "At most this many readings per second (e.g. 5000)" },
     "batch-size": { type: "string", default: "1000", description: "Readings per database batch" },
@@ -27,8 +39,13 @@ export const replay = defineCommand({
     const to = args.to === undefined ? undefined : parsePoint(args.to, now);
     if ("error" in from) problems.push(`--from: ${from.error}`);
     if (to && "error" in to) problems.push(`--to: ${to.error}`);
-    const targets = new Set(String(args.target).split(",").map((t) => t.trim()));
-    if ([...targets].some((t) => t !== "writer" && t !== "evaluator") || targets.size === 0) problems.push("--target: must be writer, evaluator or writer,evaluator");
+    const targets = new Set(
+      String(args.target)
+        .split(",")
+        .map((t) => t.trim()),
+    );
+    if ([...targets].some((t) => t !== "writer" && t !== "evaluator") || targets.size === 0)
+      problems.push("--target: must be writer, evaluator or writer,evaluator");
     const rate = args.rate === undefined ? undefined : Number(args.rate);
     if (rate !== undefined && !(rate > 0)) problems.push("--rate: must be a positive number of readings per second");
     if (problems.length) {
@@ -61,10 +78,16 @@ export const replay = defineCommand({
       process.stdout.write(
         [
           `${summary.dryRun ? "dry run: " : ""}events read: ${summary.messages} (sequences ${summary.firstSeq ?? "-"}..${summary.lastSeq ?? "-"}), readings: ${summary.readings}`,
-          targets.has("writer") ? `rows ${summary.dryRun ? "that would be " : ""}inserted: ${summary.inserted}, rows already present: ${summary.present}` : "",
-          targets.has("evaluator") ? `alerts ${summary.dryRun ? "that would be " : ""}created: ${summary.alertsCreated}` : "",
+          targets.has("writer")
+            ? `rows ${summary.dryRun ? "that would be " : ""}inserted: ${summary.inserted}, rows already present: ${summary.present}`
+            : "",
+          targets.has("evaluator")
+            ? `alerts ${summary.dryRun ? "that would be " : ""}created: ${summary.alertsCreated}`
+            : "",
           `errors: ${summary.errors}`,
-        ].filter(Boolean).join("\n") + "\n",
+        ]
+          .filter(Boolean)
+          .join("\n") + "\n",
       );
       process.exit(summary.errors > 0 ? 1 : 0);
     } catch (err) {

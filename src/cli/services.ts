@@ -28,7 +28,13 @@ export async function withDatabase<T>(config: Config, fn: (sql: Sql, url: string
 
 /** The data dir's own database for the duration of a command (no server owns it). */
 async function startLocalDatabase(config: Config, dataDir: string): Promise<{ url: string; stop(): Promise<void> }> {
-  if (databaseKind(config, dataDir) !== "embedded") return startLocalPostgres({ dataDir: join(dataDir, "pg"), relocateIfUnreachable: true, timescale: config.timescale, binDir: findPostgresBinDir(config.postgresBinDir) });
+  if (databaseKind(config, dataDir) !== "embedded")
+    return startLocalPostgres({
+      dataDir: join(dataDir, "pg"),
+      relocateIfUnreachable: true,
+      timescale: config.timescale,
+      binDir: findPostgresBinDir(config.postgresBinDir),
+    });
   // One PGlite per data dir: claimed like `serve` does, so no server starts on the same files meanwhile.
   mkdirSync(dataDir, { recursive: true, mode: 0o711 });
   const claim = claimDataDir(dataDir);
@@ -44,7 +50,10 @@ async function startLocalDatabase(config: Config, dataDir: string): Promise<{ ur
 
 export async function withBroker<T>(config: Config, fn: (broker: Broker) => Promise<T>): Promise<T> {
   const url = config.natsUrl || runningServer(resolve(config.dataDir))?.natsUrl;
-  if (!url) throw new Error(`no NATS_URL and no running \`telemetry serve\` owns ${resolve(config.dataDir)}; start the server or set NATS_URL`);
+  if (!url)
+    throw new Error(
+      `no NATS_URL and no running \`telemetry serve\` owns ${resolve(config.dataDir)}; start the server or set NATS_URL`,
+    );
   const broker = await connectBroker(url, { name: "telemetry cli" });
   try {
     return await fn(broker);

@@ -9,7 +9,9 @@ import { configOrExit, settingArgs } from "./common.ts";
 import { withBroker, withDatabase } from "./services.ts";
 
 interface Status {
-  stream: { name: string; messages: number; bytes: number; first: string | null; last: string | null } | { error: string };
+  stream:
+    | { name: string; messages: number; bytes: number; first: string | null; last: string | null }
+    | { error: string };
   consumers: Record<string, { pending: number; ack_pending: number; redelivered: number } | { error: string }>;
   dlq: number | { error: string };
   database: {
@@ -28,11 +30,21 @@ async function natsStatus(broker: Broker, stream: string): Promise<Pick<Status, 
   try {
     const { state } = await broker.jsm.streams.info(stream);
     const time = (ts: string) => (state.messages > 0 ? ts : null);
-    out.stream = { name: stream, messages: state.messages, bytes: state.bytes, first: time(state.first_ts), last: time(state.last_ts) };
+    out.stream = {
+      name: stream,
+      messages: state.messages,
+      bytes: state.bytes,
+      first: time(state.first_ts),
+      last: time(state.last_ts),
+    };
   } catch (err) {
     out.stream = { error: errorText(err) };
   }
-  for (const [s, name, optional] of [[stream, DURABLE.writer, false], [committedStream(stream), DURABLE.evaluator, false], [mqttStream(stream), DURABLE.mqtt, true]] as const) {
+  for (const [s, name, optional] of [
+    [stream, DURABLE.writer, false],
+    [committedStream(stream), DURABLE.evaluator, false],
+    [mqttStream(stream), DURABLE.mqtt, true],
+  ] as const) {
     try {
       const c = await broker.jsm.consumers.info(s, name);
       out.consumers[name] = { pending: c.num_pending, ack_pending: c.num_ack_pending, redelivered: c.num_redelivered };
@@ -41,7 +53,10 @@ async function natsStatus(broker: Broker, stream: string): Promise<Pick<Status, 
       out.consumers[name] = { error: errorText(err) };
     }
   }
-  out.dlq = await broker.jsm.streams.info(dlqStream(stream)).then((i) => i.state.messages, (err) => ({ error: errorText(err) }));
+  out.dlq = await broker.jsm.streams.info(dlqStream(stream)).then(
+    (i) => i.state.messages,
+    (err) => ({ error: errorText(err) }),
+  );
   return out;
 }
 
@@ -66,9 +81,14 @@ async function databaseStatus(sql: Sql): Promise<Status["database"]> {
 function render(s: Status): string {
   const lines: string[] = [];
   if ("error" in s.stream) lines.push(`stream:     unreachable (${s.stream.error})`);
-  else lines.push(`stream:     ${s.stream.name}: ${s.stream.messages} messages, ${(s.stream.bytes / 1_048_576).toFixed(1)} MiB, ${s.stream.first ?? "-"} .. ${s.stream.last ?? "-"}`);
+  else
+    lines.push(
+      `stream:     ${s.stream.name}: ${s.stream.messages} messages, ${(s.stream.bytes / 1_048_576).toFixed(1)} MiB, ${s.stream.first ?? "-"} .. ${s.stream.last ?? "-"}`,
+    );
   for (const [name, c] of Object.entries(s.consumers)) {
-    lines.push(`consumer:   ${name.padEnd(10)} ${"error" in c ? `unavailable (${c.error})` : `pending ${c.pending}, unacknowledged ${c.ack_pending}, redelivered ${c.redelivered}`}`);
+    lines.push(
+      `consumer:   ${name.padEnd(10)} ${"error" in c ? `unavailable (${c.error})` : `pending ${c.pending}, unacknowledged ${c.ack_pending}, redelivered ${c.redelivered}`}`,
+    );
   }
   lines.push(`dead letters: ${typeof s.dlq === "number" ? s.dlq : `unknown (${s.dlq.error})`}`);
   const d = s.database;
@@ -81,14 +101,22 @@ function render(s: Status): string {
     lines.push(`outbox:     ${o.length ? o.map(([k, v]) => `${k} ${v}`).join(", ") : "nothing waiting"}`);
     const jobs = d.timescale_jobs;
     if (jobs && "error" in jobs) lines.push(`jobs:       unknown (${jobs.error})`);
-    else if (jobs) lines.push(...(jobs.length ? jobs.map((j, i) => `${i === 0 ? "jobs:      " : "           "} ${renderJob(j)}`) : ["jobs:       none"]));
+    else if (jobs)
+      lines.push(
+        ...(jobs.length
+          ? jobs.map((j, i) => `${i === 0 ? "jobs:      " : "           "} ${renderJob(j)}`)
+          : ["jobs:       none"]),
+      );
   }
   return lines.join("\n");
 }
 
 export const status = defineCommand({
   meta: { name: "status", description: "Stream, consumers, dead letters, quarantine, database and outbox at a glance" },
-  args: { ...settingArgs(["databaseUrl", "natsUrl", "dataDir", "streamName", "logLevel"]), json: { type: "boolean", description: "Print JSON" } },
+  args: {
+    ...settingArgs(["databaseUrl", "natsUrl", "dataDir", "streamName", "logLevel"]),
+    json: { type: "boolean", description: "Print JSON" },
+  },
   async run({ args }) {
     const config = configOrExit(args);
     const nats = await withBroker(config, (broker) => natsStatus(broker, config.streamName)).catch((err) => ({
@@ -96,7 +124,10 @@ export const status = defineCommand({
       consumers: {},
       dlq: { error: (err as Error).message },
     }));
-    const database = await withDatabase(config, databaseStatus).catch((err) => ({ reachable: false, error: (err as Error).message }));
+    const database = await withDatabase(config, databaseStatus).catch((err) => ({
+      reachable: false,
+      error: (err as Error).message,
+    }));
     const s: Status = { ...nats, database };
     process.stdout.write((args.json ? JSON.stringify(s, null, 2) : render(s)) + "\n");
     const healthy = !("error" in s.stream) && s.database.reachable;

@@ -5,7 +5,14 @@ import type { Sql } from "../db/client.ts";
 import { issuesOf } from "../http/validate.ts";
 import { createTenant, listTenants, updateTenant } from "../tenants/store.ts";
 import type { TenantLimits } from "../core/tenant.ts";
-import { LIMIT_NAMES, tenantCreate, tenantDefaults, tenantJson, tenantPatch, type TenantRow } from "../tenants/tenant.ts";
+import {
+  LIMIT_NAMES,
+  tenantCreate,
+  tenantDefaults,
+  tenantJson,
+  tenantPatch,
+  type TenantRow,
+} from "../tenants/tenant.ts";
 import { configOrExit, fail, settingArgs } from "./common.ts";
 import { withDatabase } from "./services.ts";
 
@@ -18,7 +25,10 @@ export const storeSettings = settingArgs(["databaseUrl", "dataDir", "logLevel"])
 export const jsonArg = { json: { type: "boolean", description: "Print JSON" } } as const;
 
 const limitArgs: ArgsDef = Object.fromEntries(
-  LIMIT_NAMES.map((n) => [n.replaceAll("_", "-"), { type: "string", description: `The tenant's own ${n}; 'default' follows the server's default`, valueHint: "n" }]),
+  LIMIT_NAMES.map((n) => [
+    n.replaceAll("_", "-"),
+    { type: "string", description: `The tenant's own ${n}; 'default' follows the server's default`, valueHint: "n" },
+  ]),
 );
 
 /** The configuration from the setting flags above only (the tenant's own --max-devices is not TELEMETRY_MAX_DEVICES). */
@@ -27,20 +37,33 @@ function storeConfig(args: Record<string, unknown>) {
 }
 
 /** Runs `fn` on the database; a missing table means the database was never migrated. */
-export function onStore(args: Record<string, unknown>, fn: (sql: Sql, defaults: TenantLimits) => Promise<void>): Promise<void> {
+export function onStore(
+  args: Record<string, unknown>,
+  fn: (sql: Sql, defaults: TenantLimits) => Promise<void>,
+): Promise<void> {
   const config = storeConfig(args);
   return withDatabase(config, (sql) => fn(sql, tenantDefaults(config))).catch((err) =>
-    fail((err as { code?: string }).code === "42P01" ? new Error("the key store's tables are missing: run `telemetry migrate` first") : err),
+    fail(
+      (err as { code?: string }).code === "42P01"
+        ? new Error("the key store's tables are missing: run `telemetry migrate` first")
+        : err,
+    ),
   );
 }
 
 export function validated<T extends z.ZodType>(schema: T, value: unknown): z.output<T> {
   const r = schema.safeParse(value);
-  if (!r.success) throw new Error(issuesOf(r.error).map((i) => `${i.path ? `${i.path}: ` : ""}${i.message}`).join("; "));
+  if (!r.success)
+    throw new Error(
+      issuesOf(r.error)
+        .map((i) => `${i.path ? `${i.path}: ` : ""}${i.message}`)
+        .join("; "),
+    );
   return r.data;
 }
 
-export const print = (asJson: unknown, value: unknown, text: () => string) => process.stdout.write((asJson ? JSON.stringify(value, null, 2) : text()) + "\n");
+export const print = (asJson: unknown, value: unknown, text: () => string) =>
+  process.stdout.write((asJson ? JSON.stringify(value, null, 2) : text()) + "\n");
 
 function limitsFrom(args: Record<string, unknown>) {
   const limits: Record<string, unknown> = {};
@@ -62,10 +85,22 @@ const id = { id: { type: "positional", description: "Tenant id", required: true 
 
 const create = defineCommand({
   meta: { name: "create", description: "Create a tenant (then give it a key: telemetry keys create <tenant>)" },
-  args: { ...storeSettings, ...jsonArg, ...id, name: { type: "string", description: "Display name (default: the id)" }, "device-policy": { type: "string", description: "auto (default) or reject" }, ...limitArgs },
+  args: {
+    ...storeSettings,
+    ...jsonArg,
+    ...id,
+    name: { type: "string", description: "Display name (default: the id)" },
+    "device-policy": { type: "string", description: "auto (default) or reject" },
+    ...limitArgs,
+  },
   async run({ args }) {
     await onStore(args, async (sql, defaults) => {
-      const input = validated(tenantCreate, { id: args.id, name: args.name, device_policy: args["device-policy"], limits: limitsFrom(args) });
+      const input = validated(tenantCreate, {
+        id: args.id,
+        name: args.name,
+        device_policy: args["device-policy"],
+        limits: limitsFrom(args),
+      });
       const row = await createTenant(sql, input);
       if (!row) throw new Error(`tenant ${input.id} exists`);
       const t = tenantJson(row, defaults);
@@ -86,13 +121,22 @@ const list = defineCommand({
 });
 
 /** Applies a patch; the server's key cache sees it within TELEMETRY_AUTH_CACHE_TTL. */
-function patchCommand(name: string, description: string, extra: ArgsDef, patchOf: (args: Record<string, any>) => unknown) {
+function patchCommand(
+  name: string,
+  description: string,
+  extra: ArgsDef,
+  patchOf: (args: Record<string, any>) => unknown,
+) {
   return defineCommand({
     meta: { name, description: `${description} (takes effect within TELEMETRY_AUTH_CACHE_TTL)` },
     args: { ...storeSettings, ...jsonArg, ...id, ...extra },
     async run({ args }) {
       await onStore(args, async (sql, defaults) => {
-        const row: TenantRow | undefined = await updateTenant(sql, args.id as string, validated(tenantPatch, patchOf(args)));
+        const row: TenantRow | undefined = await updateTenant(
+          sql,
+          args.id as string,
+          validated(tenantPatch, patchOf(args)),
+        );
         if (!row) throw new Error(`no tenant ${args.id}`);
         const t = tenantJson(row, defaults);
         print(args.json, t, () => describe(t));
@@ -104,13 +148,22 @@ function patchCommand(name: string, description: string, extra: ArgsDef, patchOf
 const update = patchCommand(
   "update",
   "Change a tenant's name, device policy or limits",
-  { name: { type: "string", description: "Display name" }, "device-policy": { type: "string", description: "auto or reject" }, ...limitArgs },
+  {
+    name: { type: "string", description: "Display name" },
+    "device-policy": { type: "string", description: "auto or reject" },
+    ...limitArgs,
+  },
   (args) => ({ name: args.name, device_policy: args["device-policy"], limits: limitsFrom(args) }),
 );
-const suspend = patchCommand("suspend", "Suspend a tenant: its keys get 403 tenant_suspended", { reason: { type: "string", description: "Why (shown to the tenant)", required: true } }, (args) => ({
-  status: "suspended",
-  suspended_reason: args.reason,
-}));
+const suspend = patchCommand(
+  "suspend",
+  "Suspend a tenant: its keys get 403 tenant_suspended",
+  { reason: { type: "string", description: "Why (shown to the tenant)", required: true } },
+  (args) => ({
+    status: "suspended",
+    suspended_reason: args.reason,
+  }),
+);
 const resume = patchCommand("resume", "Resume a suspended tenant", {}, () => ({ status: "active" }));
 
 export const tenants = defineCommand({

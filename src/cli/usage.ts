@@ -70,10 +70,15 @@ function colourise(line: string, first: boolean, inTable: boolean): string {
 }
 
 /** The usage text of `cmd` as the user typed it from `root`. */
-export async function usageText(root: Command, cmd: Command, opts: { width: number; colour: boolean }): Promise<string> {
+export async function usageText(
+  root: Command,
+  cmd: Command,
+  opts: { width: number; colour: boolean },
+): Promise<string> {
   const path = (await commandPath(root, cmd)) ?? [(await resolve(cmd.meta))?.name ?? "telemetry"];
   const rootMeta = await resolve(root.meta);
-  const parent = path.length > 1 ? { meta: { name: path.slice(0, -1).join(" "), version: rootMeta?.version } } : undefined;
+  const parent =
+    path.length > 1 ? { meta: { name: path.slice(0, -1).join(" "), version: rootMeta?.version } } : undefined;
   const plain = stripVTControlCharacters(await renderUsage(cmd, parent as Command | undefined));
   let inTable = false;
   return plain
@@ -85,7 +90,10 @@ export async function usageText(root: Command, cmd: Command, opts: { width: numb
       if (!opts.colour) return lines;
       // Colour only the first piece's name: the escapes then never count towards the width.
       const [head, ...rest] = lines;
-      return [colourise(head!, i === 0, inTable && !section && head!.trim() !== ""), ...rest.map((l) => (i === 0 ? colourise(l, true, false) : l))];
+      return [
+        colourise(head!, i === 0, inTable && !section && head!.trim() !== ""),
+        ...rest.map((l) => (i === 0 ? colourise(l, true, false) : l)),
+      ];
     })
     .join("\n");
 }
@@ -93,7 +101,10 @@ export async function usageText(root: Command, cmd: Command, opts: { width: numb
 /** For runMain's `showUsage`: prints to stdout, sized and coloured for it. */
 export function showUsage(root: Command) {
   return async (cmd: Command): Promise<void> => {
-    const width = Math.max(MIN_WIDTH, Math.min(MAX_WIDTH, process.stdout.isTTY ? process.stdout.columns || MAX_WIDTH : MAX_WIDTH));
+    const width = Math.max(
+      MIN_WIDTH,
+      Math.min(MAX_WIDTH, process.stdout.isTTY ? process.stdout.columns || MAX_WIDTH : MAX_WIDTH),
+    );
     process.stdout.write(`${await usageText(root, cmd, { width, colour: colourOutput(process.stdout) })}\n\n`);
   };
 }

@@ -18,7 +18,11 @@ function natsLine(n: Versions["nats_server"]): string {
 }
 
 export const version = defineCommand({
-  meta: { name: "version", description: "Print the versions of telemetry, Bun and the nats-server it runs (the embedded one, or the one TELEMETRY_NATS_SERVER_BIN picks)" },
+  meta: {
+    name: "version",
+    description:
+      "Print the versions of telemetry, Bun and the nats-server it runs (the embedded one, or the one TELEMETRY_NATS_SERVER_BIN picks)",
+  },
   args: { json: { type: "boolean", description: "Print JSON" }, ...settingArgs(["natsServerBin"]) },
   run({ args }) {
     const config = configOrExit(args);
@@ -29,17 +33,24 @@ export const version = defineCommand({
       nats = { error: (err as Error).message };
     }
     const v: Versions = { telemetry: pkg.version, bun: Bun.version, nats_server: nats };
-    const text = args.json ? JSON.stringify(v, null, 2) : [`telemetry    ${v.telemetry}`, `bun          ${v.bun}`, natsLine(nats)].join("\n");
+    const text = args.json
+      ? JSON.stringify(v, null, 2)
+      : [`telemetry    ${v.telemetry}`, `bun          ${v.bun}`, natsLine(nats)].join("\n");
     process.stdout.write(`${text}\n`);
   },
 });
 
 export const licenses = defineCommand({
-  meta: { name: "licenses", description: "Print the license texts of what this executable embeds (nats-server, the npm packages in its bundle)" },
+  meta: {
+    name: "licenses",
+    description: "Print the license texts of what this executable embeds (nats-server, the npm packages in its bundle)",
+  },
   async run() {
     const path = embedded().licensesPath;
     if (!path) {
-      process.stdout.write("This telemetry runs from source (or was built without its license file): it embeds nothing; build the executable with `npm run build`.\n");
+      process.stdout.write(
+        "This telemetry runs from source (or was built without its license file): it embeds nothing; build the executable with `npm run build`.\n",
+      );
       return;
     }
     // `telemetry licenses | head` closes the pipe early: that is not an error

@@ -86,7 +86,10 @@ function redact(key: SettingKey, value: unknown): string {
  * (https://no-color.org: any non-empty value) or TERM is "dumb". Read here, not in the settings
  * table: a convention of the terminal, needed before any configuration is loaded (--help).
  */
-export function colourOutput(stream: { isTTY?: boolean }, env: Record<string, string | undefined> = process.env): boolean {
+export function colourOutput(
+  stream: { isTTY?: boolean },
+  env: Record<string, string | undefined> = process.env,
+): boolean {
   if (env.NO_COLOR !== undefined && env.NO_COLOR !== "") return false;
   if (env.TERM === "dumb") return false;
   return stream.isTTY === true;

@@ -18,7 +18,16 @@ export interface Cidr {
 }
 
 /** Why an address is not a public unicast one. */
-export type AddressClass = "loopback" | "private" | "link_local" | "cgnat" | "multicast" | "unspecified" | "broadcast" | "documentation" | "reserved";
+export type AddressClass =
+  | "loopback"
+  | "private"
+  | "link_local"
+  | "cgnat"
+  | "multicast"
+  | "unspecified"
+  | "broadcast"
+  | "documentation"
+  | "reserved";
 
 const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 

@@ -57,13 +57,17 @@ interface Extremes {
 
 /** Summarizes a batch per tenant. Ties on time keep the later reading in batch order; ties on value the earlier. */
 export function summarizeCommitted(envelopes: readonly Envelope[]): CommittedBatch[] {
-  const byTenant = new Map<string, { series: Map<string, Extremes>; positions: PositionPoint[]; devices: Map<string, number> }>();
+  const byTenant = new Map<
+    string,
+    { series: Map<string, Extremes>; positions: PositionPoint[]; devices: Map<string, number> }
+  >();
   for (const env of envelopes) {
     let t = byTenant.get(env.tenant);
     if (!t) byTenant.set(env.tenant, (t = { series: new Map(), positions: [], devices: new Map() }));
     for (const r of env.readings) {
       t.devices.set(r.deviceId, Math.max(t.devices.get(r.deviceId) ?? -Infinity, r.ts));
-      if (r.lat !== null && r.lon !== null) t.positions.push({ deviceId: r.deviceId, ts: r.ts, lat: r.lat, lon: r.lon, eventId: r.eventId });
+      if (r.lat !== null && r.lon !== null)
+        t.positions.push({ deviceId: r.deviceId, ts: r.ts, lat: r.lat, lon: r.lon, eventId: r.eventId });
       if (!r.metrics) continue;
       for (const [metric, value] of Object.entries(r.metrics)) {
         const key = `${r.deviceId}\u0000${metric}`;
@@ -115,12 +119,20 @@ export function encodeCommitted(b: CommittedBatch): string {
 
 export function decodeCommitted(body: string): CommittedBatch {
   const raw = JSON.parse(body) as { v: number; t: string; s: unknown[][]; p: unknown[][]; d: unknown[][] };
-  if (raw.v !== 1 || typeof raw.t !== "string" || !Array.isArray(raw.s) || !Array.isArray(raw.p) || !Array.isArray(raw.d)) {
+  if (
+    raw.v !== 1 ||
+    typeof raw.t !== "string" ||
+    !Array.isArray(raw.s) ||
+    !Array.isArray(raw.p) ||
+    !Array.isArray(raw.d)
+  ) {
     throw new Error("not a v1 committed-batch event");
   }
   return {
     tenant: raw.t,
-    series: raw.s.map(([deviceId, metric, ts, value, eventId]) => ({ deviceId, metric, ts, value, eventId }) as SeriesPoint),
+    series: raw.s.map(
+      ([deviceId, metric, ts, value, eventId]) => ({ deviceId, metric, ts, value, eventId }) as SeriesPoint,
+    ),
     positions: raw.p.map(([deviceId, ts, lat, lon, eventId]) => ({ deviceId, ts, lat, lon, eventId }) as PositionPoint),
     devices: raw.d.map(([deviceId, lastTs]) => ({ deviceId, lastTs }) as { deviceId: string; lastTs: number }),
   };
@@ -133,7 +145,13 @@ export function decodeCommitted(body: string): CommittedBatch {
  */
 export function splitCommitted(b: CommittedBatch, maxBytes: number): CommittedBatch[] {
   if (Buffer.byteLength(encodeCommitted(b)) <= maxBytes) return [b];
-  const devices = [...new Set([...b.series.map((s) => s.deviceId), ...b.positions.map((p) => p.deviceId), ...b.devices.map((d) => d.deviceId)])];
+  const devices = [
+    ...new Set([
+      ...b.series.map((s) => s.deviceId),
+      ...b.positions.map((p) => p.deviceId),
+      ...b.devices.map((d) => d.deviceId),
+    ]),
+  ];
   if (devices.length <= 1) return [b]; // one device's points in one batch: at most 3 per metric and its positions
   const first = new Set(devices.slice(0, Math.ceil(devices.length / 2)));
   const part = (inFirst: boolean): CommittedBatch => ({

@@ -23,12 +23,17 @@ export interface DatabaseFacts {
 
 export function chooseDatabase(f: DatabaseFacts): { kind: DatabaseKind } | { error: string } {
   if (f.hasUrl) {
-    if (f.choice === "embedded") return { error: "TELEMETRY_DATABASE=embedded and DATABASE_URL are both set; unset one of them" };
+    if (f.choice === "embedded")
+      return { error: "TELEMETRY_DATABASE=embedded and DATABASE_URL are both set; unset one of them" };
     return { kind: "url" };
   }
   if (f.choice === "postgres") return { kind: "postgres" };
   if (f.choice === "embedded") return { kind: "embedded" };
-  if (f.embeddedExists && f.postgresExists) return { error: "the data dir holds both an embedded database (pglite) and a PostgreSQL one (pg); choose with TELEMETRY_DATABASE=embedded or postgres" };
+  if (f.embeddedExists && f.postgresExists)
+    return {
+      error:
+        "the data dir holds both an embedded database (pglite) and a PostgreSQL one (pg); choose with TELEMETRY_DATABASE=embedded or postgres",
+    };
   if (f.postgresExists) return { kind: "postgres" };
   if (f.embeddedExists || !f.postgresFound()) return { kind: "embedded" };
   return { kind: "postgres" };

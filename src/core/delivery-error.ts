@@ -4,13 +4,41 @@
  * listens where; the raw detail goes to the server log only.
  */
 
-export type DeliveryErrorCategory = "timeout" | "refused" | "tls" | "dns" | "blocked_address" | "network" | "channel_disabled" | "missing_secret" | `http_${number}`;
+export type DeliveryErrorCategory =
+  | "timeout"
+  | "refused"
+  | "tls"
+  | "dns"
+  | "blocked_address"
+  | "network"
+  | "channel_disabled"
+  | "missing_secret"
+  | `http_${number}`;
 
 /** Every category but http_<status>, for documentation and checks. */
-export const DELIVERY_ERROR_CATEGORIES = ["timeout", "refused", "tls", "dns", "blocked_address", "network", "channel_disabled", "missing_secret"] as const;
+export const DELIVERY_ERROR_CATEGORIES = [
+  "timeout",
+  "refused",
+  "tls",
+  "dns",
+  "blocked_address",
+  "network",
+  "channel_disabled",
+  "missing_secret",
+] as const;
 
-const DNS_CODES = new Set(["ENOTFOUND", "EAI_AGAIN", "EAI_FAIL", "EAI_NODATA", "EAI_NONAME", "ENODATA", "ESERVFAIL", "ENONAME"]);
-const TLS_CODE = /^(ERR_TLS_|ERR_SSL_|CERT_|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|HOSTNAME_MISMATCH|ERR_OSSL_|EPROTO$)/;
+const DNS_CODES = new Set([
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EAI_FAIL",
+  "EAI_NODATA",
+  "EAI_NONAME",
+  "ENODATA",
+  "ESERVFAIL",
+  "ENONAME",
+]);
+const TLS_CODE =
+  /^(ERR_TLS_|ERR_SSL_|CERT_|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|HOSTNAME_MISMATCH|ERR_OSSL_|EPROTO$)/;
 
 /** The category of an error thrown while sending (its `code` and `name` as Node and Bun set them). */
 export function errorCategory(err: { code?: unknown; name?: unknown } | null | undefined): DeliveryErrorCategory {
@@ -18,7 +46,13 @@ export function errorCategory(err: { code?: unknown; name?: unknown } | null | u
   const name = typeof err?.name === "string" ? err.name : "";
   if (code === "BLOCKED_ADDRESS") return "blocked_address";
   if (code === "MISSING_SECRET") return "missing_secret";
-  if (name === "TimeoutError" || code === "ETIMEDOUT" || code === "ESOCKETTIMEDOUT" || code === "UND_ERR_CONNECT_TIMEOUT") return "timeout";
+  if (
+    name === "TimeoutError" ||
+    code === "ETIMEDOUT" ||
+    code === "ESOCKETTIMEDOUT" ||
+    code === "UND_ERR_CONNECT_TIMEOUT"
+  )
+    return "timeout";
   if (DNS_CODES.has(code) || name === "DNSException") return "dns";
   if (code === "ECONNREFUSED") return "refused";
   if (TLS_CODE.test(code)) return "tls";

@@ -63,8 +63,26 @@ export function uuidv5(name: string, namespace: string | Buffer = NAMESPACE_BYTE
   const b = sha1(typeof namespace === "string" ? namespaceBytes(namespace) : namespace, name);
   const h = HEX;
   return (
-    h[b[0]!]! + h[b[1]!]! + h[b[2]!]! + h[b[3]!]! + "-" + h[b[4]!]! + h[b[5]!]! + "-" + h[(b[6]! & 0x0f) | 0x50]! + h[b[7]!]! + "-" +
-    h[(b[8]! & 0x3f) | 0x80]! + h[b[9]!]! + "-" + h[b[10]!]! + h[b[11]!]! + h[b[12]!]! + h[b[13]!]! + h[b[14]!]! + h[b[15]!]!
+    h[b[0]!]! +
+    h[b[1]!]! +
+    h[b[2]!]! +
+    h[b[3]!]! +
+    "-" +
+    h[b[4]!]! +
+    h[b[5]!]! +
+    "-" +
+    h[(b[6]! & 0x0f) | 0x50]! +
+    h[b[7]!]! +
+    "-" +
+    h[(b[8]! & 0x3f) | 0x80]! +
+    h[b[9]!]! +
+    "-" +
+    h[b[10]!]! +
+    h[b[11]!]! +
+    h[b[12]!]! +
+    h[b[13]!]! +
+    h[b[14]!]! +
+    h[b[15]!]!
   );
 }
 

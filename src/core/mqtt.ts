@@ -34,7 +34,10 @@ export interface MqttParse {
  * timestamp), so a redelivery is judged exactly like the first delivery. A message that is not
  * JSON at all gives `{ error }`.
  */
-export function parseMqttPayload(text: string, at: { tenant: string; deviceId: string; nowMs: number; maxFutureMs: number }): MqttParse | { error: string } {
+export function parseMqttPayload(
+  text: string,
+  at: { tenant: string; deviceId: string; nowMs: number; maxFutureMs: number },
+): MqttParse | { error: string } {
   let body: unknown;
   try {
     body = JSON.parse(text);
@@ -43,7 +46,8 @@ export function parseMqttPayload(text: string, at: { tenant: string; deviceId: s
   }
   const records = Array.isArray(body) ? body : [body];
   if (records.length === 0) return { error: "empty array: no records" };
-  if (records.length > MQTT_MAX_RECORDS) return { error: `too many records in one message (${records.length} > ${MQTT_MAX_RECORDS})` };
+  if (records.length > MQTT_MAX_RECORDS)
+    return { error: `too many records in one message (${records.length} > ${MQTT_MAX_RECORDS})` };
   const out: MqttParse = { readings: [], rejected: [] };
   records.forEach((record, index) => {
     if (record === null || typeof record !== "object" || Array.isArray(record)) {
@@ -52,10 +56,16 @@ export function parseMqttPayload(text: string, at: { tenant: string; deviceId: s
     }
     const given = (record as { device_id?: unknown }).device_id;
     if (given !== undefined && given !== at.deviceId) {
-      out.rejected.push({ index, errors: [{ path: "device_id", message: `must be the topic's device (${at.deviceId}) or left out` }] });
+      out.rejected.push({
+        index,
+        errors: [{ path: "device_id", message: `must be the topic's device (${at.deviceId}) or left out` }],
+      });
       return;
     }
-    const result = normalizeRecord({ ...record, device_id: at.deviceId }, { tenant: at.tenant, nowMs: at.nowMs, maxFutureMs: at.maxFutureMs });
+    const result = normalizeRecord(
+      { ...record, device_id: at.deviceId },
+      { tenant: at.tenant, nowMs: at.nowMs, maxFutureMs: at.maxFutureMs },
+    );
     if (result.ok) out.readings.push(result.reading);
     else out.rejected.push({ index, errors: result.errors });
   });
@@ -65,6 +75,8 @@ export function parseMqttPayload(text: string, at: { tenant: string; deviceId: s
 /** One line for the quarantine: what was wrong with which record. */
 export function describeRejections(rejected: MqttParse["rejected"]): string {
   return rejected
-    .map((r) => `record ${r.index}: ${r.errors.map((e) => (e.path ? `${e.path}: ${e.message}` : e.message)).join("; ")}`)
+    .map(
+      (r) => `record ${r.index}: ${r.errors.map((e) => (e.path ? `${e.path}: ${e.message}` : e.message)).join("; ")}`,
+    )
     .join(" | ");
 }

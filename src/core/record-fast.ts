@@ -16,7 +16,8 @@ export interface FastRecord {
   attributes?: undefined;
 }
 
-const isPlain = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && Object.getPrototypeOf(v) === Object.prototype;
+const isPlain = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && Object.getPrototypeOf(v) === Object.prototype;
 
 export function fastRecord(input: unknown): FastRecord | undefined {
   if (!isPlain(input)) return undefined;
@@ -46,7 +47,14 @@ export function fastRecord(input: unknown): FastRecord | undefined {
     let n = 0;
     for (const name in metrics) {
       const v = metrics[name];
-      if (++n > MAX_METRICS || RESERVED_NAMES.has(name) || !METRIC_NAME_PATTERN.test(name) || typeof v !== "number" || !Number.isFinite(v)) return undefined;
+      if (
+        ++n > MAX_METRICS ||
+        RESERVED_NAMES.has(name) ||
+        !METRIC_NAME_PATTERN.test(name) ||
+        typeof v !== "number" ||
+        !Number.isFinite(v)
+      )
+        return undefined;
     }
     out.metrics = metrics as Record<string, number>;
   }

@@ -6,9 +6,23 @@ import { z } from "zod";
 import { checkBounds, parseRfc3339 } from "./timestamp.ts";
 import { eventId } from "./event-id.ts";
 import { fastRecord } from "./record-fast.ts";
-import { MAX_ATTRIBUTE_BYTES, MAX_ATTRIBUTES, MAX_METRICS, METRIC_NAME_PATTERN, RESERVED_NAMES } from "./record-limits.ts";
+import {
+  MAX_ATTRIBUTE_BYTES,
+  MAX_ATTRIBUTES,
+  MAX_METRICS,
+  METRIC_NAME_PATTERN,
+  RESERVED_NAMES,
+} from "./record-limits.ts";
 
-export { COORDINATE_DECIMALS, DEVICE_ID_PATTERN, MAX_ATTRIBUTE_BYTES, MAX_ATTRIBUTES, MAX_METRICS, METRIC_NAME_PATTERN, RESERVED_NAMES } from "./record-limits.ts";
+export {
+  COORDINATE_DECIMALS,
+  DEVICE_ID_PATTERN,
+  MAX_ATTRIBUTE_BYTES,
+  MAX_ATTRIBUTES,
+  MAX_METRICS,
+  METRIC_NAME_PATTERN,
+  RESERVED_NAMES,
+} from "./record-limits.ts";
 
 /** Explains exactly why a device id is refused (ids never reach a NATS subject, but must be safe to). */
 export function deviceIdProblem(id: string): string | null {
@@ -27,7 +41,9 @@ export function deviceIdProblem(id: string): string | null {
 }
 
 const finite = (what: string) =>
-  z.number({ error: (issue) => (issue.input === undefined ? `${what} is required` : `${what} must be a finite number`) });
+  z.number({
+    error: (issue) => (issue.input === undefined ? `${what} is required` : `${what} must be a finite number`),
+  });
 
 const deviceId = z.string({ error: "device_id is required and must be a string" }).superRefine((id, ctx) => {
   const problem = deviceIdProblem(id);
@@ -58,16 +74,26 @@ const metrics = z
 const attributeString = z
   .string()
   .max(256, "attribute strings are at most 256 characters")
-  .refine((v) => !v.includes("\u0000") && v.isWellFormed(), "attribute strings must be valid Unicode without NUL characters");
+  .refine(
+    (v) => !v.includes("\u0000") && v.isWellFormed(),
+    "attribute strings must be valid Unicode without NUL characters",
+  );
 const attributeValue = z.union([attributeString, z.number(), z.boolean(), z.null()], {
   error: "attribute values must be strings, finite numbers, booleans or null",
 });
 const attributes = z
-  .record(z.string().regex(METRIC_NAME_PATTERN, "attribute names are 1-64 of letters, digits, '_', '.', ':', '/', '-'"), attributeValue, {
-    error: (issue) => (issue.code === "invalid_type" ? "attributes must be an object" : undefined),
-  })
+  .record(
+    z.string().regex(METRIC_NAME_PATTERN, "attribute names are 1-64 of letters, digits, '_', '.', ':', '/', '-'"),
+    attributeValue,
+    {
+      error: (issue) => (issue.code === "invalid_type" ? "attributes must be an object" : undefined),
+    },
+  )
   .refine((a) => Object.keys(a).length <= MAX_ATTRIBUTES, `at most ${MAX_ATTRIBUTES} attributes per record`)
-  .refine((a) => JSON.stringify(a).length <= MAX_ATTRIBUTE_BYTES, `attributes are at most ${MAX_ATTRIBUTE_BYTES} bytes as JSON`);
+  .refine(
+    (a) => JSON.stringify(a).length <= MAX_ATTRIBUTE_BYTES,
+    `attributes are at most ${MAX_ATTRIBUTE_BYTES} bytes as JSON`,
+  );
 
 export const recordSchema = z.strictObject(
   {
@@ -123,11 +149,18 @@ function pathOf(path: readonly PropertyKey[]): string {
 export function reservedNameErrors(input: unknown): FieldError[] {
   const errors: FieldError[] = [];
   if (typeof input !== "object" || input === null) return errors;
-  for (const [field, what] of [["metrics", "metric"], ["attributes", "attribute"]] as const) {
+  for (const [field, what] of [
+    ["metrics", "metric"],
+    ["attributes", "attribute"],
+  ] as const) {
     const names = Object.hasOwn(input, field) ? (input as Record<string, unknown>)[field] : undefined;
     if (typeof names !== "object" || names === null || Array.isArray(names)) continue;
     for (const name of RESERVED_NAMES) {
-      if (Object.hasOwn(names, name)) errors.push({ path: `${field}.${name}`, message: `'${name}' is a reserved name: ${what} names must not be __proto__, constructor or prototype` });
+      if (Object.hasOwn(names, name))
+        errors.push({
+          path: `${field}.${name}`,
+          message: `'${name}' is a reserved name: ${what} names must not be __proto__, constructor or prototype`,
+        });
     }
   }
   return errors;
@@ -159,7 +192,8 @@ export function normalizeRecord(input: unknown, opts: NormalizeOptions): Normali
   const rec = parsed.data;
   let ts: number;
   if (typeof rec.ts === "number") {
-    if (!Number.isSafeInteger(rec.ts)) return { ok: false, errors: [{ path: "ts", message: "epoch milliseconds must be an integer" }] };
+    if (!Number.isSafeInteger(rec.ts))
+      return { ok: false, errors: [{ path: "ts", message: "epoch milliseconds must be an integer" }] };
     ts = rec.ts;
   } else {
     const r = parseRfc3339(rec.ts);

@@ -6,7 +6,17 @@
  * when a channel is saved (an IP literal host), and every address its host resolves to is checked
  * again just before connecting (a name can resolve to anything, and differently each time).
  */
-import { classifyIp, embeddedIpv4, inCidr, parseCidr, parseIp, urlHost, type AddressClass, type Cidr, type Ip } from "./address.ts";
+import {
+  classifyIp,
+  embeddedIpv4,
+  inCidr,
+  parseCidr,
+  parseIp,
+  urlHost,
+  type AddressClass,
+  type Cidr,
+  type Ip,
+} from "./address.ts";
 
 export interface TargetPolicy {
   /** Host names allowed whatever they resolve to (lower case, no trailing dot). */
@@ -18,18 +28,26 @@ export const STRICT_POLICY: TargetPolicy = { hosts: new Set(), ranges: [] };
 
 export type Verdict = { ok: true } | { ok: false; host: string; address: string; kind: AddressClass };
 
-const HOST_NAME = /^(?=.{1,253}\.?$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*\.?$/i;
+const HOST_NAME =
+  /^(?=.{1,253}\.?$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*\.?$/i;
 
 /** Comma-separated host names, addresses and CIDR ranges; problems name the bad entries. */
 export function parseAllowList(text: string): { policy: TargetPolicy; problems: string[] } {
   const hosts = new Set<string>();
   const ranges: Cidr[] = [];
   const problems: string[] = [];
-  for (const entry of text.split(",").map((e) => e.trim()).filter(Boolean)) {
+  for (const entry of text
+    .split(",")
+    .map((e) => e.trim())
+    .filter(Boolean)) {
     const range = parseCidr(entry.replace(/^\[([^\]]*)\]/, "$1"));
     if (range) ranges.push(range);
-    else if (!/^[\d.]+(\/\d+)?$/.test(entry) && !entry.includes(":") && !entry.includes("/") && HOST_NAME.test(entry)) hosts.add(entry.toLowerCase().replace(/\.$/, ""));
-    else problems.push(`${JSON.stringify(entry)} is not a host name, an IP address or a CIDR range with its host bits zero`);
+    else if (!/^[\d.]+(\/\d+)?$/.test(entry) && !entry.includes(":") && !entry.includes("/") && HOST_NAME.test(entry))
+      hosts.add(entry.toLowerCase().replace(/\.$/, ""));
+    else
+      problems.push(
+        `${JSON.stringify(entry)} is not a host name, an IP address or a CIDR range with its host bits zero`,
+      );
   }
   return { policy: { hosts, ranges }, problems };
 }

@@ -48,10 +48,17 @@ export function decideMode(wanted: TimescaleWanted, facts: ServerFacts): ModeDec
   const libs = `shared_preload_libraries = '${facts.preloadLibraries}'`;
   if (facts.inDatabase) {
     if (preloaded) return { action: "use" };
-    return { action: "fail", message: `this database has the timescaledb extension but the server does not preload it (${libs}), so it cannot be used; ${PRELOAD_FIX}` };
+    return {
+      action: "fail",
+      message: `this database has the timescaledb extension but the server does not preload it (${libs}), so it cannot be used; ${PRELOAD_FIX}`,
+    };
   }
   if (!facts.available) {
-    if (wanted === "on") return { action: "fail", message: "TELEMETRY_TIMESCALE=on but the timescaledb extension is not installed on this PostgreSQL server" };
+    if (wanted === "on")
+      return {
+        action: "fail",
+        message: "TELEMETRY_TIMESCALE=on but the timescaledb extension is not installed on this PostgreSQL server",
+      };
     return { action: "plain" };
   }
   if (!preloaded) {
@@ -65,7 +72,8 @@ export function decideMode(wanted: TimescaleWanted, facts: ServerFacts): ModeDec
 /** After `CREATE EXTENSION` failed (or its connection died): plain PostgreSQL in auto, an error in on. */
 export function afterCreateFailed(wanted: TimescaleWanted, reason: string): ModeDecision {
   const why = `the timescaledb extension could not be enabled (${reason})`;
-  const fix = "check the PostgreSQL log; the extension needs shared_preload_libraries = 'timescaledb' and a restart, then `telemetry migrate`";
+  const fix =
+    "check the PostgreSQL log; the extension needs shared_preload_libraries = 'timescaledb' and a restart, then `telemetry migrate`";
   if (wanted === "on") return { action: "fail", message: `TELEMETRY_TIMESCALE=on but ${why}; ${fix}` };
   return { action: "plain", warning: `${why}; using plain PostgreSQL. To use TimescaleDB: ${fix}` };
 }
@@ -98,17 +106,29 @@ export interface PreloadPlan {
  * plain until the operator migrates it on purpose (TELEMETRY_TIMESCALE=on).
  */
 export function planPreload(f: PreloadFacts): PreloadPlan {
-  const plan = (preload: boolean, marker: DataDirStorage, reason: string, warn = false) => ({ preload, marker, reason, warn });
+  const plan = (preload: boolean, marker: DataDirStorage, reason: string, warn = false) => ({
+    preload,
+    marker,
+    reason,
+    warn,
+  });
   if (f.marker === "timescaledb") {
     if (f.installed) return plan(true, "timescaledb", "the data dir was made for TimescaleDB");
-    return plan(false, "timescaledb", "the data dir was made for TimescaleDB but the timescaledb extension is no longer installed in this PostgreSQL; install it again", true);
+    return plan(
+      false,
+      "timescaledb",
+      "the data dir was made for TimescaleDB but the timescaledb extension is no longer installed in this PostgreSQL; install it again",
+      true,
+    );
   }
-  if (!f.installed) return plan(false, f.marker ?? "postgresql", "the timescaledb extension is not installed in this PostgreSQL");
+  if (!f.installed)
+    return plan(false, f.marker ?? "postgresql", "the timescaledb extension is not installed in this PostgreSQL");
   if (f.fresh) {
     if (f.wanted === "off") return plan(false, "postgresql", "TELEMETRY_TIMESCALE=off");
     return plan(true, "timescaledb", "the timescaledb extension is installed and the data dir is new");
   }
-  if (f.wanted === "on") return plan(true, "timescaledb", "TELEMETRY_TIMESCALE=on: moving the plain PostgreSQL data dir to TimescaleDB");
+  if (f.wanted === "on")
+    return plan(true, "timescaledb", "TELEMETRY_TIMESCALE=on: moving the plain PostgreSQL data dir to TimescaleDB");
   return plan(
     false,
     "postgresql",

@@ -33,7 +33,9 @@ interface TableInfo {
 const ident = (name: string) => `"${name.replaceAll('"', '""')}"`;
 
 async function tables(sql: Sql): Promise<TableInfo[]> {
-  const rows = await sql<{ name: string; key: Array<{ column: string; type: string }> | null; refs: string[] | null }[]>`
+  const rows = await sql<
+    { name: string; key: Array<{ column: string; type: string }> | null; refs: string[] | null }[]
+  >`
     SELECT c.relname AS name,
       (SELECT json_agg(json_build_object('column', a.attname, 'type', format_type(a.atttypid, a.atttypmod)) ORDER BY k.ord)
          FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
@@ -85,9 +87,15 @@ async function copyTable(source: Sql, target: Sql, t: TableInfo, opts: Required<
   let read = 0;
   let inserted = 0;
   for (;;) {
-    const [page] = await source.unsafe<{ rows: string | null; n: number; last: string | null }[]>(last ? next : first, last ?? []);
+    const [page] = await source.unsafe<{ rows: string | null; n: number; last: string | null }[]>(
+      last ? next : first,
+      last ?? [],
+    );
     if (!page || page.n === 0 || page.rows === null) break;
-    const result = await target.unsafe(`INSERT INTO ${ident(t.name)} SELECT * FROM json_populate_recordset(NULL::${ident(t.name)}, ($1::text)::json) ON CONFLICT DO NOTHING`, [page.rows]);
+    const result = await target.unsafe(
+      `INSERT INTO ${ident(t.name)} SELECT * FROM json_populate_recordset(NULL::${ident(t.name)}, ($1::text)::json) ON CONFLICT DO NOTHING`,
+      [page.rows],
+    );
     read += page.n;
     inserted += result.count;
     opts.onProgress(t.name, inserted, read);
@@ -112,7 +120,10 @@ export async function copyDatabase(source: Sql, target: Sql, options: CopyOption
   const list = dependencyOrder(await tables(source));
   const targetTables = new Set((await tables(target)).map((t) => t.name));
   const missing = list.filter((t) => !targetTables.has(t.name)).map((t) => t.name);
-  if (missing.length > 0) throw new Error(`the target database has no table ${missing.join(", ")} (are its migrations older than the source's?)`);
+  if (missing.length > 0)
+    throw new Error(
+      `the target database has no table ${missing.join(", ")} (are its migrations older than the source's?)`,
+    );
   const copies: TableCopy[] = [];
   for (const t of list) {
     const inserted = await copyTable(source, target, t, opts);

@@ -26,7 +26,8 @@ export interface TimescaleJob {
 }
 
 /** A time, or null: never, or ±infinity (TimescaleDB's "not yet", e.g. the last success of a job that never succeeded). */
-const iso = (d: unknown) => (d instanceof Date ? (Number.isNaN(d.getTime()) ? null : d.toISOString()) : d == null ? null : String(d));
+const iso = (d: unknown) =>
+  d instanceof Date ? (Number.isNaN(d.getTime()) ? null : d.toISOString()) : d == null ? null : String(d);
 
 /** The jobs, or null when the database has no TimescaleDB. */
 export async function timescaleJobs(sql: Sql): Promise<TimescaleJob[] | null> {
@@ -45,7 +46,8 @@ export async function timescaleJobs(sql: Sql): Promise<TimescaleJob[] | null> {
     const errs = await sql`
       SELECT DISTINCT ON (job_id) job_id, finish_time, sqlerrcode, err_message
       FROM timescaledb_information.job_errors ORDER BY job_id, finish_time DESC NULLS LAST`;
-    for (const e of errs) errors.set(e.job_id, { at: iso(e.finish_time), code: e.sqlerrcode ?? null, message: e.err_message ?? "" });
+    for (const e of errs)
+      errors.set(e.job_id, { at: iso(e.finish_time), code: e.sqlerrcode ?? null, message: e.err_message ?? "" });
   }
   return rows.map((r) => ({
     id: r.job_id,
@@ -70,6 +72,8 @@ export function renderJob(j: TimescaleJob): string {
   const run = j.last_run ? `last run ${j.last_run} ${j.last_run_status ?? "(running)"}` : "never run";
   const failures = j.total_failures > 0 ? ` (${j.total_failures} of ${j.total_runs} runs failed)` : "";
   const next = j.next_start ? `, next ${j.next_start}` : "";
-  const error = j.last_error ? `; last error${j.last_error.at ? ` ${j.last_error.at}` : ""}: ${j.last_error.code ? `${j.last_error.code} ` : ""}${j.last_error.message}` : "";
+  const error = j.last_error
+    ? `; last error${j.last_error.at ? ` ${j.last_error.at}` : ""}: ${j.last_error.code ? `${j.last_error.code} ` : ""}${j.last_error.message}`
+    : "";
   return `${what}: ${run}${failures}${next}${error}`;
 }

@@ -10,7 +10,13 @@
 import { createHash } from "node:crypto";
 import type { Config } from "../config/schema.ts";
 import { rollupRetentionMs } from "../core/retention.ts";
-import { afterCreateFailed, decideMode, type ModeDecision, type ServerFacts, type TimescaleWanted } from "../core/timescale.ts";
+import {
+  afterCreateFailed,
+  decideMode,
+  type ModeDecision,
+  type ServerFacts,
+  type TimescaleWanted,
+} from "../core/timescale.ts";
 import { logger } from "../lib/log.ts";
 import type { Sql } from "./client.ts";
 import { errorText } from "./errors.ts";
@@ -40,7 +46,9 @@ export class MigrationError extends Error {
 }
 
 /** The options from the configuration. */
-export function migrateOptions(config: Pick<Config, "timescale" | "retention" | "rollupRetention" | "compressAfter">): MigrateOptions {
+export function migrateOptions(
+  config: Pick<Config, "timescale" | "retention" | "rollupRetention" | "compressAfter">,
+): MigrateOptions {
   return {
     timescale: config.timescale,
     retentionMs: config.retention,
@@ -57,14 +65,19 @@ export async function migrate(sql: Sql, opts: MigrateOptions): Promise<MigrateRe
     await tx`SELECT pg_advisory_xact_lock(${LOCK_ID})`;
     await tx`CREATE TABLE IF NOT EXISTS telemetry_migrations (
       name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`;
-    const done = new Map((await tx`SELECT name, checksum FROM telemetry_migrations`).map((r) => [r.name as string, r.checksum as string]));
+    const done = new Map(
+      (await tx`SELECT name, checksum FROM telemetry_migrations`).map((r) => [r.name as string, r.checksum as string]),
+    );
     const applied: string[] = [];
     for (const m of MIGRATIONS) {
       if (m.when === "timescaledb" && mode !== "timescaledb") continue;
       const sum = checksum(m.sql);
       const previous = done.get(m.name);
       if (previous !== undefined) {
-        if (previous !== sum) throw new MigrationError(`migration ${m.name} was changed after it was applied (checksum ${previous} -> ${sum})`);
+        if (previous !== sum)
+          throw new MigrationError(
+            `migration ${m.name} was changed after it was applied (checksum ${previous} -> ${sum})`,
+          );
         continue;
       }
       await tx.unsafe(m.sql);

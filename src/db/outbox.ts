@@ -32,9 +32,16 @@ export function alertPayload(id: string, event: AlertEvent, alert: AlertView): A
 }
 
 /** Inserts the alert change's outbox rows inside the caller's transaction; returns how many were new. */
-export async function enqueueAlertNotifications(tx: TransactionSql, alert: AlertView, event: AlertEvent): Promise<number> {
+export async function enqueueAlertNotifications(
+  tx: TransactionSql,
+  alert: AlertView,
+  event: AlertEvent,
+): Promise<number> {
   const channels = await tx`SELECT id, kind FROM channels WHERE tenant = ${alert.tenant} AND enabled ORDER BY id`;
-  const destinations = [{ channelId: null as string | null, kind: "nats" }, ...channels.map((c) => ({ channelId: c.id as string, kind: c.kind as string }))];
+  const destinations = [
+    { channelId: null as string | null, kind: "nats" },
+    ...channels.map((c) => ({ channelId: c.id as string, kind: c.kind as string })),
+  ];
   const rows = destinations.map((d) => {
     const id = deliveryId(alert.id, event, d.channelId);
     return { ...d, id, payload: JSON.stringify(alertPayload(id, event, alert)) };

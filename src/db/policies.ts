@@ -19,8 +19,12 @@ export async function applyPolicies(tx: TransactionSql, policies: TablePolicy[])
   for (const policy of policies) await applyTablePolicy(tx, policy);
 }
 
-async function applyTablePolicy(tx: TransactionSql, { table, compressAfterMs, retentionMs }: TablePolicy): Promise<void> {
-  const jobs = await tx`SELECT proc_name, config FROM timescaledb_information.jobs WHERE hypertable_schema = current_schema() AND hypertable_name = ${table}`;
+async function applyTablePolicy(
+  tx: TransactionSql,
+  { table, compressAfterMs, retentionMs }: TablePolicy,
+): Promise<void> {
+  const jobs =
+    await tx`SELECT proc_name, config FROM timescaledb_information.jobs WHERE hypertable_schema = current_schema() AND hypertable_name = ${table}`;
   const current = (proc: string, key: string) => {
     const job = jobs.find((j) => j.proc_name === proc);
     return job ? String((job.config as Record<string, unknown>)[key] ?? "") : null;

@@ -2,7 +2,19 @@
  * Drizzle table definitions for typed queries. The SQL in migrations/ is the source of truth for
  * the database; a test checks that these definitions match the migrated tables column by column.
  */
-import { bigint, bigserial, boolean, doublePrecision, integer, jsonb, pgTable, primaryKey, text, timestamp, uuid } from "drizzle-orm/pg-core";
+import {
+  bigint,
+  bigserial,
+  boolean,
+  doublePrecision,
+  integer,
+  jsonb,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+  uuid,
+} from "drizzle-orm/pg-core";
 import type { Condition } from "../core/rules/schema.ts";
 
 const tstz = (name: string) => timestamp(name, { withTimezone: true, mode: "date" });

@@ -7,7 +7,22 @@
  * The directory must be ours and private: a place another user could write is refused.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { chmodSync, closeSync, constants, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
+import {
+  chmodSync,
+  closeSync,
+  constants,
+  fsyncSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from "node:fs";
 import { dirname, join } from "node:path";
 import { logger } from "../lib/log.ts";
 import { embedded, type EmbeddedNatsServer } from "./bundle.ts";
@@ -45,7 +60,9 @@ export function describeNatsServer(setting: NatsServerSetting): NatsServerInfo {
 function chosenEmbedded(setting: NatsServerSetting): EmbeddedNatsServer | undefined {
   const nats = embedded().natsServer;
   if (setting === "embedded" && !nats) {
-    throw new Error("TELEMETRY_NATS_SERVER_BIN=embedded, but this telemetry carries no nats-server (it runs from source, or was built with --no-nats-server); use auto, path or a binary's path");
+    throw new Error(
+      "TELEMETRY_NATS_SERVER_BIN=embedded, but this telemetry carries no nats-server (it runs from source, or was built with --no-nats-server); use auto, path or a binary's path",
+    );
   }
   return setting === "auto" || setting === "embedded" ? nats : undefined;
 }
@@ -78,13 +95,18 @@ export function extractNatsServer(nats: EmbeddedNatsServer, binDir: string): str
   const bytes = readFileSync(nats.path);
   const carried = sha256Hex(bytes);
   if (carried !== nats.sha256) {
-    throw new Error(`the nats-server embedded in this executable is damaged (sha256 ${carried}, the build recorded ${nats.sha256}); build or download the executable again`);
+    throw new Error(
+      `the nats-server embedded in this executable is damaged (sha256 ${carried}, the build recorded ${nats.sha256}); build or download the executable again`,
+    );
   }
   const tmp = join(binDir, `.nats-server-${process.pid}-${randomBytes(4).toString("hex")}.tmp`);
   try {
     writeDurably(tmp, bytes);
     const written = sha256Hex(readFileSync(tmp));
-    if (written !== nats.sha256) throw new Error(`extracting nats-server to ${tmp}: the written file has sha256 ${written}, expected ${nats.sha256}`);
+    if (written !== nats.sha256)
+      throw new Error(
+        `extracting nats-server to ${tmp}: the written file has sha256 ${written}, expected ${nats.sha256}`,
+      );
     chmodSync(tmp, 0o755);
     renameSync(tmp, target);
   } catch (err) {
@@ -134,7 +156,8 @@ function syncDir(dir: string): void {
 function removeStale(binDir: string, keep: string): void {
   for (const name of readdirSync(binDir)) {
     const tmpOf = /^\.nats-server-(\d+)-[0-9a-f]+\.tmp$/.exec(name);
-    const stale = (name.startsWith("nats-server-") && join(binDir, name) !== keep) || (tmpOf && !pidAlive(Number(tmpOf[1])));
+    const stale =
+      (name.startsWith("nats-server-") && join(binDir, name) !== keep) || (tmpOf && !pidAlive(Number(tmpOf[1])));
     if (stale) rmSync(join(binDir, name), { force: true });
   }
 }
@@ -153,15 +176,21 @@ export function assertPrivateDir(binDir: string): void {
   }
   const uid = process.getuid!();
   const refuse = (why: string) =>
-    new Error(`refusing to run the embedded nats-server from ${binDir}: ${why}; another user could replace the binary. Use a data dir only you (or root) can write, or set TELEMETRY_NATS_SERVER_BIN`);
+    new Error(
+      `refusing to run the embedded nats-server from ${binDir}: ${why}; another user could replace the binary. Use a data dir only you (or root) can write, or set TELEMETRY_NATS_SERVER_BIN`,
+    );
   const st = lstatSync(binDir);
   if (!st.isDirectory()) throw refuse("it is not a directory (a symlink or a file)");
   if (st.uid !== uid) throw refuse(`it is owned by uid ${st.uid}, not by us (uid ${uid})`);
   if (st.mode & 0o022) throw refuse(`it is writable by its group or others (mode ${octal(st.mode)}; chmod 700 it)`);
   for (let dir = dirname(realpathSync(binDir)); ; dir = dirname(dir)) {
     const up = statSync(dir);
-    if (up.uid !== uid && up.uid !== 0) throw refuse(`${dir} above it is owned by uid ${up.uid}, neither us (uid ${uid}) nor root`);
-    if (up.mode & 0o022 && !(up.mode & STICKY)) throw refuse(`${dir} above it is writable by its group or others and not sticky (mode ${octal(up.mode)}; chmod go-w it)`);
+    if (up.uid !== uid && up.uid !== 0)
+      throw refuse(`${dir} above it is owned by uid ${up.uid}, neither us (uid ${uid}) nor root`);
+    if (up.mode & 0o022 && !(up.mode & STICKY))
+      throw refuse(
+        `${dir} above it is writable by its group or others and not sticky (mode ${octal(up.mode)}; chmod go-w it)`,
+      );
     if (dir === "/") return;
   }
 }

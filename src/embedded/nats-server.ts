@@ -48,7 +48,10 @@ export async function startLocalNats(opts: LocalNatsOptions): Promise<LocalNats>
   mkdirSync(storeDir, { recursive: true, mode: 0o700 });
   // Kept across restarts (devices can connect before the key store is read again); rewritten by the MQTT user sync.
   if (opts.mqtt && !existsSync(usersFile)) writeFileSync(usersFile, renderUsers([]), { mode: 0o600 });
-  writeFileSync(configFile, renderConfig({ host, port, storeDir, pidFile, syncInterval: opts.syncInterval, mqtt: opts.mqtt, usersFile }));
+  writeFileSync(
+    configFile,
+    renderConfig({ host, port, storeDir, pidFile, syncInterval: opts.syncInterval, mqtt: opts.mqtt, usersFile }),
+  );
   if (opts.syncInterval || opts.mqtt) await checkConfig(binary, configFile);
 
   // The ID the spawned nats-server prints at start (unique per start): ready only counts an answer carrying it.
@@ -72,14 +75,23 @@ export async function startLocalNats(opts: LocalNatsOptions): Promise<LocalNats>
       };
       return { cmd: [binary, "-c", configFile], cwd: storeDir, parentDeathSignal: "SIGTERM", onLine };
     },
-    ready: (signal) => waitFor(() => ourJetStreamAnswers(url, launch), { timeoutMs: 30_000, intervalMs: 100, what: `JetStream of the nats-server we started at ${url}`, signal }),
+    ready: (signal) =>
+      waitFor(() => ourJetStreamAnswers(url, launch), {
+        timeoutMs: 30_000,
+        intervalMs: 100,
+        what: `JetStream of the nats-server we started at ${url}`,
+        signal,
+      }),
     stopSignal: "SIGTERM",
     stopGraceMs: 10_000,
   });
   await supervisor.start().catch((err: Error) => {
     throw bindError(err.message, port) ?? err;
   });
-  log.info({ url, storeDir, binary, pid: supervisor.pid, mqtt: opts.mqtt ? `${opts.mqtt.host}:${opts.mqtt.port}` : undefined }, "local nats-server started");
+  log.info(
+    { url, storeDir, binary, pid: supervisor.pid, mqtt: opts.mqtt ? `${opts.mqtt.host}:${opts.mqtt.port}` : undefined },
+    "local nats-server started",
+  );
 
   const mqtt = opts.mqtt && {
     url: `mqtt://${opts.mqtt.host === "0.0.0.0" ? "127.0.0.1" : opts.mqtt.host}:${opts.mqtt.port}`,
@@ -107,10 +119,20 @@ function bindError(message: string, natsPort: number): Error | undefined {
   const port = Number(m[2]);
   const holder = describePortHolder(port);
   const fix = port === natsPort ? PORT_FIX : MQTT_PORT_FIX;
-  return new Error(`${CANNOT_START}: port ${port} on ${m[1]} is already in use${holder ? ` by ${holder}` : ""}; ${fix}`);
+  return new Error(
+    `${CANNOT_START}: port ${port} on ${m[1]} is already in use${holder ? ` by ${holder}` : ""}; ${fix}`,
+  );
 }
 
-function renderConfig(c: { host: string; port: number; storeDir: string; pidFile: string; syncInterval?: string; mqtt?: { host: string; port: number }; usersFile: string }): string {
+function renderConfig(c: {
+  host: string;
+  port: number;
+  storeDir: string;
+  pidFile: string;
+  syncInterval?: string;
+  mqtt?: { host: string; port: number };
+  usersFile: string;
+}): string {
   const q = JSON.stringify;
   const lines = [
     `listen: ${q(`${c.host}:${c.port}`)}`,
@@ -121,7 +143,14 @@ function renderConfig(c: { host: string; port: number; storeDir: string; pidFile
     "}",
     // MQTT needs a server name; without credentials a connection is the internal user (standard connections only).
     ...(c.mqtt
-      ? [`server_name: ${q(`telemetry-${c.port}`)}`, `no_auth_user: ${q(INTERNAL_USER)}`, `mqtt {`, `  listen: ${q(`${c.mqtt.host}:${c.mqtt.port}`)}`, "}", `include ${q(basename(c.usersFile))}`]
+      ? [
+          `server_name: ${q(`telemetry-${c.port}`)}`,
+          `no_auth_user: ${q(INTERNAL_USER)}`,
+          `mqtt {`,
+          `  listen: ${q(`${c.mqtt.host}:${c.mqtt.port}`)}`,
+          "}",
+          `include ${q(basename(c.usersFile))}`,
+        ]
       : []),
   ];
   return `${lines.join("\n")}\n`;
@@ -166,7 +195,8 @@ async function ourJetStreamAnswers(url: string, launch: { id?: string }): Promis
   const nc = await connect({ servers: url, reconnect: false, timeout: 1_000 });
   try {
     const id = nc.info?.server_id;
-    if (id !== launch.id) throw new Error(`${url} is answered by another NATS server (id ${id}), not the one we started (id ${launch.id})`);
+    if (id !== launch.id)
+      throw new Error(`${url} is answered by another NATS server (id ${id}), not the one we started (id ${launch.id})`);
     const jsm = await jetstreamManager(nc);
     await jsm.getAccountInfo();
     return true;

@@ -122,7 +122,15 @@ export async function startWireServer(backend: ProtocolBackend, opts: WireServer
   const server: Server = createServer((socket) => {
     if (sockets.size >= maxClients) {
       log.warn({ maxClients }, "embedded database: too many connections, refusing one");
-      const refusal = message("E", Buffer.concat([cstr("SFATAL"), cstr("C53300"), cstr(`Mtoo many connections to the embedded database (most ${maxClients})`), Buffer.from([0])]));
+      const refusal = message(
+        "E",
+        Buffer.concat([
+          cstr("SFATAL"),
+          cstr("C53300"),
+          cstr(`Mtoo many connections to the embedded database (most ${maxClients})`),
+          Buffer.from([0]),
+        ]),
+      );
       socket.on("error", () => {});
       // Answered once the client has sent its startup message (before that it could not read it).
       const drop = setTimeout(() => socket.destroy(), 5_000);
@@ -195,7 +203,14 @@ function serveClient(socket: Socket, deps: ClientDeps): void {
     const out = await deps.exec(bytes);
     if (!closed && out.length > 0) socket.write(out);
     if (lastReadyStatus(out) === "I") deps.lender.give(me);
-    else holdTimer = setTimeout(() => fail(`held the database ${deps.holdTimeoutMs} ms without a word (a transaction waiting on another connection?)`), deps.holdTimeoutMs);
+    else
+      holdTimer = setTimeout(
+        () =>
+          fail(
+            `held the database ${deps.holdTimeoutMs} ms without a word (a transaction waiting on another connection?)`,
+          ),
+        deps.holdTimeoutMs,
+      );
   };
   const cleanup = async () => {
     clearTimeout(holdTimer);
@@ -279,6 +294,8 @@ function serveClient(socket: Socket, deps: ClientDeps): void {
   socket.on("close", () => {
     closed = true;
     deps.onEnd();
-    chain = chain.then(cleanup).catch((err) => log.error({ err: (err as Error).message }, "embedded database: cleanup after a client failed"));
+    chain = chain
+      .then(cleanup)
+      .catch((err) => log.error({ err: (err as Error).message }, "embedded database: cleanup after a client failed"));
   });
 }

@@ -41,7 +41,9 @@ export async function startEmbeddedDatabase(opts: { dataDir: string }): Promise<
   const stop = () =>
     (stopped ??= (async () => {
       await wire.stop();
-      await db.close().catch((err) => log.error({ err: (err as Error).message }, "closing the embedded database failed"));
+      await db
+        .close()
+        .catch((err) => log.error({ err: (err as Error).message }, "closing the embedded database failed"));
       if (!socketDir.startsWith(dataDir)) rmSync(socketDir, { recursive: true, force: true });
     })());
   return {

@@ -61,7 +61,8 @@ function listeningInodes(port: number): Set<string> {
     }
     for (const line of text.split("\n").slice(1)) {
       const fields = line.trim().split(/\s+/);
-      if (fields[1]?.endsWith(`:${hexPort}`) && fields[3] === "0A" && fields[9] && fields[9] !== "0") inodes.add(fields[9]);
+      if (fields[1]?.endsWith(`:${hexPort}`) && fields[3] === "0A" && fields[9] && fields[9] !== "0")
+        inodes.add(fields[9]);
     }
   }
   return inodes;

@@ -19,7 +19,9 @@ export function locatePostgresBinDir(setting = "auto"): string | undefined {
   if (setting === "none") return undefined;
   if (setting !== "auto") {
     if (complete(setting)) return setting;
-    throw new Error(`TELEMETRY_POSTGRES_BIN_DIR=${setting} does not hold PostgreSQL's server binaries (${SERVER_TOOLS.join(", ")})`);
+    throw new Error(
+      `TELEMETRY_POSTGRES_BIN_DIR=${setting} does not hold PostgreSQL's server binaries (${SERVER_TOOLS.join(", ")})`,
+    );
   }
   const onPath = findExecutable("postgres");
   if (onPath) {
@@ -35,7 +37,12 @@ export function locatePostgresBinDir(setting = "auto"): string | undefined {
 /** locatePostgresBinDir, or the error naming the package to install. */
 export function findPostgresBinDir(setting = "auto"): string {
   const dir = locatePostgresBinDir(setting);
-  if (!dir) throw new Error(setting === "none" ? `${NOT_FOUND} (TELEMETRY_POSTGRES_BIN_DIR=none: no local PostgreSQL binaries are used)` : NOT_FOUND);
+  if (!dir)
+    throw new Error(
+      setting === "none"
+        ? `${NOT_FOUND} (TELEMETRY_POSTGRES_BIN_DIR=none: no local PostgreSQL binaries are used)`
+        : NOT_FOUND,
+    );
   return dir;
 }
 

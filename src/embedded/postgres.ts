@@ -3,12 +3,35 @@
  * the server user (only that user and root can connect; auth is "trust"), plus 127.0.0.1 if asked.
  */
 import { createHash } from "node:crypto";
-import { chmodSync, chownSync, existsSync, lchownSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, statSync, symlinkSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  lchownSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  realpathSync,
+  statSync,
+  symlinkSync,
+} from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import postgres from "postgres";
 import { logger } from "../lib/log.ts";
 import { assertPortFree } from "./ports.ts";
-import { pidAlive, pidArgv, pidCommandLine, run, signalPid, Supervisor, terminatePid, waitFor, type SpawnOptions } from "./process.ts";
+import {
+  pidAlive,
+  pidArgv,
+  pidCommandLine,
+  run,
+  signalPid,
+  Supervisor,
+  terminatePid,
+  waitFor,
+  type SpawnOptions,
+} from "./process.ts";
 import { supervisedPreload } from "./timescale-preload.ts";
 import type { LocalPostgres } from "./types.ts";
 import type { TimescaleWanted } from "../core/timescale.ts";
@@ -68,7 +91,9 @@ export async function startLocalPostgres(opts: LocalPostgresOptions): Promise<Lo
   const fresh = !existsSync(join(dataDir, "PG_VERSION"));
   if (fresh) await initdb(binDir, dataDir, user);
   const socketDir = prepareSocketDir(dataDir, port, user);
-  const preload = opts.timescale ? supervisedPreload({ binDir, dataDir, fresh, wanted: opts.timescale, user, log }).preload : false;
+  const preload = opts.timescale
+    ? supervisedPreload({ binDir, dataDir, fresh, wanted: opts.timescale, user, log }).preload
+    : false;
 
   const settings = {
     ...DEFAULT_SETTINGS,
@@ -81,7 +106,15 @@ export async function startLocalPostgres(opts: LocalPostgresOptions): Promise<Lo
       ? `postgres://postgres@127.0.0.1:${tcpPort}/${encodeURIComponent(db)}`
       : `postgres://postgres@localhost:${port}/${encodeURIComponent(db)}?host=${encodeURIComponent(socketDir)}`;
   const withSql = async <T>(fn: (sql: postgres.Sql) => Promise<T>): Promise<T> => {
-    const sql = postgres({ host: socketDir, port, user: "postgres", database: "postgres", max: 1, connect_timeout: 5, onnotice: () => {} });
+    const sql = postgres({
+      host: socketDir,
+      port,
+      user: "postgres",
+      database: "postgres",
+      max: 1,
+      connect_timeout: 5,
+      onnotice: () => {},
+    });
     try {
       return await fn(sql);
     } finally {
@@ -94,10 +127,25 @@ export async function startLocalPostgres(opts: LocalPostgresOptions): Promise<Lo
     log,
     prepare: async () => {
       await stopLeftovers(dataDir, socketDir);
-      if (tcpPort) await assertPortFree("127.0.0.1", tcpPort, "the supervised PostgreSQL cannot start", "choose another PostgreSQL port or set DATABASE_URL to use that server on purpose");
+      if (tcpPort)
+        await assertPortFree(
+          "127.0.0.1",
+          tcpPort,
+          "the supervised PostgreSQL cannot start",
+          "choose another PostgreSQL port or set DATABASE_URL to use that server on purpose",
+        );
     },
     spawn: (): SpawnOptions => ({
-      cmd: [join(binDir, "postgres"), "-D", dataDir, "-k", socketDir, "-p", String(port), ...Object.entries(settings).flatMap(([k, v]) => ["-c", `${k}=${v}`])],
+      cmd: [
+        join(binDir, "postgres"),
+        "-D",
+        dataDir,
+        "-k",
+        socketDir,
+        "-p",
+        String(port),
+        ...Object.entries(settings).flatMap(([k, v]) => ["-c", `${k}=${v}`]),
+      ],
       cwd: dataDir,
       ...user,
       parentDeathSignal: "SIGINT",
@@ -138,7 +186,9 @@ async function isOurServer(sql: postgres.Sql, dataDir: string, pid: number): Pro
   const [row] = await sql<{ dir: string }[]>`select current_setting('data_directory') as dir`;
   const postmaster = readPostmasterPid(dataDir);
   if (row?.dir !== dataDir || postmaster !== pid) {
-    throw new Error(`another PostgreSQL answers (data directory ${row?.dir}, postmaster pid ${postmaster}), not the one we started (pid ${pid}, ${dataDir})`);
+    throw new Error(
+      `another PostgreSQL answers (data directory ${row?.dir}, postmaster pid ${postmaster}), not the one we started (pid ${pid}, ${dataDir})`,
+    );
   }
   return true;
 }
@@ -150,7 +200,10 @@ function serverUser(): ServerUser {
     .split("\n")
     .map((line) => line.split(":"))
     .find((fields) => fields[0] === "postgres");
-  if (!entry) throw new Error("running as root but there is no 'postgres' OS user to run PostgreSQL as; install the Debian package 'postgresql'");
+  if (!entry)
+    throw new Error(
+      "running as root but there is no 'postgres' OS user to run PostgreSQL as; install the Debian package 'postgresql'",
+    );
   return { uid: Number(entry[2]), gid: Number(entry[3]) };
 }
 
@@ -174,7 +227,10 @@ function relocatedDataDir(requested: string, user: ServerUser): string {
   const target = `/var/lib/telemetry/pg-${createHash("sha256").update(requested).digest("hex").slice(0, 12)}`;
   mkdirSync("/var/lib/telemetry", { recursive: true, mode: 0o755 });
   symlinkSync(target, requested);
-  log.warn({ requested, target }, "the postgres OS user cannot reach the data dir; PostgreSQL data lives in the target (linked from the data dir)");
+  log.warn(
+    { requested, target },
+    "the postgres OS user cannot reach the data dir; PostgreSQL data lives in the target (linked from the data dir)",
+  );
   return target;
 }
 
@@ -185,7 +241,10 @@ function mkdirPrivate(dir: string): void {
 }
 
 function reachableAs(dir: string, user: ServerUser): boolean {
-  return Bun.spawnSync({ cmd: ["/bin/sh", "-c", 'cd -- "$1"', "sh", dir], uid: user.uid, gid: user.gid, cwd: "/" }).exitCode === 0;
+  return (
+    Bun.spawnSync({ cmd: ["/bin/sh", "-c", 'cd -- "$1"', "sh", dir], uid: user.uid, gid: user.gid, cwd: "/" })
+      .exitCode === 0
+  );
 }
 
 function chownTree(path: string, user: ServerUser): void {
@@ -197,7 +256,16 @@ function chownTree(path: string, user: ServerUser): void {
 async function initdb(binDir: string, dataDir: string, user: ServerUser): Promise<void> {
   log.info({ dataDir }, "initializing a new PostgreSQL data directory");
   await run({
-    cmd: [join(binDir, "initdb"), "-D", dataDir, "--auth=trust", "--username=postgres", "--encoding=UTF8", "--locale=C", "--no-instructions"],
+    cmd: [
+      join(binDir, "initdb"),
+      "-D",
+      dataDir,
+      "--auth=trust",
+      "--username=postgres",
+      "--encoding=UTF8",
+      "--locale=C",
+      "--no-instructions",
+    ],
     cwd: dataDir,
     ...user,
   });
@@ -241,12 +309,18 @@ async function stopLeftovers(dataDir: string, socketDir: string): Promise<void> 
   const leftovers = () => processesWithCwd(real);
   if (leftovers().length === 0) return;
   try {
-    await waitFor(() => leftovers().length === 0, { timeoutMs: 5_000, what: `old PostgreSQL processes in ${dataDir} to exit` });
+    await waitFor(() => leftovers().length === 0, {
+      timeoutMs: 5_000,
+      what: `old PostgreSQL processes in ${dataDir} to exit`,
+    });
   } catch {
     const pids = leftovers();
     log.warn({ pids }, "killing leftover PostgreSQL processes");
     for (const pid of pids) signalPid(pid, "SIGKILL");
-    await waitFor(() => leftovers().length === 0, { timeoutMs: 10_000, what: `old PostgreSQL processes in ${dataDir} to die` });
+    await waitFor(() => leftovers().length === 0, {
+      timeoutMs: 10_000,
+      what: `old PostgreSQL processes in ${dataDir} to die`,
+    });
   }
 }
 

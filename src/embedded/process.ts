@@ -153,7 +153,10 @@ export class ChildProcess {
       stderr: "pipe",
     });
     live.add(this);
-    const drained = Promise.all([this.collect(this.proc.stdout, opts.onLine), this.collect(this.proc.stderr, opts.onLine)]);
+    const drained = Promise.all([
+      this.collect(this.proc.stdout, opts.onLine),
+      this.collect(this.proc.stderr, opts.onLine),
+    ]);
     this.exited = this.proc.exited.then(async () => {
       this.done = true;
       live.delete(this);
@@ -296,13 +299,17 @@ export class Supervisor {
     await this.opts.prepare();
     const child = new ChildProcess(this.opts.spawn());
     const died = new AbortController();
-    void child.exited.then(() => died.abort(new Error(`${this.opts.name} exited during startup (${child.exitStatus})`)));
+    void child.exited.then(() =>
+      died.abort(new Error(`${this.opts.name} exited during startup (${child.exitStatus})`)),
+    );
     try {
       await this.opts.ready(died.signal, child.pid);
     } catch (err) {
       await child.kill();
       const output = child.output();
-      throw new Error(`${err instanceof Error ? err.message : String(err)}${output ? `\n--- output ---\n${output}` : ""}`);
+      throw new Error(
+        `${err instanceof Error ? err.message : String(err)}${output ? `\n--- output ---\n${output}` : ""}`,
+      );
     }
     this.child = child;
     const startedAt = Date.now();
@@ -320,7 +327,8 @@ export class Supervisor {
       if (!this.wanted) return;
       this.launch().then(
         () => this.opts.log.info({ pid: this.pid }, `${this.opts.name} restarted`),
-        (err: Error) => this.wanted && this.scheduleRestart(`restart failed: ${err.message.split("\n")[0]}`, err.message),
+        (err: Error) =>
+          this.wanted && this.scheduleRestart(`restart failed: ${err.message.split("\n")[0]}`, err.message),
       );
     }, delayMs);
   }

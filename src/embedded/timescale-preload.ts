@@ -34,7 +34,10 @@ export function installDirs(binDir: string): InstallDirs {
 
 /** The control file and the loader library (timescaledb.so) are both there. */
 export function timescaleInstalled(dirs: InstallDirs): boolean {
-  return dirs.share.some((d) => existsSync(join(d, "extension", "timescaledb.control"))) && dirs.lib.some((d) => existsSync(join(d, "timescaledb.so")));
+  return (
+    dirs.share.some((d) => existsSync(join(d, "extension", "timescaledb.control"))) &&
+    dirs.lib.some((d) => existsSync(join(d, "timescaledb.so")))
+  );
 }
 
 export function readMarker(dataDir: string): DataDirStorage | undefined {
@@ -47,7 +50,14 @@ export function readMarker(dataDir: string): DataDirStorage | undefined {
 }
 
 /** Decides, logs the decision and why, and records it in the data dir. */
-export function supervisedPreload(opts: { binDir: string; dataDir: string; fresh: boolean; wanted: TimescaleWanted; user: { uid?: number; gid?: number }; log: Logger }): PreloadPlan {
+export function supervisedPreload(opts: {
+  binDir: string;
+  dataDir: string;
+  fresh: boolean;
+  wanted: TimescaleWanted;
+  user: { uid?: number; gid?: number };
+  log: Logger;
+}): PreloadPlan {
   const marker = readMarker(opts.dataDir);
   const installed = timescaleInstalled(installDirs(opts.binDir));
   const plan = planPreload({ installed, fresh: opts.fresh, marker, wanted: opts.wanted });

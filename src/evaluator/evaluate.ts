@@ -16,12 +16,21 @@ export interface BatchResult {
 }
 
 /** With `dryRun`, nothing is written and `opened` counts the alerts that would be new. */
-export async function evaluateBatch(sql: Sql, rules: readonly Rule[], batch: CommittedBatch, opts: { dryRun?: boolean } = {}): Promise<BatchResult> {
+export async function evaluateBatch(
+  sql: Sql,
+  rules: readonly Rule[],
+  batch: CommittedBatch,
+  opts: { dryRun?: boolean } = {},
+): Promise<BatchResult> {
   const units = planUnits(batch, rules);
   if (units.length === 0) return { units: 0, opened: 0, resolved: 0 };
-  const pairs = new Map(units.map((u) => [`${u.rule.id}\u0000${u.deviceId}`, { ruleId: u.rule.id, deviceId: u.deviceId }]));
+  const pairs = new Map(
+    units.map((u) => [`${u.rule.id}\u0000${u.deviceId}`, { ruleId: u.rule.id, deviceId: u.deviceId }]),
+  );
   const states = await loadStates(sql, [...pairs.values()]);
-  const statUnits = units.filter((u): u is Extract<Unit, { kind: "metric" }> => u.kind === "metric" && statsWindow(u.rule, u.point.ts) !== null);
+  const statUnits = units.filter(
+    (u): u is Extract<Unit, { kind: "metric" }> => u.kind === "metric" && statsWindow(u.rule, u.point.ts) !== null,
+  );
   const windows = await loadWindowStats(
     sql,
     batch.tenant,
@@ -31,7 +40,9 @@ export async function evaluateBatch(sql: Sql, rules: readonly Rule[], batch: Com
   const outcome = runUnits(units, states, (u) => statsByUnit.get(u) ?? null, INITIAL_STATE);
   if (opts.dryRun) {
     const ids = outcome.open.map((a) => a.id);
-    const existing = ids.length ? (await sql`SELECT count(*)::int AS n FROM alerts WHERE id = ANY(${ids}::uuid[])`)[0]!.n : 0;
+    const existing = ids.length
+      ? (await sql`SELECT count(*)::int AS n FROM alerts WHERE id = ANY(${ids}::uuid[])`)[0]!.n
+      : 0;
     return { units: units.length, opened: ids.length - existing, resolved: 0 };
   }
   const { opened, resolved } = await commitOutcome(sql, batch.tenant, outcome);

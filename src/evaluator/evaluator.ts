@@ -52,7 +52,15 @@ export interface Evaluator {
 }
 
 export async function startEvaluator(broker: Broker, sql: Sql, opts: EvaluatorOptions): Promise<Evaluator> {
-  const stats: EvaluatorStats = { batches: 0, units: 0, opened: 0, resolved: 0, errors: 0, lastBatchMs: 0, healthy: true };
+  const stats: EvaluatorStats = {
+    batches: 0,
+    units: 0,
+    opened: 0,
+    resolved: 0,
+    errors: 0,
+    lastBatchMs: 0,
+    healthy: true,
+  };
   const rules = new RulesCache(sql);
   const changes = broker.nc.subscribe(RULES_CHANGED_SUBJECT, { callback: () => rules.invalidate() });
   const budget = new StopBudget();
@@ -113,7 +121,10 @@ export async function startEvaluator(broker: Broker, sql: Sql, opts: EvaluatorOp
         metrics.evaluatorErrors.inc();
         stats.healthy = false;
         if (wait === null) return;
-        log.warn({ err: errorText(err), attempt: attempt + 1, retryInMs: wait }, "evaluation failed; retrying (ingest and the writer are unaffected)");
+        log.warn(
+          { err: errorText(err), attempt: attempt + 1, retryInMs: wait },
+          "evaluation failed; retrying (ingest and the writer are unaffected)",
+        );
         msg.working();
       },
     });
@@ -123,7 +134,13 @@ export async function startEvaluator(broker: Broker, sql: Sql, opts: EvaluatorOp
     log.error({ seq: msg.seq, reason }, "committed-batch event quarantined");
   };
 
-  const messages = await consumeDurable(broker, log, { stream: opts.stream, durable: opts.durable, ackWaitMs: EVALUATOR_CONSUMER.ackWaitMs, maxAckPending: EVALUATOR_CONSUMER.maxAckPending, maxMessages: 64 });
+  const messages = await consumeDurable(broker, log, {
+    stream: opts.stream,
+    durable: opts.durable,
+    ackWaitMs: EVALUATOR_CONSUMER.ackWaitMs,
+    maxAckPending: EVALUATOR_CONSUMER.maxAckPending,
+    maxMessages: 64,
+  });
   const loop = (async () => {
     for await (const msg of messages) {
       await handle(msg);

@@ -31,14 +31,21 @@ async function lastSeen(sql: Sql, rule: Rule, minutes: number): Promise<Array<{ 
 }
 
 /** Evaluates every no_data rule against wall-clock `now`; returns one outcome per tenant. */
-export async function sweepSilence(sql: Sql, rulesByTenant: Map<string, Rule[]>, now: number): Promise<Map<string, Outcome>> {
+export async function sweepSilence(
+  sql: Sql,
+  rulesByTenant: Map<string, Rule[]>,
+  now: number,
+): Promise<Map<string, Outcome>> {
   const outcomes = new Map<string, Outcome>();
   for (const [tenant, rules] of rulesByTenant) {
     const outcome = newOutcome();
     for (const rule of rules) {
       if (rule.condition.type !== "no_data") continue;
       const seen = await lastSeen(sql, rule, rule.condition.minutes);
-      const states = await loadStates(sql, seen.map((s) => ({ ruleId: rule.id, deviceId: s.deviceId })));
+      const states = await loadStates(
+        sql,
+        seen.map((s) => ({ ruleId: rule.id, deviceId: s.deviceId })),
+      );
       for (const s of seen) {
         const before = states.get(stateKey(rule.id, s.deviceId)) ?? INITIAL_STATE;
         const d = evaluateSilence(rule, before, s.lastSeen, now);

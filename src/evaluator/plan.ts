@@ -5,7 +5,15 @@
  */
 import type { CommittedBatch, PositionPoint, SeriesPoint } from "../core/committed.ts";
 import { uuidv5 } from "../core/event-id.ts";
-import { evaluateMetric, evaluatePosition, evaluateSilence, type Decision, type Fire, type RuleState, type WindowStats } from "../core/rules/engine.ts";
+import {
+  evaluateMetric,
+  evaluatePosition,
+  evaluateSilence,
+  type Decision,
+  type Fire,
+  type RuleState,
+  type WindowStats,
+} from "../core/rules/engine.ts";
 import { ruleApplies, type Rule } from "../core/rules/schema.ts";
 
 export type Unit =
@@ -27,14 +35,20 @@ export function planUnits(batch: CommittedBatch, rules: readonly Rule[]): Unit[]
   for (const rule of rules) {
     const type = rule.condition.type;
     if (type === "geofence") {
-      for (const p of batch.positions) if (ruleApplies(rule, p.deviceId)) units.push({ kind: "position", rule, deviceId: p.deviceId, point: p });
+      for (const p of batch.positions)
+        if (ruleApplies(rule, p.deviceId)) units.push({ kind: "position", rule, deviceId: p.deviceId, point: p });
     } else if (type === "no_data") {
       for (const d of batch.devices) {
-        const seen = rule.metric ? batch.series.some((s) => s.deviceId === d.deviceId && s.metric === rule.metric) : true;
-        if (seen && ruleApplies(rule, d.deviceId)) units.push({ kind: "arrival", rule, deviceId: d.deviceId, lastSeen: d.lastTs });
+        const seen = rule.metric
+          ? batch.series.some((s) => s.deviceId === d.deviceId && s.metric === rule.metric)
+          : true;
+        if (seen && ruleApplies(rule, d.deviceId))
+          units.push({ kind: "arrival", rule, deviceId: d.deviceId, lastSeen: d.lastTs });
       }
     } else {
-      for (const s of batch.series) if (ruleApplies(rule, s.deviceId, s.metric)) units.push({ kind: "metric", rule, deviceId: s.deviceId, point: s });
+      for (const s of batch.series)
+        if (ruleApplies(rule, s.deviceId, s.metric))
+          units.push({ kind: "metric", rule, deviceId: s.deviceId, point: s });
     }
   }
   return units;
@@ -68,15 +82,29 @@ export function newOutcome(): Outcome {
 }
 
 /** Applies one decision to the outcome; `eventId`/`at` identify the trigger. */
-export function record(outcome: Outcome, rule: Rule, deviceId: string, before: RuleState, d: Decision, at: number, eventId: string | null): void {
+export function record(
+  outcome: Outcome,
+  rule: Rule,
+  deviceId: string,
+  before: RuleState,
+  d: Decision,
+  at: number,
+  eventId: string | null,
+): void {
   if (d.skipped) outcome.skipped++;
   if (d.state !== before) outcome.states.set(stateKey(rule.id, deviceId), { rule, deviceId, state: d.state });
-  if (d.fire) outcome.open.push({ id: alertId(rule.id, deviceId, at), rule, deviceId, triggeredAt: at, eventId, fire: d.fire });
+  if (d.fire)
+    outcome.open.push({ id: alertId(rule.id, deviceId, at), rule, deviceId, triggeredAt: at, eventId, fire: d.fire });
   if (d.resolve) outcome.resolve.push({ rule, deviceId });
 }
 
 /** Runs the engine over the units, per (rule, device) in time order, threading state through. */
-export function runUnits(units: readonly Unit[], states: ReadonlyMap<string, RuleState>, stats: (u: Unit) => WindowStats | null, initial: RuleState): Outcome {
+export function runUnits(
+  units: readonly Unit[],
+  states: ReadonlyMap<string, RuleState>,
+  stats: (u: Unit) => WindowStats | null,
+  initial: RuleState,
+): Outcome {
   const outcome = newOutcome();
   const current = new Map(states);
   const ordered = [...units].sort((a, b) => unitTime(a) - unitTime(b));
@@ -84,7 +112,13 @@ export function runUnits(units: readonly Unit[], states: ReadonlyMap<string, Rul
     const key = stateKey(u.rule.id, u.deviceId);
     const before = current.get(key) ?? initial;
     let d: Decision;
-    if (u.kind === "metric") d = evaluateMetric(u.rule, before, { ts: u.point.ts, value: u.point.value, eventId: u.point.eventId, stats: stats(u) });
+    if (u.kind === "metric")
+      d = evaluateMetric(u.rule, before, {
+        ts: u.point.ts,
+        value: u.point.value,
+        eventId: u.point.eventId,
+        stats: stats(u),
+      });
     else if (u.kind === "position") d = evaluatePosition(u.rule, before, u.point);
     else if (before.active) d = evaluateSilence(u.rule, before, u.lastSeen, u.lastSeen);
     else continue;

@@ -10,7 +10,10 @@ import { stateKey } from "./plan.ts";
 const ms = (d: Date | null) => (d === null ? null : d.getTime());
 const iso = (n: number | null) => (n === null ? null : new Date(n).toISOString());
 
-export async function loadStates(sql: Sql, pairs: ReadonlyArray<{ ruleId: string; deviceId: string }>): Promise<Map<string, RuleState>> {
+export async function loadStates(
+  sql: Sql,
+  pairs: ReadonlyArray<{ ruleId: string; deviceId: string }>,
+): Promise<Map<string, RuleState>> {
   const out = new Map<string, RuleState>();
   if (pairs.length === 0) return out;
   const rows = await sql`
@@ -39,7 +42,11 @@ export interface StatsRequest {
 }
 
 /** One query for every window of the batch: bucket count, reading count, mean and stddev. */
-export async function loadWindowStats(sql: Sql, tenant: string, requests: readonly StatsRequest[]): Promise<WindowStats[]> {
+export async function loadWindowStats(
+  sql: Sql,
+  tenant: string,
+  requests: readonly StatsRequest[],
+): Promise<WindowStats[]> {
   if (requests.length === 0) return [];
   const rows = await sql`
     SELECT u.i::int AS i, count(r.bucket)::int AS buckets, coalesce(sum(r.count), 0)::float8 AS n,
@@ -63,7 +70,11 @@ export async function loadWindowStats(sql: Sql, tenant: string, requests: readon
 
 /** Persists an outcome atomically: states, new alerts (idempotent by id) and resolutions, with outbox rows. */
 // postgres.js sends a JS boolean[] parameter typed as a scalar boolean, so booleans travel as text[].
-export async function commitOutcome(sql: Sql, tenant: string, outcome: Outcome): Promise<{ opened: number; resolved: number }> {
+export async function commitOutcome(
+  sql: Sql,
+  tenant: string,
+  outcome: Outcome,
+): Promise<{ opened: number; resolved: number }> {
   return sql.begin(async (tx) => {
     await saveStates(tx, outcome);
     let opened = 0;

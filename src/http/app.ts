@@ -26,7 +26,11 @@ export function requestLevel(path: string, status: number): "debug" | "info" | "
 }
 
 const route = routesOf<{ checks: ReadyCheck[]; isShuttingDown: () => boolean }>();
-const readySchema = z.object({ ready: z.boolean(), shutting_down: z.boolean(), checks: z.record(z.string(), z.boolean()) });
+const readySchema = z.object({
+  ready: z.boolean(),
+  shutting_down: z.boolean(),
+  checks: z.record(z.string(), z.boolean()),
+});
 
 /** Health, readiness and metrics: in every process, without auth. */
 export const serviceRoutes = [
@@ -47,7 +51,9 @@ export const serviceRoutes = [
     auth: "none",
     responses: { 200: ok("ready", readySchema), 503: ok("not ready, or shutting down", readySchema) },
     handler: async function ready(c, { checks, isShuttingDown }) {
-      const results = await Promise.all(checks.map(async (ch) => [ch.name, await ch.check().catch(() => false)] as const));
+      const results = await Promise.all(
+        checks.map(async (ch) => [ch.name, await ch.check().catch(() => false)] as const),
+      );
       const ready = !isShuttingDown() && results.every(([, ok]) => ok);
       return c.json({ ready, shutting_down: isShuttingDown(), checks: Object.fromEntries(results) }, ready ? 200 : 503);
     },
@@ -65,7 +71,12 @@ export const serviceRoutes = [
   }),
 ];
 
-export function buildApp(routes: Hono<any>[], checks: ReadyCheck[], isShuttingDown: () => boolean, opts: { maxBodyBytes?: number } = {}): Hono {
+export function buildApp(
+  routes: Hono<any>[],
+  checks: ReadyCheck[],
+  isShuttingDown: () => boolean,
+  opts: { maxBodyBytes?: number } = {},
+): Hono {
   const app = new Hono();
   app.onError(onError);
   app.notFound(notFound);
@@ -82,12 +93,25 @@ export function buildApp(routes: Hono<any>[], checks: ReadyCheck[], isShuttingDo
     if (log.isLevelEnabled(level)) {
       // Fixed fields only: never headers, bodies or query strings (keys travel in headers; query values are not needed here).
       const tenant = (c.var as { tenant?: string }).tenant;
-      log[level]({ method: c.req.method, path: c.req.path, route: c.req.routePath, status, ms: Math.round((performance.now() - start) * 100) / 100, ...(tenant ? { tenant } : {}) }, "request");
+      log[level](
+        {
+          method: c.req.method,
+          path: c.req.path,
+          route: c.req.routePath,
+          status,
+          ms: Math.round((performance.now() - start) * 100) / 100,
+          ...(tenant ? { tenant } : {}),
+        },
+        "request",
+      );
     }
   });
   app.route("/", mountGroup("none", null, serviceRoutes, { checks, isShuttingDown }));
   app.use("/api/*", async function refuseWhileShuttingDown(c, next) {
-    if (isShuttingDown()) return c.json({ error: { code: "shutting_down", message: "the server is shutting down; retry shortly" } }, 503, { "Retry-After": "1" });
+    if (isShuttingDown())
+      return c.json({ error: { code: "shutting_down", message: "the server is shutting down; retry shortly" } }, 503, {
+        "Retry-After": "1",
+      });
     await next();
   });
   for (const r of routes) app.route("/", r);

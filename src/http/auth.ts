@@ -14,9 +14,15 @@ export type { KeyResolver };
 export type TenantEnv = { Variables: { tenant: string; tenantSettings: TenantSettings } };
 
 function bearer(header: string | undefined, what: string): string {
-  if (!header) throw new HttpError(401, "unauthenticated", `missing Authorization: Bearer <${what}>`, undefined, { "WWW-Authenticate": "Bearer" });
+  if (!header)
+    throw new HttpError(401, "unauthenticated", `missing Authorization: Bearer <${what}>`, undefined, {
+      "WWW-Authenticate": "Bearer",
+    });
   const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
-  if (!m) throw new HttpError(401, "unauthenticated", `Authorization header must be 'Bearer <${what}>'`, undefined, { "WWW-Authenticate": "Bearer" });
+  if (!m)
+    throw new HttpError(401, "unauthenticated", `Authorization header must be 'Bearer <${what}>'`, undefined, {
+      "WWW-Authenticate": "Bearer",
+    });
   return m[1]!;
 }
 
@@ -35,17 +41,33 @@ export function requireTenant(resolve: KeyResolver) {
   return createMiddleware<TenantEnv>(async function requireTenant(c, next) {
     const r = await resolve(bearer(c.req.header("authorization"), "api key"), requestOrigin(c));
     if (r.status === "unavailable") {
-      throw new HttpError(503, "auth_unavailable", "the key store is unreachable and this key was not seen recently; retry later", undefined, { "Retry-After": "5" });
+      throw new HttpError(
+        503,
+        "auth_unavailable",
+        "the key store is unreachable and this key was not seen recently; retry later",
+        undefined,
+        { "Retry-After": "5" },
+      );
     }
     if (r.status === "limited" && r.scope === "client") {
       const message = `too many failed key checks from this address; retry in ${seconds(r.retryAfterMs)} s`;
       throw new HttpError(429, "auth_rate_limited", message, undefined, { "Retry-After": seconds(r.retryAfterMs) });
     }
     if (r.status === "limited") {
-      throw new HttpError(503, "auth_busy", "too many keys not seen before are being checked right now; retry later", undefined, { "Retry-After": seconds(r.retryAfterMs) });
+      throw new HttpError(
+        503,
+        "auth_busy",
+        "too many keys not seen before are being checked right now; retry later",
+        undefined,
+        { "Retry-After": seconds(r.retryAfterMs) },
+      );
     }
-    if (r.status === "unknown") throw new HttpError(401, "unauthenticated", "unknown or revoked API key", undefined, { "WWW-Authenticate": 'Bearer error="invalid_token"' });
-    if (r.tenant.status === "suspended") throw new HttpError(403, "tenant_suspended", `tenant ${r.tenant.id} is suspended: ${r.tenant.suspendedReason}`);
+    if (r.status === "unknown")
+      throw new HttpError(401, "unauthenticated", "unknown or revoked API key", undefined, {
+        "WWW-Authenticate": 'Bearer error="invalid_token"',
+      });
+    if (r.tenant.status === "suspended")
+      throw new HttpError(403, "tenant_suspended", `tenant ${r.tenant.id} is suspended: ${r.tenant.suspendedReason}`);
     c.set("tenant", r.tenant.id);
     c.set("tenantSettings", r.tenant);
     await next();
@@ -56,8 +78,13 @@ export function requireTenant(resolve: KeyResolver) {
 export function requireAdmin(token: string) {
   const expected = createHash("sha256").update(token).digest();
   return createMiddleware(async function requireAdmin(c, next) {
-    const given = createHash("sha256").update(bearer(c.req.header("authorization"), "admin token")).digest();
-    if (!timingSafeEqual(given, expected)) throw new HttpError(401, "unauthenticated", "wrong admin token", undefined, { "WWW-Authenticate": 'Bearer error="invalid_token"' });
+    const given = createHash("sha256")
+      .update(bearer(c.req.header("authorization"), "admin token"))
+      .digest();
+    if (!timingSafeEqual(given, expected))
+      throw new HttpError(401, "unauthenticated", "wrong admin token", undefined, {
+        "WWW-Authenticate": 'Bearer error="invalid_token"',
+      });
     await next();
   });
 }

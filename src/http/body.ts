@@ -28,15 +28,25 @@ export function contentCoding(header: string | null | undefined): Coding {
     .filter((s) => s !== "" && s !== "identity");
   if (codings.length === 0) return null;
   // Accept-Encoding on a 415 is how HTTP names the codings a server takes (RFC 9110, 12.5.3).
-  const refuse = (why: string) => new HttpError(415, "unsupported_encoding", `${why}; supported are ${supported}`, undefined, { "Accept-Encoding": "gzip, deflate" });
-  if (codings.length > 1) throw refuse(`Content-Encoding ${JSON.stringify(header)} applies ${codings.length} codings, only one is supported`);
+  const refuse = (why: string) =>
+    new HttpError(415, "unsupported_encoding", `${why}; supported are ${supported}`, undefined, {
+      "Accept-Encoding": "gzip, deflate",
+    });
+  if (codings.length > 1)
+    throw refuse(`Content-Encoding ${JSON.stringify(header)} applies ${codings.length} codings, only one is supported`);
   const coding = codings[0] === "x-gzip" ? "gzip" : codings[0]!;
   if (coding === "gzip" || coding === "deflate") return coding;
   throw refuse(`Content-Encoding ${JSON.stringify(coding)} is not supported`);
 }
 
 const tooLarge = (max: number, decoded?: string) =>
-  new HttpError(413, "body_too_large", decoded ? `request body is larger than ${max} bytes once ${decoded}-decoded` : `request body is larger than ${max} bytes`);
+  new HttpError(
+    413,
+    "body_too_large",
+    decoded
+      ? `request body is larger than ${max} bytes once ${decoded}-decoded`
+      : `request body is larger than ${max} bytes`,
+  );
 
 /** The raw (still encoded) bytes, at most `max`. */
 export async function readRaw(req: Request, max: number): Promise<Uint8Array> {

@@ -61,8 +61,15 @@ export const routesOf =
  * a request there that no route takes (another method, an unknown sub-path) still meets the
  * group's auth, then 404 — so without a key the answer is 401 whether or not the route exists.
  */
-export function mountGroup<D>(auth: Auth, guard: MiddlewareHandler<any> | null, routes: readonly Route<D>[], deps: D, guarded: readonly string[] = []): Hono {
-  if ((auth === "none") !== (guard === null)) throw new Error(`the ${auth} group needs ${auth === "none" ? "no" : "an"} auth middleware`);
+export function mountGroup<D>(
+  auth: Auth,
+  guard: MiddlewareHandler<any> | null,
+  routes: readonly Route<D>[],
+  deps: D,
+  guarded: readonly string[] = [],
+): Hono {
+  if ((auth === "none") !== (guard === null))
+    throw new Error(`the ${auth} group needs ${auth === "none" ? "no" : "an"} auth middleware`);
   const app = new Hono();
   for (const r of routes) {
     if (r.auth !== auth) throw new Error(`${r.method} ${r.path} is a ${r.auth} route, mounted in the ${auth} group`);
@@ -76,6 +83,11 @@ export function mountGroup<D>(auth: Auth, guard: MiddlewareHandler<any> | null, 
 }
 
 /** Response specs shared by the declarations. */
-export const ok = (description: string, schema?: z.ZodType): ResponseSpec => ({ description, ...(schema ? { schema } : {}) });
-export const page = (description: string, content = "text/html"): Record<number, ResponseSpec> => ({ 200: { description, contentType: content } });
+export const ok = (description: string, schema?: z.ZodType): ResponseSpec => ({
+  description,
+  ...(schema ? { schema } : {}),
+});
+export const page = (description: string, content = "text/html"): Record<number, ResponseSpec> => ({
+  200: { description, contentType: content },
+});
 export const retryAfter = { "Retry-After": "seconds to wait before retrying" };

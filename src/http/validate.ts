@@ -43,6 +43,7 @@ export const limitParam = (max: number, dflt: number) => z.coerce.number().int()
 
 export const uuidParam = (c: Context, name = "id"): string => {
   const v = c.req.param(name) ?? "";
-  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(v)) throw new HttpError(404, "not_found", `no such ${name === "id" ? "resource" : name}`);
+  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(v))
+    throw new HttpError(404, "not_found", `no such ${name === "id" ? "resource" : name}`);
   return v.toLowerCase();
 };

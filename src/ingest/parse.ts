@@ -29,7 +29,8 @@ function jsonProblem(err: unknown, text: string): string {
 }
 
 export function parseBody(text: string, kind: "json" | "ndjson", maxRecords: number): BodyItem[] {
-  if (text.trim() === "") throw new HttpError(400, "empty_body", "the request body is empty; send a record, an array of records or NDJSON");
+  if (text.trim() === "")
+    throw new HttpError(400, "empty_body", "the request body is empty; send a record, an array of records or NDJSON");
   const items: BodyItem[] = [];
   if (kind === "json") {
     let value: unknown;

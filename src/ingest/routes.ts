@@ -54,7 +54,8 @@ export type RecordResult =
 type Valid = { index: number; reading: Reading };
 
 /** Low-cardinality reason for the rejected-records metric: the top-level field at fault. */
-const reasonOf = (errors: FieldError[]) => (errors[0]?.path.split(".")[0] || "record").replace(/[^a-z_]/g, "") || "record";
+const reasonOf = (errors: FieldError[]) =>
+  (errors[0]?.path.split(".")[0] || "record").replace(/[^a-z_]/g, "") || "record";
 
 const retryAfter = (ms: number) => ({ "Retry-After": String(Math.max(1, Math.ceil(ms / 1000))) });
 
@@ -74,17 +75,34 @@ export const ingestRoutes = [
     auth: "tenant",
     body: {
       "application/json": z.union([record, z.array(record)]),
-      "application/x-ndjson": z.string().meta({ description: "one record per line; a bad line rejects only that record" }),
+      "application/x-ndjson": z
+        .string()
+        .meta({ description: "one record per line; a bad line rejects only that record" }),
     },
     responses: {
       202: ok("at least one record accepted", ingestResultSchema),
       422: ok("every record was invalid or refused (same body as 202)", ingestResultSchema),
       403: { ...err("tenant_suspended, or unknown_device / device_limit for every record") },
-      400: err("invalid_json, empty_body, invalid_body (not a record or an array), invalid_utf8, invalid_encoding (corrupt gzip/deflate)"),
+      400: err(
+        "invalid_json, empty_body, invalid_body (not a record or an array), invalid_utf8, invalid_encoding (corrupt gzip/deflate)",
+      ),
       413: err("body_too_large (as sent or once decoded) or too_many_records"),
-      415: { ...err("unsupported_media_type (Content-Type) or unsupported_encoding (Content-Encoding other than gzip, deflate, identity)"), headers: { "Accept-Encoding": "the supported content codings (on unsupported_encoding)" } },
-      429: { ...err("rate_limited, or auth_rate_limited (too many failed key checks from this address)"), headers: retryAfterDoc },
-      503: { ...err("broker_unavailable (nothing stored: retry the same records), auth_unavailable, auth_busy, devices_unavailable"), headers: retryAfterDoc },
+      415: {
+        ...err(
+          "unsupported_media_type (Content-Type) or unsupported_encoding (Content-Encoding other than gzip, deflate, identity)",
+        ),
+        headers: { "Accept-Encoding": "the supported content codings (on unsupported_encoding)" },
+      },
+      429: {
+        ...err("rate_limited, or auth_rate_limited (too many failed key checks from this address)"),
+        headers: retryAfterDoc,
+      },
+      503: {
+        ...err(
+          "broker_unavailable (nothing stored: retry the same records), auth_unavailable, auth_busy, devices_unavailable",
+        ),
+        headers: retryAfterDoc,
+      },
     },
     handler: async function ingestTelemetry(c, deps) {
       const opts = deps.options;
@@ -118,12 +136,22 @@ export const ingestRoutes = [
       const plan = planMessages(valid, { maxRecords: opts.recordsPerMessage, maxBytes: MAX_MESSAGE_BYTES, receivedAt });
       let outcomes: PublishOutcome[];
       try {
-        outcomes = await publishAll(deps.broker, plan.messages, { stream: opts.stream, dlqStream: opts.dlqStream, timeoutMs: opts.publishTimeoutMs });
+        outcomes = await publishAll(deps.broker, plan.messages, {
+          stream: opts.stream,
+          dlqStream: opts.dlqStream,
+          timeoutMs: opts.publishTimeoutMs,
+        });
       } catch (err) {
         if (!(err instanceof BrokerUnavailable)) throw err;
         metrics.records.inc({ outcome: "unavailable", reason: "" }, valid.length);
         log.warn({ err: err.message, records: valid.length }, "publish failed; answering 503");
-        throw new HttpError(503, "broker_unavailable", "the message broker is unavailable; nothing from this request may be assumed stored, retry the same records later", undefined, { "Retry-After": "1" });
+        throw new HttpError(
+          503,
+          "broker_unavailable",
+          "the message broker is unavailable; nothing from this request may be assumed stored, retry the same records later",
+          undefined,
+          { "Retry-After": "1" },
+        );
       }
 
       const byIndex = new Map(valid.map((v) => [v.index, v.reading.eventId]));
@@ -131,14 +159,19 @@ export const ingestRoutes = [
         const o = outcomes[i]!;
         for (const index of m.indexes) {
           const event_id = byIndex.get(index)!;
-          results[index] = o.status === "dead_lettered" ? { index, status: "dead_lettered", event_id, error: o.error } : { index, status: o.duplicate ? "duplicate" : "accepted", event_id };
+          results[index] =
+            o.status === "dead_lettered"
+              ? { index, status: "dead_lettered", event_id, error: o.error }
+              : { index, status: o.duplicate ? "duplicate" : "accepted", event_id };
         }
       });
-      for (const index of plan.duplicates) results[index] = { index, status: "duplicate", event_id: byIndex.get(index)! };
+      for (const index of plan.duplicates)
+        results[index] = { index, status: "duplicate", event_id: byIndex.get(index)! };
 
       const counts = { accepted: 0, duplicate: 0, dead_lettered: 0, rejected: 0 };
       for (const r of results) counts[r.status]++;
-      for (const [outcome, n] of Object.entries(counts)) if (n > 0 && outcome !== "rejected") metrics.records.inc({ outcome, reason: "" }, n);
+      for (const [outcome, n] of Object.entries(counts))
+        if (n > 0 && outcome !== "rejected") metrics.records.inc({ outcome, reason: "" }, n);
       return c.json({ ...counts, results }, 202);
     },
   }),
@@ -147,10 +180,20 @@ export const ingestRoutes = [
 type Reject = (index: number, errors: RecordError[], reason: string) => void;
 
 /** Drops the records of devices the tenant's policy refuses; 403 when that leaves none. */
-async function applyDevicePolicy(devices: DeviceRegistry, tenant: TenantSettings, valid: Valid[], reject: Reject): Promise<Valid[]> {
-  const admission = await devices.admit(tenant, valid.map((v) => v.reading.deviceId));
+async function applyDevicePolicy(
+  devices: DeviceRegistry,
+  tenant: TenantSettings,
+  valid: Valid[],
+  reject: Reject,
+): Promise<Valid[]> {
+  const admission = await devices.admit(
+    tenant,
+    valid.map((v) => v.reading.deviceId),
+  );
   if ("unavailable" in admission) {
-    throw new HttpError(503, "devices_unavailable", "the device registry is unreachable; retry later", undefined, { "Retry-After": "5" });
+    throw new HttpError(503, "devices_unavailable", "the device registry is unreachable; retry later", undefined, {
+      "Retry-After": "5",
+    });
   }
   if (admission.refused.size === 0) return valid;
   const kept = valid.filter((v) => {
@@ -190,15 +233,38 @@ function applyRateLimits(limits: RateLimiter, tenant: TenantSettings, valid: Val
     }
     soonestMs = Math.min(soonestMs, grant.retryAfterMs);
     const { deviceRatePerSecond: rate, deviceBurst: burst } = tenant.limits;
-    reject(v.index, [{ path: "device_id", code: "rate_limited", message: `device rate limit (${rate} records/s, burst ${burst}) reached; retry in ${Math.ceil(grant.retryAfterMs / 1000)} s` }], "rate_limited");
+    reject(
+      v.index,
+      [
+        {
+          path: "device_id",
+          code: "rate_limited",
+          message: `device rate limit (${rate} records/s, burst ${burst}) reached; retry in ${Math.ceil(grant.retryAfterMs / 1000)} s`,
+        },
+      ],
+      "rate_limited",
+    );
     return false;
   });
-  if (kept.length === 0) throw new HttpError(429, "rate_limited", "every record is over its device's rate limit", undefined, retryAfter(soonestMs));
+  if (kept.length === 0)
+    throw new HttpError(
+      429,
+      "rate_limited",
+      "every record is over its device's rate limit",
+      undefined,
+      retryAfter(soonestMs),
+    );
 
   const taken = limits.takeTenant(tenant, kept.length);
   if (taken.ok) return kept;
   limits.refundDevices(tenant, grants);
   metrics.records.inc({ outcome: "rejected", reason: "rate_limited" }, kept.length);
   const { ratePerSecond: rate, burst } = tenant.limits;
-  throw new HttpError(429, "rate_limited", `tenant ${tenant.id} is over its rate limit (${rate} records/s, burst ${burst})`, undefined, retryAfter(taken.retryAfterMs));
+  throw new HttpError(
+    429,
+    "rate_limited",
+    `tenant ${tenant.id} is over its rate limit (${rate} records/s, burst ${burst})`,
+    undefined,
+    retryAfter(taken.retryAfterMs),
+  );
 }

@@ -17,7 +17,21 @@ import { colourOutput } from "../config/load.ts";
 export type { Logger };
 
 /** Field names that hold secrets, at the top level or one level down (e.g. {headers: {authorization}}). */
-const SECRET_FIELDS = ["authorization", "key", "apiKey", "api_key", "token", "adminToken", "secret", "password", "databaseUrl", "evaluatorDatabaseUrl", "secretKey", "apiKeys", "cookie"];
+const SECRET_FIELDS = [
+  "authorization",
+  "key",
+  "apiKey",
+  "api_key",
+  "token",
+  "adminToken",
+  "secret",
+  "password",
+  "databaseUrl",
+  "evaluatorDatabaseUrl",
+  "secretKey",
+  "apiKeys",
+  "cookie",
+];
 export const REDACT_PATHS = SECRET_FIELDS.flatMap((f) => [f, `*.${f}`]);
 
 const base = (level: string): LoggerOptions => ({
@@ -38,7 +52,9 @@ let children = new Map<string, Logger>();
 /** destination: for tests (a stream that collects lines); otherwise stdout, pretty on a terminal. */
 export function configureLogger(level: string, forceJson = false, destination?: DestinationStream): Logger {
   const usePretty = !destination && !forceJson && process.stdout.isTTY;
-  const out = usePretty ? pretty({ colorize: colourOutput(process.stdout), translateTime: "SYS:HH:MM:ss.l", ignore: "pid,hostname" }) : (destination ?? (stdout ??= pino.destination({ dest: 1, sync: false, minLength: 0 })));
+  const out = usePretty
+    ? pretty({ colorize: colourOutput(process.stdout), translateTime: "SYS:HH:MM:ss.l", ignore: "pid,hostname" })
+    : (destination ?? (stdout ??= pino.destination({ dest: 1, sync: false, minLength: 0 })));
   const options = usePretty ? { level, base: undefined } : base(level);
   root = pino({ ...options, redact: base(level).redact }, out);
   plain = pino({ ...options, redact: [] }, out);
@@ -53,7 +69,9 @@ export function configureLogger(level: string, forceJson = false, destination?: 
  * a slow pipe is in flight (sonic-boom's flush() returns at once with minLength 0).
  */
 export function flushLogs(timeoutMs = 1000): Promise<void> {
-  const out = stdout as (DestinationStream & { _writing?: boolean; _len?: number; once?: (event: string, fn: () => void) => void }) | null;
+  const out = stdout as
+    | (DestinationStream & { _writing?: boolean; _len?: number; once?: (event: string, fn: () => void) => void })
+    | null;
   if (!out?.once || (!out._writing && !out._len)) return Promise.resolve();
   return new Promise((resolve) => {
     const timer = setTimeout(resolve, timeoutMs);

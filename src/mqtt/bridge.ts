@@ -47,7 +47,12 @@ export interface MqttBridge {
   stop(): Promise<void>;
 }
 
-export async function startMqttBridge(broker: Broker, sql: Sql, policy: PolicyDeps, o: BridgeOptions): Promise<MqttBridge> {
+export async function startMqttBridge(
+  broker: Broker,
+  sql: Sql,
+  policy: PolicyDeps,
+  o: BridgeOptions,
+): Promise<MqttBridge> {
   await ensureDurableConsumer(broker.jsm, { stream: o.mqttStream, durable: o.durable, ...mqttConsumer(o.batch) });
   const consumer = await broker.js.consumers.get(o.mqttStream, o.durable);
   const messages = await consumer.consume({ max_messages: o.batch * 2 });
@@ -76,13 +81,16 @@ export async function startMqttBridge(broker: Broker, sql: Sql, policy: PolicyDe
   async function handle(msgs: JsMsg[]): Promise<void> {
     const parsedAll = msgs.map((m) => {
       const at = parseMqttSubject(m.subject);
-      const parsed = at ? parseMqttPayload(m.string(), { ...at, nowMs: m.info.timestampNanos / 1e6, maxFutureMs: o.maxFutureMs }) : { error: `not a device topic: ${m.subject}` };
+      const parsed = at
+        ? parseMqttPayload(m.string(), { ...at, nowMs: m.info.timestampNanos / 1e6, maxFutureMs: o.maxFutureMs })
+        : { error: `not a device topic: ${m.subject}` };
       return { m, at, parsed };
     });
     // The tenant checks, for the messages with valid records.
     const candidates: Array<Candidate & { k: number }> = [];
     parsedAll.forEach(({ at, parsed }, k) => {
-      if (at && !("error" in parsed) && parsed.readings.length > 0) candidates.push({ k, tenant: at.tenant, deviceId: at.deviceId, records: parsed.readings.length });
+      if (at && !("error" in parsed) && parsed.readings.length > 0)
+        candidates.push({ k, tenant: at.tenant, deviceId: at.deviceId, records: parsed.readings.length });
     });
     const verdicts = new Map<number, Verdict>();
     (await judge(policy, candidates)).forEach((v, i) => verdicts.set(candidates[i]!.k, v));
@@ -99,26 +107,45 @@ export async function startMqttBridge(broker: Broker, sql: Sql, policy: PolicyDe
         continue;
       }
       const refusal = verdict && "refused" in verdict ? verdict.refused : null;
-      const invalid = "error" in parsed ? parsed.error : parsed.rejected.length ? describeRejections(parsed.rejected) : null;
+      const invalid =
+        "error" in parsed ? parsed.error : parsed.rejected.length ? describeRejections(parsed.rejected) : null;
       const reason = [refusal, invalid].filter((r) => r !== null).join(" | ") || null;
       if (reason !== null) {
         try {
-          await insertQuarantine(sql, { source: "mqtt", subject: m.subject, streamSeq: m.seq, reason, payload: m.string() });
+          await insertQuarantine(sql, {
+            source: "mqtt",
+            subject: m.subject,
+            streamSeq: m.seq,
+            reason,
+            payload: m.string(),
+          });
         } catch (err) {
-          log.warn({ err: errorText(err) }, "MQTT bridge: could not record a bad message in the quarantine; it will be retried");
+          log.warn(
+            { err: errorText(err) },
+            "MQTT bridge: could not record a bad message in the quarantine; it will be retried",
+          );
           m.nak(5_000);
           continue;
         }
         metrics.mqttMessages.inc({ result: "quarantined" });
       }
-      if (!("error" in parsed) && refusal === null) for (const reading of parsed.readings) items.push({ index: items.length, reading });
+      if (!("error" in parsed) && refusal === null)
+        for (const reading of parsed.readings) items.push({ index: items.length, reading });
       taken.push(m);
       settle.push(() => ("error" in parsed ? m.term() : m.ack()));
     }
     if (items.length > 0) {
-      const plan = planMessages(items, { maxRecords: o.recordsPerMessage, maxBytes: MAX_MESSAGE_BYTES, receivedAt: Date.now() });
+      const plan = planMessages(items, {
+        maxRecords: o.recordsPerMessage,
+        maxBytes: MAX_MESSAGE_BYTES,
+        receivedAt: Date.now(),
+      });
       try {
-        const outcomes = await publishAll(broker, plan.messages, { stream: o.stream, dlqStream: o.dlqStream, timeoutMs: o.publishTimeoutMs });
+        const outcomes = await publishAll(broker, plan.messages, {
+          stream: o.stream,
+          dlqStream: o.dlqStream,
+          timeoutMs: o.publishTimeoutMs,
+        });
         const dead = outcomes.filter((x) => x.status === "dead_lettered").length;
         if (dead) log.warn({ messages: dead }, "MQTT bridge: broker messages dead-lettered");
       } catch (err) {

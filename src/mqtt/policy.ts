@@ -36,7 +36,9 @@ const UNAVAILABLE_RETRY_MS = 5_000;
 export async function judge(deps: PolicyDeps, candidates: readonly Candidate[]): Promise<Verdict[]> {
   const verdicts: Verdict[] = new Array(candidates.length);
   const tenantIds = [...new Set(candidates.map((c) => c.tenant))];
-  const settings = new Map<string, TenantLookupResult>(await Promise.all(tenantIds.map(async (id) => [id, await deps.tenants.get(id)] as const)));
+  const settings = new Map<string, TenantLookupResult>(
+    await Promise.all(tenantIds.map(async (id) => [id, await deps.tenants.get(id)] as const)),
+  );
 
   // Tenant status, then the device policy, one admission per tenant.
   const byTenant = new Map<TenantSettings, number[]>();
@@ -44,7 +46,8 @@ export async function judge(deps: PolicyDeps, candidates: readonly Candidate[]):
     const s = settings.get(c.tenant)!;
     if (s === "unavailable") verdicts[i] = { retryMs: UNAVAILABLE_RETRY_MS };
     else if (s === null) verdicts[i] = { refused: `unknown_tenant: no tenant ${c.tenant}` };
-    else if (s.status !== "active") verdicts[i] = { refused: `tenant_suspended: tenant ${s.id} is suspended: ${s.suspendedReason ?? ""}` };
+    else if (s.status !== "active")
+      verdicts[i] = { refused: `tenant_suspended: tenant ${s.id} is suspended: ${s.suspendedReason ?? ""}` };
     else {
       const indexes = byTenant.get(s);
       if (indexes) indexes.push(i);
@@ -53,7 +56,10 @@ export async function judge(deps: PolicyDeps, candidates: readonly Candidate[]):
   });
   const admitted: number[] = [];
   for (const [tenant, indexes] of byTenant) {
-    const admission = await deps.devices.admit(tenant, indexes.map((i) => candidates[i]!.deviceId));
+    const admission = await deps.devices.admit(
+      tenant,
+      indexes.map((i) => candidates[i]!.deviceId),
+    );
     for (const i of indexes) {
       if ("unavailable" in admission) verdicts[i] = { retryMs: UNAVAILABLE_RETRY_MS };
       else {
@@ -66,7 +72,13 @@ export async function judge(deps: PolicyDeps, candidates: readonly Candidate[]):
 
   // Rate limits, in arrival order.
   admitted.sort((a, b) => a - b);
-  const grants = deps.limits.takeMessages(admitted.map((i) => ({ tenant: (settings.get(candidates[i]!.tenant) as TenantSettings), deviceId: candidates[i]!.deviceId, records: candidates[i]!.records })));
+  const grants = deps.limits.takeMessages(
+    admitted.map((i) => ({
+      tenant: settings.get(candidates[i]!.tenant) as TenantSettings,
+      deviceId: candidates[i]!.deviceId,
+      records: candidates[i]!.records,
+    })),
+  );
   admitted.forEach((i, k) => {
     const g = grants[k]!;
     verdicts[i] = g.ok ? { pass: true } : { retryMs: g.waitMs, limit: g.limit };

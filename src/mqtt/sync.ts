@@ -26,7 +26,11 @@ export async function loadMqttKeys(sql: Sql): Promise<MqttKey[]> {
   return rows.map((r) => ({ prefix: r.prefix, tenant: r.tenant, mqttHash: r.mqtt_hash }));
 }
 
-export function startMqttUserSync(sql: Sql, nats: { usersFile: string; reload(): void }, intervalMs: number): MqttUserSync {
+export function startMqttUserSync(
+  sql: Sql,
+  nats: { usersFile: string; reload(): void },
+  intervalMs: number,
+): MqttUserSync {
   let stopped = false;
   let running: Promise<void> | null = null;
   const apply = async () => {
@@ -44,7 +48,9 @@ export function startMqttUserSync(sql: Sql, nats: { usersFile: string; reload():
   };
   const syncNow = () =>
     (running ??= apply()
-      .catch((err) => log.warn({ err: errorText(err) }, "could not read the key store for MQTT users; keeping the last ones"))
+      .catch((err) =>
+        log.warn({ err: errorText(err) }, "could not read the key store for MQTT users; keeping the last ones"),
+      )
       .finally(() => (running = null)));
   const timer = setInterval(() => {
     if (!stopped) void syncNow();

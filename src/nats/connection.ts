@@ -43,7 +43,9 @@ export async function connectBroker(servers: string, opts: BrokerOptions): Promi
   });
   const foreign = () => {
     const expected = opts.serverId?.();
-    return expected !== undefined && nc.info?.server_id !== expected ? `server ID ${nc.info?.server_id}, not the supervised nats-server's ${expected}` : undefined;
+    return expected !== undefined && nc.info?.server_id !== expected
+      ? `server ID ${nc.info?.server_id}, not the supervised nats-server's ${expected}`
+      : undefined;
   };
   const wrong = foreign();
   if (wrong) {

@@ -49,14 +49,22 @@ async function publishOne(broker: Broker, m: PlannedMessage, opts: PublishOption
     }
     if (!broker.connected) throw new BrokerUnavailable("not connected to NATS");
     try {
-      const ack = await broker.publisher.publish(m.subject, m.body, { msgId: m.msgId, expectStream: opts.stream }, opts.timeoutMs);
+      const ack = await broker.publisher.publish(
+        m.subject,
+        m.body,
+        { msgId: m.msgId, expectStream: opts.stream },
+        opts.timeoutMs,
+      );
       if (ack.duplicate && ack.seq === 0) {
         // A clustered stream's leader stages a message id with sequence 0 while its proposal is in
         // flight; nats-server 2.9 answers a copy with {"duplicate":true,"seq":0} (newer versions
         // answer an error), and if that proposal is lost in a leader change the first copy is never
         // stored. Not an acknowledgement: try again, then 503.
         lastError = new PublishError("JetStream reports a duplicate of a message it has not stored (seq 0)", 503);
-        log.warn({ subject: m.subject, msgId: m.msgId, attempt: attempt + 1 }, "duplicate PubAck without a sequence; not treated as stored");
+        log.warn(
+          { subject: m.subject, msgId: m.msgId, attempt: attempt + 1 },
+          "duplicate PubAck without a sequence; not treated as stored",
+        );
         continue;
       }
       // After a timed-out attempt, "duplicate" most likely means that attempt landed: it is ours.
@@ -67,28 +75,54 @@ async function publishOne(broker: Broker, m: PlannedMessage, opts: PublishOption
     }
   }
   // Only a failure retrying cannot fix is dead-lettered (a dead-lettered record is not bound for the database).
-  if (!broker.connected || isTransient(lastError)) throw new BrokerUnavailable(`JetStream did not acknowledge: ${(lastError as Error)?.message}`, { cause: lastError });
+  if (!broker.connected || isTransient(lastError))
+    throw new BrokerUnavailable(`JetStream did not acknowledge: ${(lastError as Error)?.message}`, {
+      cause: lastError,
+    });
   return deadLetter(broker, m, opts, (lastError as Error)?.message ?? String(lastError));
 }
 
-async function deadLetter(broker: Broker, m: PlannedMessage, opts: PublishOptions, error: string): Promise<PublishOutcome> {
-  const h = { "Telemetry-Failure": error.slice(0, 1_000).replace(/[\r\n]+/g, " "), "Telemetry-Original-Subject": m.subject };
+async function deadLetter(
+  broker: Broker,
+  m: PlannedMessage,
+  opts: PublishOptions,
+  error: string,
+): Promise<PublishOutcome> {
+  const h = {
+    "Telemetry-Failure": error.slice(0, 1_000).replace(/[\r\n]+/g, " "),
+    "Telemetry-Original-Subject": m.subject,
+  };
   try {
-    await broker.publisher.publish(`${DLQ_PREFIX}.${m.subject.split(".")[2]}`, m.body, { msgId: m.msgId, expectStream: opts.dlqStream, headers: h }, opts.timeoutMs);
+    await broker.publisher.publish(
+      `${DLQ_PREFIX}.${m.subject.split(".")[2]}`,
+      m.body,
+      { msgId: m.msgId, expectStream: opts.dlqStream, headers: h },
+      opts.timeoutMs,
+    );
   } catch (err) {
-    throw new BrokerUnavailable(`publish failed (${error}) and so did the dead-letter publish: ${(err as Error).message}`, { cause: err });
+    throw new BrokerUnavailable(
+      `publish failed (${error}) and so did the dead-letter publish: ${(err as Error).message}`,
+      { cause: err },
+    );
   }
   log.warn({ subject: m.subject, msgId: m.msgId, error }, "message dead-lettered");
   return { status: "dead_lettered", error };
 }
 
 /** One outcome per message, in order; throws BrokerUnavailable when the broker is away. */
-export async function publishAll(broker: Broker, messages: readonly PlannedMessage[], opts: PublishOptions): Promise<PublishOutcome[]> {
+export async function publishAll(
+  broker: Broker,
+  messages: readonly PlannedMessage[],
+  opts: PublishOptions,
+): Promise<PublishOutcome[]> {
   if (!broker.connected) throw new BrokerUnavailable("not connected to NATS");
   const started = performance.now();
   const results = await Promise.allSettled(messages.map((m) => publishOne(broker, m, opts)));
   metrics.publishSeconds.observe((performance.now() - started) / 1000);
   const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
-  if (failed) throw failed.reason instanceof BrokerUnavailable ? failed.reason : new BrokerUnavailable(String(failed.reason), { cause: failed.reason });
+  if (failed)
+    throw failed.reason instanceof BrokerUnavailable
+      ? failed.reason
+      : new BrokerUnavailable(String(failed.reason), { cause: failed.reason });
   return results.map((r) => (r as PromiseFulfilledResult<PublishOutcome>).value);
 }

@@ -6,7 +6,14 @@
  * publish resolves only on the stream's PubAck, so durability is the same; CPU per publish is
  * about a third. Profiled as the largest cost of ingest before (see README, Performance).
  */
-import { createInbox, headers, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from "@nats-io/transport-node";
+import {
+  createInbox,
+  headers,
+  type Msg,
+  type MsgHdrs,
+  type NatsConnection,
+  type Subscription,
+} from "@nats-io/transport-node";
 
 export interface PubAck {
   stream: string;
@@ -50,19 +57,32 @@ export class AckedPublisher {
   private readonly pending = new Map<string, Pending>();
   private readonly sweeper: ReturnType<typeof setInterval>;
   private next = 0;
-  private corked: Array<{ subject: string; body: string | Uint8Array; reply: string; headers: MsgHdrs; token: string }> = [];
+  private corked: Array<{
+    subject: string;
+    body: string | Uint8Array;
+    reply: string;
+    headers: MsgHdrs;
+    token: string;
+  }> = [];
 
   constructor(
     private readonly nc: NatsConnection,
     private readonly timeoutMs: number,
   ) {
     this.prefix = createInbox();
-    this.sub = nc.subscribe(`${this.prefix}.*`, { callback: (err, msg) => (err ? this.failAll(err) : this.onReply(msg)) });
+    this.sub = nc.subscribe(`${this.prefix}.*`, {
+      callback: (err, msg) => (err ? this.failAll(err) : this.onReply(msg)),
+    });
     this.sweeper = setInterval(() => this.sweep(Date.now()), Math.max(10, Math.min(250, Math.floor(timeoutMs / 4))));
   }
 
   /** Resolves with the stream's PubAck; rejects with PublishError (or the connection's error when publish itself throws). */
-  publish(subject: string, body: string | Uint8Array, req: PublishRequest, timeoutMs = this.timeoutMs): Promise<PubAck> {
+  publish(
+    subject: string,
+    body: string | Uint8Array,
+    req: PublishRequest,
+    timeoutMs = this.timeoutMs,
+  ): Promise<PubAck> {
     const h: MsgHdrs = headers();
     h.set("Nats-Msg-Id", req.msgId);
     h.set("Nats-Expected-Stream", req.expectStream);
@@ -111,7 +131,9 @@ export class AckedPublisher {
     if (!p) return; // late answer to a publish that already timed out
     this.pending.delete(token);
     if (msg.headers?.hasError) {
-      p.reject(new PublishError(`no stream answered (${msg.headers.code} ${msg.headers.description})`, msg.headers.code));
+      p.reject(
+        new PublishError(`no stream answered (${msg.headers.code} ${msg.headers.description})`, msg.headers.code),
+      );
       return;
     }
     const ack = parsePubAck(msg.data);
@@ -144,7 +166,12 @@ export function parsePubAck(data: Uint8Array): PubAck | PublishError {
   } catch {
     return new PublishError(`unparseable PubAck: ${decoder.decode(data).slice(0, 200)}`, 500);
   }
-  if (v.error) return new PublishError(String(v.error.description ?? "JetStream error"), typeof v.error.code === "number" ? v.error.code : 500);
-  if (typeof v.stream !== "string" || typeof v.seq !== "number") return new PublishError(`not a PubAck: ${decoder.decode(data).slice(0, 200)}`, 500);
+  if (v.error)
+    return new PublishError(
+      String(v.error.description ?? "JetStream error"),
+      typeof v.error.code === "number" ? v.error.code : 500,
+    );
+  if (typeof v.stream !== "string" || typeof v.seq !== "number")
+    return new PublishError(`not a PubAck: ${decoder.decode(data).slice(0, 200)}`, 500);
   return { stream: v.stream, seq: v.seq, duplicate: v.duplicate === true };
 }

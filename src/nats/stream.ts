@@ -92,7 +92,10 @@ async function ensureConsumerOnce(jsm: JetStreamManager, s: ConsumerSettings): P
   try {
     const info = await jsm.consumers.info(s.stream, s.durable);
     if (info.config.ack_wait !== config.ack_wait || info.config.max_ack_pending !== config.max_ack_pending) {
-      await jsm.consumers.update(s.stream, s.durable, { ack_wait: config.ack_wait, max_ack_pending: config.max_ack_pending });
+      await jsm.consumers.update(s.stream, s.durable, {
+        ack_wait: config.ack_wait,
+        max_ack_pending: config.max_ack_pending,
+      });
     }
   } catch (err) {
     if (!isNotFound(err)) throw err;
@@ -112,10 +115,17 @@ async function untilSettled(what: string, once: () => Promise<void>): Promise<vo
     try {
       return await once();
     } catch (err) {
-      const refused = err instanceof JetStreamApiError && err.status >= 400 && err.status < 500 && !/already (in use|exists)/i.test(err.message);
+      const refused =
+        err instanceof JetStreamApiError &&
+        err.status >= 400 &&
+        err.status < 500 &&
+        !/already (in use|exists)/i.test(err.message);
       if (refused || Date.now() >= deadline) throw err;
       const wait = backoffMs(attempt, 200, 2_000);
-      log.warn({ what, err: (err as Error).message, attempt: attempt + 1, retryInMs: wait }, "JetStream setup not done yet; retrying");
+      log.warn(
+        { what, err: (err as Error).message, attempt: attempt + 1, retryInMs: wait },
+        "JetStream setup not done yet; retrying",
+      );
       await sleep(wait);
     }
   }

@@ -38,19 +38,39 @@ export function mqttStream(telemetryStream: string): string {
 /** How long committed-batch events are kept for the evaluator. */
 const COMMITTED_MAX_AGE_MS = 24 * 3_600_000;
 
-export type StreamConfig = Pick<Config, "streamName" | "streamMaxAge" | "streamDuplicateWindow" | "streamReplicas" | "dlqMaxAge" | "mqttPort" | "mqttStreamMaxBytes">;
+export type StreamConfig = Pick<
+  Config,
+  | "streamName"
+  | "streamMaxAge"
+  | "streamDuplicateWindow"
+  | "streamReplicas"
+  | "dlqMaxAge"
+  | "mqttPort"
+  | "mqttStreamMaxBytes"
+>;
 
 /** The pipeline's streams, in the order the server ensures them; the MQTT one only with an MQTT port. */
 export function pipelineStreams(config: StreamConfig): StreamSettings[] {
   const defaults = { duplicateWindowMs: config.streamDuplicateWindow, replicas: config.streamReplicas };
   const streams: StreamSettings[] = [
     { name: config.streamName, subjects: [tenantFilter()], maxAgeMs: config.streamMaxAge, ...defaults },
-    { name: committedStream(config.streamName), subjects: [`${COMMITTED_PREFIX}.>`], maxAgeMs: COMMITTED_MAX_AGE_MS, ...defaults },
+    {
+      name: committedStream(config.streamName),
+      subjects: [`${COMMITTED_PREFIX}.>`],
+      maxAgeMs: COMMITTED_MAX_AGE_MS,
+      ...defaults,
+    },
     { name: dlqStream(config.streamName), subjects: [`${DLQ_PREFIX}.>`], maxAgeMs: config.dlqMaxAge, ...defaults },
   ];
   if (config.mqttPort) {
     // Bounded: when full, new MQTT messages are discarded and the waiting ones kept (README, MQTT).
-    const mqtt = { name: mqttStream(config.streamName), subjects: [MQTT_SUBJECT_FILTER], maxAgeMs: config.streamMaxAge, maxBytes: config.mqttStreamMaxBytes, discard: "new" as const };
+    const mqtt = {
+      name: mqttStream(config.streamName),
+      subjects: [MQTT_SUBJECT_FILTER],
+      maxAgeMs: config.streamMaxAge,
+      maxBytes: config.mqttStreamMaxBytes,
+      discard: "new" as const,
+    };
     streams.push({ ...mqtt, ...defaults });
   }
   return streams;
@@ -63,7 +83,13 @@ export const alertSubject = (tenant: string) => `${ALERT_PREFIX}.${tenant}`;
 
 /** The alert stream; its duplicate window covers retries after a lost PubAck. */
 export function alertStream(replicas = 1): StreamSettings {
-  return { name: ALERT_STREAM, subjects: [`${ALERT_PREFIX}.>`], maxAgeMs: 7 * 86_400_000, duplicateWindowMs: 2 * 3_600_000, replicas };
+  return {
+    name: ALERT_STREAM,
+    subjects: [`${ALERT_PREFIX}.>`],
+    maxAgeMs: 7 * 86_400_000,
+    duplicateWindowMs: 2 * 3_600_000,
+    replicas,
+  };
 }
 
 /** The durable consumers' names: the writer on the telemetry stream, the evaluator on the committed one, the bridge on the MQTT one. */

@@ -35,7 +35,8 @@ function vettedLookup(policy: TargetPolicy, host: string): LookupFunction {
         const v = checkResolved(policy, host, a.address);
         if (!v.ok) return callback(new BlockedAddressError(v), "", 0);
       }
-      if (addresses.length === 0) return callback(Object.assign(new Error(`no address for ${hostname}`), { code: "ENOTFOUND" }), "", 0);
+      if (addresses.length === 0)
+        return callback(Object.assign(new Error(`no address for ${hostname}`), { code: "ENOTFOUND" }), "", 0);
       if (options.all) return (callback as unknown as (e: null, a: dns.LookupAddress[]) => void)(null, addresses);
       callback(null, addresses[0]!.address, addresses[0]!.family);
     });
@@ -43,7 +44,12 @@ function vettedLookup(policy: TargetPolicy, host: string): LookupFunction {
 }
 
 /** POSTs `body` to `url`; resolves with the response status, rejects with the error that ended it. */
-export function postJson(url: string, headers: Record<string, string>, body: string, opts: PostOptions): Promise<number> {
+export function postJson(
+  url: string,
+  headers: Record<string, string>,
+  body: string,
+  opts: PostOptions,
+): Promise<number> {
   const u = new URL(url);
   const host = urlHost(url)!;
   const literal = parseIp(host) !== null;
@@ -53,7 +59,8 @@ export function postJson(url: string, headers: Record<string, string>, body: str
   }
   const secure = u.protocol === "https:";
   const hostname = u.hostname.startsWith("[") ? u.hostname.slice(1, -1) : u.hostname;
-  const auth = u.username || u.password ? `${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}` : undefined;
+  const auth =
+    u.username || u.password ? `${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}` : undefined;
   return new Promise<number>((resolve, reject) => {
     let settled = false;
     const finish = (err: Error | null, status?: number) => {
@@ -74,7 +81,10 @@ export function postJson(url: string, headers: Record<string, string>, body: str
       agent: false,
       ...(literal ? {} : { lookup: vettedLookup(opts.policy, host), servername: host }),
     });
-    const timer = setTimeout(() => req.destroy(Object.assign(new Error(`timed out after ${opts.timeoutMs} ms`), { name: "TimeoutError" })), opts.timeoutMs);
+    const timer = setTimeout(
+      () => req.destroy(Object.assign(new Error(`timed out after ${opts.timeoutMs} ms`), { name: "TimeoutError" })),
+      opts.timeoutMs,
+    );
     const onAbort = () => req.destroy(Object.assign(new Error("aborted"), { name: "AbortError" }));
     if (opts.signal?.aborted) onAbort();
     else opts.signal?.addEventListener("abort", onAbort, { once: true });

@@ -158,11 +158,20 @@ export function startNotifier(deps: NotifierDeps, opts: NotifierOptions = {}): N
       throw err;
     });
     await stream;
-    await broker.js.publish(alertSubject(row.tenant), JSON.stringify(row.payload), { msgID: row.id, expect: { streamName: ALERT_STREAM }, timeout: timeoutMs });
+    await broker.js.publish(alertSubject(row.tenant), JSON.stringify(row.payload), {
+      msgID: row.id,
+      expect: { streamName: ALERT_STREAM },
+      timeout: timeoutMs,
+    });
   };
 
   const requestHeaders = (row: Claimed, body: string): Record<string, string> => {
-    const headers = { "Content-Type": "application/json", "User-Agent": "telemetry-notifier", "X-Telemetry-Delivery": row.id, "X-Telemetry-Event": row.event };
+    const headers = {
+      "Content-Type": "application/json",
+      "User-Agent": "telemetry-notifier",
+      "X-Telemetry-Delivery": row.id,
+      "X-Telemetry-Event": row.event,
+    };
     const secret = row.secret === null ? null : secrets.decrypt(row.secret);
     if (row.kind === "hub") {
       if (secret === null) throw Object.assign(new Error("hub channel has no API key"), { code: "MISSING_SECRET" });
@@ -187,7 +196,8 @@ export function startNotifier(deps: NotifierDeps, opts: NotifierOptions = {}): N
   const deliver = async (row: Claimed): Promise<Outcome> => {
     const started = performance.now();
     const elapsed = () => Math.round(performance.now() - started);
-    if (row.kind !== "nats" && !row.enabled) return { ok: false, statusCode: null, error: "channel_disabled", durationMs: 0, final: true };
+    if (row.kind !== "nats" && !row.enabled)
+      return { ok: false, statusCode: null, error: "channel_disabled", durationMs: 0, final: true };
     try {
       const status = row.kind === "nats" ? (await publish(row), null) : await post(row);
       const ok = status === null || (status >= 200 && status < 300);
@@ -195,13 +205,20 @@ export function startNotifier(deps: NotifierDeps, opts: NotifierOptions = {}): N
     } catch (err) {
       const detail = describe(err, row.url);
       // NATS rows belong to no channel (tenants never see them): their text helps the operator.
-      return { ok: false, statusCode: null, error: row.kind === "nats" ? detail : errorCategory(err as Error), detail, durationMs: elapsed() };
+      return {
+        ok: false,
+        statusCode: null,
+        error: row.kind === "nats" ? detail : errorCategory(err as Error),
+        detail,
+        durationMs: elapsed(),
+      };
     }
   };
 
   const record = (row: Claimed, o: Outcome) =>
     sql.begin(async (tx) => {
-      const [current] = await tx`SELECT attempts, status, locked_until::text AS lease FROM outbox WHERE id = ${row.id} FOR UPDATE`;
+      const [current] =
+        await tx`SELECT attempts, status, locked_until::text AS lease FROM outbox WHERE id = ${row.id} FOR UPDATE`;
       if (!current) return; // its alert or channel was deleted meanwhile
       const attempt = (current.attempts as number) + 1;
       await tx`
@@ -227,7 +244,10 @@ export function startNotifier(deps: NotifierDeps, opts: NotifierOptions = {}): N
         await tx`UPDATE outbox SET status = 'failed', attempts = ${attempt}, last_error = ${o.error}, locked_until = NULL WHERE id = ${row.id}`;
         stats.failed++;
         metrics.deliveries.inc({ result: "failed" });
-        log.warn({ delivery: row.id, kind: row.kind, target, attempts: attempt, err: o.error, detail: o.detail }, "delivery failed for good");
+        log.warn(
+          { delivery: row.id, kind: row.kind, target, attempts: attempt, err: o.error, detail: o.detail },
+          "delivery failed for good",
+        );
       } else {
         await tx`
           UPDATE outbox SET attempts = ${attempt}, last_error = ${o.error}, locked_until = NULL,
@@ -235,7 +255,10 @@ export function startNotifier(deps: NotifierDeps, opts: NotifierOptions = {}): N
           WHERE id = ${row.id}`;
         stats.retried++;
         metrics.deliveries.inc({ result: "retried" });
-        log.info({ delivery: row.id, kind: row.kind, target, attempt, err: o.error, detail: o.detail, retryInMs: delay }, "delivery failed; will retry");
+        log.info(
+          { delivery: row.id, kind: row.kind, target, attempt, err: o.error, detail: o.detail, retryInMs: delay },
+          "delivery failed; will retry",
+        );
       }
     });
 
@@ -247,7 +270,11 @@ export function startNotifier(deps: NotifierDeps, opts: NotifierOptions = {}): N
       until: () => Math.min(leaseDeadline, budget.deadline),
       onError: (err, _attempt, wait) => {
         stats.errors++;
-        if (wait === null) log.warn({ delivery: row.id, err: errorText(err) }, "could not record a delivery result; the row is retried when its lease expires");
+        if (wait === null)
+          log.warn(
+            { delivery: row.id, err: errorText(err) },
+            "could not record a delivery result; the row is retried when its lease expires",
+          );
       },
     });
 
@@ -257,7 +284,9 @@ export function startNotifier(deps: NotifierDeps, opts: NotifierOptions = {}): N
     await sql`
       UPDATE outbox SET locked_until = NULL
       FROM unnest(${rows.map((r) => r.id)}::uuid[], ${rows.map((r) => r.lease)}::timestamptz[]) AS r(id, lease)
-      WHERE outbox.id = r.id AND outbox.locked_until = r.lease`.catch((err) => log.warn({ err: errorText(err) }, "could not release claimed rows; their lease will expire"));
+      WHERE outbox.id = r.id AND outbox.locked_until = r.lease`.catch((err) =>
+      log.warn({ err: errorText(err) }, "could not release claimed rows; their lease will expire"),
+    );
   };
 
   const runOnce = async (): Promise<number> => {
@@ -315,7 +344,9 @@ export function startNotifier(deps: NotifierDeps, opts: NotifierOptions = {}): N
         budget.begin(timeoutMs);
         wakeUp?.();
         const deadline = setTimeout(() => halt.abort(), timeoutMs);
-        const aborted = new Promise<void>((resolve) => halt.signal.addEventListener("abort", () => resolve(), { once: true }));
+        const aborted = new Promise<void>((resolve) =>
+          halt.signal.addEventListener("abort", () => resolve(), { once: true }),
+        );
         await Promise.race([done, aborted]);
         clearTimeout(deadline);
         log.info({ ...stats }, "notifier stopped");

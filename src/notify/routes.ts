@@ -26,11 +26,22 @@ const secretFor = {
 } as const;
 
 export const createBody = z.discriminatedUnion("kind", [
-  z.strictObject({ name, kind: z.literal("webhook"), url, secret: secretFor.webhook.optional(), enabled: z.boolean().default(true) }),
+  z.strictObject({
+    name,
+    kind: z.literal("webhook"),
+    url,
+    secret: secretFor.webhook.optional(),
+    enabled: z.boolean().default(true),
+  }),
   z.strictObject({ name, kind: z.literal("hub"), url, secret: secretFor.hub, enabled: z.boolean().default(true) }),
 ]);
 
-export const patchBody = z.strictObject({ name: name.optional(), url: url.optional(), enabled: z.boolean().optional(), secret: z.string().optional() });
+export const patchBody = z.strictObject({
+  name: name.optional(),
+  url: url.optional(),
+  enabled: z.boolean().optional(),
+  secret: z.string().optional(),
+});
 
 export const deliveriesQuery = z.object({
   limit: limitParam(500, 50),
@@ -54,7 +65,10 @@ const iso = (d: Date | null) => d?.toISOString() ?? null;
 /** 422 blocked_address for a URL whose host is an address the policy refuses (any IP spelling). */
 function requireAllowedTarget(targets: TargetPolicy, url: string): void {
   const v = checkUrlTarget(targets, url);
-  if (!v.ok) throw new HttpError(422, "blocked_address", blockedMessage(v), [{ path: "url", message: `${v.address} is ${v.kind.replace("_", "-")}` }]);
+  if (!v.ok)
+    throw new HttpError(422, "blocked_address", blockedMessage(v), [
+      { path: "url", message: `${v.address} is ${v.kind.replace("_", "-")}` },
+    ]);
 }
 
 export interface ChannelDeps {
@@ -84,7 +98,10 @@ export const channelRoutes = [
     summary: "Create a notification channel (the secret is shown only in this response)",
     auth: "tenant",
     body: createBody,
-    responses: { 201: ok("created; `secret` is never returned again", channelSchema.extend({ secret: z.string() })), 422: blockedTarget },
+    responses: {
+      201: ok("created; `secret` is never returned again", channelSchema.extend({ secret: z.string() })),
+      422: blockedTarget,
+    },
     handler: async function createChannel(c, { sql, secrets, targets }) {
       const input = await parseJson(createBody, c);
       requireAllowedTarget(targets ?? STRICT_POLICY, input.url);
@@ -132,7 +149,13 @@ export const channelRoutes = [
       const patch = await parseJson(patchBody, c);
       if (patch.secret !== undefined) {
         const r = secretFor[current.kind as keyof typeof secretFor].safeParse(patch.secret);
-        if (!r.success) throw new HttpError(422, "invalid_body", "the request body is invalid", issuesOf(r.error).map((i) => ({ ...i, path: "secret" })));
+        if (!r.success)
+          throw new HttpError(
+            422,
+            "invalid_body",
+            "the request body is invalid",
+            issuesOf(r.error).map((i) => ({ ...i, path: "secret" })),
+          );
       }
       if (patch.url !== undefined) requireAllowedTarget(targets ?? STRICT_POLICY, patch.url);
       const [row] = await sql`

@@ -28,14 +28,18 @@ export function createSecretBox(key: Buffer): SecretBox {
     },
     decrypt(stored) {
       const [version, ivText, sealedText, ...rest] = stored.split(":");
-      if (version !== "v1" || ivText === undefined || sealedText === undefined || rest.length > 0) throw new Error("not an encrypted secret (expected v1:<iv>:<data>)");
+      if (version !== "v1" || ivText === undefined || sealedText === undefined || rest.length > 0)
+        throw new Error("not an encrypted secret (expected v1:<iv>:<data>)");
       const iv = Buffer.from(ivText, "base64url");
       const sealed = Buffer.from(sealedText, "base64url");
       if (iv.length !== IV_BYTES || sealed.length < TAG_BYTES) throw new Error("malformed encrypted secret");
       const decipher = createDecipheriv("aes-256-gcm", key, iv);
       decipher.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
       try {
-        return Buffer.concat([decipher.update(sealed.subarray(0, sealed.length - TAG_BYTES)), decipher.final()]).toString("utf8");
+        return Buffer.concat([
+          decipher.update(sealed.subarray(0, sealed.length - TAG_BYTES)),
+          decipher.final(),
+        ]).toString("utf8");
       } catch {
         throw new Error("cannot decrypt secret: wrong key (TELEMETRY_SECRET_KEY) or corrupted value");
       }
@@ -47,7 +51,8 @@ export function createSecretBox(key: Buffer): SecretBox {
 export function parseKey(text: string): Buffer {
   const trimmed = text.trim();
   const key = /^[A-Za-z0-9+/_-]+={0,2}$/.test(trimmed) ? Buffer.from(trimmed, "base64") : Buffer.alloc(0);
-  if (key.length !== KEY_BYTES) throw new Error(`secret key must be the base64 of ${KEY_BYTES} bytes (create one with: openssl rand -base64 32)`);
+  if (key.length !== KEY_BYTES)
+    throw new Error(`secret key must be the base64 of ${KEY_BYTES} bytes (create one with: openssl rand -base64 32)`);
   return key;
 }
 

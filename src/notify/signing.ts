@@ -40,7 +40,13 @@ function sameText(a: string, b: string): boolean {
 }
 
 /** Checks X-Telemetry-Signature and that X-Telemetry-Timestamp is within toleranceSeconds of now. */
-export function verifySignature(secret: string, body: string, headers: HeaderSource, nowSeconds: number, toleranceSeconds = 300): boolean {
+export function verifySignature(
+  secret: string,
+  body: string,
+  headers: HeaderSource,
+  nowSeconds: number,
+  toleranceSeconds = 300,
+): boolean {
   const ts = header(headers, "X-Telemetry-Timestamp");
   const signature = header(headers, "X-Telemetry-Signature");
   if (!ts || !signature || !/^\d{1,12}$/.test(ts)) return false;

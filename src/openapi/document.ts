@@ -28,7 +28,8 @@ export function buildDocument(ops: readonly Operation[], info: DocumentInfo, err
     for (const [id, def] of Object.entries(defs)) {
       let name = id;
       const existing = components[name];
-      if (existing && JSON.stringify(existing) !== JSON.stringify(def)) name = `${id}${io === "input" ? "Input" : "Output"}`;
+      if (existing && JSON.stringify(existing) !== JSON.stringify(def))
+        name = `${id}${io === "input" ? "Input" : "Output"}`;
       components[name] = def;
       rename.set(id, name);
     }
@@ -39,7 +40,10 @@ export function buildDocument(ops: readonly Operation[], info: DocumentInfo, err
       if (!node || typeof node !== "object") return node;
       const out: Json = {};
       for (const [k, v] of Object.entries(node)) {
-        out[k] = k === "$ref" && typeof v === "string" && v.startsWith("#/$defs/") ? `#/components/schemas/${rename.get(v.slice(8)) ?? v.slice(8)}` : fixRefs(v);
+        out[k] =
+          k === "$ref" && typeof v === "string" && v.startsWith("#/$defs/")
+            ? `#/components/schemas/${rename.get(v.slice(8)) ?? v.slice(8)}`
+            : fixRefs(v);
       }
       return out;
     };
@@ -47,38 +51,68 @@ export function buildDocument(ops: readonly Operation[], info: DocumentInfo, err
     return fixRefs(json) as Json;
   };
 
-  const jsonContent = (schema: z.ZodType, io: "input" | "output") => ({ "application/json": { schema: toSchema(schema, io) } });
+  const jsonContent = (schema: z.ZodType, io: "input" | "output") => ({
+    "application/json": { schema: toSchema(schema, io) },
+  });
 
   const paths: Record<string, Json> = {};
   for (const op of ops) {
     const parameters: Json[] = [];
     for (const [, name] of op.path.matchAll(/:([A-Za-z0-9_]+)/g)) {
-      parameters.push({ name, in: "path", required: true, schema: { type: "string" }, ...(op.params?.[name!] ? { description: op.params[name!] } : {}) });
+      parameters.push({
+        name,
+        in: "path",
+        required: true,
+        schema: { type: "string" },
+        ...(op.params?.[name!] ? { description: op.params[name!] } : {}),
+      });
     }
     if (op.query) {
       const q = toSchema(op.query, "input");
       const required = new Set<string>(q.required ?? []);
       for (const [name, schema] of Object.entries<Json>(q.properties ?? {})) {
         const { description, ...rest } = schema;
-        parameters.push({ name, in: "query", required: required.has(name), schema: rest, ...(description ? { description } : {}) });
+        parameters.push({
+          name,
+          in: "query",
+          required: required.has(name),
+          schema: rest,
+          ...(description ? { description } : {}),
+        });
       }
     }
 
     const responses: Json = {};
     const all: Record<number, ResponseSpec> = { ...standardErrors(op), ...op.responses };
     for (const [status, r] of Object.entries(all)) {
-      const content = r.schema ? jsonContent(r.schema, "output") : r.contentType ? { [r.contentType]: { schema: { type: "string" } } } : undefined;
+      const content = r.schema
+        ? jsonContent(r.schema, "output")
+        : r.contentType
+          ? { [r.contentType]: { schema: { type: "string" } } }
+          : undefined;
       responses[status] = {
         description: r.description,
         ...(content ? { content } : {}),
-        ...(r.headers ? { headers: Object.fromEntries(Object.entries(r.headers).map(([h, d]) => [h, { description: d, schema: { type: "string" } }])) } : {}),
+        ...(r.headers
+          ? {
+              headers: Object.fromEntries(
+                Object.entries(r.headers).map(([h, d]) => [h, { description: d, schema: { type: "string" } }]),
+              ),
+            }
+          : {}),
       };
     }
 
     let requestBody: Json | undefined;
     if (op.body) {
-      const bodies: Record<string, z.ZodType> = op.body instanceof z.ZodType ? { "application/json": op.body } : op.body;
-      requestBody = { required: true, content: Object.fromEntries(Object.entries(bodies).map(([type, s]) => [type, { schema: toSchema(s, "input") }])) };
+      const bodies: Record<string, z.ZodType> =
+        op.body instanceof z.ZodType ? { "application/json": op.body } : op.body;
+      requestBody = {
+        required: true,
+        content: Object.fromEntries(
+          Object.entries(bodies).map(([type, s]) => [type, { schema: toSchema(s, "input") }]),
+        ),
+      };
     }
 
     const path = openApiPath(op.path);
@@ -88,7 +122,9 @@ export function buildDocument(ops: readonly Operation[], info: DocumentInfo, err
       tags: [op.tag],
       summary: op.summary,
       ...(op.description ? { description: op.description } : {}),
-      ...(op.auth === "none" ? { security: [] } : { security: [{ [op.auth === "admin" ? "adminToken" : "tenantKey"]: [] }] }),
+      ...(op.auth === "none"
+        ? { security: [] }
+        : { security: [{ [op.auth === "admin" ? "adminToken" : "tenantKey"]: [] }] }),
       ...(parameters.length ? { parameters } : {}),
       ...(requestBody ? { requestBody } : {}),
       responses,
@@ -103,8 +139,16 @@ export function buildDocument(ops: readonly Operation[], info: DocumentInfo, err
     components: {
       schemas: components,
       securitySchemes: {
-        tenantKey: { type: "http", scheme: "bearer", description: "A tenant's API key (tk_...). The key decides the tenant." },
-        adminToken: { type: "http", scheme: "bearer", description: "TELEMETRY_ADMIN_TOKEN; the admin API is off (404) without it." },
+        tenantKey: {
+          type: "http",
+          scheme: "bearer",
+          description: "A tenant's API key (tk_...). The key decides the tenant.",
+        },
+        adminToken: {
+          type: "http",
+          scheme: "bearer",
+          description: "TELEMETRY_ADMIN_TOKEN; the admin API is off (404) without it.",
+        },
       },
     },
   };
@@ -115,14 +159,22 @@ export function buildDocument(ops: readonly Operation[], info: DocumentInfo, err
     if (op.auth !== "none") out[401] = e("missing, unknown or revoked key (unauthenticated)");
     if (op.auth === "tenant") {
       out[403] = e("the tenant is suspended (tenant_suspended)");
-      out[429] = e("too many failed key checks from this address: its keys not in the key cache wait Retry-After seconds (auth_rate_limited)");
-      out[503] = e("the key store is unreachable for a key not seen recently (auth_unavailable), too many unseen keys are being checked (auth_busy), or the server is shutting down");
+      out[429] = e(
+        "too many failed key checks from this address: its keys not in the key cache wait Retry-After seconds (auth_rate_limited)",
+      );
+      out[503] = e(
+        "the key store is unreachable for a key not seen recently (auth_unavailable), too many unseen keys are being checked (auth_busy), or the server is shutting down",
+      );
     }
     if (op.query) out[400] = e("invalid query parameters (invalid_query, with details per parameter)");
     if (op.body) {
-      out[400] = e("the body is not valid JSON (invalid_json), not valid UTF-8 (invalid_utf8), or a corrupt gzip/deflate stream (invalid_encoding)");
+      out[400] = e(
+        "the body is not valid JSON (invalid_json), not valid UTF-8 (invalid_utf8), or a corrupt gzip/deflate stream (invalid_encoding)",
+      );
       out[413] = e("the body is over TELEMETRY_MAX_BODY, as sent or once decoded (body_too_large)");
-      out[415] = e("a Content-Encoding other than gzip, deflate or identity (unsupported_encoding; the message and Accept-Encoding name the supported ones)");
+      out[415] = e(
+        "a Content-Encoding other than gzip, deflate or identity (unsupported_encoding; the message and Accept-Encoding name the supported ones)",
+      );
       out[422] = e("the body is invalid (invalid_body, with details per field)");
     }
     if (op.path.includes(":")) out[404] = e("no such resource (another tenant's resources are not found either)");

@@ -15,9 +15,14 @@ export const isoOrNull = iso.nullable();
 export const errorSchema = z
   .object({
     error: z.object({
-      code: z.string().meta({ description: "stable machine-readable code, e.g. unauthenticated, invalid_body, rate_limited" }),
+      code: z
+        .string()
+        .meta({ description: "stable machine-readable code, e.g. unauthenticated, invalid_body, rate_limited" }),
       message: z.string(),
-      details: z.array(z.object({ path: z.string(), message: z.string() })).optional().meta({ description: "per field, for invalid_query and invalid_body" }),
+      details: z
+        .array(z.object({ path: z.string(), message: z.string() }))
+        .optional()
+        .meta({ description: "per field, for invalid_query and invalid_body" }),
     }),
   })
   .meta({ id: "Error" });
@@ -88,7 +93,15 @@ export const alertSchema = z
   .meta({ id: "Alert" });
 
 export const channelSchema = z
-  .object({ id: z.uuid(), name: z.string(), kind: z.enum(["webhook", "hub"]), url: z.string(), enabled: z.boolean(), has_secret: z.boolean(), created_at: iso })
+  .object({
+    id: z.uuid(),
+    name: z.string(),
+    kind: z.enum(["webhook", "hub"]),
+    url: z.string(),
+    enabled: z.boolean(),
+    has_secret: z.boolean(),
+    created_at: iso,
+  })
   .meta({ id: "Channel" });
 
 const DELIVERY_ERROR_DOC = `why the attempt failed: ${DELIVERY_ERROR_CATEGORIES.join(", ")} or http_<status> (a redirect included); never the socket error itself`;
@@ -105,7 +118,13 @@ export const deliverySchema = z
     created_at: isoOrNull,
     delivered_at: isoOrNull,
     attempt_log: z.array(
-      z.object({ attempt: z.number().int(), at: isoOrNull, status_code: z.number().int().nullable(), error: z.string().nullable().meta({ description: DELIVERY_ERROR_DOC }), duration_ms: z.number().nullable() }),
+      z.object({
+        attempt: z.number().int(),
+        at: isoOrNull,
+        status_code: z.number().int().nullable(),
+        error: z.string().nullable().meta({ description: DELIVERY_ERROR_DOC }),
+        duration_ms: z.number().nullable(),
+      }),
     ),
   })
   .meta({ id: "Delivery" });
@@ -133,7 +152,12 @@ export const ingestResultSchema = z
 // Compile-time ties between these schemas and the handlers' view functions.
 export type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 export const assertSame = <T extends true>() => undefined as unknown as T;
-assertSame<Same<Pick<z.output<typeof alertSchema>, Exclude<keyof AlertView, "severity" | "status" | "details">>, Omit<AlertView, "severity" | "status" | "details">>>();
+assertSame<
+  Same<
+    Pick<z.output<typeof alertSchema>, Exclude<keyof AlertView, "severity" | "status" | "details">>,
+    Omit<AlertView, "severity" | "status" | "details">
+  >
+>();
 assertSame<Same<keyof z.output<typeof alertSchema>, keyof AlertView>>();
 
 /** An error response of a route, described (the body is always errorSchema). */

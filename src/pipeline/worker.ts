@@ -33,9 +33,18 @@ export interface DurableSettings {
 
 /** Creates (or adopts) the durable consumer and starts consuming it. Close the result to stop. */
 export async function consumeDurable(broker: Broker, log: Logger, s: DurableSettings): Promise<ConsumerMessages> {
-  await ensureDurableConsumer(broker.jsm, { stream: s.stream, durable: s.durable, ackWaitMs: s.ackWaitMs, maxAckPending: s.maxAckPending });
+  await ensureDurableConsumer(broker.jsm, {
+    stream: s.stream,
+    durable: s.durable,
+    ackWaitMs: s.ackWaitMs,
+    maxAckPending: s.maxAckPending,
+  });
   const consumer = await broker.js.consumers.get(s.stream, s.durable);
-  const messages = await consumer.consume({ max_messages: s.maxMessages, expires: PULL_EXPIRES_MS, callback: s.callback });
+  const messages = await consumer.consume({
+    max_messages: s.maxMessages,
+    expires: PULL_EXPIRES_MS,
+    callback: s.callback,
+  });
   void (async () => {
     for await (const st of messages.status()) {
       if (st.type === "heartbeats_missed" || st.type === "consumer_not_found" || st.type === "stream_not_found") {

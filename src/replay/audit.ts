@@ -47,7 +47,10 @@ export function auditStart(electionTimes: readonly number[], beforeMs: number): 
 }
 
 /** Starts the audit when the telemetry stream is replicated; null otherwise (a single server has no leader changes to fear). */
-export async function startFailoverAudit(deps: { broker: Broker; sql: Sql }, o: AuditOptions): Promise<FailoverAudit | null> {
+export async function startFailoverAudit(
+  deps: { broker: Broker; sql: Sql },
+  o: AuditOptions,
+): Promise<FailoverAudit | null> {
   const { broker } = deps;
   const info = await broker.jsm.streams.info(o.stream);
   if (info.config.num_replicas <= 1) return null;
@@ -82,7 +85,8 @@ export async function startFailoverAudit(deps: { broker: Broker; sql: Sql }, o: 
         // the stream's end as of now (the writer may still be working through a backlog), so every
         // reading written below is one the consumer moved past without a write.
         const endSeq = stream.last_seq;
-        while (!stopped && (await broker.jsm.consumers.info(o.stream, o.durable)).ack_floor.stream_seq < endSeq) await sleep(WAIT_MS);
+        while (!stopped && (await broker.jsm.consumers.info(o.stream, o.durable)).ack_floor.stream_seq < endSeq)
+          await sleep(WAIT_MS);
         if (stopped) return;
         const summary = await runReplay(deps, {
           stream: o.stream,
@@ -95,7 +99,12 @@ export async function startFailoverAudit(deps: { broker: Broker; sql: Sql }, o: 
         });
         if (summary.errors > 0) throw new Error(`${summary.errors} batch(es) failed`);
         metrics.auditRestored.inc(summary.inserted);
-        const fields = { messages: summary.messages, readings: summary.readings, restored: summary.inserted, from: new Date(from).toISOString() };
+        const fields = {
+          messages: summary.messages,
+          readings: summary.readings,
+          restored: summary.inserted,
+          from: new Date(from).toISOString(),
+        };
         if (summary.inserted > 0) log.warn(fields, "failover audit restored readings the consumer had skipped");
         else log.info(fields, "failover audit: nothing was skipped");
       } catch (err) {
@@ -111,7 +120,9 @@ export async function startFailoverAudit(deps: { broker: Broker; sql: Sql }, o: 
 
   const subs: Subscription[] = [
     broker.nc.subscribe(`$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED.${o.stream}`, { callback: () => elected("stream") }),
-    broker.nc.subscribe(`$JS.EVENT.ADVISORY.CONSUMER.LEADER_ELECTED.${o.stream}.${o.durable}`, { callback: () => elected("consumer") }),
+    broker.nc.subscribe(`$JS.EVENT.ADVISORY.CONSUMER.LEADER_ELECTED.${o.stream}.${o.durable}`, {
+      callback: () => elected("consumer"),
+    }),
   ];
   let leaders: string | null = null;
   const poll = setInterval(() => {

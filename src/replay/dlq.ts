@@ -36,7 +36,11 @@ function toDeadLetter(m: JsMsg): DeadLetter {
 }
 
 /** Every dead letter (or the one with `seq`), oldest first, read with an ephemeral ordered consumer. */
-export async function readDeadLetters(broker: Broker, dlqStream: string, opts: { seq?: number; limit?: number } = {}): Promise<DeadLetter[]> {
+export async function readDeadLetters(
+  broker: Broker,
+  dlqStream: string,
+  opts: { seq?: number; limit?: number } = {},
+): Promise<DeadLetter[]> {
   const { state } = await broker.jsm.streams.info(dlqStream);
   if (state.messages === 0) return [];
   if (opts.seq !== undefined) {
@@ -47,7 +51,17 @@ export async function readDeadLetters(broker: Broker, dlqStream: string, opts: {
     try {
       readings = decodeEnvelope(m.string()).readings.length;
     } catch {}
-    return [{ seq: m.seq, time: m.time.toISOString(), subject: m.header.get("Telemetry-Original-Subject") || "", msgId: m.header.get("Nats-Msg-Id") || null, failure: m.header.get("Telemetry-Failure") || "", readings, body }];
+    return [
+      {
+        seq: m.seq,
+        time: m.time.toISOString(),
+        subject: m.header.get("Telemetry-Original-Subject") || "",
+        msgId: m.header.get("Nats-Msg-Id") || null,
+        failure: m.header.get("Telemetry-Failure") || "",
+        readings,
+        body,
+      },
+    ];
   }
   const consumer = await broker.js.consumers.get(dlqStream, { deliver_policy: DeliverPolicy.All });
   const out: DeadLetter[] = [];
@@ -71,12 +85,18 @@ export interface DlqReplayResult {
 }
 
 /** Publishes each dead letter to its original subject on the telemetry stream, then deletes it. */
-export async function replayDeadLetters(broker: Broker, o: { stream: string; dlqStream: string; letters: readonly DeadLetter[] }): Promise<DlqReplayResult> {
+export async function replayDeadLetters(
+  broker: Broker,
+  o: { stream: string; dlqStream: string; letters: readonly DeadLetter[] },
+): Promise<DlqReplayResult> {
   const result: DlqReplayResult = { replayed: 0, failed: [] };
   for (const d of o.letters) {
     try {
       if (!d.subject) throw new Error("no Telemetry-Original-Subject header");
-      await broker.js.publish(d.subject, d.body, { ...(d.msgId ? { msgID: d.msgId } : {}), expect: { streamName: o.stream } });
+      await broker.js.publish(d.subject, d.body, {
+        ...(d.msgId ? { msgID: d.msgId } : {}),
+        expect: { streamName: o.stream },
+      });
       await broker.jsm.streams.deleteMessage(o.dlqStream, d.seq, false);
       result.replayed++;
     } catch (err) {

@@ -12,7 +12,9 @@ export function parsePoint(text: string, nowMs: number): Point | { error: string
   if (ago !== null) return { time: nowMs - ago, ago: t };
   const r = parseRfc3339(t);
   if (r.ok) return { time: r.ms };
-  return { error: `${JSON.stringify(text)} is not a stream sequence, an RFC 3339 time (2026-11-22T10:00:00Z) or a duration ago (6h, 30m, 2d)` };
+  return {
+    error: `${JSON.stringify(text)} is not a stream sequence, an RFC 3339 time (2026-11-22T10:00:00Z) or a duration ago (6h, 30m, 2d)`,
+  };
 }
 
 export function describePoint(p: Point): string {

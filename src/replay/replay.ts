@@ -82,7 +82,9 @@ async function bounds(broker: Broker, o: ReplayOptions): Promise<{ endSeq: numbe
   if (!tooEarly) return { endSeq, from: o.from };
   const available = `the stream's first message is sequence ${state.first_seq}, ${state.first_ts}; it keeps TELEMETRY_STREAM_MAX_AGE of data`;
   if ("time" in o.from && o.from.ago) {
-    o.onNotice?.(`--from ${o.from.ago} asked for ${describePoint(o.from)}, but ${available}: replaying from sequence ${state.first_seq}`);
+    o.onNotice?.(
+      `--from ${o.from.ago} asked for ${describePoint(o.from)}, but ${available}: replaying from sequence ${state.first_seq}`,
+    );
     return { endSeq, from: { seq: state.first_seq } };
   }
   throw new ReplayError(`--from ${describePoint(o.from)} is before the stream's first message (${available})`);
@@ -97,11 +99,23 @@ export async function runReplay(deps: { broker: Broker; sql: Sql }, o: ReplayOpt
   const { endSeq, from } = await bounds(broker, o);
   const consumer = await broker.js.consumers.get(o.stream, {
     filter_subjects: filterSubject(o),
-    ...("seq" in from ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: from.seq } : { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(from.time).toISOString() }),
+    ...("seq" in from
+      ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: from.seq }
+      : { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(from.time).toISOString() }),
   });
   const endTime = o.to && "time" in o.to ? o.to.time : Infinity;
   const rules = new RulesCache(sql, 60_000);
-  const summary: ReplaySummary = { messages: 0, readings: 0, inserted: 0, present: 0, alertsCreated: 0, errors: 0, firstSeq: null, lastSeq: null, dryRun: o.dryRun };
+  const summary: ReplaySummary = {
+    messages: 0,
+    readings: 0,
+    inserted: 0,
+    present: 0,
+    alertsCreated: 0,
+    errors: 0,
+    firstSeq: null,
+    lastSeq: null,
+    dryRun: o.dryRun,
+  };
   const progress: ReplayProgress = { messages: 0, totalMessages: 0, readings: 0, startedAt: Date.now() };
   let pending: Envelope[] = [];
   let pendingReadings = 0;
@@ -115,7 +129,9 @@ export async function runReplay(deps: { broker: Broker; sql: Sql }, o: ReplayOpt
       if (o.targets.has("writer")) await applyWriter(sql, batch, o.dryRun, summary, o.prefer);
       if (o.targets.has("evaluator")) {
         for (const b of summarizeCommitted(batch)) {
-          summary.alertsCreated += (await evaluateBatch(sql, await rules.forTenant(b.tenant), b, { dryRun: o.dryRun })).opened;
+          summary.alertsCreated += (
+            await evaluateBatch(sql, await rules.forTenant(b.tenant), b, { dryRun: o.dryRun })
+          ).opened;
         }
       }
     } catch (err) {
@@ -184,7 +200,13 @@ export async function runReplay(deps: { broker: Broker; sql: Sql }, o: ReplayOpt
   }
 }
 
-async function applyWriter(sql: Sql, batch: Envelope[], dryRun: boolean, summary: ReplaySummary, prefer?: "copy" | "upsert"): Promise<void> {
+async function applyWriter(
+  sql: Sql,
+  batch: Envelope[],
+  dryRun: boolean,
+  summary: ReplaySummary,
+  prefer?: "copy" | "upsert",
+): Promise<void> {
   if (!dryRun) {
     const r = await writeBatch(sql, batch, [], { prefer });
     summary.inserted += r.inserted;

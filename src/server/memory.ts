@@ -21,7 +21,13 @@ const MIN_GAP_MS = 1_000;
  * (at 5,000 single-record req/s RSS hovers near 192 MiB with a 20–70 MiB heap: forced collections
  * there took p99 from 27 to 38 ms).
  */
-export function shouldCollect(m: { rss: number; heap: number }, limitBytes: number, nowMs: number, lastAt: number, minGapMs = MIN_GAP_MS): boolean {
+export function shouldCollect(
+  m: { rss: number; heap: number },
+  limitBytes: number,
+  nowMs: number,
+  lastAt: number,
+  minGapMs = MIN_GAP_MS,
+): boolean {
   return limitBytes > 0 && m.rss > limitBytes && m.heap >= limitBytes / 3 && nowMs - lastAt >= minGapMs;
 }
 
@@ -29,7 +35,10 @@ export interface MemoryGovernor {
   stop(): void;
 }
 
-export function startMemoryGovernor(limitBytes: number, deps: { memory?: () => { rss: number; heap: number }; gc?: () => void; now?: () => number } = {}): MemoryGovernor {
+export function startMemoryGovernor(
+  limitBytes: number,
+  deps: { memory?: () => { rss: number; heap: number }; gc?: () => void; now?: () => number } = {},
+): MemoryGovernor {
   if (limitBytes <= 0) return { stop() {} };
   const memory =
     deps.memory ??
@@ -50,7 +59,16 @@ export function startMemoryGovernor(limitBytes: number, deps: { memory?: () => {
     metrics.forcedGc.inc();
     metrics.forcedGcSeconds.inc(seconds);
     const after = memory();
-    log.debug({ rssMiB: Math.round(before.rss / 2 ** 20), heapMiB: Math.round(before.heap / 2 ** 20), afterRssMiB: Math.round(after.rss / 2 ** 20), afterHeapMiB: Math.round(after.heap / 2 ** 20), ms: Math.round(seconds * 1000) }, "RSS above the soft limit: full collection");
+    log.debug(
+      {
+        rssMiB: Math.round(before.rss / 2 ** 20),
+        heapMiB: Math.round(before.heap / 2 ** 20),
+        afterRssMiB: Math.round(after.rss / 2 ** 20),
+        afterHeapMiB: Math.round(after.heap / 2 ** 20),
+        ms: Math.round(seconds * 1000),
+      },
+      "RSS above the soft limit: full collection",
+    );
   }, CHECK_MS);
   timer.unref();
   return { stop: () => clearInterval(timer) };

@@ -9,12 +9,18 @@ export function withTimeout(p: Promise<boolean>, ms: number): Promise<boolean> {
 }
 
 export function pingDatabase(sql: Sql): Promise<boolean> {
-  return withTimeout(sql`SELECT 1`.then(() => true), 2_000);
+  return withTimeout(
+    sql`SELECT 1`.then(() => true),
+    2_000,
+  );
 }
 
 /** Connected, and JetStream answers for the stream (not just the socket being up). */
 export function streamReachable(broker: Broker, stream: string): Promise<boolean> {
-  return withTimeout(broker.jsm.streams.info(stream).then(() => true), 2_000);
+  return withTimeout(
+    broker.jsm.streams.info(stream).then(() => true),
+    2_000,
+  );
 }
 
 /** Probes run at most once a second however often /ready is polled (a load balancer may poll hard). */

@@ -21,7 +21,9 @@ export function runningServer(dataDir: string): RuntimeInfo | null {
   if (!existsSync(path)) return null;
   try {
     const info = JSON.parse(readFileSync(path, "utf8")) as RuntimeInfo;
-    return info.pid !== process.pid && pidAlive(info.pid) && /telemetry|main\.ts|bun/.test(pidCommandLine(info.pid)) ? info : null;
+    return info.pid !== process.pid && pidAlive(info.pid) && /telemetry|main\.ts|bun/.test(pidCommandLine(info.pid))
+      ? info
+      : null;
   } catch {
     return null;
   }
@@ -30,7 +32,10 @@ export function runningServer(dataDir: string): RuntimeInfo | null {
 /** Claims the data dir for this process or throws naming the owner; returns the release function. */
 export function claimDataDir(dataDir: string): { update(info: Omit<RuntimeInfo, "pid">): void; release(): void } {
   const owner = runningServer(dataDir);
-  if (owner) throw new Error(`data dir ${dataDir} is in use by telemetry process ${owner.pid}; stop it or use another --data-dir`);
+  if (owner)
+    throw new Error(
+      `data dir ${dataDir} is in use by telemetry process ${owner.pid}; stop it or use another --data-dir`,
+    );
   let current: RuntimeInfo = { pid: process.pid };
   const write = () => writeFileSync(file(dataDir), JSON.stringify(current) + "\n", { mode: 0o600 });
   write();

@@ -18,7 +18,11 @@ const log = logger("server");
  * The NATS URL to use; for a supervised nats-server also its current server ID (the broker
  * connection refuses any other server there) and, with MQTT on, its MQTT users handle.
  */
-export async function natsUrlFor(config: Config, dataDir: string, onStop: (fn: () => Promise<void>) => void): Promise<{ url: string; serverId?: () => string | undefined; mqtt?: LocalNats["mqtt"] }> {
+export async function natsUrlFor(
+  config: Config,
+  dataDir: string,
+  onStop: (fn: () => Promise<void>) => void,
+): Promise<{ url: string; serverId?: () => string | undefined; mqtt?: LocalNats["mqtt"] }> {
   if (config.natsUrl) return { url: config.natsUrl };
   const nats = await startLocalNats({
     binary: natsServerBinary(config.natsServerBin, dataDir),
@@ -56,18 +60,30 @@ export const EMBEDDED_NOTICE =
   "embedded database (PGlite, in this process): for trying the server out and small installations (one query at a time; see the README's 'Embedded database' for its limits). " +
   "To move to PostgreSQL: stop the server, run `telemetry migrate-to --database-url postgres://...`, then start it with DATABASE_URL";
 
-export async function databaseUrlFor(config: Config, dataDir: string, onStop: (fn: () => Promise<void>) => void): Promise<DatabaseTarget> {
+export async function databaseUrlFor(
+  config: Config,
+  dataDir: string,
+  onStop: (fn: () => Promise<void>) => void,
+): Promise<DatabaseTarget> {
   const kind = databaseKind(config, dataDir);
   if (kind === "url") return { url: config.databaseUrl, kind };
   if (kind === "embedded") {
-    if (config.timescale === "on") throw new Error("TELEMETRY_TIMESCALE=on: the embedded database has no TimescaleDB; use PostgreSQL with TimescaleDB (DATABASE_URL) or TELEMETRY_TIMESCALE=auto");
+    if (config.timescale === "on")
+      throw new Error(
+        "TELEMETRY_TIMESCALE=on: the embedded database has no TimescaleDB; use PostgreSQL with TimescaleDB (DATABASE_URL) or TELEMETRY_TIMESCALE=auto",
+      );
     const { startEmbeddedDatabase } = await import("../embedded/pglite.ts");
     const db = await startEmbeddedDatabase({ dataDir: embeddedDataDir(dataDir) });
     onStop(() => db.stop());
     log.warn({ dataDir: db.dataDir }, EMBEDDED_NOTICE);
     return { url: db.url, kind };
   }
-  const pg = await startLocalPostgres({ dataDir: join(dataDir, "pg"), relocateIfUnreachable: true, timescale: config.timescale, binDir: findPostgresBinDir(config.postgresBinDir) });
+  const pg = await startLocalPostgres({
+    dataDir: join(dataDir, "pg"),
+    relocateIfUnreachable: true,
+    timescale: config.timescale,
+    binDir: findPostgresBinDir(config.postgresBinDir),
+  });
   onStop(() => pg.stop());
   log.info({ dataDir: pg.dataDir }, "embedded PostgreSQL started");
   return { url: pg.url, kind };

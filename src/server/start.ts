@@ -45,7 +45,9 @@ import { databaseUrlFor, natsUrlFor } from "./services.ts";
 const log = logger("server");
 
 /** The tenant API's paths: any method or sub-path there meets the key check before a 404. */
-const TENANT_API_PATHS = ["devices", "rules", "alerts", "channels"].flatMap((r) => [`/api/v1/${r}`, `/api/v1/${r}/*`]).concat("/api/v1/dashboard/*");
+const TENANT_API_PATHS = ["devices", "rules", "alerts", "channels"]
+  .flatMap((r) => [`/api/v1/${r}`, `/api/v1/${r}/*`])
+  .concat("/api/v1/dashboard/*");
 
 export interface RunningServer {
   readonly url: string;
@@ -101,7 +103,9 @@ export async function startServer(config: Config): Promise<RunningServer> {
     let storageMode: StorageMode | null = null;
     if (config.autoMigrate) {
       // The embedded database has no TimescaleDB (its background jobs would not run in PGlite anyway).
-      storageMode = (await migrate(sql, migrateOptions(databaseKind === "embedded" ? { ...config, timescale: "off" } : config))).mode;
+      storageMode = (
+        await migrate(sql, migrateOptions(databaseKind === "embedded" ? { ...config, timescale: "off" } : config))
+      ).mode;
     }
     log.info({ database: describeDatabase(databaseUrl), mode: storageMode ?? "not migrated" }, "database ready");
     const bootstrap = await bootstrapKeys(sql, config.apiKeys, dataDir);
@@ -111,34 +115,75 @@ export async function startServer(config: Config): Promise<RunningServer> {
       await users.syncNow();
     }
     const defaults = tenantDefaults(config);
-    const keys = new KeyCache(sql, { ttlMs: config.authCacheTtl, defaults, failuresPerMinute: config.authFailures, lookupsPerSecond: config.authLookupRate, trustedProxies: config.trustedProxies });
+    const keys = new KeyCache(sql, {
+      ttlMs: config.authCacheTtl,
+      defaults,
+      failuresPerMinute: config.authFailures,
+      lookupsPerSecond: config.authLookupRate,
+      trustedProxies: config.trustedProxies,
+    });
     onStop(() => keys.stop());
 
-    const broker: Broker = await connectBroker(natsUrl, { name: `telemetry ${config.roles.join(",")}`, timeoutMs: config.publishTimeout, serverId });
+    const broker: Broker = await connectBroker(natsUrl, {
+      name: `telemetry ${config.roles.join(",")}`,
+      timeoutMs: config.publishTimeout,
+      serverId,
+    });
     onStop(() => broker.close());
     for (const stream of pipelineStreams(config)) await ensureStream(broker.jsm, stream);
 
-    const secrets = createSecretBox(config.secretKey ? parseKey(config.secretKey) : loadOrCreateKey(join(dataDir, "secret.key")));
+    const secrets = createSecretBox(
+      config.secretKey ? parseKey(config.secretKey) : loadOrCreateKey(join(dataDir, "secret.key")),
+    );
     // One router per group, each behind its auth: tenant key (/api/v1), admin token (/admin/v1), none.
     const routes: Hono[] = [];
     const tenantAuth = requireTenant(keys.resolve);
     const streamCheck = cached(() => streamReachable(broker, config.streamName));
-    const checks: ReadyCheck[] = [{ name: "nats", check: () => (broker.connected ? streamCheck() : Promise.resolve(false)) }];
+    const checks: ReadyCheck[] = [
+      { name: "nats", check: () => (broker.connected ? streamCheck() : Promise.resolve(false)) },
+    ];
     // Not for ingest alone: it keeps accepting through a database outage.
-    if (has("writer") || has("api") || has("evaluator")) checks.push({ name: "database", check: cached(() => pingDatabase(sql)) });
+    if (has("writer") || has("api") || has("evaluator"))
+      checks.push({ name: "database", check: cached(() => pingDatabase(sql)) });
 
     let devices: DeviceRegistry | undefined;
     if (has("ingest")) {
-      const { streamName: stream, maxBodyBytes, recordsPerMessage, maxFuture: maxFutureMs, publishTimeout: publishTimeoutMs } = config;
+      const {
+        streamName: stream,
+        maxBodyBytes,
+        recordsPerMessage,
+        maxFuture: maxFutureMs,
+        publishTimeout: publishTimeoutMs,
+      } = config;
       await keys.warm();
       devices = new DeviceRegistry(sql);
-      const options = { stream, dlqStream: dlqStream(stream), maxBodyBytes, recordsPerMessage, maxFutureMs, publishTimeoutMs };
+      const options = {
+        stream,
+        dlqStream: dlqStream(stream),
+        maxBodyBytes,
+        recordsPerMessage,
+        maxFutureMs,
+        publishTimeoutMs,
+      };
       const deps = { broker, devices, limits: new RateLimiter(), options };
       routes.push(mountGroup("tenant", tenantAuth, ingestRoutes, deps));
       if (config.mqttPort) {
         // The same device registry and rate limiter as HTTP: one policy, one set of buckets.
-        const policy = { tenants: new TenantLookup(sql, { ttlMs: config.authCacheTtl, defaults }), devices, limits: deps.limits };
-        const bridge = await startMqttBridge(broker, sql, policy, { mqttStream: mqttStream(stream), stream, dlqStream: dlqStream(stream), durable: DURABLE.mqtt, recordsPerMessage, maxFutureMs, publishTimeoutMs, batch: MQTT_BATCH });
+        const policy = {
+          tenants: new TenantLookup(sql, { ttlMs: config.authCacheTtl, defaults }),
+          devices,
+          limits: deps.limits,
+        };
+        const bridge = await startMqttBridge(broker, sql, policy, {
+          mqttStream: mqttStream(stream),
+          stream,
+          dlqStream: dlqStream(stream),
+          durable: DURABLE.mqtt,
+          recordsPerMessage,
+          maxFutureMs,
+          publishTimeoutMs,
+          batch: MQTT_BATCH,
+        });
         onStop(() => bridge.stop());
       }
     }
@@ -157,10 +202,22 @@ export async function startServer(config: Config): Promise<RunningServer> {
       // The writer's final flush must happen before the broker connection and pool close.
       onStop(() => w.stop(remaining()));
       if (config.failoverAudit > 0) {
-        const audit = await startFailoverAudit({ broker, sql }, { stream: config.streamName, durable: DURABLE.writer, beforeMs: config.failoverAudit, settleMs: AUDIT_SETTLE_MS, batchSize: config.batchSize });
+        const audit = await startFailoverAudit(
+          { broker, sql },
+          {
+            stream: config.streamName,
+            durable: DURABLE.writer,
+            beforeMs: config.failoverAudit,
+            settleMs: AUDIT_SETTLE_MS,
+            batchSize: config.batchSize,
+          },
+        );
         if (audit) onStop(() => audit.stop());
       }
-      const periods = { readingsMs: config.retention, rollupsMs: rollupRetentionMs(config.retention, config.rollupRetention) };
+      const periods = {
+        readingsMs: config.retention,
+        rollupsMs: rollupRetentionMs(config.retention, config.rollupRetention),
+      };
       if ((periods.readingsMs !== null || periods.rollupsMs !== null) && storageMode === "postgresql") {
         const stopRetention = startRetention(sql, periods);
         onStop(async () => stopRetention());
@@ -173,7 +230,10 @@ export async function startServer(config: Config): Promise<RunningServer> {
       // Its own pool (and optionally its own database role): evaluation trouble never queues the writer's queries.
       const evalSql = createSql(config.evaluatorDatabaseUrl || databaseUrl, { max: 4, name: "evaluator" });
       onStop(() => evalSql.end({ timeout: 1 }));
-      const n = (notifier = await startNotifier({ sql: evalSql, broker, secrets }, { scheduleMs: config.deliverySchedule, targets: config.webhookAllow }));
+      const n = (notifier = await startNotifier(
+        { sql: evalSql, broker, secrets },
+        { scheduleMs: config.deliverySchedule, targets: config.webhookAllow },
+      ));
       const e = (evaluator = await startEvaluator(broker, evalSql, {
         stream: committedStream(config.streamName),
         durable: DURABLE.evaluator,
@@ -188,21 +248,47 @@ export async function startServer(config: Config): Promise<RunningServer> {
       const localNotifier = notifier;
       // drizzle's postgres-js driver replaces the client's date parsers and serializers (dates become
       // strings), so it gets a client of its own and every other query keeps real Dates.
-      const drizzleSql = createSql(databaseUrl, { max: Math.max(2, Math.ceil(config.databasePoolMax / 2)), name: "api" });
+      const drizzleSql = createSql(databaseUrl, {
+        max: Math.max(2, Math.ceil(config.databasePoolMax / 2)),
+        name: "api",
+      });
       onStop(() => drizzleSql.end({ timeout: 1 }));
-      const apiDeps = { db: drizzle(drizzleSql), sql, broker, devices, onAlertChange: () => localNotifier?.wake(), secrets, targets: config.webhookAllow };
+      const apiDeps = {
+        db: drizzle(drizzleSql),
+        sql,
+        broker,
+        devices,
+        onAlertChange: () => localNotifier?.wake(),
+        secrets,
+        targets: config.webhookAllow,
+      };
       routes.push(mountGroup("tenant", tenantAuth, tenantApiRoutes, apiDeps, TENANT_API_PATHS));
       routes.push(mountGroup("none", null, publicApiRoutes, undefined));
-      if (config.adminToken) routes.push(mountGroup("admin", requireAdmin(config.adminToken), adminRoutes, { sql, cache: keys, defaults }, ["/admin/v1/*"]));
+      if (config.adminToken)
+        routes.push(
+          mountGroup("admin", requireAdmin(config.adminToken), adminRoutes, { sql, cache: keys, defaults }, [
+            "/admin/v1/*",
+          ]),
+        );
     }
 
-    const streams = { telemetry: config.streamName, committed: committedStream(config.streamName), dlq: dlqStream(config.streamName), mqtt: config.mqttPort && has("ingest") ? mqttStream(config.streamName) : null };
+    const streams = {
+      telemetry: config.streamName,
+      committed: committedStream(config.streamName),
+      dlq: dlqStream(config.streamName),
+      mqtt: config.mqttPort && has("ingest") ? mqttStream(config.streamName) : null,
+    };
     registerGauges({ broker, sql, writer, streams });
     const memory = startMemoryGovernor(config.softMemoryLimit);
     onStop(async () => memory.stop());
     let shuttingDown = false;
     const app = buildApp(routes, checks, () => shuttingDown, { maxBodyBytes: config.maxBodyBytes });
-    const http = Bun.serve({ hostname: config.host, port: config.port, fetch: app.fetch, maxRequestBodySize: UNLIMITED });
+    const http = Bun.serve({
+      hostname: config.host,
+      port: config.port,
+      fetch: app.fetch,
+      maxRequestBodySize: UNLIMITED,
+    });
     onStop(async () => {
       await http.stop(false);
     });

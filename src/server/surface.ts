@@ -26,7 +26,10 @@ const openApiRoute = routesOf<unknown>()({
   responses: page("the OpenAPI document", "application/json"),
   handler: function openApi(c) {
     cached ??= JSON.stringify(openApiDocument());
-    return c.body(cached, 200, { "Content-Type": "application/json; charset=utf-8", "Access-Control-Allow-Origin": "*" });
+    return c.body(cached, 200, {
+      "Content-Type": "application/json; charset=utf-8",
+      "Access-Control-Allow-Origin": "*",
+    });
   },
 });
 
@@ -36,7 +39,13 @@ export const tenantApiRoutes = [...apiRoutes, ...channelRoutes, ...dashboardApiR
 export const publicApiRoutes = [openApiRoute, ...uiRoutes];
 
 /** Every route of the server, whichever role serves it. */
-export const ALL_ROUTES: readonly Route[] = [...ingestRoutes, ...tenantApiRoutes, ...adminRoutes, ...serviceRoutes, ...publicApiRoutes];
+export const ALL_ROUTES: readonly Route[] = [
+  ...ingestRoutes,
+  ...tenantApiRoutes,
+  ...adminRoutes,
+  ...serviceRoutes,
+  ...publicApiRoutes,
+];
 
 export function openApiDocument(): Record<string, any> {
   return buildDocument(
@@ -46,7 +55,7 @@ export function openApiDocument(): Record<string, any> {
       version: pkg.version,
       description:
         "Self-hosted telemetry server: devices POST readings, the server stores them durably (NATS JetStream, then PostgreSQL/TimescaleDB), evaluates alert rules and notifies channels. " +
-        "Tenant routes take `Authorization: Bearer <tenant API key>`; the admin API takes the admin token. Errors are `{\"error\":{\"code\",\"message\",\"details\"?}}`.",
+        'Tenant routes take `Authorization: Bearer <tenant API key>`; the admin API takes the admin token. Errors are `{"error":{"code","message","details"?}}`.',
     },
     errorSchema,
   );

@@ -27,10 +27,19 @@ export async function bootstrapKeys(sql: Sql, configured: readonly ApiKey[], dat
       await tx`INSERT INTO tenants (id, name) VALUES (${tenant}, ${tenant}) ON CONFLICT (id) DO NOTHING`;
       await tx`INSERT INTO api_keys (id, tenant, prefix, hash, name) VALUES (${uuidv4()}, ${tenant}, ${prefix}, ${hash}, ${name}) ON CONFLICT (prefix) DO NOTHING`;
       const [row] = await tx`SELECT tenant, hash, revoked_at FROM api_keys WHERE prefix = ${prefix}`;
-      if (row!.hash !== hash) throw new Error(`a ${name} key of tenant ${tenant} has the prefix of another key in the key store; use another key`);
-      if (row!.tenant !== tenant) throw new Error(`a ${name} key of tenant ${tenant} is in the key store for tenant ${row!.tenant}`);
-      if (key) await tx`UPDATE api_keys SET mqtt_hash = ${mqttHash(key)} WHERE prefix = ${prefix} AND hash = ${hash} AND mqtt_hash IS NULL`;
-      if (row!.revoked_at) log.warn({ tenant, prefix }, `a ${name} key is revoked in the key store and stays revoked; remove it from the configuration`);
+      if (row!.hash !== hash)
+        throw new Error(
+          `a ${name} key of tenant ${tenant} has the prefix of another key in the key store; use another key`,
+        );
+      if (row!.tenant !== tenant)
+        throw new Error(`a ${name} key of tenant ${tenant} is in the key store for tenant ${row!.tenant}`);
+      if (key)
+        await tx`UPDATE api_keys SET mqtt_hash = ${mqttHash(key)} WHERE prefix = ${prefix} AND hash = ${hash} AND mqtt_hash IS NULL`;
+      if (row!.revoked_at)
+        log.warn(
+          { tenant, prefix },
+          `a ${name} key is revoked in the key store and stays revoked; remove it from the configuration`,
+        );
     };
 
     for (const { tenant, key } of configured) {
@@ -50,7 +59,10 @@ export async function bootstrapKeys(sql: Sql, configured: readonly ApiKey[], dat
     const [anyTenant] = await tx`SELECT id FROM tenants ORDER BY id <> 'default', id LIMIT 1`;
     if (anyTenant) {
       // The generated key was shown once, on the first start; say how to get another one.
-      log.info({ tenant: anyTenant.id }, `no TELEMETRY_API_KEYS and the key store has tenants, so no key was generated; to make a new key: telemetry keys create ${anyTenant.id} (with this server's --data-dir or DATABASE_URL)`);
+      log.info(
+        { tenant: anyTenant.id },
+        `no TELEMETRY_API_KEYS and the key store has tenants, so no key was generated; to make a new key: telemetry keys create ${anyTenant.id} (with this server's --data-dir or DATABASE_URL)`,
+      );
       return {};
     }
     const key = generateKey();

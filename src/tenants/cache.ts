@@ -84,7 +84,11 @@ export class KeyCache {
     this.verified = new Lru(opts.maxVerified ?? 100_000);
     this.unknown = new Lru(opts.maxUnknown ?? 10_000);
     this.proxies = trustList(opts.trustedProxies ?? []);
-    this.guard = new KeyGuard({ failuresPerMinute: opts.failuresPerMinute, lookupsPerSecond: opts.lookupsPerSecond, now: this.now });
+    this.guard = new KeyGuard({
+      failuresPerMinute: opts.failuresPerMinute,
+      lookupsPerSecond: opts.lookupsPerSecond,
+      now: this.now,
+    });
     this.timer = setInterval(() => void this.touch(), TOUCH_INTERVAL_MS);
     this.timer.unref();
   }
@@ -101,7 +105,8 @@ export class KeyCache {
     }
     const client = clientOf(this.proxies, from.peer, from.forwardedFor);
     const clientWait = this.guard.clientWaitMs(client);
-    if (clientWait > 0) return this.refuse("client_limited", { status: "limited", scope: "client", retryAfterMs: clientWait });
+    if (clientWait > 0)
+      return this.refuse("client_limited", { status: "limited", scope: "client", retryAfterMs: clientWait });
     if (!hash) return this.failed(client, "malformed");
     const unknownAt = this.unknown.get(hash);
     if (unknownAt !== undefined && now - unknownAt < this.opts.ttlMs) return this.failed(client, "cached");
@@ -127,7 +132,12 @@ export class KeyCache {
    */
   async warm(limit = 10_000): Promise<void> {
     for (const { key, tenant } of await activeKeys(this.sql, limit)) {
-      this.verified.set(key.hash, { keyId: key.id, tenant: tenantSettings(tenant, this.opts.defaults), checkedAt: this.now(), retryAt: 0 });
+      this.verified.set(key.hash, {
+        keyId: key.id,
+        tenant: tenantSettings(tenant, this.opts.defaults),
+        checkedAt: this.now(),
+        retryAt: 0,
+      });
     }
   }
 
@@ -165,7 +175,8 @@ export class KeyCache {
   }
 
   private storeFailed(err: unknown): void {
-    if (this.now() >= this.retryAt) log.warn({ err: (err as Error).message }, "key store unreachable: using the keys verified before");
+    if (this.now() >= this.retryAt)
+      log.warn({ err: (err as Error).message }, "key store unreachable: using the keys verified before");
     this.retryAt = this.now() + RETRY_MS;
   }
 
@@ -191,7 +202,14 @@ export class KeyCache {
     const generation = this.generation;
     const row = await findKey(this.sql, keyPrefix(key, hash));
     const valid = row !== undefined && sameHash(row.key.hash, hash) && row.key.revoked_at === null;
-    const entry = valid ? { keyId: row.key.id as string, tenant: tenantSettings(row.tenant, this.opts.defaults), checkedAt: this.now(), retryAt: 0 } : null;
+    const entry = valid
+      ? {
+          keyId: row.key.id as string,
+          tenant: tenantSettings(row.tenant, this.opts.defaults),
+          checkedAt: this.now(),
+          retryAt: 0,
+        }
+      : null;
     if (generation !== this.generation) return entry; // an invalidation came in between: the next request asks again
     if (entry) {
       this.unknown.delete(hash);

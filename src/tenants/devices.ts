@@ -67,8 +67,13 @@ export class DeviceRegistry {
     const refused = new Map<string, Refusal>();
     let room = tenant.limits.maxDevices - set.known.size - set.provisional.size;
     for (const id of ids.filter(isNew)) {
-      if (tenant.devicePolicy === "reject") refused.set(id, { code: "unknown_device", message: "unknown device; register it first (POST /api/v1/devices)" });
-      else if (room <= 0) refused.set(id, { code: "device_limit", message: `tenant device limit (${tenant.limits.maxDevices}) reached` });
+      if (tenant.devicePolicy === "reject")
+        refused.set(id, {
+          code: "unknown_device",
+          message: "unknown device; register it first (POST /api/v1/devices)",
+        });
+      else if (room <= 0)
+        refused.set(id, { code: "device_limit", message: `tenant device limit (${tenant.limits.maxDevices}) reached` });
       else {
         set.provisional.add(id);
         room--;
@@ -96,11 +101,18 @@ export class DeviceRegistry {
     const current = this.loads.get(tenantId);
     if (current) return current.promise;
     const startedAt = this.now();
-    if (startedAt - (this.failedAt.get(tenantId) ?? -Infinity) < REFRESH_MS) return Promise.reject(new Error("device list unavailable"));
-    const query = this.sql`SELECT device_id FROM devices WHERE tenant = ${tenantId} UNION SELECT device_id FROM device_registrations WHERE tenant = ${tenantId}`;
+    if (startedAt - (this.failedAt.get(tenantId) ?? -Infinity) < REFRESH_MS)
+      return Promise.reject(new Error("device list unavailable"));
+    const query = this
+      .sql`SELECT device_id FROM devices WHERE tenant = ${tenantId} UNION SELECT device_id FROM device_registrations WHERE tenant = ${tenantId}`;
     const loading = Promise.resolve(query)
       .then((rows) => {
-        const set = this.sets.get(tenantId) ?? { known: new Set<string>(), provisional: new Set<string>(), loadedAt: 0, usedAt: startedAt };
+        const set = this.sets.get(tenantId) ?? {
+          known: new Set<string>(),
+          provisional: new Set<string>(),
+          loadedAt: 0,
+          usedAt: startedAt,
+        };
         set.known = new Set(rows.map((r) => r.device_id as string));
         for (const id of set.provisional) if (set.known.has(id)) set.provisional.delete(id);
         set.loadedAt = startedAt;
@@ -110,7 +122,10 @@ export class DeviceRegistry {
       })
       .catch((err) => {
         this.failedAt.set(tenantId, startedAt);
-        log.warn({ tenant: tenantId, err: (err as Error).message }, "could not load the tenant's devices; using what is known");
+        log.warn(
+          { tenant: tenantId, err: (err as Error).message },
+          "could not load the tenant's devices; using what is known",
+        );
         throw err;
       })
       .finally(() => this.loads.delete(tenantId));

@@ -27,13 +27,16 @@ export class RateLimiter {
   /** How many records of each device may pass now (the first ones of the request). */
   takeDevices(tenant: TenantSettings, counts: ReadonlyMap<string, number>): Map<string, DeviceGrant> {
     const limit = deviceLimit(tenant);
-    return new Map([...counts].map(([device, n]) => [device, this.devices.takeUpTo(`${tenant.id}/${device}`, n, limit)]));
+    return new Map(
+      [...counts].map(([device, n]) => [device, this.devices.takeUpTo(`${tenant.id}/${device}`, n, limit)]),
+    );
   }
 
   /** Gives back device tokens of a request that was refused as a whole. */
   refundDevices(tenant: TenantSettings, grants: ReadonlyMap<string, DeviceGrant>): void {
     const limit = deviceLimit(tenant);
-    for (const [device, g] of grants) if (g.granted > 0) this.devices.refund(`${tenant.id}/${device}`, g.granted, limit);
+    for (const [device, g] of grants)
+      if (g.granted > 0) this.devices.refund(`${tenant.id}/${device}`, g.granted, limit);
   }
 
   takeTenant(tenant: TenantSettings, records: number): TakeResult {

@@ -65,7 +65,8 @@ export class TenantLookup {
   }
 
   private failed(err: unknown): void {
-    if (this.now() >= this.retryAt) log.warn({ err: (err as Error).message }, "key store unreachable: using the tenant settings read before");
+    if (this.now() >= this.retryAt)
+      log.warn({ err: (err as Error).message }, "key store unreachable: using the tenant settings read before");
     this.retryAt = this.now() + RETRY_MS;
   }
 
@@ -75,7 +76,11 @@ export class TenantLookup {
     if (!p) {
       p = getTenant(this.sql, tenantId)
         .then((row) => {
-          const entry = { settings: row ? tenantSettings(row, this.opts.defaults) : null, checkedAt: this.now(), retryAt: 0 };
+          const entry = {
+            settings: row ? tenantSettings(row, this.opts.defaults) : null,
+            checkedAt: this.now(),
+            retryAt: 0,
+          };
           this.entries.set(tenantId, entry);
           return entry;
         })

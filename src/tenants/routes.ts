@@ -11,7 +11,16 @@ import { ok, routesOf } from "../http/route.ts";
 import { parseJson } from "../http/validate.ts";
 import { err } from "../openapi/views.ts";
 import type { KeyCache } from "./cache.ts";
-import { createKey, createTenant, getTenant, keyJson, listKeys, listTenants, revokeKey, updateTenant } from "./store.ts";
+import {
+  createKey,
+  createTenant,
+  getTenant,
+  keyJson,
+  listKeys,
+  listTenants,
+  revokeKey,
+  updateTenant,
+} from "./store.ts";
 import type { TenantLimits } from "../core/tenant.ts";
 import { keySchema, tenantSchema } from "./views.ts";
 import { keyCreate, tenantCreate, tenantJson, tenantPatch } from "./tenant.ts";

@@ -24,12 +24,20 @@ const KEY_COLUMNS = "id, tenant, prefix, name, created_at, revoked_at, last_used
 
 /** Undefined limits are left as they are; null ones go back to the server's defaults. */
 function limitColumns(limits: LimitsInput | undefined): Record<string, number | null> {
-  return Object.fromEntries(Object.entries(limits ?? {}).filter(([, v]) => v !== undefined)) as Record<string, number | null>;
+  return Object.fromEntries(Object.entries(limits ?? {}).filter(([, v]) => v !== undefined)) as Record<
+    string,
+    number | null
+  >;
 }
 
 /** The new tenant, or null when the id is taken. */
 export async function createTenant(sql: Sql, input: TenantCreate): Promise<TenantRow | null> {
-  const row = { id: input.id, name: input.name ?? input.id, device_policy: input.device_policy, ...limitColumns(input.limits) };
+  const row = {
+    id: input.id,
+    name: input.name ?? input.id,
+    device_policy: input.device_policy,
+    ...limitColumns(input.limits),
+  };
   const [created] = await sql`INSERT INTO tenants ${sql(row)} ON CONFLICT (id) DO NOTHING RETURNING *`;
   return created ?? null;
 }
@@ -57,7 +65,11 @@ export async function updateTenant(sql: Sql, id: string, patch: TenantPatch): Pr
 }
 
 /** A new key for the tenant: the key itself is in the result only (show it once), the row holds its hash. */
-export async function createKey(sql: Sql, tenant: string, name: string): Promise<{ row: KeyRow; key: string } | undefined> {
+export async function createKey(
+  sql: Sql,
+  tenant: string,
+  name: string,
+): Promise<{ row: KeyRow; key: string } | undefined> {
   if (!(await getTenant(sql, tenant))) return undefined;
   for (;;) {
     const key = generateKey();
@@ -71,7 +83,9 @@ export async function createKey(sql: Sql, tenant: string, name: string): Promise
 }
 
 export async function listKeys(sql: Sql, tenant?: string): Promise<KeyRow[]> {
-  return [...(await sql`SELECT ${sql.unsafe(KEY_COLUMNS)} FROM api_keys ${tenant ? sql`WHERE tenant = ${tenant}` : sql``} ORDER BY tenant, created_at, id`)];
+  return [
+    ...(await sql`SELECT ${sql.unsafe(KEY_COLUMNS)} FROM api_keys ${tenant ? sql`WHERE tenant = ${tenant}` : sql``} ORDER BY tenant, created_at, id`),
+  ];
 }
 
 /** Revokes a key by id or prefix (within `tenant` when given); the row stays, for the record. */

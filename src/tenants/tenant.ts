@@ -35,8 +35,15 @@ export type TenantRow = Record<string, any>;
 
 export function tenantSettings(row: TenantRow, defaults: TenantLimits): TenantSettings {
   const limits = { ...defaults };
-  for (const column of LIMIT_NAMES) if (row[column] !== null && row[column] !== undefined) limits[LIMIT_COLUMNS[column]] = Number(row[column]);
-  return { id: row.id, status: row.status, suspendedReason: row.suspended_reason, devicePolicy: row.device_policy, limits };
+  for (const column of LIMIT_NAMES)
+    if (row[column] !== null && row[column] !== undefined) limits[LIMIT_COLUMNS[column]] = Number(row[column]);
+  return {
+    id: row.id,
+    status: row.status,
+    suspendedReason: row.suspended_reason,
+    devicePolicy: row.device_policy,
+    limits,
+  };
 }
 
 /** The admin view: effective limits, and which of them are the tenant's own (the rest follow the server's defaults). */

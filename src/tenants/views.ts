@@ -14,14 +14,26 @@ export const tenantSchema = z
     status: z.enum(["active", "suspended"]),
     suspended_reason: z.string().nullable(),
     device_policy: z.enum(["auto", "reject"]),
-    limits: z.record(z.enum(LIMIT_NAMES as [string, ...string[]]), z.number()).meta({ description: "effective limits" }),
-    own_limits: z.array(z.string()).meta({ description: "limits set for this tenant; the rest follow the server's defaults" }),
+    limits: z
+      .record(z.enum(LIMIT_NAMES as [string, ...string[]]), z.number())
+      .meta({ description: "effective limits" }),
+    own_limits: z
+      .array(z.string())
+      .meta({ description: "limits set for this tenant; the rest follow the server's defaults" }),
     created_at: iso,
   })
   .meta({ id: "Tenant" });
 
 export const keySchema = z
-  .object({ id: z.string(), tenant: z.string(), prefix: z.string(), name: z.string(), created_at: isoOrNull, revoked_at: isoOrNull, last_used_at: isoOrNull })
+  .object({
+    id: z.string(),
+    tenant: z.string(),
+    prefix: z.string(),
+    name: z.string(),
+    created_at: isoOrNull,
+    revoked_at: isoOrNull,
+    last_used_at: isoOrNull,
+  })
   .meta({ id: "ApiKey" });
 
 assertSame<Same<z.output<typeof keySchema>, ReturnType<typeof keyJson>>>();

@@ -66,7 +66,8 @@ export const dashboardApiRoutes = [
     path: "/api/v1/dashboard/stats",
     tag: "dashboard",
     summary: "The dashboard's counts and server charts",
-    description: "Rates are this process's (all tenants); consumer lag is server-wide. Sampling starts with the first request and stops after 10 idle minutes.",
+    description:
+      "Rates are this process's (all tenants); consumer lag is server-wide. Sampling starts with the first request and stops after 10 idle minutes.",
     auth: "tenant",
     responses: { 200: ok("counts and the last minutes' points", statsResponse) },
     handler: async function dashboardStats(c, { sql }) {
@@ -77,7 +78,13 @@ export const dashboardApiRoutes = [
                    (SELECT count(*) FROM rules WHERE tenant = ${tenant})::int AS rules`,
         sampler.series(),
       ]);
-      const body: z.output<typeof statsResponse> = { tenant, devices: counts!.devices, open_alerts: counts!.open_alerts, rules: counts!.rules, ...series };
+      const body: z.output<typeof statsResponse> = {
+        tenant,
+        devices: counts!.devices,
+        open_alerts: counts!.open_alerts,
+        rules: counts!.rules,
+        ...series,
+      };
       return c.json(body);
     },
   }),
@@ -118,7 +125,12 @@ export const dashboardApiRoutes = [
               ORDER BY ts DESC LIMIT 1) r`
         : [];
       const body: z.output<typeof latestResponse> = {
-        latest: Object.fromEntries(rows.map((r) => [r.device_id as string, { ts: (r.ts as Date).toISOString(), metrics: r.metrics as Record<string, number> }])),
+        latest: Object.fromEntries(
+          rows.map((r) => [
+            r.device_id as string,
+            { ts: (r.ts as Date).toISOString(), metrics: r.metrics as Record<string, number> },
+          ]),
+        ),
       };
       return c.json(body);
     },

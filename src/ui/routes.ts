@@ -10,16 +10,26 @@ import { err } from "../openapi/views.ts";
 import { docsAssets, pages, uiAssets, type Asset } from "./assets.ts";
 
 /** Scripts only from this server; inline styles for Swagger UI; images may be data: URLs. */
-const CSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'";
+const CSP =
+  "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 const html = (c: Context, body: string) =>
-  c.body(body, 200, { "Content-Type": "text/html; charset=utf-8", "Content-Security-Policy": CSP, "Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff" });
+  c.body(body, 200, {
+    "Content-Type": "text/html; charset=utf-8",
+    "Content-Security-Policy": CSP,
+    "Cache-Control": "no-cache",
+    "X-Content-Type-Options": "nosniff",
+  });
 
 const asset = (c: Context, files: Record<string, Asset>) => {
   const file = Object.hasOwn(files, c.req.param("name") ?? "") ? files[c.req.param("name")!] : undefined;
   if (!file) throw new HttpError(404, "not_found", "no such file");
   // no-cache: the browser revalidates (cheap on one server) so an upgrade never serves stale scripts.
-  return c.body(file.body, 200, { "Content-Type": file.type, "Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff" });
+  return c.body(file.body, 200, {
+    "Content-Type": file.type,
+    "Cache-Control": "no-cache",
+    "X-Content-Type-Options": "nosniff",
+  });
 };
 
 const route = routesOf<unknown>();
@@ -49,8 +59,24 @@ export const uiRoutes = [
       return asset(c, docsAssets);
     },
   }),
-  route({ method: "get", path: "/", tag: "dashboard", summary: "Redirects to the dashboard", auth: "none", responses: { 302: ok("to /ui/") }, handler: (c) => c.redirect("/ui/") }),
-  route({ method: "get", path: "/ui", tag: "dashboard", summary: "Redirects to the dashboard", auth: "none", responses: { 302: ok("to /ui/") }, handler: (c) => c.redirect("/ui/") }),
+  route({
+    method: "get",
+    path: "/",
+    tag: "dashboard",
+    summary: "Redirects to the dashboard",
+    auth: "none",
+    responses: { 302: ok("to /ui/") },
+    handler: (c) => c.redirect("/ui/"),
+  }),
+  route({
+    method: "get",
+    path: "/ui",
+    tag: "dashboard",
+    summary: "Redirects to the dashboard",
+    auth: "none",
+    responses: { 302: ok("to /ui/") },
+    handler: (c) => c.redirect("/ui/"),
+  }),
   route({
     method: "get",
     path: "/ui/",

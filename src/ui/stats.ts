@@ -22,7 +22,8 @@ async function values(name: string): Promise<MetricValue[]> {
   }
 }
 
-const sum = (vs: MetricValue[], pick: (labels: MetricValue["labels"]) => boolean) => vs.filter((v) => pick(v.labels)).reduce((n, v) => n + v.value, 0);
+const sum = (vs: MetricValue[], pick: (labels: MetricValue["labels"]) => boolean) =>
+  vs.filter((v) => pick(v.labels)).reduce((n, v) => n + v.value, 0);
 
 let flushBounds: number[] = [];
 

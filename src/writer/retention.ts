@@ -20,7 +20,12 @@ export function pruneRollups(sql: Sql, retentionMs: number): Promise<number> {
   return pruneOlder(sql, "readings_1m", "bucket", retentionMs);
 }
 
-async function pruneOlder(sql: Sql, table: "readings" | "readings_1m", column: "ts" | "bucket", retentionMs: number): Promise<number> {
+async function pruneOlder(
+  sql: Sql,
+  table: "readings" | "readings_1m",
+  column: "ts" | "bucket",
+  retentionMs: number,
+): Promise<number> {
   const cutoff = new Date(Date.now() - retentionMs).toISOString();
   let total = 0;
   for (;;) {

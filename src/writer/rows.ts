@@ -51,7 +51,17 @@ export function batchRows(envelopes: readonly Envelope[]): Row[] {
     for (const r of env.readings) {
       if (seen.has(r.eventId)) continue; // a redelivered copy inside the same batch
       seen.add(r.eventId);
-      rows.push({ tenant: r.tenant, deviceId: r.deviceId, ts: r.ts, eventId: r.eventId, lat: r.lat, lon: r.lon, metrics: r.metrics, attributes: r.attributes, receivedAt: env.receivedAt });
+      rows.push({
+        tenant: r.tenant,
+        deviceId: r.deviceId,
+        ts: r.ts,
+        eventId: r.eventId,
+        lat: r.lat,
+        lon: r.lon,
+        metrics: r.metrics,
+        attributes: r.attributes,
+        receivedAt: env.receivedAt,
+      });
     }
   }
   return rows;
@@ -71,7 +81,8 @@ export function copyText(rows: readonly Row[]): string {
     const r = rows[i]!;
     const m = r.metrics ? jsonField(r.metrics) : "\\N";
     const a = r.attributes ? jsonField(r.attributes) : "\\N";
-    lines[i] = `${r.tenant}\t${r.deviceId}\t${iso(r.ts)}\t${r.eventId}\t${r.lat ?? "\\N"}\t${r.lon ?? "\\N"}\t${m}\t${a}\t${iso(r.receivedAt)}\n`;
+    lines[i] =
+      `${r.tenant}\t${r.deviceId}\t${iso(r.ts)}\t${r.eventId}\t${r.lat ?? "\\N"}\t${r.lon ?? "\\N"}\t${m}\t${a}\t${iso(r.receivedAt)}\n`;
   }
   return lines.join("");
 }
@@ -101,11 +112,23 @@ export function rollupsOf(rows: readonly Row[]): Rollup[] {
         if (v < g.min) g.min = v;
         if (v > g.max) g.max = v;
       } else {
-        map.set(key, { tenant: r.tenant, deviceId: r.deviceId, metric, bucket, count: 1, sum: v, sumSq: v * v, min: v, max: v });
+        map.set(key, {
+          tenant: r.tenant,
+          deviceId: r.deviceId,
+          metric,
+          bucket,
+          count: 1,
+          sum: v,
+          sumSq: v * v,
+          min: v,
+          max: v,
+        });
       }
     }
   }
-  return [...map.values()].sort((a, b) => cmp(a.tenant, b.tenant) || cmp(a.deviceId, b.deviceId) || cmp(a.metric, b.metric) || a.bucket - b.bucket);
+  return [...map.values()].sort(
+    (a, b) => cmp(a.tenant, b.tenant) || cmp(a.deviceId, b.deviceId) || cmp(a.metric, b.metric) || a.bucket - b.bucket,
+  );
 }
 
 const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
@@ -117,7 +140,16 @@ export function summarizeDevices(envelopes: readonly Envelope[]): DeviceState[] 
     const key = `${env.tenant}\u0000${env.deviceId}`;
     let d = map.get(key);
     if (!d) {
-      d = { tenant: env.tenant, deviceId: env.deviceId, firstSeen: Infinity, lastSeen: -Infinity, lastReceivedAt: env.receivedAt, lat: null, lon: null, locationAt: null };
+      d = {
+        tenant: env.tenant,
+        deviceId: env.deviceId,
+        firstSeen: Infinity,
+        lastSeen: -Infinity,
+        lastReceivedAt: env.receivedAt,
+        lat: null,
+        lon: null,
+        locationAt: null,
+      };
       map.set(key, d);
     }
     d.lastReceivedAt = Math.max(d.lastReceivedAt, env.receivedAt);

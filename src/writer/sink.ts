@@ -16,7 +16,16 @@ import type postgres from "postgres";
 import type { Sql } from "../db/client.ts";
 import type { Envelope } from "../core/envelope.ts";
 import { insertQuarantine, type QuarantineRow } from "../db/quarantine.ts";
-import { batchRows, COPY_COLUMNS, copyText, iso, rollupsOf, summarizeDevices, type DeviceState, type Row } from "./rows.ts";
+import {
+  batchRows,
+  COPY_COLUMNS,
+  copyText,
+  iso,
+  rollupsOf,
+  summarizeDevices,
+  type DeviceState,
+  type Row,
+} from "./rows.ts";
 
 export { summarizeDevices } from "./rows.ts";
 
@@ -40,14 +49,23 @@ type Tx = postgres.TransactionSql;
 
 const UNIQUE_VIOLATION = "23505";
 
-export async function writeBatch(sql: Sql, envelopes: readonly Envelope[], quarantined: readonly QuarantineRow[] = [], opts: WriteOptions = {}): Promise<WriteResult> {
+export async function writeBatch(
+  sql: Sql,
+  envelopes: readonly Envelope[],
+  quarantined: readonly QuarantineRow[] = [],
+  opts: WriteOptions = {},
+): Promise<WriteResult> {
   const rows = batchRows(envelopes);
   const devices = summarizeDevices(envelopes);
   if (rows.length > 0 && (opts.prefer ?? "copy") === "copy" && (await copySupported(sql))) {
     try {
       await sql.begin(async (tx) => {
         await copyRows(tx, rows);
-        await Promise.all([upsertRollups(tx, rows), upsertDevices(tx, devices), ...quarantined.map((q) => insertQuarantine(tx as unknown as Sql, q))]);
+        await Promise.all([
+          upsertRollups(tx, rows),
+          upsertDevices(tx, devices),
+          ...quarantined.map((q) => insertQuarantine(tx as unknown as Sql, q)),
+        ]);
       });
       return { inserted: rows.length, readings: rows.length, path: "copy", conflict: false };
     } catch (err) {
@@ -101,7 +119,12 @@ function upsertRollups(tx: Tx, rows: readonly Row[]) {
       min = LEAST(r.min, EXCLUDED.min), max = GREATEST(r.max, EXCLUDED.max)`;
 }
 
-async function writeUpsert(sql: Sql, rows: readonly Row[], devices: readonly DeviceState[], quarantined: readonly QuarantineRow[]): Promise<number> {
+async function writeUpsert(
+  sql: Sql,
+  rows: readonly Row[],
+  devices: readonly DeviceState[],
+  quarantined: readonly QuarantineRow[],
+): Promise<number> {
   const results = await sql.begin((tx) => {
     const statements = [];
     if (rows.length > 0) statements.push(insertReturningRollups(tx, rows));

@@ -7,7 +7,13 @@
 import type { JsMsg } from "@nats-io/jetstream";
 import { Batch } from "../core/batch.ts";
 import { OrderedAcks } from "../core/ordered-acks.ts";
-import { committedMessageId, committedSubject, encodeCommitted, splitCommitted, summarizeCommitted } from "../core/committed.ts";
+import {
+  committedMessageId,
+  committedSubject,
+  encodeCommitted,
+  splitCommitted,
+  summarizeCommitted,
+} from "../core/committed.ts";
 import { decodeEnvelope, type Envelope } from "../core/envelope.ts";
 import type { Sql } from "../db/client.ts";
 import { errorText, isRetryable } from "../db/errors.ts";
@@ -65,11 +71,23 @@ export interface Writer {
 }
 
 export async function startWriter(broker: Broker, sql: Sql, opts: WriterOptions): Promise<Writer> {
-  const stats: WriterStats = { batches: 0, readings: 0, inserted: 0, quarantined: 0, retries: 0, lastFlushMs: 0, held: 0 };
+  const stats: WriterStats = {
+    batches: 0,
+    readings: 0,
+    inserted: 0,
+    quarantined: 0,
+    retries: 0,
+    lastFlushMs: 0,
+    held: 0,
+  };
   const flushes = Math.max(1, opts.flushes ?? DEFAULT_FLUSHES);
   // A batch also closes at its share of the messages the consumer lets us hold, so with small
   // messages (one reading each) `flushes` batches can still be written while the next one fills.
-  const batch = new Batch<Item>(opts.batchSize, opts.flushIntervalMs, Math.max(1, Math.floor(opts.maxPending / (flushes + 1))));
+  const batch = new Batch<Item>(
+    opts.batchSize,
+    opts.flushIntervalMs,
+    Math.max(1, Math.floor(opts.maxPending / (flushes + 1))),
+  );
   let healthy = true;
   const budget = new StopBudget();
   /** After a COPY met stored events, the next batches go the upsert way (redeliveries come in runs). */
@@ -96,7 +114,11 @@ export async function startWriter(broker: Broker, sql: Sql, opts: WriterOptions)
     write: (items) => writeWithRetry(items),
     announce: (items) => announceWithRetry(items),
     settle: (items) => settle(items),
-    onWriteError: (err) => log.error({ err: (err as Error).message }, "batch write failed unexpectedly; its messages stay unacked and will be redelivered"),
+    onWriteError: (err) =>
+      log.error(
+        { err: (err as Error).message },
+        "batch write failed unexpectedly; its messages stay unacked and will be redelivered",
+      ),
   });
 
   const cut = () => {
@@ -124,7 +146,11 @@ export async function startWriter(broker: Broker, sql: Sql, opts: WriterOptions)
               healthy = false;
               stats.retries++;
               metrics.writerRetries.inc();
-              if (wait !== null) log.warn({ err: errorText(err), attempt: attempt + 1, retryInMs: wait }, "batch write failed; retrying");
+              if (wait !== null)
+                log.warn(
+                  { err: errorText(err), attempt: attempt + 1, retryInMs: wait },
+                  "batch write failed; retrying",
+                );
             },
           },
         );
@@ -138,11 +164,22 @@ export async function startWriter(broker: Broker, sql: Sql, opts: WriterOptions)
           item.envelope = undefined;
           continue;
         }
-        log.error({ err: errorText(err), subject: item.msg.subject, seq: item.msg.seq, payload: item.poison?.payload.slice(0, 2_000) }, "could not even quarantine a message; terminating it");
+        log.error(
+          {
+            err: errorText(err),
+            subject: item.msg.subject,
+            seq: item.msg.seq,
+            payload: item.poison?.payload.slice(0, 2_000),
+          },
+          "could not even quarantine a message; terminating it",
+        );
         return true;
       }
       if (!written.ok) {
-        log.warn({ messages: items.length }, "shutdown deadline reached with an unwritten batch; it stays unacked and will be redelivered");
+        log.warn(
+          { messages: items.length },
+          "shutdown deadline reached with an unwritten batch; it stays unacked and will be redelivered",
+        );
         return false;
       }
       stats.lastFlushMs = performance.now() - started;
@@ -158,13 +195,18 @@ export async function startWriter(broker: Broker, sql: Sql, opts: WriterOptions)
    * same summary (same message id), never loses it. False only when shutdown cut retries short.
    */
   const announceWithRetry = async (items: Item[]): Promise<boolean> => {
-    const batches = summarizeCommitted(items.flatMap((i) => (i.envelope ? [i.envelope] : []))).flatMap((b) => splitCommitted(b, MAX_EVENT_BYTES));
+    const batches = summarizeCommitted(items.flatMap((i) => (i.envelope ? [i.envelope] : []))).flatMap((b) =>
+      splitCommitted(b, MAX_EVENT_BYTES),
+    );
     for (const b of batches) {
       let staged = 0;
       const published = await retryUntil(
         async () => {
           const msgID = staged < 3 ? committedMessageId(b) : `${committedMessageId(b)}.${staged}`;
-          const ack = await broker.js.publish(committedSubject(b.tenant), encodeCommitted(b), { msgID, expect: { streamName: opts.committedStream } });
+          const ack = await broker.js.publish(committedSubject(b.tenant), encodeCommitted(b), {
+            msgID,
+            expect: { streamName: opts.committedStream },
+          });
           if (ack.duplicate && ack.seq === 0) {
             // A copy only staged by a stream leader (see nats/publish.ts), not stored. If that keeps
             // coming back, the event goes out under another id (a repeated event is stale to the evaluator).
@@ -177,7 +219,11 @@ export async function startWriter(broker: Broker, sql: Sql, opts: WriterOptions)
           maxMs: 5_000,
           until: () => budget.deadline,
           onError: (err, attempt, wait) => {
-            if (wait !== null) log.warn({ err: (err as Error).message, attempt: attempt + 1, retryInMs: wait }, "publishing the committed-batch event failed; retrying");
+            if (wait !== null)
+              log.warn(
+                { err: (err as Error).message, attempt: attempt + 1, retryInMs: wait },
+                "publishing the committed-batch event failed; retrying",
+              );
           },
         },
       );
@@ -212,7 +258,8 @@ export async function startWriter(broker: Broker, sql: Sql, opts: WriterOptions)
 
   const settle = (items: Item[]) => {
     for (const item of items) {
-      if (item.poison) log.warn({ subject: item.msg.subject, seq: item.msg.seq, reason: item.poison.reason }, "message quarantined");
+      if (item.poison)
+        log.warn({ subject: item.msg.subject, seq: item.msg.seq, reason: item.poison.reason }, "message quarantined");
       if (item.poison) terminate(item.msg);
       else item.msg.ack();
     }
@@ -227,16 +274,25 @@ export async function startWriter(broker: Broker, sql: Sql, opts: WriterOptions)
     callback: onMessage,
   });
   // Keep held messages from being redelivered while a batch waits or retries.
-  const keepAlive = setInterval(() => {
-    const held = acks.held();
-    stats.held = held.length + batch.length;
-    for (const item of held) item.msg.working();
-  }, Math.max(500, Math.floor(opts.ackWaitMs / 3)));
-  const ticker = setInterval(() => {
-    if (batch.isDue(Date.now())) cut();
-  }, Math.max(5, Math.min(100, Math.floor(opts.flushIntervalMs / 4))));
+  const keepAlive = setInterval(
+    () => {
+      const held = acks.held();
+      stats.held = held.length + batch.length;
+      for (const item of held) item.msg.working();
+    },
+    Math.max(500, Math.floor(opts.ackWaitMs / 3)),
+  );
+  const ticker = setInterval(
+    () => {
+      if (batch.isDue(Date.now())) cut();
+    },
+    Math.max(5, Math.min(100, Math.floor(opts.flushIntervalMs / 4))),
+  );
 
-  log.info({ stream: opts.stream, durable: opts.durable, batchSize: opts.batchSize, flushIntervalMs: opts.flushIntervalMs }, "writer started");
+  log.info(
+    { stream: opts.stream, durable: opts.durable, batchSize: opts.batchSize, flushIntervalMs: opts.flushIntervalMs },
+    "writer started",
+  );
 
   return {
     stats,

@@ -13,7 +13,21 @@ import { decodeEnvelope } from "../../src/core/envelope.ts";
 import { telemetrySubject } from "../../src/core/subject.ts";
 import { startNatsCluster, type NatsCluster } from "../helpers/nats-cluster.ts";
 import { check, freshDatabase } from "../helpers/services.ts";
-import { consumerPending, Db, faultRecord, KEY, TENANT, loadClients, logTail, now, report, seconds, spawnServer, stopAll, type ServerProcess } from "../fault/harness.ts";
+import {
+  consumerPending,
+  Db,
+  faultRecord,
+  KEY,
+  TENANT,
+  loadClients,
+  logTail,
+  now,
+  report,
+  seconds,
+  spawnServer,
+  stopAll,
+  type ServerProcess,
+} from "../fault/harness.ts";
 
 const DEVICES = 2_000;
 const READINGS = 200_000;
@@ -43,7 +57,13 @@ test("3-node NATS cluster, 2 ingest + 2 writer processes, nodes SIGKILLed under 
   const cluster = await startNatsCluster();
   cleanup.push(cluster);
   const dbUrl = await freshDatabase("fault_cluster");
-  const env = { NATS_URL: cluster.url, DATABASE_URL: dbUrl, TELEMETRY_STREAM_REPLICAS: "3", TELEMETRY_FLUSH_INTERVAL: "100ms", LOG_LEVEL: process.env.CLUSTER_LOG_LEVEL ?? "warn" };
+  const env = {
+    NATS_URL: cluster.url,
+    DATABASE_URL: dbUrl,
+    TELEMETRY_STREAM_REPLICAS: "3",
+    TELEMETRY_FLUSH_INTERVAL: "100ms",
+    LOG_LEVEL: process.env.CLUSTER_LOG_LEVEL ?? "warn",
+  };
   // All four at once: they race to migrate, bootstrap keys and create the streams and the consumer.
   const servers: ServerProcess[] = await Promise.all([
     spawnServer(env, "ingest", { name: "ingest#1" }),
@@ -54,31 +74,52 @@ test("3-node NATS cluster, 2 ingest + 2 writer processes, nodes SIGKILLed under 
   const ingests = servers.filter((s) => s.roles === "ingest");
   const writers = servers.filter((s) => s.roles === "writer");
   await cluster.settled(STREAM, "writer");
-  const replicas = await cluster.withJsm(async (jsm) => Promise.all([STREAM, `${STREAM}_COMMITTED`, `${STREAM}_DLQ`].map(async (s) => (await jsm.streams.info(s)).config.num_replicas)));
+  const replicas = await cluster.withJsm(async (jsm) =>
+    Promise.all(
+      [STREAM, `${STREAM}_COMMITTED`, `${STREAM}_DLQ`].map(
+        async (s) => (await jsm.streams.info(s)).config.num_replicas,
+      ),
+    ),
+  );
   const db = new Db(dbUrl);
   cleanup.push(db);
 
   let turn = 0;
-  const load = loadClients({ url: () => ingests[turn++ % ingests.length]!.url, key: KEY, records: READINGS, clients: CLIENTS, batch: BATCH, record: (i) => faultRecord(i, DEVICES) });
+  const load = loadClients({
+    url: () => ingests[turn++ % ingests.length]!.url,
+    key: KEY,
+    records: READINGS,
+    clients: CLIENTS,
+    batch: BATCH,
+    record: (i) => faultRecord(i, DEVICES),
+  });
   const loadStarted = now();
   try {
     const kills = await load.guard(killNodes(cluster, () => load.acceptedRecords));
     const summary = await load.done;
     const expected = READINGS - summary.deadLettered; // dead letters never reach the database (and fail the test below)
-    const final = await check(async () => {
-      const s = await db.stats();
-      return s.rows >= expected && s;
-    }, { timeoutMs: 120_000, intervalMs: 250, what: `${expected} rows` });
+    const final = await check(
+      async () => {
+        const s = await db.stats();
+        return s.rows >= expected && s;
+      },
+      { timeoutMs: 120_000, intervalMs: 250, what: `${expected} rows` },
+    );
     const drainedS = seconds(loadStarted);
-    const pending = await check(async () => {
-      const p = await consumerPending(cluster.url);
-      return p.pending + p.ackPending === 0 && p;
-    }, { timeoutMs: 60_000, intervalMs: 250, what: "writer consumer drained" });
+    const pending = await check(
+      async () => {
+        const p = await consumerPending(cluster.url);
+        return p.pending + p.ackPending === 0 && p;
+      },
+      { timeoutMs: 60_000, intervalMs: 250, what: "writer consumer drained" },
+    );
     const dlq = await cluster.withJsm(async (jsm) => (await jsm.streams.info(`${STREAM}_DLQ`)).state.messages);
     const batchesPerWriter = await Promise.all(writers.map((w) => metric(w, "telemetry_writer_batches_total")));
     const requestsPerIngest = await Promise.all(ingests.map((s) => metric(s, "telemetry_http_requests_total")));
     // Readings the failover audit wrote: messages the writer consumer skipped in a leader change (nats-server 2.9).
-    const auditRestored = (await Promise.all(writers.map((w) => metric(w, "telemetry_writer_audit_restored_total")))).reduce((a, b) => a + b, 0);
+    const auditRestored = (
+      await Promise.all(writers.map((w) => metric(w, "telemetry_writer_audit_restored_total")))
+    ).reduce((a, b) => a + b, 0);
 
     report("CLUSTER", {
       readings: READINGS,
@@ -96,7 +137,10 @@ test("3-node NATS cluster, 2 ingest + 2 writer processes, nodes SIGKILLed under 
       errors: summary.statuses.error ?? 0,
       broker_duplicates: summary.duplicate,
       // PubAcks {"duplicate":true,"seq":0} (a copy only staged by a leader), retried instead of taken as stored
-      staged_duplicates: ingests.reduce((n, s) => n + s.lines.filter((l) => l.includes("duplicate PubAck without a sequence")).length, 0),
+      staged_duplicates: ingests.reduce(
+        (n, s) => n + s.lines.filter((l) => l.includes("duplicate PubAck without a sequence")).length,
+        0,
+      ),
       dead_lettered: summary.deadLettered,
       dlq_messages: dlq,
       pending: pending.pending + pending.ackPending,
@@ -116,7 +160,11 @@ test("3-node NATS cluster, 2 ingest + 2 writer processes, nodes SIGKILLed under 
     load.stop();
     console.log(logTail(servers));
     console.log(await diagnose(cluster, db, writers).catch((e) => `diagnosis failed: ${(e as Error).message}`));
-    for (const s of servers) await Bun.write(`${tmpdir()}/telemetry-cluster-${process.pid}-${s.name.replace("#", "")}.log`, s.lines.join("\n"));
+    for (const s of servers)
+      await Bun.write(
+        `${tmpdir()}/telemetry-cluster-${process.pid}-${s.name.replace("#", "")}.log`,
+        s.lines.join("\n"),
+      );
     console.log(`full process logs: ${tmpdir()}/telemetry-cluster-${process.pid}-*.log`);
     throw err;
   }
@@ -127,10 +175,21 @@ async function killNodes(cluster: NatsCluster, accepted: () => number): Promise<
   const kills: NodeKill[] = [];
   for (const [k, kind] of KILLS.entries()) {
     const threshold = Math.floor(((k + 1) * READINGS) / (KILLS.length + 1));
-    await check(() => accepted() >= threshold, { timeoutMs: 120_000, intervalMs: 10, what: `${threshold} readings accepted before kill ${k + 1}` });
+    await check(() => accepted() >= threshold, {
+      timeoutMs: 120_000,
+      intervalMs: 10,
+      what: `${threshold} readings accepted before kill ${k + 1}`,
+    });
     const leaders = [await cluster.leader(STREAM), await cluster.leader(STREAM, "writer")];
     const followers = cluster.nodes.filter((n) => !leaders.includes(n.name)).map((n) => n.name);
-    const name = kind === "stream-leader" ? leaders[0]! : kind === "consumer-leader" ? leaders[1]! : (followers.find((f) => !kills.some((k) => k.node === f)) ?? followers[0] ?? cluster.nodes.find((n) => n.name !== leaders[0])!.name);
+    const name =
+      kind === "stream-leader"
+        ? leaders[0]!
+        : kind === "consumer-leader"
+          ? leaders[1]!
+          : (followers.find((f) => !kills.some((k) => k.node === f)) ??
+            followers[0] ??
+            cluster.nodes.find((n) => n.name !== leaders[0])!.name);
     const node = cluster.node(name);
     await node.kill();
     await Bun.sleep(DOWN_MS);
@@ -145,12 +204,30 @@ async function killNodes(cluster: NatsCluster, accepted: () => number): Promise<
 /** Where the pipeline stands, for a failure report: each part on its own, so one failing does not hide the others. */
 async function diagnose(cluster: NatsCluster, db: Db, writers: ServerProcess[]): Promise<string> {
   const part = (p: Promise<unknown>) => p.catch((e) => `failed: ${(e as Error).message}`);
-  const consumer = part(cluster.withJsm(async (jsm) => {
-    const { num_pending, num_ack_pending, num_waiting, num_redelivered, delivered, ack_floor, cluster: c } = await jsm.consumers.info(STREAM, "writer");
-    return { num_pending, num_ack_pending, num_waiting, num_redelivered, delivered, ack_floor, cluster: c };
-  }));
-  const perWriter = writers.map((w) => part(metric(w, "telemetry_writer_batches_total").then((n) => `${w.name}: batches ${n}`)));
-  return JSON.stringify({ db: await part(db.stats()), quarantined: await part(db.quarantined()), consumer: await consumer, writers: await Promise.all(perWriter), missing: await part(missing(cluster, db)) });
+  const consumer = part(
+    cluster.withJsm(async (jsm) => {
+      const {
+        num_pending,
+        num_ack_pending,
+        num_waiting,
+        num_redelivered,
+        delivered,
+        ack_floor,
+        cluster: c,
+      } = await jsm.consumers.info(STREAM, "writer");
+      return { num_pending, num_ack_pending, num_waiting, num_redelivered, delivered, ack_floor, cluster: c };
+    }),
+  );
+  const perWriter = writers.map((w) =>
+    part(metric(w, "telemetry_writer_batches_total").then((n) => `${w.name}: batches ${n}`)),
+  );
+  return JSON.stringify({
+    db: await part(db.stats()),
+    quarantined: await part(db.quarantined()),
+    consumer: await consumer,
+    writers: await Promise.all(perWriter),
+    missing: await part(missing(cluster, db)),
+  });
 }
 
 /** Readings (by index) not in the database, and where the stream has them (stream sequence) if it does. */
@@ -160,7 +237,9 @@ async function missing(cluster: NatsCluster, db: Db): Promise<unknown> {
   await cluster.withJsm(async (_, nc) => {
     const js = jetstream(nc);
     for (const i of indexes.slice(0, 10)) {
-      const consumer = await js.consumers.get(STREAM, { filter_subjects: telemetrySubject(TENANT, `dev-${i % DEVICES}`) });
+      const consumer = await js.consumers.get(STREAM, {
+        filter_subjects: telemetrySubject(TENANT, `dev-${i % DEVICES}`),
+      });
       let left = (await consumer.info()).num_pending;
       found[i] = "not in the stream";
       for (let got = 1; left > 0 && got > 0; ) {

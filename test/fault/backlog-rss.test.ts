@@ -6,7 +6,21 @@
  */
 import { afterAll, expect, test } from "bun:test";
 import { check, startNats, startPostgres } from "../helpers/services.ts";
-import { consumerPending, Db, faultRecord, KEY, loadClients, logTail, now, report, rssMiB, seconds, spawnServer, stopAll, type ServerProcess } from "./harness.ts";
+import {
+  consumerPending,
+  Db,
+  faultRecord,
+  KEY,
+  loadClients,
+  logTail,
+  now,
+  report,
+  rssMiB,
+  seconds,
+  spawnServer,
+  stopAll,
+  type ServerProcess,
+} from "./harness.ts";
 
 const READINGS = 1_000_000;
 /** 25 consecutive readings per device: a 250-record request is 10 broker messages of 25 readings. */
@@ -44,7 +58,12 @@ test("writer RSS is bounded by max pending while a 1M backlog waits in JetStream
   cleanup.push(nats);
   const pg = await startPostgres();
   cleanup.push(pg);
-  const env = { NATS_URL: nats.url, DATABASE_URL: pg.url, TELEMETRY_WRITER_MAX_PENDING: String(MAX_PENDING), TELEMETRY_ACK_WAIT: "10s" };
+  const env = {
+    NATS_URL: nats.url,
+    DATABASE_URL: pg.url,
+    TELEMETRY_WRITER_MAX_PENDING: String(MAX_PENDING),
+    TELEMETRY_ACK_WAIT: "10s",
+  };
   const writer = await spawnServer(env, "writer", { name: "writer" });
   const ingest = await spawnServer(env, "ingest", { name: "ingest" });
   const servers: ServerProcess[] = [writer, ingest];
@@ -61,7 +80,14 @@ test("writer RSS is bounded by max pending while a 1M backlog waits in JetStream
     const idle = rssMiB(writer.pid)!;
     await pg.stop();
     const loadStarted = now();
-    const load = loadClients({ url: ingest.url, key: KEY, records: READINGS, clients: CLIENTS, batch: BATCH, record: (i) => faultRecord(i, DEVICES, RUN) });
+    const load = loadClients({
+      url: ingest.url,
+      key: KEY,
+      records: READINGS,
+      clients: CLIENTS,
+      batch: BATCH,
+      record: (i) => faultRecord(i, DEVICES, RUN),
+    });
     const progress = setInterval(() => (accepted = load.acceptedRecords), 100);
     const summary = await load.done.finally(() => clearInterval(progress));
     accepted = READINGS;
@@ -72,10 +98,13 @@ test("writer RSS is bounded by max pending while a 1M backlog waits in JetStream
 
     const drainStarted = now();
     await pg.start();
-    const final = await check(async () => {
-      const s = await db.stats();
-      return s.rows >= READINGS && s;
-    }, { timeoutMs: 300_000, intervalMs: 500, what: `${READINGS} rows` });
+    const final = await check(
+      async () => {
+        const s = await db.stats();
+        return s.rows >= READINGS && s;
+      },
+      { timeoutMs: 300_000, intervalMs: 500, what: `${READINGS} rows` },
+    );
     const drainSeconds = seconds(drainStarted);
     clearInterval(sampler);
 

@@ -5,7 +5,20 @@
  */
 import { afterAll, expect, test } from "bun:test";
 import { check, freshDatabase, startNats } from "../helpers/services.ts";
-import { consumerPending, Db, faultRecord, KEY, loadClients, logTail, now, report, seconds, spawnServer, stopAll, type Sent } from "./harness.ts";
+import {
+  consumerPending,
+  Db,
+  faultRecord,
+  KEY,
+  loadClients,
+  logTail,
+  now,
+  report,
+  seconds,
+  spawnServer,
+  stopAll,
+  type Sent,
+} from "./harness.ts";
 
 const DEVICES = 2_000;
 const READINGS = DEVICES * 100;
@@ -39,18 +52,32 @@ test("broker SIGKILLed under load: exactly once in the database, never 2xx while
   cleanup.push(db);
 
   const responses: Sent[] = [];
-  const load = loadClients({ url: server.url, key: KEY, records: READINGS, clients: CLIENTS, batch: BATCH, record: (i) => faultRecord(i, DEVICES), onResponse: (r) => responses.push(r) });
+  const load = loadClients({
+    url: server.url,
+    key: KEY,
+    records: READINGS,
+    clients: CLIENTS,
+    batch: BATCH,
+    record: (i) => faultRecord(i, DEVICES),
+    onResponse: (r) => responses.push(r),
+  });
   try {
     const outages = await load.guard(injectOutages(nats, () => load.acceptedRecords));
     const summary = await load.done;
-    const final = await check(async () => {
-      const s = await db.stats();
-      return s.rows >= READINGS && s;
-    }, { timeoutMs: 180_000, intervalMs: 250, what: `${READINGS} rows` });
-    const pending = await check(async () => {
-      const p = await consumerPending(nats.url);
-      return p.pending + p.ackPending === 0 && p;
-    }, { timeoutMs: 30_000, intervalMs: 250, what: "writer consumer drained" });
+    const final = await check(
+      async () => {
+        const s = await db.stats();
+        return s.rows >= READINGS && s;
+      },
+      { timeoutMs: 180_000, intervalMs: 250, what: `${READINGS} rows` },
+    );
+    const pending = await check(
+      async () => {
+        const p = await consumerPending(nats.url);
+        return p.pending + p.ackPending === 0 && p;
+      },
+      { timeoutMs: 30_000, intervalMs: 250, what: "writer consumer drained" },
+    );
     const verdict = judge(responses, outages);
 
     report("T1", {
@@ -83,11 +110,18 @@ test("broker SIGKILLed under load: exactly once in the database, never 2xx while
 }, 420_000);
 
 /** Kills the broker when the load passes 1/(n+1), 2/(n+1), ... of the readings; holds it down; restarts it. */
-async function injectOutages(nats: { kill(): Promise<void>; start(): Promise<void> }, accepted: () => number): Promise<Outage[]> {
+async function injectOutages(
+  nats: { kill(): Promise<void>; start(): Promise<void> },
+  accepted: () => number,
+): Promise<Outage[]> {
   const outages: Outage[] = [];
   for (const [k, downMs] of DOWN_MS.entries()) {
     const threshold = Math.floor(((k + 1) * READINGS) / (DOWN_MS.length + 1));
-    await check(() => accepted() >= threshold, { timeoutMs: 120_000, intervalMs: 10, what: `${threshold} readings accepted before kill ${k + 1}` });
+    await check(() => accepted() >= threshold, {
+      timeoutMs: 120_000,
+      intervalMs: 10,
+      what: `${threshold} readings accepted before kill ${k + 1}`,
+    });
     await nats.kill();
     const downFrom = now();
     await Bun.sleep(downMs); // holding the outage, not waiting for the thing under test

@@ -6,7 +6,19 @@
  */
 import { afterAll, expect, test } from "bun:test";
 import { check, startNats, startPostgres } from "../helpers/services.ts";
-import { consumerPending, Db, faultRecord, KEY, loadClients, logTail, now, report, seconds, spawnServer, stopAll } from "./harness.ts";
+import {
+  consumerPending,
+  Db,
+  faultRecord,
+  KEY,
+  loadClients,
+  logTail,
+  now,
+  report,
+  seconds,
+  spawnServer,
+  stopAll,
+} from "./harness.ts";
 
 const DEVICES = 1_000;
 const READINGS = 100_000;
@@ -33,15 +45,34 @@ test("database stopped for 20 s, writer backends terminated mid-batch, database 
   cleanup.push(nats);
   const pg = await startPostgres();
   cleanup.push(pg);
-  const env = { NATS_URL: nats.url, DATABASE_URL: pg.url, TELEMETRY_BATCH_SIZE: "250", TELEMETRY_FLUSH_INTERVAL: "50ms", TELEMETRY_ACK_WAIT: "5s" };
+  const env = {
+    NATS_URL: nats.url,
+    DATABASE_URL: pg.url,
+    TELEMETRY_BATCH_SIZE: "250",
+    TELEMETRY_FLUSH_INTERVAL: "50ms",
+    TELEMETRY_ACK_WAIT: "5s",
+  };
   const server = await spawnServer(env, "ingest,writer");
   const db = new Db(pg.url);
   cleanup.push(db);
 
-  const load = loadClients({ url: server.url, key: KEY, records: READINGS, clients: CLIENTS, batch: BATCH, record: (i) => faultRecord(i, DEVICES) });
+  const load = loadClients({
+    url: server.url,
+    key: KEY,
+    records: READINGS,
+    clients: CLIENTS,
+    batch: BATCH,
+    record: (i) => faultRecord(i, DEVICES),
+  });
   try {
     const before = await load.guard(terminateMidBatch(db, TERMINATIONS_BEFORE));
-    await load.guard(check(() => load.acceptedRecords >= READINGS * OUTAGE_AT, { timeoutMs: 120_000, intervalMs: 10, what: "load progress before the outage" }));
+    await load.guard(
+      check(() => load.acceptedRecords >= READINGS * OUTAGE_AT, {
+        timeoutMs: 120_000,
+        intervalMs: 10,
+        what: "load progress before the outage",
+      }),
+    );
     await pg.stop();
     const acceptedAtStop = load.acceptedRecords;
     await Bun.sleep(OUTAGE_MS); // holding the outage
@@ -49,23 +80,32 @@ test("database stopped for 20 s, writer backends terminated mid-batch, database 
     await pg.start();
     const restartedAt = now();
     const rowsAtRestart = await db.rows();
-    await check(async () => {
-      const rows = await db.rows();
-      return rows > rowsAtRestart || rows >= READINGS;
-    }, { timeoutMs: 60_000, intervalMs: 20, what: "the first commit after the outage" });
+    await check(
+      async () => {
+        const rows = await db.rows();
+        return rows > rowsAtRestart || rows >= READINGS;
+      },
+      { timeoutMs: 60_000, intervalMs: 20, what: "the first commit after the outage" },
+    );
     const recoveryMs = Math.round(now() - restartedAt);
     const after = await terminateMidBatch(db, TERMINATIONS_AFTER);
     const rowsAtCrash = await crashMidBatch(db, pg);
     const summary = await load.done;
 
-    const final = await check(async () => {
-      const s = await db.stats();
-      return s.rows >= READINGS && s;
-    }, { timeoutMs: 180_000, intervalMs: 250, what: `${READINGS} rows` });
-    const pending = await check(async () => {
-      const p = await consumerPending(nats.url);
-      return p.pending + p.ackPending === 0 && p;
-    }, { timeoutMs: 30_000, intervalMs: 250, what: "writer consumer drained" });
+    const final = await check(
+      async () => {
+        const s = await db.stats();
+        return s.rows >= READINGS && s;
+      },
+      { timeoutMs: 180_000, intervalMs: 250, what: `${READINGS} rows` },
+    );
+    const pending = await check(
+      async () => {
+        const p = await consumerPending(nats.url);
+        return p.pending + p.ackPending === 0 && p;
+      },
+      { timeoutMs: 30_000, intervalMs: 250, what: "writer consumer drained" },
+    );
     const retries = server.lines.filter((l) => l.includes("batch write failed")).length;
 
     report("T3", {
@@ -103,19 +143,29 @@ test("database stopped for 20 s, writer backends terminated mid-batch, database 
 async function terminateMidBatch(db: Db, times: number): Promise<number> {
   let terminated = 0;
   for (let k = 0; k < times; k++) {
-    const pids = await check(async () => {
-      const busy = await db.busyWriterBackends();
-      return busy.length > 0 && busy;
-    }, { timeoutMs: 60_000, intervalMs: 2, what: "a writer backend in the middle of a batch" });
+    const pids = await check(
+      async () => {
+        const busy = await db.busyWriterBackends();
+        return busy.length > 0 && busy;
+      },
+      { timeoutMs: 60_000, intervalMs: 2, what: "a writer backend in the middle of a batch" },
+    );
     if ((await db.terminate(pids)) > 0) terminated++;
     const rows = await db.rows();
-    await check(async () => (await db.rows()) > rows, { timeoutMs: 60_000, intervalMs: 50, what: "the writer committing again after a termination" });
+    await check(async () => (await db.rows()) > rows, {
+      timeoutMs: 60_000,
+      intervalMs: 50,
+      what: "the writer committing again after a termination",
+    });
   }
   return terminated;
 }
 
 /** SIGKILLs PostgreSQL while a writer batch is in flight (if the backlog is not drained yet), then starts it. */
-async function crashMidBatch(db: Db, pg: { kill(): Promise<void>; start(): Promise<void> }): Promise<number | undefined> {
+async function crashMidBatch(
+  db: Db,
+  pg: { kill(): Promise<void>; start(): Promise<void> },
+): Promise<number | undefined> {
   await check(async () => (await db.rows()) >= READINGS || (await db.busyWriterBackends()).length > 0, {
     timeoutMs: 60_000,
     intervalMs: 2,

@@ -49,7 +49,11 @@ export type WaitFor = "ready" | "health";
  * ("ready") or, for a process whose dependencies may be down, until GET /health does ("health":
  * HTTP is served only after every role, the writer included, has started).
  */
-export async function spawnServer(env: Record<string, string>, roles: string, opts: { wait?: WaitFor; port?: number; name?: string } = {}): Promise<ServerProcess> {
+export async function spawnServer(
+  env: Record<string, string>,
+  roles: string,
+  opts: { wait?: WaitFor; port?: number; name?: string } = {},
+): Promise<ServerProcess> {
   const port = opts.port ?? (await freePort());
   const dataDir = mkdtempSync(join(tmpdir(), "telemetry-fault-"));
   dataDirs.add(dataDir);
@@ -79,7 +83,9 @@ export async function spawnServer(env: Record<string, string>, roles: string, op
   const name = opts.name ?? `${roles}#${++spawned}`;
   const server: ServerProcess = { name, roles, url: `http://127.0.0.1:${port}`, port, pid: child.pid, child, lines };
   const died = new AbortController();
-  void child.exited.then(() => died.abort(new Error(`${name} exited during startup (${child.exitStatus})\n${child.output()}`)));
+  void child.exited.then(() =>
+    died.abort(new Error(`${name} exited during startup (${child.exitStatus})\n${child.output()}`)),
+  );
   const path = opts.wait === "health" ? "/health" : "/ready";
   await waitFor(async () => (await fetch(`${server.url}${path}`).catch(() => null))?.status === 200, {
     timeoutMs: 60_000,
@@ -104,7 +110,12 @@ export async function stopAll(): Promise<void> {
 
 /** The last `n` lines of every process spawned so far that is still known, for failure reports. */
 export function logTail(servers: ServerProcess[], n = 15): string {
-  return servers.map((s) => `--- ${s.name} (pid ${s.pid}, ${s.child.alive ? "running" : s.child.exitStatus}) ---\n${s.lines.slice(-n).join("\n")}`).join("\n");
+  return servers
+    .map(
+      (s) =>
+        `--- ${s.name} (pid ${s.pid}, ${s.child.alive ? "running" : s.child.exitStatus}) ---\n${s.lines.slice(-n).join("\n")}`,
+    )
+    .join("\n");
 }
 
 /** Record `i` of a run: distinct for every i (its own timestamp); `run` consecutive records share a device. */
@@ -177,7 +188,11 @@ export class Db implements AsyncDisposable {
 }
 
 /** Messages of the writer's durable consumer not yet acked: num_pending + num_ack_pending. `natsUrl` may list several servers (comma-separated). */
-export async function consumerPending(natsUrl: string, stream = "TELEMETRY", durable = "writer"): Promise<{ pending: number; ackPending: number }> {
+export async function consumerPending(
+  natsUrl: string,
+  stream = "TELEMETRY",
+  durable = "writer",
+): Promise<{ pending: number; ackPending: number }> {
   const nc = await connect({ servers: natsUrl.split(","), reconnect: false, timeout: 2_000 });
   try {
     const jsm = await jetstreamManager(nc, { timeout: 5_000 });
@@ -203,5 +218,9 @@ export const seconds = (fromMs: number) => Math.round((now() - fromMs) / 100) / 
 
 /** One line per test with its figures, prefixed FAULT so a CI log can be grepped. */
 export function report(test: string, figures: Record<string, string | number | boolean>): void {
-  console.log(`FAULT ${test} ${Object.entries(figures).map(([k, v]) => `${k}=${v}`).join(" ")}`);
+  console.log(
+    `FAULT ${test} ${Object.entries(figures)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(" ")}`,
+  );
 }

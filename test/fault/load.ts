@@ -75,7 +75,16 @@ export function loadClients(opts: LoadOptions): LoadHandle {
     acceptedRecords: 0,
     lastAcceptAt: started,
     stopped: false,
-    summary: { records: opts.records, batches, requests: 0, statuses: {}, accepted: 0, duplicate: 0, deadLettered: 0, seconds: 0 },
+    summary: {
+      records: opts.records,
+      batches,
+      requests: 0,
+      statuses: {},
+      accepted: 0,
+      duplicate: 0,
+      deadLettered: 0,
+      seconds: 0,
+    },
   };
   const clients = Promise.all(Array.from({ length: opts.clients }, () => client(opts, state, batches)));
   const watchdog = stallWatchdog(state, opts.stallMs ?? 90_000);
@@ -109,7 +118,11 @@ function stallWatchdog(state: State, stallMs: number): { stalled: Promise<never>
     timer = setInterval(() => {
       if (performance.now() - state.lastAcceptAt < stallMs) return;
       const last = state.last ? `last answer: ${state.last.status || state.last.error}` : "no answer yet";
-      reject(new Error(`load stalled: no batch accepted for ${stallMs} ms (${state.acceptedRecords} records accepted; ${last}; statuses ${JSON.stringify(state.summary.statuses)})`));
+      reject(
+        new Error(
+          `load stalled: no batch accepted for ${stallMs} ms (${state.acceptedRecords} records accepted; ${last}; statuses ${JSON.stringify(state.summary.statuses)})`,
+        ),
+      );
     }, 1_000);
   });
   stalled.catch(() => {}); // observed through the race in loadClients
@@ -132,7 +145,13 @@ function body(opts: LoadOptions, from: number, to: number): string {
   return `${lines.join("\n")}\n`;
 }
 
-async function sendUntilAccepted(opts: LoadOptions, state: State, batch: number, payload: string, size: number): Promise<void> {
+async function sendUntilAccepted(
+  opts: LoadOptions,
+  state: State,
+  batch: number,
+  payload: string,
+  size: number,
+): Promise<void> {
   for (let attempt = 0; !state.stopped; attempt++) {
     const sent = await postOnce(opts, batch, payload);
     state.last = sent.sent;
@@ -143,7 +162,9 @@ async function sendUntilAccepted(opts: LoadOptions, state: State, batch: number,
       // dead_lettered records are counted, not retried (the server said 202): the row counts will show them missing.
       const counts = sent.counts!;
       if (counts.rejected !== 0 || counts.accepted + counts.duplicate + counts.deadLettered !== size) {
-        throw new Error(`batch ${batch}: 202 with accepted=${counts.accepted} duplicate=${counts.duplicate} dead_lettered=${counts.deadLettered} rejected=${counts.rejected} of ${size}`);
+        throw new Error(
+          `batch ${batch}: 202 with accepted=${counts.accepted} duplicate=${counts.duplicate} dead_lettered=${counts.deadLettered} rejected=${counts.rejected} of ${size}`,
+        );
       }
       state.summary.accepted += counts.accepted;
       state.summary.duplicate += counts.duplicate;
@@ -183,9 +204,25 @@ async function postOnce(opts: LoadOptions, batch: number, payload: string): Prom
     const receivedAt = performance.now();
     const sent: Sent = { batch, sentAt, receivedAt, status: res.status };
     if (res.status !== 202) return { status: res.status, text, sent };
-    const parsed = JSON.parse(text) as { accepted: number; duplicate: number; dead_lettered?: number; rejected: number; results: Array<{ event_id?: string }> };
+    const parsed = JSON.parse(text) as {
+      accepted: number;
+      duplicate: number;
+      dead_lettered?: number;
+      rejected: number;
+      results: Array<{ event_id?: string }>;
+    };
     if (opts.wantIds) sent.eventIds = parsed.results.flatMap((r) => (r.event_id ? [r.event_id] : []));
-    return { status: 202, text, sent, counts: { accepted: parsed.accepted, duplicate: parsed.duplicate, deadLettered: parsed.dead_lettered ?? 0, rejected: parsed.rejected } };
+    return {
+      status: 202,
+      text,
+      sent,
+      counts: {
+        accepted: parsed.accepted,
+        duplicate: parsed.duplicate,
+        deadLettered: parsed.dead_lettered ?? 0,
+        rejected: parsed.rejected,
+      },
+    };
   } catch (err) {
     const error = err instanceof Error ? err.message : String(err);
     return { status: 0, text: error, sent: { batch, sentAt, receivedAt: performance.now(), status: 0, error } };

@@ -7,7 +7,21 @@
 import { afterAll, expect, test } from "bun:test";
 import { freePort, signalPid } from "../../src/embedded/process.ts";
 import { check, freshDatabase, startNats, startPostgres } from "../helpers/services.ts";
-import { consumerPending, Db, faultRecord, KEY, loadClients, logTail, now, report, seconds, spawnServer, stopAll, type Sent, type ServerProcess } from "./harness.ts";
+import {
+  consumerPending,
+  Db,
+  faultRecord,
+  KEY,
+  loadClients,
+  logTail,
+  now,
+  report,
+  seconds,
+  spawnServer,
+  stopAll,
+  type Sent,
+  type ServerProcess,
+} from "./harness.ts";
 
 const DEVICES = 500;
 const READINGS = 100_000;
@@ -48,15 +62,30 @@ async function sigtermUnderLoad(name: string, readings: number, database: Databa
   const nats = await startNats();
   cleanup.push(nats);
   const port = await freePort();
-  const env = { NATS_URL: nats.url, DATABASE_URL: database.url, TELEMETRY_FLUSH_INTERVAL: "100ms", TELEMETRY_SHUTDOWN_TIMEOUT: `${SHUTDOWN_TIMEOUT_MS}ms` };
+  const env = {
+    NATS_URL: nats.url,
+    DATABASE_URL: database.url,
+    TELEMETRY_FLUSH_INTERVAL: "100ms",
+    TELEMETRY_SHUTDOWN_TIMEOUT: `${SHUTDOWN_TIMEOUT_MS}ms`,
+  };
   const first = await spawnServer(env, ROLES, { port, name: `${name}-first` });
   const servers: ServerProcess[] = [first];
   const db = new Db(database.url);
   cleanup.push(db);
 
   const responses: Sent[] = [];
-  const load = loadClients({ url: first.url, key: KEY, records: readings, clients: CLIENTS, batch: BATCH, record: (i) => faultRecord(i, DEVICES, 5), wantIds: true, onResponse: (r) => responses.push(r) });
-  const progress = (share: number, what: string) => load.guard(check(() => load.acceptedRecords >= readings * share, { timeoutMs: 120_000, intervalMs: 5, what }));
+  const load = loadClients({
+    url: first.url,
+    key: KEY,
+    records: readings,
+    clients: CLIENTS,
+    batch: BATCH,
+    record: (i) => faultRecord(i, DEVICES, 5),
+    wantIds: true,
+    onResponse: (r) => responses.push(r),
+  });
+  const progress = (share: number, what: string) =>
+    load.guard(check(() => load.acceptedRecords >= readings * share, { timeoutMs: 120_000, intervalMs: 5, what }));
   try {
     if (database.stop) {
       await progress(SIGTERM_AT / 2, "load progress before stopping PostgreSQL");
@@ -76,10 +105,13 @@ async function sigtermUnderLoad(name: string, readings: number, database: Databa
     const second = await spawnServer(env, ROLES, { port, name: `${name}-second` });
     servers.push(second);
     const summary = await load.done;
-    const final = await check(async () => {
-      const s = await db.stats();
-      return s.rows >= readings && s;
-    }, { timeoutMs: 120_000, intervalMs: 250, what: `${readings} rows` });
+    const final = await check(
+      async () => {
+        const s = await db.stats();
+        return s.rows >= readings && s;
+      },
+      { timeoutMs: 120_000, intervalMs: 250, what: `${readings} rows` },
+    );
 
     const fromFirst = responses.filter((r) => r.receivedAt <= exitedAt);
     const okIds = fromFirst.flatMap((r) => r.eventIds ?? []);

@@ -5,7 +5,21 @@
  */
 import { afterAll, expect, test } from "bun:test";
 import { check, freshDatabase, startNats } from "../helpers/services.ts";
-import { consumerPending, Db, faultRecord, kill9, KEY, loadClients, logTail, now, report, seconds, spawnServer, stopAll, type ServerProcess } from "./harness.ts";
+import {
+  consumerPending,
+  Db,
+  faultRecord,
+  kill9,
+  KEY,
+  loadClients,
+  logTail,
+  now,
+  report,
+  seconds,
+  spawnServer,
+  stopAll,
+  type ServerProcess,
+} from "./harness.ts";
 
 const DEVICES = 2_000;
 const READINGS = 150_000;
@@ -33,22 +47,41 @@ test("writer process SIGKILLed mid-batch five times: exactly once", async () => 
   const db = new Db(dbUrl);
   cleanup.push(db);
 
-  const load = loadClients({ url: ingest.url, key: KEY, records: READINGS, clients: CLIENTS, batch: BATCH, record: (i) => faultRecord(i, DEVICES) });
+  const load = loadClients({
+    url: ingest.url,
+    key: KEY,
+    records: READINGS,
+    clients: CLIENTS,
+    batch: BATCH,
+    record: (i) => faultRecord(i, DEVICES),
+  });
   try {
-    const kills = await load.guard(killWriters(db, () => load.acceptedRecords, async (k) => {
-      await kill9(writer);
-      writer = await spawnServer(env, "writer", { name: `writer#${k + 2}` });
-      writers.push(writer);
-    }));
+    const kills = await load.guard(
+      killWriters(
+        db,
+        () => load.acceptedRecords,
+        async (k) => {
+          await kill9(writer);
+          writer = await spawnServer(env, "writer", { name: `writer#${k + 2}` });
+          writers.push(writer);
+        },
+      ),
+    );
     const summary = await load.done;
-    const final = await check(async () => {
-      const s = await db.stats();
-      return s.rows >= READINGS && s;
-    }, { timeoutMs: 180_000, intervalMs: 250, what: `${READINGS} rows` });
-    const pending = await check(async () => {
-      const p = await consumerPending(nats.url);
-      return p.pending + p.ackPending === 0 && p;
-    }, { timeoutMs: 30_000, intervalMs: 250, what: "writer consumer drained" });
+    const final = await check(
+      async () => {
+        const s = await db.stats();
+        return s.rows >= READINGS && s;
+      },
+      { timeoutMs: 180_000, intervalMs: 250, what: `${READINGS} rows` },
+    );
+    const pending = await check(
+      async () => {
+        const p = await consumerPending(nats.url);
+        return p.pending + p.ackPending === 0 && p;
+      },
+      { timeoutMs: 30_000, intervalMs: 250, what: "writer consumer drained" },
+    );
 
     report("T4", {
       readings: READINGS,
@@ -87,14 +120,25 @@ async function killWriters(db: Db, accepted: () => number, restart: (k: number) 
   let rowsAtStart = await db.rows();
   for (let k = 0; k < KILLS; k++) {
     const threshold = Math.floor(((k + 1) * READINGS) / (KILLS + 1));
-    await check(() => accepted() >= threshold, { timeoutMs: 120_000, intervalMs: 10, what: `${threshold} readings accepted before kill ${k + 1}` });
+    await check(() => accepted() >= threshold, {
+      timeoutMs: 120_000,
+      intervalMs: 10,
+      what: `${threshold} readings accepted before kill ${k + 1}`,
+    });
     // This writer has committed at least once (so a busy backend is its own, not a dead one's)...
-    await check(async () => (await db.rows()) > rowsAtStart, { timeoutMs: 60_000, intervalMs: 10, what: `writer #${k + 1} committing` });
+    await check(async () => (await db.rows()) > rowsAtStart, {
+      timeoutMs: 60_000,
+      intervalMs: 10,
+      what: `writer #${k + 1} committing`,
+    });
     // ...and is now in the middle of a batch.
-    const busy = await check(async () => {
-      const pids = await db.busyWriterBackends();
-      return pids.length > 0 && pids;
-    }, { timeoutMs: 60_000, intervalMs: 1, what: "the writer in the middle of a batch" });
+    const busy = await check(
+      async () => {
+        const pids = await db.busyWriterBackends();
+        return pids.length > 0 && pids;
+      },
+      { timeoutMs: 60_000, intervalMs: 1, what: "the writer in the middle of a batch" },
+    );
     const loadPct = Math.round((100 * accepted()) / READINGS);
     const rows = await db.rows();
     await restart(k);

@@ -10,7 +10,10 @@ export function apiClient(server: { url: string }, key = TEST_KEY) {
   const call = async <T = any>(method: string, path: string, body?: unknown): Promise<ApiResult<T>> => {
     const res = await fetch(`${server.url}${path}`, {
       method,
-      headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
+      headers: {
+        authorization: `Bearer ${key}`,
+        ...(body === undefined ? {} : { "content-type": "application/json" }),
+      },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     const text = await res.text();

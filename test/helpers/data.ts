@@ -13,7 +13,11 @@ export interface GenRecord {
 export function validRecords(n: number, devices = 50, offset = 0): GenRecord[] {
   return Array.from({ length: n }, (_, k) => {
     const i = k + offset;
-    const rec: GenRecord = { device_id: `dev-${i % devices}`, ts: BASE_TS + i * 1000, metrics: { temp: 20 + (i % 17) / 10, rssi: -60 - (i % 7) } };
+    const rec: GenRecord = {
+      device_id: `dev-${i % devices}`,
+      ts: BASE_TS + i * 1000,
+      metrics: { temp: 20 + (i % 17) / 10, rssi: -60 - (i % 7) },
+    };
     if (i % 3 === 0) rec.location = { lat: 52.5 + (i % 1000) / 1e5, lon: 13.4 - (i % 500) / 1e5 };
     if (i % 5 === 0) rec.ts = new Date(BASE_TS + i * 1000).toISOString();
     if (i % 11 === 0) rec.attributes = { fw: `1.${i % 4}` };

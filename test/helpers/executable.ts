@@ -20,8 +20,17 @@ async function build(): Promise<string> {
   dir = mkdtempSync(join(tmpdir(), "telemetry-exe-"));
   chmodSync(dir, 0o755);
   const outfile = join(dir, "telemetry");
-  const proc = Bun.spawn({ cmd: [process.execPath, "scripts/build.ts", "--outfile", outfile], cwd: root, stdout: "pipe", stderr: "pipe" });
-  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  const proc = Bun.spawn({
+    cmd: [process.execPath, "scripts/build.ts", "--outfile", outfile],
+    cwd: root,
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const [out, err, code] = await Promise.all([
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+    proc.exited,
+  ]);
   if (code !== 0) throw new Error(`scripts/build.ts failed (exit ${code}):\n${out}\n${err}`);
   return outfile;
 }

@@ -51,7 +51,15 @@ export async function startNatsCluster(opts: { size?: number; name?: string } = 
     const ports = await distinctPorts(size * 2);
     const routes = ports.slice(size).map((p) => `nats-route://127.0.0.1:${p}`);
     for (let i = 0; i < size; i++) {
-      nodes.push(makeNode(binary, dir, { name: `n${i + 1}`, port: ports[i]!, clusterPort: ports[size + i]!, cluster: opts.name ?? "telemetry-test", routes }));
+      nodes.push(
+        makeNode(binary, dir, {
+          name: `n${i + 1}`,
+          port: ports[i]!,
+          clusterPort: ports[size + i]!,
+          cluster: opts.name ?? "telemetry-test",
+          routes,
+        }),
+      );
     }
     // All at once: JetStream answers only when a quorum of the meta group is up.
     await Promise.all(nodes.map((n) => n.start()));
@@ -83,7 +91,10 @@ export async function startNatsCluster(opts: { size?: number; name?: string } = 
     },
     withJsm,
     async leader(stream, consumer) {
-      const leader = await withJsm(async (jsm) => (consumer ? await jsm.consumers.info(stream, consumer) : await jsm.streams.info(stream)).cluster?.leader);
+      const leader = await withJsm(
+        async (jsm) =>
+          (consumer ? await jsm.consumers.info(stream, consumer) : await jsm.streams.info(stream)).cluster?.leader,
+      );
       if (!leader) throw new Error(`${consumer ? `consumer ${stream}/${consumer}` : `stream ${stream}`} has no leader`);
       return leader;
     },
@@ -94,9 +105,18 @@ export async function startNatsCluster(opts: { size?: number; name?: string } = 
             const s = await jsm.streams.info(stream);
             const followers = (s.config.num_replicas || 1) - 1; // a consumer has its stream's replicas
             const infos = [s, ...(consumer ? [await jsm.consumers.info(stream, consumer)] : [])];
-            return infos.every((i) => i.cluster?.leader && (i.cluster.replicas ?? []).length === followers && (i.cluster.replicas ?? []).every((r) => r.current && !r.offline));
+            return infos.every(
+              (i) =>
+                i.cluster?.leader &&
+                (i.cluster.replicas ?? []).length === followers &&
+                (i.cluster.replicas ?? []).every((r) => r.current && !r.offline),
+            );
           }),
-        { timeoutMs, intervalMs: 200, what: `${stream}${consumer ? `/${consumer}` : ""} led, with every replica current` },
+        {
+          timeoutMs,
+          intervalMs: 200,
+          what: `${stream}${consumer ? `/${consumer}` : ""} led, with every replica current`,
+        },
       );
     },
     async [Symbol.asyncDispose]() {
@@ -127,9 +147,20 @@ function makeNode(binary: string, root: string, spec: NodeSpec): NatsNode {
     name: `nats-server ${spec.name}`,
     log,
     prepare: async () => {},
-    spawn: () => ({ cmd: [binary, "-c", configFile], cwd: storeDir, parentDeathSignal: "SIGKILL", onLine: (line) => log.debug(line) }),
+    spawn: () => ({
+      cmd: [binary, "-c", configFile],
+      cwd: storeDir,
+      parentDeathSignal: "SIGKILL",
+      onLine: (line) => log.debug(line),
+    }),
     // Answers only once the node is routed to a quorum of the cluster (the meta leader serves account info).
-    ready: (signal) => waitFor(() => jetStreamAnswers(url), { timeoutMs: 60_000, intervalMs: 100, what: `JetStream at ${url} (${spec.name})`, signal }),
+    ready: (signal) =>
+      waitFor(() => jetStreamAnswers(url), {
+        timeoutMs: 60_000,
+        intervalMs: 100,
+        what: `JetStream at ${url} (${spec.name})`,
+        signal,
+      }),
     stopSignal: "SIGTERM",
     stopGraceMs: 10_000,
   });

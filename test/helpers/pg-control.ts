@@ -51,5 +51,7 @@ export function statements(dataDir: string, database: string, contains: string):
   // Entries start at a line beginning with the prefix; the continuation lines of a statement are indented.
   const entries = readFileSync(file, "utf8").split(/\n(?=\S)/);
   const start = `${database}|LOG:  `;
-  return entries.filter((e) => e.startsWith(start) && /^(statement|execute [^:]*):/.test(e.slice(start.length)) && e.includes(contains)).length;
+  return entries.filter(
+    (e) => e.startsWith(start) && /^(statement|execute [^:]*):/.test(e.slice(start.length)) && e.includes(contains),
+  ).length;
 }

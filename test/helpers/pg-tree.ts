@@ -36,15 +36,25 @@ export async function postgresTreeWithStandIn(opts: { library: boolean }): Promi
     linkEntries(share, inTree(share), ["extension"]);
     linkEntries(join(share, "extension"), inTree(join(share, "extension")));
     linkEntries(lib, inTree(lib));
-    writeFileSync(join(inTree(share), "extension", "timescaledb.control"), "comment = 'test stand-in'\ndefault_version = '0.0.0'\nrelocatable = false\n");
-    writeFileSync(join(inTree(share), "extension", "timescaledb--0.0.0.sql"), "SELECT pg_terminate_backend(pg_backend_pid());\n");
+    writeFileSync(
+      join(inTree(share), "extension", "timescaledb.control"),
+      "comment = 'test stand-in'\ndefault_version = '0.0.0'\nrelocatable = false\n",
+    );
+    writeFileSync(
+      join(inTree(share), "extension", "timescaledb--0.0.0.sql"),
+      "SELECT pg_terminate_backend(pg_backend_pid());\n",
+    );
     if (opts.library) symlinkSync(join(lib, "auto_explain.so"), join(inTree(lib), "timescaledb.so"));
     chmodTree(root);
   } catch (err) {
     await rm(root, { recursive: true, force: true });
     throw err;
   }
-  return { root, binDir: join(root, systemBin), [Symbol.asyncDispose]: () => rm(root, { recursive: true, force: true }) };
+  return {
+    root,
+    binDir: join(root, systemBin),
+    [Symbol.asyncDispose]: () => rm(root, { recursive: true, force: true }),
+  };
 }
 
 function linkEntries(from: string, to: string, except: string[] = []): void {
@@ -54,5 +64,6 @@ function linkEntries(from: string, to: string, except: string[] = []): void {
 
 function chmodTree(dir: string): void {
   chmodSync(dir, 0o755);
-  for (const entry of readdirSync(dir, { withFileTypes: true })) if (entry.isDirectory()) chmodTree(join(dir, entry.name));
+  for (const entry of readdirSync(dir, { withFileTypes: true }))
+    if (entry.isDirectory()) chmodTree(join(dir, entry.name));
 }

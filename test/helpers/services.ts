@@ -19,9 +19,13 @@ export async function startNats(): Promise<LocalNats & { dir: string }> {
   return withDir(nats, dir);
 }
 
-export async function startPostgres(opts: { port?: number; settings?: Record<string, string> } = {}): Promise<LocalPostgres & { dir: string }> {
+export async function startPostgres(
+  opts: { port?: number; settings?: Record<string, string> } = {},
+): Promise<LocalPostgres & { dir: string }> {
   const dir = await postgresTempDir();
-  const pg = await startLocalPostgres({ dataDir: join(dir, "pgdata"), port: opts.port, settings: opts.settings }).catch(removeAndRethrow(dir));
+  const pg = await startLocalPostgres({ dataDir: join(dir, "pgdata"), port: opts.port, settings: opts.settings }).catch(
+    removeAndRethrow(dir),
+  );
   return withDir(pg, dir);
 }
 
@@ -55,7 +59,11 @@ export function check<T>(
   fn: () => Promise<T | undefined | false> | T | undefined | false,
   opts: { timeoutMs?: number; intervalMs?: number; what?: string } = {},
 ): Promise<T> {
-  return waitFor(fn, { timeoutMs: opts.timeoutMs ?? 10_000, intervalMs: opts.intervalMs ?? 50, what: opts.what ?? "condition" });
+  return waitFor(fn, {
+    timeoutMs: opts.timeoutMs ?? 10_000,
+    intervalMs: opts.intervalMs ?? 50,
+    what: opts.what ?? "condition",
+  });
 }
 
 /** Readable by the `postgres` OS user when tests run as root (its data dir inside is 0700 anyway). */

@@ -26,7 +26,12 @@ export const REAL_TIMESCALE_URL = process.env.TELEMETRY_TEST_TIMESCALE_URL ?? ""
 
 export async function startTimescale(): Promise<TimescaleDb> {
   const db = await PGlite.create({ extensions: { timescaledb } });
-  const server = new PGLiteSocketServer({ db: db as never, port: 0, host: "127.0.0.1", connectionQueueTimeout: 120_000 });
+  const server = new PGLiteSocketServer({
+    db: db as never,
+    port: 0,
+    host: "127.0.0.1",
+    connectionQueueTimeout: 120_000,
+  });
   await server.start();
   const port = (server as unknown as { port: number }).port;
   return {

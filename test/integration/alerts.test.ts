@@ -14,7 +14,12 @@ let nats: Awaited<ReturnType<typeof startNats>>;
 let databaseUrl: string;
 let server: TestServer;
 let sql: Sql;
-const env = () => ({ NATS_URL: nats.url, DATABASE_URL: databaseUrl, TELEMETRY_NODATA_INTERVAL: "300ms", TELEMETRY_DELIVERY_SCHEDULE: "0,100ms,200ms" });
+const env = () => ({
+  NATS_URL: nats.url,
+  DATABASE_URL: databaseUrl,
+  TELEMETRY_NODATA_INTERVAL: "300ms",
+  TELEMETRY_DELIVERY_SCHEDULE: "0,100ms,200ms",
+});
 
 beforeAll(async () => {
   nats = await startNats();
@@ -34,7 +39,14 @@ const T0 = Date.UTC(2026, 5, 1, 8, 0, 0);
 const minute = 60_000;
 
 /** Posts readings one request at a time and waits until the evaluator has seen each. */
-async function feed(records: Array<{ device_id: string; ts: number; metrics?: Record<string, number>; location?: { lat: number; lon: number } }>) {
+async function feed(
+  records: Array<{
+    device_id: string;
+    ts: number;
+    metrics?: Record<string, number>;
+    location?: { lat: number; lon: number };
+  }>,
+) {
   for (const r of records) {
     const before = server.evaluator!.stats.batches;
     await api().ingest([r]);
@@ -44,7 +56,12 @@ async function feed(records: Array<{ device_id: string; ts: number; metrics?: Re
 
 describe("threshold rules", () => {
   test("fire above the threshold and not below; the alert is readable through the API", async () => {
-    const rule = await api().createRule({ name: "hot", metric: "temp", severity: "critical", condition: { type: "above_threshold", threshold: 30 } });
+    const rule = await api().createRule({
+      name: "hot",
+      metric: "temp",
+      severity: "critical",
+      condition: { type: "above_threshold", threshold: 30 },
+    });
     await feed([
       { device_id: "t1", ts: T0, metrics: { temp: 25 } },
       { device_id: "t1", ts: T0 + minute, metrics: { temp: 29.9 } },
@@ -52,24 +69,48 @@ describe("threshold rules", () => {
     expect(await api().alerts(`rule=${rule.id}`)).toEqual([]);
     await feed([{ device_id: "t1", ts: T0 + 2 * minute, metrics: { temp: 31.5 } }]);
     const [alert] = await api().alerts(`rule=${rule.id}`);
-    expect(alert).toMatchObject({ device_id: "t1", metric: "temp", severity: "critical", status: "open", value: 31.5, kind: "above_threshold" });
+    expect(alert).toMatchObject({
+      device_id: "t1",
+      metric: "temp",
+      severity: "critical",
+      status: "open",
+      value: 31.5,
+      kind: "above_threshold",
+    });
     expect(alert.triggered_at).toBe(new Date(T0 + 2 * minute).toISOString());
     expect((await api().get(`/api/v1/alerts/${alert.id}`)).body.id).toBe(alert.id);
   });
 
   test("a stuck sensor for 30 minutes with a 15-minute cooldown gives exactly 2 alerts, across an evaluator restart", async () => {
-    const rule = await api().createRule({ name: "stuck", metric: "pressure", condition: { type: "above_threshold", threshold: 100 }, cooldown_seconds: 900 });
-    const readings = Array.from({ length: 30 }, (_, i) => ({ device_id: "stuck-1", ts: T0 + i * minute, metrics: { pressure: 150 } }));
+    const rule = await api().createRule({
+      name: "stuck",
+      metric: "pressure",
+      condition: { type: "above_threshold", threshold: 100 },
+      cooldown_seconds: 900,
+    });
+    const readings = Array.from({ length: 30 }, (_, i) => ({
+      device_id: "stuck-1",
+      ts: T0 + i * minute,
+      metrics: { pressure: 150 },
+    }));
     await feed(readings.slice(0, 12));
     await server[Symbol.asyncDispose]();
     server = await startTestServer(env());
     await feed(readings.slice(12));
     const alerts = await api().alerts(`rule=${rule.id}`);
-    expect(alerts.map((a) => a.triggered_at).sort()).toEqual([new Date(T0).toISOString(), new Date(T0 + 15 * minute).toISOString()]);
+    expect(alerts.map((a) => a.triggered_at).sort()).toEqual([
+      new Date(T0).toISOString(),
+      new Date(T0 + 15 * minute).toISOString(),
+    ]);
   });
 
   test("hysteresis: a value hovering around the threshold gives one alert and resolves below the clear level", async () => {
-    const rule = await api().createRule({ name: "hover", metric: "level", condition: { type: "above_threshold", threshold: 50, clear: 40 }, cooldown_seconds: 3600 });
+    const rule = await api().createRule({
+      name: "hover",
+      metric: "level",
+      condition: { type: "above_threshold", threshold: 50, clear: 40 },
+      cooldown_seconds: 3600,
+    });
     const values = [49, 51, 49.5, 50.5, 48, 52, 45, 51, 39];
     await feed(values.map((v, i) => ({ device_id: "hover-1", ts: T0 + i * minute, metrics: { level: v } })));
     const alerts = await api().alerts(`rule=${rule.id}`);
@@ -80,9 +121,17 @@ describe("threshold rules", () => {
 
 describe("deviation from the mean", () => {
   test("cold start (< 5 one-minute buckets) never alerts; with 5 buckets an outlier does", async () => {
-    const rule = await api().createRule({ name: "dev", metric: "vib", condition: { type: "deviation_from_mean", k: 3, window_minutes: 30 } });
+    const rule = await api().createRule({
+      name: "dev",
+      metric: "vib",
+      condition: { type: "deviation_from_mean", k: 3, window_minutes: 30 },
+    });
     const normal = (device: string, minutes: number) =>
-      Array.from({ length: minutes }, (_, i) => ({ device_id: device, ts: T0 + i * minute, metrics: { vib: 10 + (i % 2 ? 0.5 : -0.5) } }));
+      Array.from({ length: minutes }, (_, i) => ({
+        device_id: device,
+        ts: T0 + i * minute,
+        metrics: { vib: 10 + (i % 2 ? 0.5 : -0.5) },
+      }));
     await feed([...normal("cold", 4), { device_id: "cold", ts: T0 + 4 * minute, metrics: { vib: 100 } }]);
     expect(await api().alerts(`rule=${rule.id}`)).toEqual([]);
     await feed([...normal("warm", 5), { device_id: "warm", ts: T0 + 5 * minute, metrics: { vib: 100 } }]);
@@ -108,10 +157,13 @@ describe("geofence and deadman", () => {
     ];
     // All in one request: the committed batch carries every position, in time order.
     await api().ingest(path.map((location, i) => ({ device_id: "van-1", ts: T0 + i * minute, location })));
-    const alerts = await check(async () => {
-      const a = await api().alerts(`rule=${rule.id}`);
-      return a.length === 2 && a;
-    }, { what: "two geofence alerts" });
+    const alerts = await check(
+      async () => {
+        const a = await api().alerts(`rule=${rule.id}`);
+        return a.length === 2 && a;
+      },
+      { what: "two geofence alerts" },
+    );
     expect(alerts.map((a) => [a.triggered_at, a.details.event]).sort()).toEqual([
       [new Date(T0 + minute).toISOString(), "enter"],
       [new Date(T0 + 3 * minute).toISOString(), "exit"],
@@ -119,17 +171,26 @@ describe("geofence and deadman", () => {
   });
 
   test("no_data fires once per silence on the timer and resolves when data returns", async () => {
-    const rule = await api().createRule({ name: "silent", devices: ["quiet-1"], condition: { type: "no_data", minutes: 10 } });
+    const rule = await api().createRule({
+      name: "silent",
+      devices: ["quiet-1"],
+      condition: { type: "no_data", minutes: 10 },
+    });
     await api().ingest([{ device_id: "quiet-1", ts: Date.now() - 20 * minute, metrics: { v: 1 } }]);
-    const [alert] = await check(async () => {
-      const a = await api().alerts(`rule=${rule.id}`);
-      return a.length > 0 && a;
-    }, { what: "a no_data alert" });
+    const [alert] = await check(
+      async () => {
+        const a = await api().alerts(`rule=${rule.id}`);
+        return a.length > 0 && a;
+      },
+      { what: "a no_data alert" },
+    );
     expect(alert.status).toBe("open");
     await server.evaluator!.sweep();
     expect(await api().alerts(`rule=${rule.id}`)).toHaveLength(1);
     await api().ingest([{ device_id: "quiet-1", ts: Date.now(), metrics: { v: 2 } }]);
-    await check(async () => (await api().alerts(`rule=${rule.id}`))[0]?.status === "resolved", { what: "auto-resolve" });
+    await check(async () => (await api().alerts(`rule=${rule.id}`))[0]?.status === "resolved", {
+      what: "auto-resolve",
+    });
   });
 });
 
@@ -137,12 +198,21 @@ describe("lifecycle, events and isolation", () => {
   test("acknowledge then resolve; a resolved alert cannot be acknowledged; events reach alerts.v1.{tenant}", async () => {
     const [alert] = await api().alerts("status=open&device=t1");
     expect((await api().post(`/api/v1/alerts/${alert.id}/acknowledge`)).body.status).toBe("acknowledged");
-    expect((await api().post(`/api/v1/alerts/${alert.id}/resolve`)).body).toMatchObject({ status: "resolved", resolution: "manual" });
+    expect((await api().post(`/api/v1/alerts/${alert.id}/resolve`)).body).toMatchObject({
+      status: "resolved",
+      resolution: "manual",
+    });
     expect((await api().post(`/api/v1/alerts/${alert.id}/acknowledge`)).status).toBe(409);
     // Each change is delivered once to NATS, in whatever order the notifier's workers finish.
-    await check(async () => (await sql`SELECT count(*)::int AS n FROM outbox WHERE alert_id = ${alert.id} AND kind = 'nats' AND status = 'delivered'`)[0]!.n === 3, {
-      what: "three alert events delivered",
-    });
+    await check(
+      async () =>
+        (
+          await sql`SELECT count(*)::int AS n FROM outbox WHERE alert_id = ${alert.id} AND kind = 'nats' AND status = 'delivered'`
+        )[0]!.n === 3,
+      {
+        what: "three alert events delivered",
+      },
+    );
     const jsm = await jetstreamManager(server.broker.nc);
     const { first_seq, last_seq } = (await jsm.streams.info("ALERTS")).state;
     const events: string[] = [];
@@ -169,7 +239,12 @@ describe("lifecycle, events and isolation", () => {
     const other = apiClient(server, OTHER_KEY);
     const [alert] = await api().alerts("limit=1");
     const [rule] = (await api().get("/api/v1/rules")).body.rules;
-    for (const path of [`/api/v1/alerts/${alert.id}`, `/api/v1/rules/${rule.id}`, "/api/v1/devices/t1", "/api/v1/devices/t1/metrics/temp"]) {
+    for (const path of [
+      `/api/v1/alerts/${alert.id}`,
+      `/api/v1/rules/${rule.id}`,
+      "/api/v1/devices/t1",
+      "/api/v1/devices/t1/metrics/temp",
+    ]) {
       const r = await other.get(path);
       if (path.endsWith("/metrics/temp")) expect(r.body.buckets).toEqual([]);
       else expect(r.status).toBe(404);
@@ -192,7 +267,10 @@ describe("lifecycle, events and isolation", () => {
       await jsm.consumers.delete("TELEMETRY_COMMITTED", "evaluator");
       server = await startTestServer(env());
       const total = (await jsm.streams.info("TELEMETRY_COMMITTED")).state.messages;
-      await check(() => server.evaluator!.stats.batches >= total, { what: `the evaluator to re-read ${total} events`, timeoutMs: 30_000 });
+      await check(() => server.evaluator!.stats.batches >= total, {
+        what: `the evaluator to re-read ${total} events`,
+        timeoutMs: 30_000,
+      });
     } finally {
       await nc.close();
     }

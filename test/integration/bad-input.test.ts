@@ -12,7 +12,13 @@ let nc: NatsConnection;
 
 beforeAll(async () => {
   nats = await startNats();
-  server = await startTestServer({ NATS_URL: nats.url, DATABASE_URL: await freshDatabase("bad"), TELEMETRY_MAX_BODY: "64KiB", TELEMETRY_MAX_RECORDS: "100", TELEMETRY_ROLES: "ingest,api" });
+  server = await startTestServer({
+    NATS_URL: nats.url,
+    DATABASE_URL: await freshDatabase("bad"),
+    TELEMETRY_MAX_BODY: "64KiB",
+    TELEMETRY_MAX_RECORDS: "100",
+    TELEMETRY_ROLES: "ingest,api",
+  });
   nc = await connect({ servers: nats.url, maxReconnectAttempts: -1, reconnectTimeWait: 200 });
 }, 60_000);
 
@@ -29,17 +35,47 @@ describe("bad input", () => {
   // Rows have all five fields: bun passes a done-callback for missing trailing parameters.
   const cases: Array<[string, { body: string; contentType?: string; key?: string | null }, number, string, string]> = [
     ["malformed JSON", { body: '{"device_id": "x",' }, 400, "invalid_json", ""],
-    ["NaN literal", { body: '{"device_id":"x","ts":1767225600000,"metrics":{"t":NaN}}' }, 400, "invalid_json", "NaN and Infinity"],
+    [
+      "NaN literal",
+      { body: '{"device_id":"x","ts":1767225600000,"metrics":{"t":NaN}}' },
+      400,
+      "invalid_json",
+      "NaN and Infinity",
+    ],
     ["a JSON scalar", { body: "42" }, 400, "invalid_body", ""],
     ["an empty body", { body: "" }, 400, "empty_body", ""],
     ["an empty array", { body: "[]" }, 400, "empty_body", ""],
     ["blank NDJSON", { body: "\n\n", contentType: "application/x-ndjson" }, 400, "empty_body", ""],
-    ["wrong content type", { body: JSON.stringify(good), contentType: "text/plain" }, 415, "unsupported_media_type", ""],
+    [
+      "wrong content type",
+      { body: JSON.stringify(good), contentType: "text/plain" },
+      415,
+      "unsupported_media_type",
+      "",
+    ],
     ["no content type", { body: JSON.stringify(good), contentType: "" }, 415, "unsupported_media_type", ""],
     ["no API key", { body: JSON.stringify(good), key: null }, 401, "unauthenticated", "missing"],
-    ["an unknown API key", { body: JSON.stringify(good), key: "nope-nope-nope-nope" }, 401, "unauthenticated", "unknown"],
-    ["too many records", { body: JSON.stringify(Array.from({ length: 101 }, (_, i) => ({ ...good, ts: BASE_TS + i }))) }, 413, "too_many_records", ""],
-    ["an oversize body", { body: JSON.stringify({ ...good, attributes: { pad: "x".repeat(70_000) } }) }, 413, "body_too_large", ""],
+    [
+      "an unknown API key",
+      { body: JSON.stringify(good), key: "nope-nope-nope-nope" },
+      401,
+      "unauthenticated",
+      "unknown",
+    ],
+    [
+      "too many records",
+      { body: JSON.stringify(Array.from({ length: 101 }, (_, i) => ({ ...good, ts: BASE_TS + i }))) },
+      413,
+      "too_many_records",
+      "",
+    ],
+    [
+      "an oversize body",
+      { body: JSON.stringify({ ...good, attributes: { pad: "x".repeat(70_000) } }) },
+      413,
+      "body_too_large",
+      "",
+    ],
   ];
 
   test.each(cases)("%s -> specific error, nothing published", async (_, req, status, code, fragment) => {
@@ -60,8 +96,18 @@ describe("bad input", () => {
     ["missing ts", { device_id: "d", metrics: { t: 1 } }, "ts", "required"],
     ["no location and no metrics", { device_id: "d", ts: BASE_TS }, "", "location or at least one metric"],
     ["Infinity (1e999)", '{"device_id":"d","ts":1767225600000,"metrics":{"t":1e999}}', "metrics.t", "finite"],
-    ["latitude out of range", { device_id: "d", ts: BASE_TS, location: { lat: -90.5, lon: 0 } }, "location.lat", "between -90 and 90"],
-    ["longitude out of range", { device_id: "d", ts: BASE_TS, location: { lat: 0, lon: 181 } }, "location.lon", "between -180 and 180"],
+    [
+      "latitude out of range",
+      { device_id: "d", ts: BASE_TS, location: { lat: -90.5, lon: 0 } },
+      "location.lat",
+      "between -90 and 90",
+    ],
+    [
+      "longitude out of range",
+      { device_id: "d", ts: BASE_TS, location: { lat: 0, lon: 181 } },
+      "location.lon",
+      "between -180 and 180",
+    ],
     ["timestamp in 1970", { device_id: "d", ts: 0, metrics: { t: 1 } }, "ts", "before 2000"],
     ["timestamp in 2999", { device_id: "d", ts: "2999-01-01T00:00:00Z", metrics: { t: 1 } }, "ts", "in the future"],
     ["device id with '.'", { device_id: "a.b", ts: BASE_TS, metrics: { t: 1 } }, "device_id", "'.'"],
@@ -71,20 +117,23 @@ describe("bad input", () => {
     ["non-ASCII device id", { device_id: "gerät", ts: BASE_TS, metrics: { t: 1 } }, "device_id", "ASCII"],
   ];
 
-  test.each(invalidRecords)("%s -> 422 with index, path and message; nothing published", async (_, record, path, fragment) => {
-    const before = await storedMessages();
-    const body = typeof record === "string" ? record : JSON.stringify(record);
-    const res = await post(server, body, { raw: true });
-    expect(res.status).toBe(422);
-    expect(res.body.accepted).toBe(0);
-    expect(res.body.rejected).toBe(1);
-    const [result] = res.body.results;
-    expect(result.index).toBe(0);
-    expect(result.status).toBe("rejected");
-    const err = result.errors.find((e: { path: string }) => e.path === path);
-    expect(err?.message).toContain(fragment);
-    expect(await storedMessages()).toBe(before);
-  });
+  test.each(invalidRecords)(
+    "%s -> 422 with index, path and message; nothing published",
+    async (_, record, path, fragment) => {
+      const before = await storedMessages();
+      const body = typeof record === "string" ? record : JSON.stringify(record);
+      const res = await post(server, body, { raw: true });
+      expect(res.status).toBe(422);
+      expect(res.body.accepted).toBe(0);
+      expect(res.body.rejected).toBe(1);
+      const [result] = res.body.results;
+      expect(result.index).toBe(0);
+      expect(result.status).toBe("rejected");
+      const err = result.errors.find((e: { path: string }) => e.path === path);
+      expect(err?.message).toContain(fragment);
+      expect(await storedMessages()).toBe(before);
+    },
+  );
 
   test("a bad NDJSON line rejects only that record", async () => {
     const body = `${JSON.stringify(good)}\n{oops\n${JSON.stringify({ ...good, ts: BASE_TS + 1 })}\n`;
@@ -109,7 +158,10 @@ describe("broker outage", () => {
     } finally {
       await nats.start();
     }
-    await check(async () => (await fetch(`${server.url}/ready`)).status === 200, { what: "/ready 200", timeoutMs: 30_000 });
+    await check(async () => (await fetch(`${server.url}/ready`)).status === 200, {
+      what: "/ready 200",
+      timeoutMs: 30_000,
+    });
     const res = await post(server, { ...good, device_id: "outage", ts: BASE_TS });
     expect(res.status).toBe(202);
   });

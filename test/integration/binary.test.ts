@@ -33,7 +33,20 @@ test("--help lists the commands; size and cold start", () => {
   const t0 = performance.now();
   const out = Bun.spawnSync({ cmd: [binary, "--help"] }).stdout.toString();
   const coldMs = performance.now() - t0;
-  for (const cmd of ["serve", "migrate", "status", "replay", "quarantine", "dlq", "tenants", "keys", "config", "version", "licenses"]) expect(out).toContain(cmd);
+  for (const cmd of [
+    "serve",
+    "migrate",
+    "status",
+    "replay",
+    "quarantine",
+    "dlq",
+    "tenants",
+    "keys",
+    "config",
+    "version",
+    "licenses",
+  ])
+    expect(out).toContain(cmd);
   console.log(`SMOKE binary_mib=${(statSync(binary).size / 1_048_576).toFixed(1)} help_ms=${coldMs.toFixed(0)}`);
 });
 
@@ -44,17 +57,25 @@ test("version: telemetry's, Bun's and the embedded nats-server's (the machine's,
   expect(JSON.parse(json.stdout.toString())).toEqual({
     telemetry: pkg.version,
     bun: Bun.version,
-    nats_server: { source: "embedded", path: realpathSync(system), version: natsServerVersion(system), sha256: sha256Hex(readFileSync(system)) },
+    nats_server: {
+      source: "embedded",
+      path: realpathSync(system),
+      version: natsServerVersion(system),
+      sha256: sha256Hex(readFileSync(system)),
+    },
   });
   const text = Bun.spawnSync({ cmd: [binary, "version"] }).stdout.toString();
   expect(text).toContain(`nats-server  ${natsServerVersion(system)} (embedded, sha256 `);
-  const path = JSON.parse(Bun.spawnSync({ cmd: [binary, "version", "--json", "--nats-server-bin", "path"] }).stdout.toString());
+  const path = JSON.parse(
+    Bun.spawnSync({ cmd: [binary, "version", "--json", "--nats-server-bin", "path"] }).stdout.toString(),
+  );
   expect(path.nats_server).toEqual({ source: "path", path: system, version: natsServerVersion(system) });
 
   const licenses = Bun.spawnSync({ cmd: [binary, "licenses"] }).stdout.toString();
   expect(licenses).toContain(`=== nats-server ${natsServerVersion(system)} (built from ${realpathSync(system)}`);
   expect(licenses).toContain("TERMS AND CONDITIONS FOR USE, REPRODUCTION, AND DISTRIBUTION"); // Apache-2.0 in full
-  for (const dep of Object.keys(pkg.dependencies)) expect(licenses).toContain(`=== ${dep} ${pkg.dependencies[dep as keyof typeof pkg.dependencies]} (`);
+  for (const dep of Object.keys(pkg.dependencies))
+    expect(licenses).toContain(`=== ${dep} ${pkg.dependencies[dep as keyof typeof pkg.dependencies]} (`);
 });
 
 test("a bad setting stops the process with one line per problem", () => {
@@ -67,10 +88,16 @@ test("a bad setting stops the process with one line per problem", () => {
 
 test("migrate applies the embedded migrations once", async () => {
   const url = await freshDatabase("cli");
-  const migrate = () => Bun.spawnSync({ cmd: [binary, "migrate", "--database-url", url], env: { PATH: process.env.PATH!, LOG_LEVEL: "warn" } });
+  const migrate = () =>
+    Bun.spawnSync({
+      cmd: [binary, "migrate", "--database-url", url],
+      env: { PATH: process.env.PATH!, LOG_LEVEL: "warn" },
+    });
   const first = migrate();
   expect(first.exitCode).toBe(0);
-  expect(first.stdout.toString()).toContain("applied 0001_init, 0002_alerts, 0003_tenants, 0004_mqtt (storage: postgresql)");
+  expect(first.stdout.toString()).toContain(
+    "applied 0001_init, 0002_alerts, 0003_tenants, 0004_mqtt (storage: postgresql)",
+  );
   const second = migrate();
   expect(second.stdout.toString()).toContain("already up to date");
 });
@@ -84,11 +111,21 @@ describe("zero config in an empty directory", () => {
   const auth = () => ({ authorization: `Bearer ${key}`, "content-type": "application/json" });
   /** The executable run in the server's directory: operator commands find its embedded services there. */
   const run = (...args: string[]) => {
-    const r = Bun.spawnSync({ cmd: [binary, ...args], cwd: dir, env: { PATH: process.env.PATH!, LOG_LEVEL: "warn" }, stdout: "pipe", stderr: "pipe" });
+    const r = Bun.spawnSync({
+      cmd: [binary, ...args],
+      cwd: dir,
+      env: { PATH: process.env.PATH!, LOG_LEVEL: "warn" },
+      stdout: "pipe",
+      stderr: "pipe",
+    });
     return { code: r.exitCode, out: r.stdout.toString(), err: r.stderr.toString() };
   };
   const post = (body: unknown, k = key) =>
-    fetch(`${base}/api/v1/telemetry`, { method: "POST", headers: { ...auth(), authorization: `Bearer ${k}` }, body: JSON.stringify(body) });
+    fetch(`${base}/api/v1/telemetry`, {
+      method: "POST",
+      headers: { ...auth(), authorization: `Bearer ${k}` },
+      body: JSON.stringify(body),
+    });
 
   beforeAll(async () => {
     dir = join(work, "empty");
@@ -106,9 +143,15 @@ describe("zero config in an empty directory", () => {
     void (async () => {
       for await (const chunk of proc.stdout) output += decoder.decode(chunk);
     })();
-    key = await check(() => /tk_[A-Za-z0-9_-]{20,}/.exec(output)?.[0], { what: "generated key in output", timeoutMs: 60_000 });
+    key = await check(() => /tk_[A-Za-z0-9_-]{20,}/.exec(output)?.[0], {
+      what: "generated key in output",
+      timeoutMs: 60_000,
+    });
     base = `http://127.0.0.1:${port}`;
-    await check(async () => (await fetch(`${base}/ready`).catch(() => null))?.status === 200, { what: "ready", timeoutMs: 30_000 });
+    await check(async () => (await fetch(`${base}/ready`).catch(() => null))?.status === 200, {
+      what: "ready",
+      timeoutMs: 30_000,
+    });
   }, 120_000);
 
   afterAll(() => {
@@ -116,7 +159,9 @@ describe("zero config in an empty directory", () => {
   });
 
   test("ingest, writer and api: one record end to end", async () => {
-    expect((await post({ device_id: "truck-1", ts: new Date().toISOString(), metrics: { temp: 21.5 } })).status).toBe(202);
+    expect((await post({ device_id: "truck-1", ts: new Date().toISOString(), metrics: { temp: 21.5 } })).status).toBe(
+      202,
+    );
     const readings = await check(
       async () => {
         const r = await fetch(`${base}/api/v1/devices/truck-1/readings`, { headers: auth() });
@@ -137,10 +182,14 @@ describe("zero config in an empty directory", () => {
       body: JSON.stringify({ name: "hot", metric: "temp", condition: { type: "above_threshold", threshold: 100 } }),
     });
     expect(rule.status).toBe(201);
-    expect((await post({ device_id: "truck-2", ts: new Date().toISOString(), metrics: { temp: 150 } })).status).toBe(202);
+    expect((await post({ device_id: "truck-2", ts: new Date().toISOString(), metrics: { temp: 150 } })).status).toBe(
+      202,
+    );
     const alerts = await check(
       async () => {
-        const body = (await (await fetch(`${base}/api/v1/alerts`, { headers: auth() })).json()) as { alerts: Array<{ device_id: string; status: string }> };
+        const body = (await (await fetch(`${base}/api/v1/alerts`, { headers: auth() })).json()) as {
+          alerts: Array<{ device_id: string; status: string }>;
+        };
         return body.alerts.length > 0 && body.alerts;
       },
       { what: "the alert", timeoutMs: 20_000 },
@@ -179,7 +228,9 @@ describe("zero config in an empty directory", () => {
     const created = run("keys", "create", "acme", "--json");
     expect(created.code).toBe(0);
     const acmeKey = JSON.parse(created.out).key as string;
-    expect((await post({ device_id: "a-1", ts: new Date().toISOString(), metrics: { v: 1 } }, acmeKey)).status).toBe(202);
+    expect((await post({ device_id: "a-1", ts: new Date().toISOString(), metrics: { v: 1 } }, acmeKey)).status).toBe(
+      202,
+    );
     expect(JSON.parse(run("keys", "list", "acme", "--json").out)).toHaveLength(1);
     const q = run("quarantine", "list", "--json");
     expect(q.code).toBe(0);
@@ -192,7 +243,14 @@ describe("zero config in an empty directory", () => {
   test("SIGTERM: exit 0, the supervised children go with it", async () => {
     proc.kill("SIGTERM");
     expect(await proc.exited).toBe(0);
-    const children = Bun.spawnSync({ cmd: ["pgrep", "-f", join(dir, "data")] }).stdout.toString().trim();
-    expect(children.split("\n").filter(Boolean).filter((pid) => pidAlive(Number(pid)))).toEqual([]);
+    const children = Bun.spawnSync({ cmd: ["pgrep", "-f", join(dir, "data")] })
+      .stdout.toString()
+      .trim();
+    expect(
+      children
+        .split("\n")
+        .filter(Boolean)
+        .filter((pid) => pidAlive(Number(pid))),
+    ).toEqual([]);
   }, 60_000);
 });

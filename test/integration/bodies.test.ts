@@ -42,16 +42,28 @@ afterAll(async () => {
 
 const published = async () => (await (await jetstreamManager(nc)).streams.info("TELEMETRY")).state.messages;
 const stored = async (device: string) =>
-  (await sql`SELECT ts, metrics, attributes FROM readings WHERE tenant = 'acme' AND device_id = ${device} ORDER BY ts`).map((r) => ({ ts: (r.ts as Date).getTime(), metrics: r.metrics, attributes: r.attributes }));
+  (
+    await sql`SELECT ts, metrics, attributes FROM readings WHERE tenant = 'acme' AND device_id = ${device} ORDER BY ts`
+  ).map((r) => ({ ts: (r.ts as Date).getTime(), metrics: r.metrics, attributes: r.attributes }));
 
-async function send(body: NonNullable<RequestInit["body"]>, headers: Record<string, string> = {}, path = "/api/v1/telemetry") {
-  const res = await fetch(`${server.url}${path}`, { method: "POST", body, headers: { authorization: `Bearer ${TEST_KEY}`, "content-type": "application/json", ...headers } });
+async function send(
+  body: NonNullable<RequestInit["body"]>,
+  headers: Record<string, string> = {},
+  path = "/api/v1/telemetry",
+) {
+  const res = await fetch(`${server.url}${path}`, {
+    method: "POST",
+    body,
+    headers: { authorization: `Bearer ${TEST_KEY}`, "content-type": "application/json", ...headers },
+  });
   const text = await res.text();
   return { status: res.status, text, body: text ? JSON.parse(text) : undefined, headers: res.headers };
 }
 
-const records = (device: string, n: number) => Array.from({ length: n }, (_, i) => ({ device_id: device, ts: BASE_TS + i * 1000, metrics: { t: i } }));
-const rows = (device: string, n: number) => records(device, n).map((r) => ({ ts: r.ts, metrics: r.metrics, attributes: null }));
+const records = (device: string, n: number) =>
+  Array.from({ length: n }, (_, i) => ({ device_id: device, ts: BASE_TS + i * 1000, metrics: { t: i } }));
+const rows = (device: string, n: number) =>
+  records(device, n).map((r) => ({ ts: r.ts, metrics: r.metrics, attributes: null }));
 
 describe("compressed bodies are stored like plain ones", () => {
   test.each([
@@ -71,11 +83,31 @@ describe("compressed bodies are stored like plain ones", () => {
   });
 
   test("from curl: a gzipped file, sent with Content-Length and sent chunked", async () => {
-    for (const [device, extra] of [["curl-gz", []], ["curl-gz-chunked", ["-H", "Transfer-Encoding: chunked"]]] as const) {
+    for (const [device, extra] of [
+      ["curl-gz", []],
+      ["curl-gz-chunked", ["-H", "Transfer-Encoding: chunked"]],
+    ] as const) {
       const file = join(dir, `${device}.json.gz`);
       writeFileSync(file, gzipSync(JSON.stringify(records(device, 5))));
       const curl = Bun.spawn(
-        ["curl", "-sS", "-X", "POST", `${server.url}/api/v1/telemetry`, "-H", `Authorization: Bearer ${TEST_KEY}`, "-H", "Content-Type: application/json", "-H", "Content-Encoding: gzip", ...extra, "--data-binary", `@${file}`, "-w", "\n%{http_code}"],
+        [
+          "curl",
+          "-sS",
+          "-X",
+          "POST",
+          `${server.url}/api/v1/telemetry`,
+          "-H",
+          `Authorization: Bearer ${TEST_KEY}`,
+          "-H",
+          "Content-Type: application/json",
+          "-H",
+          "Content-Encoding: gzip",
+          ...extra,
+          "--data-binary",
+          `@${file}`,
+          "-w",
+          "\n%{http_code}",
+        ],
         { stdout: "pipe", stderr: "pipe" },
       );
       const [out, code] = [await new Response(curl.stdout).text(), await curl.exited];
@@ -92,13 +124,46 @@ describe("compressed bodies are stored like plain ones", () => {
 describe("refused bodies publish nothing", () => {
   const good = JSON.stringify(records("refused", 1));
   test.each([
-    ["br (used to be read as plain text)", { body: good, encoding: "br" }, 415, "unsupported_encoding", "supported are gzip, deflate, identity"],
+    [
+      "br (used to be read as plain text)",
+      { body: good, encoding: "br" },
+      415,
+      "unsupported_encoding",
+      "supported are gzip, deflate, identity",
+    ],
     ["zstd", { body: good, encoding: "zstd" }, 415, "unsupported_encoding", '"zstd" is not supported'],
     ["foo", { body: good, encoding: "foo" }, 415, "unsupported_encoding", ""],
-    ["corrupt gzip", { body: Buffer.from("definitely not gzip"), encoding: "gzip" }, 400, "invalid_encoding", "not valid gzip data"],
-    ["truncated gzip", { body: gzipSync(good).subarray(0, 20), encoding: "gzip" }, 400, "invalid_encoding", "unexpected end of file"],
-    ["invalid UTF-8 in an attribute (used to be stored as U+FFFD)", { body: Buffer.from(good.replace('"metrics"', '"attributes":{"fw":"1.\u00ff"},"metrics"'), "latin1"), encoding: "" }, 400, "invalid_utf8", "not valid UTF-8"],
-    ["invalid UTF-8, gzipped", { body: gzipSync(Buffer.from(good.replace("refused", "refus\u00e9"), "latin1")), encoding: "gzip" }, 400, "invalid_utf8", ""],
+    [
+      "corrupt gzip",
+      { body: Buffer.from("definitely not gzip"), encoding: "gzip" },
+      400,
+      "invalid_encoding",
+      "not valid gzip data",
+    ],
+    [
+      "truncated gzip",
+      { body: gzipSync(good).subarray(0, 20), encoding: "gzip" },
+      400,
+      "invalid_encoding",
+      "unexpected end of file",
+    ],
+    [
+      "invalid UTF-8 in an attribute (used to be stored as U+FFFD)",
+      {
+        body: Buffer.from(good.replace('"metrics"', '"attributes":{"fw":"1.\u00ff"},"metrics"'), "latin1"),
+        encoding: "",
+      },
+      400,
+      "invalid_utf8",
+      "not valid UTF-8",
+    ],
+    [
+      "invalid UTF-8, gzipped",
+      { body: gzipSync(Buffer.from(good.replace("refused", "refus\u00e9"), "latin1")), encoding: "gzip" },
+      400,
+      "invalid_utf8",
+      "",
+    ],
   ])("%s", async (_, req, status, code, fragment) => {
     const before = await published();
     const res = await send(req.body, req.encoding ? { "content-encoding": req.encoding } : {});
@@ -146,13 +211,17 @@ describe("limits", () => {
   test("a compressed body over the limit is 413 too", async () => {
     const noise = gzipSync(crypto.getRandomValues(new Uint8Array(MAX_BODY + 4096)));
     const res = await send(noise, { "content-encoding": "gzip" });
-    expect([res.status, res.body.error]).toEqual([413, { code: "body_too_large", message: `request body is larger than ${MAX_BODY} bytes` }]);
+    expect([res.status, res.body.error]).toEqual([
+      413,
+      { code: "body_too_large", message: `request body is larger than ${MAX_BODY} bytes` },
+    ]);
   });
 
   // Bun's own limit used to answer these with an empty 413 (no JSON) before any route ran.
   /** A JSON body of exactly `bytes` bytes. */
   const big = (bytes: number) => {
-    const json = (n: number) => JSON.stringify([{ device_id: "big", ts: BASE_TS, metrics: { t: 1 }, attributes: { pad: "x".repeat(n) } }]);
+    const json = (n: number) =>
+      JSON.stringify([{ device_id: "big", ts: BASE_TS, metrics: { t: 1 }, attributes: { pad: "x".repeat(n) } }]);
     const text = json(bytes - json(0).length);
     expect(text.length).toBe(bytes);
     return text;
@@ -165,13 +234,21 @@ describe("limits", () => {
     const res = await send(body());
     expect(res.status).toBe(413);
     expect(res.headers.get("content-type")).toContain("application/json");
-    expect(res.body.error).toEqual({ code: "body_too_large", message: `request body is larger than ${MAX_BODY} bytes` });
+    expect(res.body.error).toEqual({
+      code: "body_too_large",
+      message: `request body is larger than ${MAX_BODY} bytes`,
+    });
   });
 
   test("other routes with a body: the same JSON 413 (a 5 MiB rule), and gzip works there too", async () => {
     const res = await send(JSON.stringify({ name: "x".repeat(5 << 20) }), {}, "/api/v1/rules");
     expect([res.status, res.body?.error?.code]).toEqual([413, "body_too_large"]);
-    const rule = { name: "gz rule", metric: "t", severity: "warning", condition: { type: "above_threshold", threshold: 10, clear: 5 } };
+    const rule = {
+      name: "gz rule",
+      metric: "t",
+      severity: "warning",
+      condition: { type: "above_threshold", threshold: 10, clear: 5 },
+    };
     const ok = await send(gzipSync(JSON.stringify(rule)), { "content-encoding": "gzip" }, "/api/v1/rules");
     expect([ok.status, ok.body.name]).toEqual([201, "gz rule"]);
   });
@@ -184,7 +261,12 @@ describe("reserved names", () => {
     const res = await send(body);
     expect(res.status).toBe(202);
     expect(res.body).toMatchObject({ accepted: 1, rejected: 3 });
-    expect(res.body.results.map((r: { status: string; errors?: Array<{ path: string }> }) => [r.status, r.errors?.map((e) => e.path)])).toEqual([
+    expect(
+      res.body.results.map((r: { status: string; errors?: Array<{ path: string }> }) => [
+        r.status,
+        r.errors?.map((e) => e.path),
+      ]),
+    ).toEqual([
       ["rejected", ["metrics.__proto__"]],
       ["rejected", ["attributes.constructor"]],
       ["rejected", ["metrics.prototype"]],

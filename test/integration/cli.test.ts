@@ -21,7 +21,13 @@ import { freshDatabase } from "../helpers/services.ts";
 const root = join(import.meta.dir, "../..");
 
 function cli(args: string[], env: Record<string, string> = {}) {
-  const r = Bun.spawnSync({ cmd: [process.execPath, "src/cli/main.ts", ...args], cwd: root, env: { PATH: process.env.PATH!, ...env }, stdout: "pipe", stderr: "pipe" });
+  const r = Bun.spawnSync({
+    cmd: [process.execPath, "src/cli/main.ts", ...args],
+    cwd: root,
+    env: { PATH: process.env.PATH!, ...env },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
   return { code: r.exitCode, out: r.stdout.toString(), err: r.stderr.toString() };
 }
 
@@ -43,7 +49,19 @@ describe("--help", () => {
   });
 
   test("every command's USAGE line starts with telemetry and names the whole command", () => {
-    const commands = [["serve"], ["replay"], ["config"], ["keys"], ["keys", "create"], ["keys", "revoke"], ["tenants", "create"], ["quarantine", "list"], ["dlq", "replay"], ["mqtt", "users"], []];
+    const commands = [
+      ["serve"],
+      ["replay"],
+      ["config"],
+      ["keys"],
+      ["keys", "create"],
+      ["keys", "revoke"],
+      ["tenants", "create"],
+      ["quarantine", "list"],
+      ["dlq", "replay"],
+      ["mqtt", "users"],
+      [],
+    ];
     for (const command of commands) {
       const r = cli([...command, "--help"]);
       expect(r.code).toBe(0);
@@ -55,7 +73,11 @@ describe("--help", () => {
 
   test("on a terminal (script(1) gives the command one) help is coloured; with NO_COLOR (any value) it is not", () => {
     const onTty = (env: Record<string, string>) =>
-      Bun.spawnSync({ cmd: ["script", "-qec", `${process.execPath} src/cli/main.ts keys create --help`, "/dev/null"], cwd: root, env: { PATH: process.env.PATH!, ...env } }).stdout.toString();
+      Bun.spawnSync({
+        cmd: ["script", "-qec", `${process.execPath} src/cli/main.ts keys create --help`, "/dev/null"],
+        cwd: root,
+        env: { PATH: process.env.PATH!, ...env },
+      }).stdout.toString();
     const coloured = onTty({});
     expect(coloured).toContain("USAGE");
     expect(coloured).toContain(ESC);
@@ -90,7 +112,10 @@ describe("config check and the secret key", () => {
 
   test("with TELEMETRY_SECRET_KEY (or --secret-key): no warning, and the key is not printed", () => {
     const key = randomBytes(32).toString("base64");
-    for (const r of [cli(["config", "check"], { TELEMETRY_DATA_DIR: dataDir, TELEMETRY_SECRET_KEY: key }), cli(["config", "check", "--secret-key", key], { TELEMETRY_DATA_DIR: dataDir })]) {
+    for (const r of [
+      cli(["config", "check"], { TELEMETRY_DATA_DIR: dataDir, TELEMETRY_SECRET_KEY: key }),
+      cli(["config", "check", "--secret-key", key], { TELEMETRY_DATA_DIR: dataDir }),
+    ]) {
       expect(r.code).toBe(0);
       expect(r.err).toBe("");
       expect(r.out).toContain('TELEMETRY_SECRET_KEY="***"');

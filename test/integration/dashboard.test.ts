@@ -41,13 +41,20 @@ function fleet(n: number) {
 }
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run scripts/setup.sh (installs Debian's chromium)`);
+  if (!existsSync(CHROMIUM))
+    throw new Error(`${CHROMIUM} is missing: run scripts/setup.sh (installs Debian's chromium)`);
   mkdirSync(ARTIFACTS, { recursive: true });
   nats = await startNats();
   server = await startTestServer({ NATS_URL: nats.url, DATABASE_URL: await freshDatabase("dashboard") });
   browser = await chromium.launch({
     executablePath: CHROMIUM,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--no-first-run",
+    ],
   });
   page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
   page.setDefaultTimeout(UI_TIMEOUT);
@@ -71,17 +78,27 @@ describe("dashboard", () => {
     await page.click("#signin button[type=submit]");
     await page.waitForSelector("#tenant:has-text('tenant acme')");
     // The key lives in sessionStorage only.
-    expect(await page.evaluate(() => [sessionStorage.getItem("telemetry.key"), localStorage.length, document.cookie])).toEqual([TEST_KEY, 0, ""]);
+    expect(
+      await page.evaluate(() => [sessionStorage.getItem("telemetry.key"), localStorage.length, document.cookie]),
+    ).toEqual([TEST_KEY, 0, ""]);
 
     // Live: keep ingesting until the chart shows a rate and the device count arrives.
-    const feeder = setInterval(() => void api().ingest(fleet(300).map((r) => ({ ...r, ts: new Date().toISOString() }))).catch(() => {}), 700);
+    const feeder = setInterval(
+      () =>
+        void api()
+          .ingest(fleet(300).map((r) => ({ ...r, ts: new Date().toISOString() })))
+          .catch(() => {}),
+      700,
+    );
     try {
       await page.waitForFunction(() => document.querySelector("#kpi-devices")?.textContent === "300");
       await page.waitForFunction(() => {
         const d = document.querySelector("#chart-rate path[data-series=accepted]")?.getAttribute("d") ?? "";
         return (d.match(/L/g) ?? []).length >= 3 && Number(document.querySelector("#kpi-rate")?.textContent) > 0;
       });
-      await page.waitForFunction(() => (document.querySelector("#chart-flush path[data-series=mean]")?.getAttribute("d") ?? "").length > 0);
+      await page.waitForFunction(
+        () => (document.querySelector("#chart-flush path[data-series=mean]")?.getAttribute("d") ?? "").length > 0,
+      );
     } finally {
       clearInterval(feeder);
     }
@@ -92,19 +109,32 @@ describe("dashboard", () => {
     await page.click("a[data-nav=devices]");
     await page.waitForSelector("table.devices tbody tr");
     expect(await page.locator("tr[data-device=truck-42]").count()).toBe(0);
-    await api().ingest([{ device_id: "truck-42", ts: new Date().toISOString(), location: { lat: 52.45, lon: 13.3 }, metrics: { temp: 21.5 } }]);
+    await api().ingest([
+      {
+        device_id: "truck-42",
+        ts: new Date().toISOString(),
+        location: { lat: 52.45, lon: 13.3 },
+        metrics: { temp: 21.5 },
+      },
+    ]);
     await page.fill("#device-filter", "");
     // Newest first: it tops the list once the writer has stored it and the page polled.
     const row = page.locator("tr[data-device=truck-42]");
     await row.waitFor();
-    await page.waitForFunction(() => document.querySelector("tr[data-device=truck-42] .last-value")?.textContent?.includes("temp 21.5"));
+    await page.waitForFunction(() =>
+      document.querySelector("tr[data-device=truck-42] .last-value")?.textContent?.includes("temp 21.5"),
+    );
     expect(await page.locator("#map h3").textContent()).toContain("of 301 devices");
     expect(await page.locator("svg.map path.dots.fresh").getAttribute("d")).toMatch(/^M[\d.]+,[\d.]+h0/);
     // sorting by device id puts bus-000 first
     await page.click("th[data-sort=device_id]");
-    await page.waitForFunction(() => document.querySelector("table.devices tbody tr")?.getAttribute("data-device") === "bus-000");
+    await page.waitForFunction(
+      () => document.querySelector("table.devices tbody tr")?.getAttribute("data-device") === "bus-000",
+    );
     await page.click("th[data-sort=last_seen]");
-    await page.waitForFunction(() => document.querySelector("table.devices tbody tr")?.getAttribute("data-device") === "truck-42");
+    await page.waitForFunction(
+      () => document.querySelector("table.devices tbody tr")?.getAttribute("data-device") === "truck-42",
+    );
     await shot("devices");
   }, 120_000);
 
@@ -124,7 +154,12 @@ describe("dashboard", () => {
     await page.waitForSelector("table.rules tr:has-text('too hot')");
     expect(await page.locator("#rule-form").count()).toBe(0);
     const [rule] = (await api().get("/api/v1/rules")).body.rules;
-    expect(rule).toMatchObject({ name: "too hot", metric: "temp", severity: "critical", condition: { type: "above_threshold", threshold: 90, clear: 85 } });
+    expect(rule).toMatchObject({
+      name: "too hot",
+      metric: "temp",
+      severity: "critical",
+      condition: { type: "above_threshold", threshold: 90, clear: 85 },
+    });
   }, 120_000);
 
   test("an alert appears after a threshold reading and is acknowledged", async () => {
@@ -132,7 +167,11 @@ describe("dashboard", () => {
     await page.waitForSelector("#no-alerts");
     // An hour of readings of truck-42, one a minute, then a spike over the threshold.
     const now = Date.now();
-    const hour = Array.from({ length: 58 }, (_, i) => ({ device_id: "truck-42", ts: new Date(now - (60 - i) * 60_000).toISOString(), metrics: { temp: Math.round((40 + 8 * Math.sin(i / 6)) * 10) / 10 } }));
+    const hour = Array.from({ length: 58 }, (_, i) => ({
+      device_id: "truck-42",
+      ts: new Date(now - (60 - i) * 60_000).toISOString(),
+      metrics: { temp: Math.round((40 + 8 * Math.sin(i / 6)) * 10) / 10 },
+    }));
     await api().ingest(hour);
     await api().ingest([{ device_id: "truck-42", ts: new Date().toISOString(), metrics: { temp: 96.5 } }]); // newer than its reading in the devices test
     const row = page.locator("table.alerts tbody tr", { hasText: "truck-42" });
@@ -154,7 +193,11 @@ describe("dashboard", () => {
     await page.waitForSelector("#metric-select");
     await page.waitForFunction(() => {
       const d = document.querySelector("#device-chart path[data-series=temp]")?.getAttribute("d") ?? "";
-      return (d.match(/L/g) ?? []).length >= 50 && document.querySelector("#device-chart polygon.band") && document.querySelector("#device-chart g.marker");
+      return (
+        (d.match(/L/g) ?? []).length >= 50 &&
+        document.querySelector("#device-chart polygon.band") &&
+        document.querySelector("#device-chart g.marker")
+      );
     });
     expect(await page.locator("#device-last-values").textContent()).toContain("temp = 96.5");
     expect(await page.locator("#device-alerts li").count()).toBe(1);
@@ -175,7 +218,8 @@ test("the API docs page renders the OpenAPI description in the browser", async (
     await docs.goto(`${server.url}/docs`);
     await docs.waitForSelector(".opblock-tag", { timeout: UI_TIMEOUT });
     const tags = await docs.locator(".opblock-tag").allTextContents();
-    for (const tag of ["ingest", "devices", "rules", "alerts", "channels", "dashboard", "admin", "service"]) expect(tags.join(" ")).toContain(tag);
+    for (const tag of ["ingest", "devices", "rules", "alerts", "channels", "dashboard", "admin", "service"])
+      expect(tags.join(" ")).toContain(tag);
     await docs.screenshot({ path: join(ARTIFACTS, "docs.png") });
   } finally {
     await docs.close();

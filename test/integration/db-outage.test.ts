@@ -12,7 +12,13 @@ let server: TestServer;
 beforeAll(async () => {
   nats = await startNats();
   pg = await startPostgres();
-  server = await startTestServer({ NATS_URL: nats.url, DATABASE_URL: pg.url, TELEMETRY_BATCH_SIZE: "200", TELEMETRY_ACK_WAIT: "3s", TELEMETRY_WRITER_MAX_PENDING: "200" });
+  server = await startTestServer({
+    NATS_URL: nats.url,
+    DATABASE_URL: pg.url,
+    TELEMETRY_BATCH_SIZE: "200",
+    TELEMETRY_ACK_WAIT: "3s",
+    TELEMETRY_WRITER_MAX_PENDING: "200",
+  });
 }, 60_000);
 
 afterAll(async () => {
@@ -36,7 +42,9 @@ test("ingest keeps answering 202 during a database outage and nothing accepted i
   await send(0, 2_000);
   await pg.stop();
   const outageStart = Date.now();
-  await check(async () => (await fetch(`${server.url}/ready`)).status === 503, { what: "/ready reports the database down" });
+  await check(async () => (await fetch(`${server.url}/ready`)).status === 503, {
+    what: "/ready reports the database down",
+  });
   await send(2_000, 5_000); // ingestion does not wait on the database
   await Bun.sleep(Math.max(0, 8_000 - (Date.now() - outageStart))); // longer than ack_wait: no redelivery storm, no loss
   expect(server.writer!.healthy).toBe(false);

@@ -30,15 +30,24 @@ afterAll(async () => {
 });
 
 function cli(...args: string[]) {
-  const r = Bun.spawnSync({ cmd: [process.execPath, "src/cli/main.ts", ...args], env: { PATH: process.env.PATH!, NATS_URL: nats.url, LOG_LEVEL: "warn" }, stderr: "pipe" });
+  const r = Bun.spawnSync({
+    cmd: [process.execPath, "src/cli/main.ts", ...args],
+    env: { PATH: process.env.PATH!, NATS_URL: nats.url, LOG_LEVEL: "warn" },
+    stderr: "pipe",
+  });
   return { code: r.exitCode, out: r.stdout.toString(), err: r.stderr.toString() };
 }
 
-const rows = async (device: string) => (await sql`SELECT count(*)::int AS n FROM readings WHERE device_id = ${device}`)[0]!.n as number;
+const rows = async (device: string) =>
+  (await sql`SELECT count(*)::int AS n FROM readings WHERE device_id = ${device}`)[0]!.n as number;
 
 test("a message the stream refuses goes to the dead-letter stream; replayed, its readings are stored once", async () => {
   await server.broker.jsm.streams.update("TELEMETRY", { max_msg_size: 2_000 });
-  const big = Array.from({ length: 40 }, (_, i) => ({ device_id: "big", ts: BASE_TS + i * 1000, metrics: { temp: 20 + i, humidity: 50 } }));
+  const big = Array.from({ length: 40 }, (_, i) => ({
+    device_id: "big",
+    ts: BASE_TS + i * 1000,
+    metrics: { temp: 20 + i, humidity: 50 },
+  }));
   const small = { device_id: "small", ts: BASE_TS, metrics: { temp: 1 } };
   const res = await post(server, [...big, small]);
   expect(res.status).toBe(202);
@@ -53,7 +62,11 @@ test("a message the stream refuses goes to the dead-letter stream; replayed, its
   expect(listed.code).toBe(0);
   const letters = JSON.parse(listed.out);
   expect(letters).toHaveLength(1);
-  expect(letters[0]).toMatchObject({ subject: expect.stringMatching(/^telemetry\.v1\.acme\./), readings: 40, failure: expect.stringMatching(/maximum/i) });
+  expect(letters[0]).toMatchObject({
+    subject: expect.stringMatching(/^telemetry\.v1\.acme\./),
+    readings: 40,
+    failure: expect.stringMatching(/maximum/i),
+  });
 
   // Still refused: the letter stays, the command says so.
   const refused = cli("dlq", "replay", "--all");
@@ -63,10 +76,17 @@ test("a message the stream refuses goes to the dead-letter stream; replayed, its
   await server.broker.jsm.streams.update("TELEMETRY", { max_msg_size: -1 });
   const replayed = cli("dlq", "replay", String(letters[0].seq));
   expect(replayed.out).toContain("replayed 1 dead letter(s)");
-  await check(async () => (await rows("big")) === 40, { what: "the 40 dead-lettered readings stored", timeoutMs: 20_000 });
+  await check(async () => (await rows("big")) === 40, {
+    what: "the 40 dead-lettered readings stored",
+    timeoutMs: 20_000,
+  });
   expect(JSON.parse(cli("dlq", "list", "--json").out)).toEqual([]);
   // Posting the same records again adds nothing.
-  expect((await post(server, big)).body.results.every((r: { status: string }) => r.status === "duplicate" || r.status === "accepted")).toBe(true);
+  expect(
+    (await post(server, big)).body.results.every(
+      (r: { status: string }) => r.status === "duplicate" || r.status === "accepted",
+    ),
+  ).toBe(true);
   await check(
     async () => {
       const c = await server.broker.jsm.consumers.info("TELEMETRY", "writer");

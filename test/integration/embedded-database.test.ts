@@ -34,14 +34,26 @@ const env = (extra: Record<string, string> = {}) => ({
 });
 const cli = (...args: string[]) => cliIn(env(), ...args);
 const cliIn = (environment: Record<string, string>, ...args: string[]) => {
-  const r = Bun.spawnSync({ cmd: [process.execPath, "src/cli/main.ts", ...args], cwd: root, env: environment, stdout: "pipe", stderr: "pipe" });
+  const r = Bun.spawnSync({
+    cmd: [process.execPath, "src/cli/main.ts", ...args],
+    cwd: root,
+    env: environment,
+    stdout: "pipe",
+    stderr: "pipe",
+  });
   return { code: r.exitCode, out: r.stdout.toString(), err: r.stderr.toString() };
 };
 
 async function serve(): Promise<void> {
   const port = await freePort();
   output = "";
-  proc = Bun.spawn({ cmd: [process.execPath, "src/cli/main.ts", "serve"], cwd: root, env: env({ PORT: String(port), HOST: "127.0.0.1", TELEMETRY_NATS_PORT: "0" }), stdout: "pipe", stderr: "pipe" });
+  proc = Bun.spawn({
+    cmd: [process.execPath, "src/cli/main.ts", "serve"],
+    cwd: root,
+    env: env({ PORT: String(port), HOST: "127.0.0.1", TELEMETRY_NATS_PORT: "0" }),
+    stdout: "pipe",
+    stderr: "pipe",
+  });
   const decoder = new TextDecoder();
   for (const stream of [proc.stdout, proc.stderr] as ReadableStream<Uint8Array>[]) {
     void (async () => {
@@ -49,11 +61,16 @@ async function serve(): Promise<void> {
     })();
   }
   base = `http://127.0.0.1:${port}`;
-  await check(async () => (await fetch(`${base}/ready`).catch(() => null))?.status === 200 || (proc!.exitCode !== null && Promise.reject(new Error(output))), {
-    what: "ready",
-    timeoutMs: 90_000,
-    intervalMs: 200,
-  });
+  await check(
+    async () =>
+      (await fetch(`${base}/ready`).catch(() => null))?.status === 200 ||
+      (proc!.exitCode !== null && Promise.reject(new Error(output))),
+    {
+      what: "ready",
+      timeoutMs: 90_000,
+      intervalMs: 200,
+    },
+  );
 }
 
 async function stop(): Promise<number> {
@@ -78,24 +95,39 @@ describe("serve on the embedded database", () => {
   test("says what the mode is for; readings go in and come back from the API", async () => {
     expect(output).toContain("for trying the server out and small installations");
     expect(output).toContain("migrate-to");
-    const res = await fetch(`${base}/api/v1/telemetry`, { method: "POST", headers: { authorization: `Bearer ${TEST_KEY}`, "content-type": "application/x-ndjson" }, body: ndjson(RECORDS) });
+    const res = await fetch(`${base}/api/v1/telemetry`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${TEST_KEY}`, "content-type": "application/x-ndjson" },
+      body: ndjson(RECORDS),
+    });
     expect(res.status).toBe(202);
-    const counts = await check(async () => {
-      const c = await Promise.all(["dev-0", "dev-1", "dev-2"].map(readingCount));
-      return c.every((n) => n === 100) && c;
-    }, { what: "300 readings through the API", timeoutMs: 30_000 });
+    const counts = await check(
+      async () => {
+        const c = await Promise.all(["dev-0", "dev-1", "dev-2"].map(readingCount));
+        return c.every((n) => n === 100) && c;
+      },
+      { what: "300 readings through the API", timeoutMs: 30_000 },
+    );
     expect(counts).toEqual([100, 100, 100]);
     expect(existsSync(join(dataDir, "pglite", "PG_VERSION"))).toBe(true);
     expect(existsSync(join(dataDir, "pg"))).toBe(false);
   }, 60_000);
 
   test("a threshold rule opens an alert", async () => {
-    await api().createRule({ name: "hot", metric: "temp", severity: "critical", condition: { type: "above_threshold", threshold: 30 } });
+    await api().createRule({
+      name: "hot",
+      metric: "temp",
+      severity: "critical",
+      condition: { type: "above_threshold", threshold: 30 },
+    });
     await api().ingest([{ device_id: "hot-1", ts: new Date().toISOString(), metrics: { temp: 31.5 } }]);
-    const alerts = await check(async () => {
-      const a = await api().alerts();
-      return a.length > 0 && a;
-    }, { what: "an alert", timeoutMs: 30_000 });
+    const alerts = await check(
+      async () => {
+        const a = await api().alerts();
+        return a.length > 0 && a;
+      },
+      { what: "an alert", timeoutMs: 30_000 },
+    );
     expect(alerts).toHaveLength(1);
     expect(alerts[0]).toMatchObject({ device_id: "hot-1", metric: "temp", status: "open", value: 31.5 });
   }, 60_000);
@@ -135,11 +167,16 @@ test("without a server, a command opens a new data dir's embedded database itsel
 
 describe("migrate-to", () => {
   const tables = async (sql: postgres.Sql) =>
-    (await sql<{ name: string }[]>`SELECT relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND relkind = 'r' AND relname <> 'telemetry_migrations' ORDER BY 1`).map((r) => r.name);
+    (
+      await sql<
+        { name: string }[]
+      >`SELECT relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND relkind = 'r' AND relname <> 'telemetry_migrations' ORDER BY 1`
+    ).map((r) => r.name);
   const summary = async (sql: postgres.Sql) => {
     const out: Record<string, number> = {};
     for (const t of await tables(sql)) out[t] = Number((await sql.unsafe(`SELECT count(*) AS n FROM "${t}"`))[0]!.n);
-    const [sum] = await sql`SELECT md5(string_agg(concat_ws('|', tenant, device_id, ts, event_id, metrics::text, lat, lon, attributes::text, received_at), ',' ORDER BY tenant, device_id, ts, event_id)) AS md5 FROM readings`;
+    const [sum] =
+      await sql`SELECT md5(string_agg(concat_ws('|', tenant, device_id, ts, event_id, metrics::text, lat, lon, attributes::text, received_at), ',' ORDER BY tenant, device_id, ts, event_id)) AS md5 FROM readings`;
     const [seq] = await sql`SELECT last_value::int AS n FROM pg_sequences WHERE sequencename = 'quarantine_id_seq'`;
     return { counts: out, readings: sum!.md5 as string, quarantineSeq: seq?.n ?? null };
   };
@@ -180,7 +217,10 @@ describe("migrate-to", () => {
 
       const again = cli("migrate-to", "--database-url", url);
       expect(again.code).toBe(0);
-      const copiedNow = again.out.split("\n").filter((l) => /^\w+\s+\d+\s+\d+\s+\d+$/.test(l)).map((l) => Number(l.trim().split(/\s+/).pop()));
+      const copiedNow = again.out
+        .split("\n")
+        .filter((l) => /^\w+\s+\d+\s+\d+\s+\d+$/.test(l))
+        .map((l) => Number(l.trim().split(/\s+/).pop()));
       expect(copiedNow.length).toBe(Object.keys(before.counts).length);
       expect(copiedNow.every((n) => n === 0)).toBe(true);
       expect(await summary(target)).toEqual(after);

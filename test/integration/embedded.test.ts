@@ -67,7 +67,9 @@ describe("local nats-server", () => {
     await using nats = await startNats();
     const crashed = nats.pid!;
     process.kill(crashed, "SIGKILL");
-    const restarted = await check(() => nats.running && nats.pid !== crashed && nats.pid, { what: "a new nats-server pid" });
+    const restarted = await check(() => nats.running && nats.pid !== crashed && nats.pid, {
+      what: "a new nats-server pid",
+    });
     expect(restarted).not.toBe(crashed);
     const nc = await check(() => connect({ servers: nats.url, reconnect: false }), { what: "a connection" });
     await nc.close();
@@ -76,7 +78,11 @@ describe("local nats-server", () => {
   test("start() stops a nats-server orphaned by a crashed parent", async () => {
     await using nats = await startNats();
     await nats.kill();
-    const orphan = Bun.spawn({ cmd: ["nats-server", "-c", join(nats.storeDir, "nats-server.conf")], stdout: "ignore", stderr: "ignore" });
+    const orphan = Bun.spawn({
+      cmd: ["nats-server", "-c", join(nats.storeDir, "nats-server.conf")],
+      stdout: "ignore",
+      stderr: "ignore",
+    });
     try {
       const pidFile = join(nats.storeDir, "nats-server.pid");
       await check(() => readFileSync(pidFile, "utf8").trim() === String(orphan.pid), { what: "the orphan's pid file" });
@@ -126,7 +132,11 @@ describe("local PostgreSQL", () => {
       const crashed = pg.pid!;
       process.kill(crashed, "SIGKILL");
       await check(() => pg.pid !== crashed, { what: "the supervisor to notice the crash" });
-      const [row] = await check(async () => await sql<{ answer: number }[]>`select 42 as answer`, { timeoutMs: 60_000, intervalMs: 200, what: "a working query" });
+      const [row] = await check(async () => await sql<{ answer: number }[]>`select 42 as answer`, {
+        timeoutMs: 60_000,
+        intervalMs: 200,
+        what: "a working query",
+      });
       expect(row?.answer).toBe(42);
       expect(pg.pid).not.toBe(crashed);
     } finally {

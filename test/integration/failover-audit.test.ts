@@ -35,7 +35,11 @@ test("after a leader election, readings the writer consumer skipped are written 
   const dbUrl = await freshDatabase("audit");
   const sql = createSql(dbUrl, { max: 1, name: "test" });
   cleanup.push({ [Symbol.asyncDispose]: () => sql.end() });
-  const rows = async () => (await sql`SELECT count(*)::int AS n, count(DISTINCT event_id)::int AS d FROM readings`)[0] as { n: number; d: number };
+  const rows = async () =>
+    (await sql`SELECT count(*)::int AS n, count(DISTINCT event_id)::int AS d FROM readings`)[0] as {
+      n: number;
+      d: number;
+    };
   const env = { NATS_URL: cluster.url, DATABASE_URL: dbUrl, TELEMETRY_STREAM_REPLICAS: "3" };
 
   // 100 readings through ingest and the writer, as usual.
@@ -58,10 +62,13 @@ test("after a leader election, readings the writer consumer skipped are written 
         left--;
       }
     }
-    await check(async () => {
-      const i = await jsm.consumers.info("TELEMETRY", "writer");
-      return i.num_pending + i.num_ack_pending === 0;
-    }, { what: "the writer consumer moved past the 50", timeoutMs: 10_000 });
+    await check(
+      async () => {
+        const i = await jsm.consumers.info("TELEMETRY", "writer");
+        return i.num_pending + i.num_ack_pending === 0;
+      },
+      { what: "the writer consumer moved past the 50", timeoutMs: 10_000 },
+    );
   });
 
   // A writer again: nothing is pending for it, so the 50 stay missing...

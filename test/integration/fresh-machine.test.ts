@@ -9,7 +9,17 @@
  * exit 0 and no process left whose executable lies inside the test's directory.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync } from "node:fs";
+import {
+  chmodSync,
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SETTINGS } from "../../src/config/schema.ts";
@@ -77,9 +87,19 @@ async function start(cwd: string, extraEnv: Record<string, string> = env): Promi
   const proc = Bun.spawn({ cmd: [exe, "serve"], cwd, env: extraEnv, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
   let text = "";
   const decoder = new TextDecoder();
-  const drained = Promise.all([proc.stdout, proc.stderr].map(async (stream) => { for await (const chunk of stream) text += decoder.decode(chunk); }));
-  const exited = proc.exited.then((code) => Promise.reject(new Error(`serve exited (${code}) before ready:\n${text.slice(-3000)}`)));
-  const ready = check(async () => (await fetch(`${base}/ready`).catch(() => null))?.status === 200, { what: "the server ready", timeoutMs: 90_000, intervalMs: 100 });
+  const drained = Promise.all(
+    [proc.stdout, proc.stderr].map(async (stream) => {
+      for await (const chunk of stream) text += decoder.decode(chunk);
+    }),
+  );
+  const exited = proc.exited.then((code) =>
+    Promise.reject(new Error(`serve exited (${code}) before ready:\n${text.slice(-3000)}`)),
+  );
+  const ready = check(async () => (await fetch(`${base}/ready`).catch(() => null))?.status === 200, {
+    what: "the server ready",
+    timeoutMs: 90_000,
+    intervalMs: 100,
+  });
   await Promise.race([ready, exited]);
   exited.catch(() => {}); // a later exit is the test's own stop
   return { proc, output: () => text, drained, readyMs: performance.now() - t0 };
@@ -90,7 +110,10 @@ async function stopCleanly(server: Server): Promise<void> {
   expect(await server.proc.exited).toBe(0);
   await server.drained;
   expect(server.output()).toContain('"msg":"stopped"');
-  const left = await check(() => (processesIn(root).length === 0 ? "none" : false), { what: "no process from the test's directory", timeoutMs: 15_000 }).catch(() => processesIn(root));
+  const left = await check(() => (processesIn(root).length === 0 ? "none" : false), {
+    what: "no process from the test's directory",
+    timeoutMs: 15_000,
+  }).catch(() => processesIn(root));
   expect(left).toBe("none");
 }
 
@@ -104,7 +127,10 @@ async function readingsOf(device: string): Promise<Array<{ ts: string; metrics: 
 /** Every posted reading comes back from the API, with its value. */
 async function expectAllBack(): Promise<void> {
   for (const device of new Set(posted.map((p) => p.device_id))) {
-    const want = posted.filter((p) => p.device_id === device).map((p) => [Date.parse(p.ts), p.metrics.v]).sort();
+    const want = posted
+      .filter((p) => p.device_id === device)
+      .map((p) => [Date.parse(p.ts), p.metrics.v])
+      .sort();
     const got = await check(
       async () => {
         const rows = (await readingsOf(device)).map((r) => [Date.parse(r.ts), r.metrics.v]).sort();
@@ -118,7 +144,11 @@ async function expectAllBack(): Promise<void> {
 
 async function post(count: number): Promise<void> {
   const now = Date.now();
-  const batch = Array.from({ length: count }, (_, i) => ({ device_id: `dev-${i % 2}`, ts: new Date(now - (posted.length + i) * 1_000).toISOString(), metrics: { v: posted.length + i } }));
+  const batch = Array.from({ length: count }, (_, i) => ({
+    device_id: `dev-${i % 2}`,
+    ts: new Date(now - (posted.length + i) * 1_000).toISOString(),
+    metrics: { v: posted.length + i },
+  }));
   const r = await fetch(`${base}/api/v1/telemetry`, { method: "POST", headers: auth(), body: JSON.stringify(batch) });
   expect(r.status).toBe(202);
   expect(((await r.json()) as { accepted: number }).accepted).toBe(count);
@@ -135,7 +165,12 @@ beforeAll(async () => {
   chmodSync(exe, 0o755);
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
-  env = { PATH: basicTools(join(root, "tools")), PORT: String(port), TELEMETRY_NATS_PORT: "0", TELEMETRY_POSTGRES_BIN_DIR: "none" };
+  env = {
+    PATH: basicTools(join(root, "tools")),
+    PORT: String(port),
+    TELEMETRY_NATS_PORT: "0",
+    TELEMETRY_POSTGRES_BIN_DIR: "none",
+  };
   if (!embeddedDatabase) env.DATABASE_URL = await freshDatabase("fresh"); // THE NO-POSTGRESQL PART: see above
 }, 120_000);
 
@@ -147,29 +182,49 @@ afterAll(() => {
 describe("a fresh machine: the executable alone", () => {
   test("the directory holds only the executable; PATH reaches neither nats-server nor PostgreSQL's binaries", () => {
     expect(readdirSync(app)).toEqual(["telemetry"]);
-    for (const tool of ["nats-server", "postgres", "initdb", "pg_ctl"]) expect(Bun.which(tool, { PATH: env.PATH })).toBeNull();
+    for (const tool of ["nats-server", "postgres", "initdb", "pg_ctl"])
+      expect(Bun.which(tool, { PATH: env.PATH })).toBeNull();
     expect(Bun.which("sh", { PATH: env.PATH })).not.toBeNull();
   });
 
-  test.if(!embeddedDatabase)("no DATABASE_URL: serve stops at once, saying no PostgreSQL is found, and leaves nothing running", async () => {
-    const elsewhere = join(root, "no-database");
-    mkdirSync(elsewhere);
-    const { DATABASE_URL: _, ...withoutDatabase } = env;
-    const proc = Bun.spawn({ cmd: [exe, "serve"], cwd: elsewhere, env: withoutDatabase, stdout: "ignore", stderr: "pipe" });
-    const [code, stderr] = await Promise.all([proc.exited, new Response(proc.stderr).text()]);
-    expect(code).toBe(1);
-    expect(stderr).toContain("PostgreSQL server not found; install the Debian package 'postgresql' (apt-get install postgresql) or set DATABASE_URL (TELEMETRY_POSTGRES_BIN_DIR=none");
-    const left = await check(() => (processesIn(root).length === 0 ? "none" : false), { what: "no process from the test's directory", timeoutMs: 15_000 }).catch(() => processesIn(root));
-    expect(left).toBe("none");
-  }, 60_000);
+  test.if(!embeddedDatabase)(
+    "no DATABASE_URL: serve stops at once, saying no PostgreSQL is found, and leaves nothing running",
+    async () => {
+      const elsewhere = join(root, "no-database");
+      mkdirSync(elsewhere);
+      const { DATABASE_URL: _, ...withoutDatabase } = env;
+      const proc = Bun.spawn({
+        cmd: [exe, "serve"],
+        cwd: elsewhere,
+        env: withoutDatabase,
+        stdout: "ignore",
+        stderr: "pipe",
+      });
+      const [code, stderr] = await Promise.all([proc.exited, new Response(proc.stderr).text()]);
+      expect(code).toBe(1);
+      expect(stderr).toContain(
+        "PostgreSQL server not found; install the Debian package 'postgresql' (apt-get install postgresql) or set DATABASE_URL (TELEMETRY_POSTGRES_BIN_DIR=none",
+      );
+      const left = await check(() => (processesIn(root).length === 0 ? "none" : false), {
+        what: "no process from the test's directory",
+        timeoutMs: 15_000,
+      }).catch(() => processesIn(root));
+      expect(left).toBe("none");
+    },
+    60_000,
+  );
 
   test("zero config: it starts the nats-server it carries, takes readings and gives them back; SIGTERM leaves nothing", async () => {
     const first = await start(app);
     const children = processesIn(root).filter((p) => p.pid !== first.proc.pid);
-    expect(children.map((p) => p.exe)).toEqual([expect.stringMatching(new RegExp(`^${app}/data/bin/nats-server-\\d+\\.\\d+\\.\\d+-[0-9a-f]{12}$`))]);
+    expect(children.map((p) => p.exe)).toEqual([
+      expect.stringMatching(new RegExp(`^${app}/data/bin/nats-server-\\d+\\.\\d+\\.\\d+-[0-9a-f]{12}$`)),
+    ]);
     expect(statSync(join(app, "data", "bin")).mode & 0o777).toBe(0o700);
     // /ready can answer before the log line written just ahead of it has come through the pipe
-    await check(() => first.output().includes('"msg":"extracted the embedded nats-server"'), { what: "the extraction logged" });
+    await check(() => first.output().includes('"msg":"extracted the embedded nats-server"'), {
+      what: "the extraction logged",
+    });
     key = /tk_[A-Za-z0-9_-]{20,}/.exec(first.output())?.[0] ?? "";
     expect(key).not.toBe("");
     await post(6);
@@ -182,6 +237,8 @@ describe("a fresh machine: the executable alone", () => {
     await post(4);
     await expectAllBack();
     await stopCleanly(second);
-    console.log(`FRESH first_ready_ms=${first.readyMs.toFixed(0)} restart_ready_ms=${second.readyMs.toFixed(0)} database=${embeddedDatabase ? "embedded" : "DATABASE_URL"}`);
+    console.log(
+      `FRESH first_ready_ms=${first.readyMs.toFixed(0)} restart_ready_ms=${second.readyMs.toFixed(0)} database=${embeddedDatabase ? "embedded" : "DATABASE_URL"}`,
+    );
   }, 240_000);
 });

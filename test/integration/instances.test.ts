@@ -56,7 +56,16 @@ describe("a second instance on the same NATS port", () => {
     const proc = Bun.spawn({
       cmd: [process.execPath, "src/cli/main.ts", "serve"],
       cwd: root,
-      env: { PATH: process.env.PATH!, PORT: "0", HOST: "127.0.0.1", TELEMETRY_DATA_DIR: dataDir, TELEMETRY_NATS_PORT: String(port), DATABASE_URL: dbB, TELEMETRY_API_KEYS: `acme:${TEST_KEY}`, LOG_LEVEL: "warn" },
+      env: {
+        PATH: process.env.PATH!,
+        PORT: "0",
+        HOST: "127.0.0.1",
+        TELEMETRY_DATA_DIR: dataDir,
+        TELEMETRY_NATS_PORT: String(port),
+        DATABASE_URL: dbB,
+        TELEMETRY_API_KEYS: `acme:${TEST_KEY}`,
+        LOG_LEVEL: "warn",
+      },
       stdin: "ignore",
       stdout: "pipe",
       stderr: "pipe",
@@ -69,7 +78,11 @@ describe("a second instance on the same NATS port", () => {
       expect(proc.exitCode).not.toBe(0);
       expect(Date.now() - started).toBeLessThan(20_000);
       // The holder named: instance A's nats-server, running A's config file.
-      expect(stderr).toMatch(new RegExp(`port ${port} on 127\\.0\\.0\\.1 is already in use by pid \\d+ \\(\\S*nats-server -c \\S+/nats/nats-server\\.conf\\)`));
+      expect(stderr).toMatch(
+        new RegExp(
+          `port ${port} on 127\\.0\\.0\\.1 is already in use by pid \\d+ \\(\\S*nats-server -c \\S+/nats/nats-server\\.conf\\)`,
+        ),
+      );
       expect(stderr).toContain("--nats-port");
       expect(stderr).toContain("TELEMETRY_NATS_PORT");
     } finally {
@@ -77,14 +90,22 @@ describe("a second instance on the same NATS port", () => {
       rmSync(dataDir, { recursive: true, force: true });
     }
     await post20(a, "a");
-    await check(async () => (await readingCount(dbA, "a-")) === 20, { what: "instance A's 20 readings", timeoutMs: 20_000 });
+    await check(async () => (await readingCount(dbA, "a-")) === 20, {
+      what: "instance A's 20 readings",
+      timeoutMs: 20_000,
+    });
     expect(await readingCount(dbB, "a-")).toBe(0);
   }, 90_000);
 
   test("a bare nats-server on the port is never used: start fails and no stream is created on it", async () => {
     await using bare = await startNats();
-    const promise = startTestServer({ TELEMETRY_NATS_PORT: String(bare.port), DATABASE_URL: await freshDatabase("inst_bare") });
-    await expect(promise).rejects.toThrow(new RegExp(`port ${bare.port} on 127\\.0\\.0\\.1 is already in use by pid ${bare.pid} .*--nats-port`));
+    const promise = startTestServer({
+      TELEMETRY_NATS_PORT: String(bare.port),
+      DATABASE_URL: await freshDatabase("inst_bare"),
+    });
+    await expect(promise).rejects.toThrow(
+      new RegExp(`port ${bare.port} on 127\\.0\\.0\\.1 is already in use by pid ${bare.pid} .*--nats-port`),
+    );
     const nc = await connect({ servers: bare.url });
     try {
       const streams = await (await jetstreamManager(nc)).streams.names().next();
@@ -103,7 +124,10 @@ test("--nats-port 0: two instances side by side each store only their own readin
   expect(natsPortOf(a)).not.toBe(natsPortOf(b));
   await post20(a, "a");
   await post20(b, "b");
-  await check(async () => (await readingCount(dbA, "a-")) === 20 && (await readingCount(dbB, "b-")) === 20, { what: "20 readings in each database", timeoutMs: 20_000 });
+  await check(async () => (await readingCount(dbA, "a-")) === 20 && (await readingCount(dbB, "b-")) === 20, {
+    what: "20 readings in each database",
+    timeoutMs: 20_000,
+  });
   expect(await readingCount(dbA, "b-")).toBe(0);
   expect(await readingCount(dbB, "a-")).toBe(0);
 }, 90_000);
@@ -117,10 +141,19 @@ test("after our nats-server dies, the broker connection never settles on another
     await ours.kill(); // and not restarted: the port is free for someone else
     await check(() => !broker.connected, { what: "the disconnect" });
     const monitor = await freePort();
-    foreign = Bun.spawn({ cmd: ["nats-server", "-a", "127.0.0.1", "-p", String(ours.port), "-m", String(monitor)], stdout: "ignore", stderr: "ignore" });
-    const varz = async () => (await (await fetch(`http://127.0.0.1:${monitor}/varz`)).json()) as { total_connections: number };
+    foreign = Bun.spawn({
+      cmd: ["nats-server", "-a", "127.0.0.1", "-p", String(ours.port), "-m", String(monitor)],
+      stdout: "ignore",
+      stderr: "ignore",
+    });
+    const varz = async () =>
+      (await (await fetch(`http://127.0.0.1:${monitor}/varz`)).json()) as { total_connections: number };
     // Connected, found foreign, left, and came back: at least two connections seen by the foreign server.
-    await check(async () => (await varz()).total_connections >= 2, { what: "the client to reach the foreign server and leave it", timeoutMs: 20_000, intervalMs: 100 });
+    await check(async () => (await varz()).total_connections >= 2, {
+      what: "the client to reach the foreign server and leave it",
+      timeoutMs: 20_000,
+      intervalMs: 100,
+    });
     expect(broker.connected).toBe(false);
     foreign.kill("SIGKILL");
     await foreign.exited;
@@ -133,7 +166,8 @@ test("after our nats-server dies, the broker connection never settles on another
 }, 60_000);
 
 /** As root, PostgreSQL must run as the postgres OS user (as the supervisor runs it). */
-const asPostgres = () => (process.getuid?.() === 0 ? ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--"] : []);
+const asPostgres = () =>
+  process.getuid?.() === 0 ? ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--"] : [];
 
 describe("supervised PostgreSQL", () => {
   test("a data dir held by a postmaster we did not start is refused and that server left running", async () => {
@@ -143,10 +177,29 @@ describe("supervised PostgreSQL", () => {
     // A PostgreSQL someone started by hand on the same data dir (own socket dir, no TCP).
     const socketDir = mkdtempSync(join(tmpdir(), "telemetry-foreign-pg-"));
     if (asPostgres().length) Bun.spawnSync({ cmd: ["chown", "postgres:postgres", socketDir] });
-    const foreign = Bun.spawn({ cmd: [...asPostgres(), join(findPostgresBinDir(), "postgres"), "-D", dataDir, "-k", socketDir, "-c", "listen_addresses="], cwd: "/", stdout: "ignore", stderr: "ignore" });
+    const foreign = Bun.spawn({
+      cmd: [
+        ...asPostgres(),
+        join(findPostgresBinDir(), "postgres"),
+        "-D",
+        dataDir,
+        "-k",
+        socketDir,
+        "-c",
+        "listen_addresses=",
+      ],
+      cwd: "/",
+      stdout: "ignore",
+      stderr: "ignore",
+    });
     try {
-      await check(() => Bun.file(join(dataDir, "postmaster.pid")).exists(), { what: "the foreign postmaster", timeoutMs: 30_000 });
-      await expect(startLocalPostgres({ dataDir })).rejects.toThrow(`data dir ${dataDir} is in use by another PostgreSQL server, pid ${foreign.pid}`);
+      await check(() => Bun.file(join(dataDir, "postmaster.pid")).exists(), {
+        what: "the foreign postmaster",
+        timeoutMs: 30_000,
+      });
+      await expect(startLocalPostgres({ dataDir })).rejects.toThrow(
+        `data dir ${dataDir} is in use by another PostgreSQL server, pid ${foreign.pid}`,
+      );
       expect(pidAlive(foreign.pid)).toBe(true);
     } finally {
       await terminatePid(foreign.pid, "SIGINT", 20_000);
@@ -161,12 +214,34 @@ describe("supervised PostgreSQL", () => {
     await ours.stop();
     await other.stop();
     // Someone else's server (another data dir) listening on our socket directory.
-    const foreign = Bun.spawn({ cmd: [...asPostgres(), join(findPostgresBinDir(), "postgres"), "-D", other.dataDir, "-k", socketDir, "-c", "listen_addresses="], cwd: "/", stdout: "ignore", stderr: "ignore" });
+    const foreign = Bun.spawn({
+      cmd: [
+        ...asPostgres(),
+        join(findPostgresBinDir(), "postgres"),
+        "-D",
+        other.dataDir,
+        "-k",
+        socketDir,
+        "-c",
+        "listen_addresses=",
+      ],
+      cwd: "/",
+      stdout: "ignore",
+      stderr: "ignore",
+    });
     try {
-      await check(() => existsSync(join(other.dataDir, "postmaster.pid")) && existsSync(join(socketDir, ".s.PGSQL.5432")), { what: "the foreign server's socket", timeoutMs: 30_000 });
-      await expect(startLocalPostgres({ dataDir: ours.dataDir, database: "never_here" })).rejects.toThrow(/exited during startup[\s\S]*lock file/);
+      await check(
+        () => existsSync(join(other.dataDir, "postmaster.pid")) && existsSync(join(socketDir, ".s.PGSQL.5432")),
+        { what: "the foreign server's socket", timeoutMs: 30_000 },
+      );
+      await expect(startLocalPostgres({ dataDir: ours.dataDir, database: "never_here" })).rejects.toThrow(
+        /exited during startup[\s\S]*lock file/,
+      );
       expect(pidAlive(foreign.pid)).toBe(true);
-      const sql = createSql(`postgres://postgres@localhost:5432/postgres?host=${encodeURIComponent(socketDir)}`, { max: 1, name: "test" });
+      const sql = createSql(`postgres://postgres@localhost:5432/postgres?host=${encodeURIComponent(socketDir)}`, {
+        max: 1,
+        name: "test",
+      });
       try {
         expect(await sql`select datname from pg_database where datname = 'never_here'`).toHaveLength(0);
       } finally {
@@ -182,7 +257,9 @@ describe("supervised PostgreSQL", () => {
     const holder: Server = createServer();
     await new Promise<void>((resolve) => holder.listen(port, "127.0.0.1", resolve));
     try {
-      await expect(startPostgres({ port })).rejects.toThrow(`the supervised PostgreSQL cannot start: port ${port} on 127.0.0.1 is already in use by pid ${process.pid}`);
+      await expect(startPostgres({ port })).rejects.toThrow(
+        `the supervised PostgreSQL cannot start: port ${port} on 127.0.0.1 is already in use by pid ${process.pid}`,
+      );
     } finally {
       await new Promise((resolve) => holder.close(resolve));
     }

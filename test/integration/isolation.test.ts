@@ -16,7 +16,12 @@ let server: TestServer;
 
 beforeAll(async () => {
   nats = await startNats();
-  server = await startTestServer({ NATS_URL: nats.url, DATABASE_URL: await freshDatabase("isolation"), TELEMETRY_ADMIN_TOKEN: ADMIN, TELEMETRY_MAX_BODY: "64KiB" });
+  server = await startTestServer({
+    NATS_URL: nats.url,
+    DATABASE_URL: await freshDatabase("isolation"),
+    TELEMETRY_ADMIN_TOKEN: ADMIN,
+    TELEMETRY_MAX_BODY: "64KiB",
+  });
 }, 60_000);
 
 afterAll(async () => {
@@ -26,36 +31,77 @@ afterAll(async () => {
 
 const a = () => apiClient(server, TEST_KEY); // tenant acme
 const b = () => apiClient(server, OTHER_KEY); // tenant beta
-const rule = { name: "hot", metric: "temp", severity: "critical", condition: { type: "above_threshold", threshold: 30 } };
+const rule = {
+  name: "hot",
+  metric: "temp",
+  severity: "critical",
+  condition: { type: "above_threshold", threshold: 30 },
+};
 /** Everything that must never show up in an answer to beta. */
 const SECRET_DEVICE = "acme-secret-device";
 const SECRET_VALUE = 42.424242;
 
 /** Every array in the body is empty (a list of another tenant's anything). */
 const onlyEmptyLists = (body: unknown): boolean =>
-  Array.isArray(body) ? body.length === 0 : typeof body === "object" && body !== null ? Object.values(body).every((v) => typeof v !== "object" || v === null || onlyEmptyLists(v)) : true;
+  Array.isArray(body)
+    ? body.length === 0
+    : typeof body === "object" && body !== null
+      ? Object.values(body).every((v) => typeof v !== "object" || v === null || onlyEmptyLists(v))
+      : true;
 
 test("another tenant's key gets 404 or an empty list on every route, and changes nothing", async () => {
   // Tenant acme: a device with readings, a rule, an alert, a channel.
   await a().ingest([{ device_id: SECRET_DEVICE, ts: BASE_TS, metrics: { temp: SECRET_VALUE } }]);
   const ruleId = (await a().createRule(rule)).id;
   await a().ingest([{ device_id: SECRET_DEVICE, ts: BASE_TS + 60_000, metrics: { temp: SECRET_VALUE } }]);
-  const [alert] = await check(async () => (await a().alerts()).length === 1 && a().alerts(), { what: "acme's alert", timeoutMs: 30_000 });
+  const [alert] = await check(async () => (await a().alerts()).length === 1 && a().alerts(), {
+    what: "acme's alert",
+    timeoutMs: 30_000,
+  });
   // The alert may come from the first reading before the writer has stored the second: wait for both.
-  await check(async () => (await a().get(`/api/v1/devices/${SECRET_DEVICE}/readings`)).body.readings.length === 2, { what: "both of acme's readings stored", timeoutMs: 30_000 });
-  const channel = await a().post("/api/v1/channels", { name: "ops", kind: "webhook", url: "https://hooks.example.com/acme", enabled: false });
+  await check(async () => (await a().get(`/api/v1/devices/${SECRET_DEVICE}/readings`)).body.readings.length === 2, {
+    what: "both of acme's readings stored",
+    timeoutMs: 30_000,
+  });
+  const channel = await a().post("/api/v1/channels", {
+    name: "ops",
+    kind: "webhook",
+    url: "https://hooks.example.com/acme",
+    enabled: false,
+  });
   expect(channel.status).toBe(201);
-  const ids: Record<string, string> = { devices: SECRET_DEVICE, rules: ruleId, alerts: alert.id, channels: channel.body.id };
+  const ids: Record<string, string> = {
+    devices: SECRET_DEVICE,
+    rules: ruleId,
+    alerts: alert.id,
+    channels: channel.body.id,
+  };
   const secrets = [SECRET_DEVICE, String(SECRET_VALUE), ruleId, alert.id, channel.body.id];
-  const before = JSON.stringify([await a().get(`/api/v1/devices/${SECRET_DEVICE}/readings`), await a().get(`/api/v1/rules/${ruleId}`), await a().get(`/api/v1/alerts/${alert.id}`), await a().get(`/api/v1/channels/${channel.body.id}`)]);
+  const before = JSON.stringify([
+    await a().get(`/api/v1/devices/${SECRET_DEVICE}/readings`),
+    await a().get(`/api/v1/rules/${ruleId}`),
+    await a().get(`/api/v1/alerts/${alert.id}`),
+    await a().get(`/api/v1/channels/${channel.body.id}`),
+  ]);
 
-  const routes = [...new Map(server.app.routes.filter((r) => r.method !== "ALL" && r.path.startsWith("/api/")).map((r) => [`${r.method} ${r.path}`, r])).values()];
+  const routes = [
+    ...new Map(
+      server.app.routes
+        .filter((r) => r.method !== "ALL" && r.path.startsWith("/api/"))
+        .map((r) => [`${r.method} ${r.path}`, r]),
+    ).values(),
+  ];
   const bodies: Record<string, unknown> = {
     "POST /api/v1/telemetry": [{ device_id: SECRET_DEVICE, ts: BASE_TS + 120_000, metrics: { temp: 1 } }],
     "POST /api/v1/rules": rule,
     "PUT /api/v1/rules/:id": { ...rule, name: "stolen" },
     "PATCH /api/v1/rules/:id": { name: "stolen" },
-    "POST /api/v1/channels": { name: "beta-ops", kind: "webhook", url: "https://hooks.example.com/beta", enabled: false },
+    "POST /api/v1/channels": {
+      name: "beta-ops",
+      kind: "webhook",
+      url: "https://hooks.example.com/beta",
+      enabled: false,
+    },
     "PATCH /api/v1/channels/:id": { name: "stolen" },
     "POST /api/v1/devices": { device_id: SECRET_DEVICE },
   };
@@ -66,16 +112,28 @@ test("another tenant's key gets 404 or an empty list on every route, and changes
   for (const r of routes) {
     const path = r.path.replace(":id", ids[r.path.split("/")[3]!] ?? ":id").replace(":metric", "temp");
     expect(path, `${r.method} ${r.path}: a parameter this test does not know`).not.toContain(":");
-    const res = await b().call(r.method, path, bodies[`${r.method} ${r.path}`] ?? (r.method === "GET" || r.method === "DELETE" ? undefined : {}));
+    const res = await b().call(
+      r.method,
+      path,
+      bodies[`${r.method} ${r.path}`] ?? (r.method === "GET" || r.method === "DELETE" ? undefined : {}),
+    );
     const what = `${r.method} ${path} -> ${res.status} ${JSON.stringify(res.body)}`;
     if (rank(r) === 1) expect(res.status, what).toBe(404);
-    else if (r.path.includes(":")) expect(res.status === 404 || (res.status === 200 && onlyEmptyLists(res.body)), what).toBe(true);
+    else if (r.path.includes(":"))
+      expect(res.status === 404 || (res.status === 200 && onlyEmptyLists(res.body)), what).toBe(true);
     else expect([200, 201, 202], what).toContain(res.status);
     // A route with acme's device id in it may echo the id; nothing else of acme's may show.
-    if (rank(r) !== 2) for (const s of r.path.includes(":") ? secrets.slice(1) : secrets) expect(JSON.stringify(res.body), what).not.toContain(s);
+    if (rank(r) !== 2)
+      for (const s of r.path.includes(":") ? secrets.slice(1) : secrets)
+        expect(JSON.stringify(res.body), what).not.toContain(s);
   }
 
-  const after = JSON.stringify([await a().get(`/api/v1/devices/${SECRET_DEVICE}/readings`), await a().get(`/api/v1/rules/${ruleId}`), await a().get(`/api/v1/alerts/${alert.id}`), await a().get(`/api/v1/channels/${channel.body.id}`)]);
+  const after = JSON.stringify([
+    await a().get(`/api/v1/devices/${SECRET_DEVICE}/readings`),
+    await a().get(`/api/v1/rules/${ruleId}`),
+    await a().get(`/api/v1/alerts/${alert.id}`),
+    await a().get(`/api/v1/channels/${channel.body.id}`),
+  ]);
   expect(after).toBe(before);
   // Beta's own device of the same name is beta's: acme's stays as it was.
   expect((await a().get(`/api/v1/devices/${SECRET_DEVICE}`)).status).toBe(200);
@@ -88,7 +146,8 @@ describe("limits", () => {
     return (await admin().post(`/admin/v1/tenants/${id}/keys`, {})).body.key as string;
   };
   let seq = 0;
-  const records = (devices: string[]) => devices.map((device_id) => ({ device_id, ts: BASE_TS + ++seq, metrics: { v: 1 } }));
+  const records = (devices: string[]) =>
+    devices.map((device_id) => ({ device_id, ts: BASE_TS + ++seq, metrics: { v: 1 } }));
 
   test("an oversize body gets 413 after the key is checked (401 first)", async () => {
     const big = [{ device_id: "d", ts: BASE_TS, metrics: { v: 1 }, attributes: { pad: "x".repeat(70_000) } }];
@@ -119,8 +178,21 @@ describe("limits", () => {
     const key = await tenantWithKey("devlim", { limits: { device_rate_per_second: 0.1, device_burst: 3 } });
     const first = await post(server, records(["d", "d", "d", "d", "d", "e"]), { key });
     expect(first.status).toBe(202);
-    expect(first.body.results.map((r: { status: string }) => r.status)).toEqual(["accepted", "accepted", "accepted", "rejected", "rejected", "accepted"]);
-    expect(first.body.results[3].errors).toEqual([{ path: "device_id", code: "rate_limited", message: "device rate limit (0.1 records/s, burst 3) reached; retry in 10 s" }]);
+    expect(first.body.results.map((r: { status: string }) => r.status)).toEqual([
+      "accepted",
+      "accepted",
+      "accepted",
+      "rejected",
+      "rejected",
+      "accepted",
+    ]);
+    expect(first.body.results[3].errors).toEqual([
+      {
+        path: "device_id",
+        code: "rate_limited",
+        message: "device rate limit (0.1 records/s, burst 3) reached; retry in 10 s",
+      },
+    ]);
     const res = await post(server, records(["d", "d"]), { key });
     expect(res.status).toBe(429);
     expect(res.headers.get("retry-after")).toBe("10");
@@ -138,7 +210,11 @@ describe("limits", () => {
     expect((await api.post("/api/v1/devices", { device_id: "r1" })).status).toBe(200);
     const mixed = await post(server, records(["r1", "r2"]), { key });
     expect(mixed.status).toBe(202);
-    expect(mixed.body.results[1].errors[0]).toEqual({ path: "device_id", code: "unknown_device", message: "unknown device; register it first (POST /api/v1/devices)" });
+    expect(mixed.body.results[1].errors[0]).toEqual({
+      path: "device_id",
+      code: "unknown_device",
+      message: "unknown device; register it first (POST /api/v1/devices)",
+    });
     expect((await api.del("/api/v1/devices/r1")).status).toBe(204);
     expect((await api.del("/api/v1/devices/r1")).status).toBe(404);
     expect((await post(server, records(["r1"]), { key })).status).toBe(403);
@@ -152,7 +228,11 @@ describe("limits", () => {
     expect(full.status).toBe(403);
     expect(full.body.error.code).toBe("device_limit");
     const mixed = await post(server, records(["c1", "c3"]), { key });
-    expect(mixed.body.results[1].errors[0]).toEqual({ path: "device_id", code: "device_limit", message: "tenant device limit (2) reached" });
+    expect(mixed.body.results[1].errors[0]).toEqual({
+      path: "device_id",
+      code: "device_limit",
+      message: "tenant device limit (2) reached",
+    });
     await check(async () => (await api.get("/api/v1/devices")).body.devices.length === 2, { what: "c1 and c2 stored" });
     expect((await api.post("/api/v1/devices", { device_id: "c4" })).body.error.code).toBe("device_limit");
     expect((await api.del("/api/v1/devices/c1")).status).toBe(204);

@@ -44,19 +44,44 @@ async function database(name: string): Promise<string> {
 }
 
 let seq = 0;
-const body = (device = "truck-1") => JSON.stringify([{ device_id: device, ts: BASE_TS + ++seq, metrics: { temp: 20 } }]);
+const body = (device = "truck-1") =>
+  JSON.stringify([{ device_id: device, ts: BASE_TS + ++seq, metrics: { temp: 20 } }]);
 
 /** POST /api/v1/telemetry over a real socket bound to `from` (any 127.0.0.x reaches the loopback server). */
-function postFrom(server: TestServer, from: string, key: string, agent: http.Agent, forwardedFor?: string): Promise<{ status: number; body: any; retryAfter?: string }> {
-  const headers: Record<string, string> = { authorization: `Bearer ${key}`, "content-type": "application/json", ...(forwardedFor ? { "x-forwarded-for": forwardedFor } : {}) };
+function postFrom(
+  server: TestServer,
+  from: string,
+  key: string,
+  agent: http.Agent,
+  forwardedFor?: string,
+): Promise<{ status: number; body: any; retryAfter?: string }> {
+  const headers: Record<string, string> = {
+    authorization: `Bearer ${key}`,
+    "content-type": "application/json",
+    ...(forwardedFor ? { "x-forwarded-for": forwardedFor } : {}),
+  };
   return new Promise((resolve, reject) => {
     const req = http.request(
-      { host: "127.0.0.1", port: server.port, path: "/api/v1/telemetry", method: "POST", localAddress: from, agent, headers },
+      {
+        host: "127.0.0.1",
+        port: server.port,
+        path: "/api/v1/telemetry",
+        method: "POST",
+        localAddress: from,
+        agent,
+        headers,
+      },
       (res) => {
         let text = "";
         res.setEncoding("utf8");
         res.on("data", (d) => (text += d));
-        res.on("end", () => resolve({ status: res.statusCode!, body: JSON.parse(text), retryAfter: res.headers["retry-after"] as string | undefined }));
+        res.on("end", () =>
+          resolve({
+            status: res.statusCode!,
+            body: JSON.parse(text),
+            retryAfter: res.headers["retry-after"] as string | undefined,
+          }),
+        );
       },
     );
     req.on("error", reject);
@@ -67,12 +92,15 @@ function postFrom(server: TestServer, from: string, key: string, agent: http.Age
 /** The count once nothing more has arrived for 300 ms (background re-reads of earlier requests included). */
 async function settled(database: string, ...texts: string[]): Promise<number[]> {
   const read = () => texts.map((t) => statements(pg.dataDir, database, t));
-  return check(async () => {
-    const a = read();
-    await Bun.sleep(300);
-    const b = read();
-    return a.every((n, i) => n === b[i]) && b;
-  }, { what: "the statement log settled" });
+  return check(
+    async () => {
+      const a = read();
+      await Bun.sleep(300);
+      const b = read();
+      return a.every((n, i) => n === b[i]) && b;
+    },
+    { what: "the statement log settled" },
+  );
 }
 
 async function metric(server: TestServer, result: string): Promise<number> {
@@ -103,7 +131,11 @@ test("a flood of unknown keys costs at most the lookup budget, and verified keys
   const agent = () => new http.Agent({ keepAlive: true, maxSockets: 2 });
   const [lookupsBefore] = await settled("flood", KEY_LOOKUP);
   const odd = agent();
-  for (const key of ["too-short", "x".repeat(600), "tk_\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9"]) {
+  for (const key of [
+    "too-short",
+    "x".repeat(600),
+    "tk_\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9",
+  ]) {
     const res = await postFrom(server, "127.0.0.3", key, odd);
     expect(res.status).toBe(401);
     expect(res.body.error.code).toBe("unauthenticated");
@@ -122,7 +154,9 @@ test("a flood of unknown keys costs at most the lookup budget, and verified keys
     expect(r.body.error.code).toBe("auth_rate_limited");
     expect(Number(r.retryAfter)).toBeGreaterThanOrEqual(1);
   }
-  await check(() => statements(pg.dataDir, "flood", KEY_LOOKUP) - lookupsBefore! === 7, { what: "7 lookups (the malformed keys and the 429s cost none)" });
+  await check(() => statements(pg.dataDir, "flood", KEY_LOOKUP) - lookupsBefore! === 7, {
+    what: "7 lookups (the malformed keys and the 429s cost none)",
+  });
 
   // The flood: 5,000 random well-formed keys, 100 from each of 50 addresses, 2 at a time each.
   const floodBefore = statements(pg.dataDir, "flood", KEY_LOOKUP);
@@ -149,11 +183,15 @@ test("a flood of unknown keys costs at most the lookup budget, and verified keys
   const seconds = (performance.now() - t0) / 1000;
   const fetched = (await metric(server, "fetched")) - fetchedBefore;
   // The log has caught up with what the server asked; then count what PostgreSQL received.
-  await check(() => statements(pg.dataDir, "flood", KEY_LOOKUP) - floodBefore >= fetched, { what: `${fetched} lookups in the statement log` });
+  await check(() => statements(pg.dataDir, "flood", KEY_LOOKUP) - floodBefore >= fetched, {
+    what: `${fetched} lookups in the statement log`,
+  });
   const lookups = statements(pg.dataDir, "flood", KEY_LOOKUP) - floodBefore;
   expect(lookups).toBeLessThanOrEqual(LOOKUPS_PER_S + Math.ceil(LOOKUPS_PER_S * seconds));
   // Every answer is one of these; an address of the flood may also have spent its own failures.
-  expect([...statuses.keys()].filter((k) => !["401 unauthenticated", "429 auth_rate_limited", "503 auth_busy"].includes(k))).toEqual([]);
+  expect(
+    [...statuses.keys()].filter((k) => !["401 unauthenticated", "429 auth_rate_limited", "503 auth_busy"].includes(k)),
+  ).toEqual([]);
   expect(statuses.get("503 auth_busy")).toBeGreaterThan(4_000);
   expect(await metric(server, "busy")).toBe(statuses.get("503 auth_busy")!);
   expect(await metric(server, "client_limited")).toBe(23 + (statuses.get("429 auth_rate_limited") ?? 0));
@@ -184,7 +222,9 @@ test("behind a trusted proxy the client is the address it forwards; anyone else'
     return out;
   };
   try {
-    expect(await statuses("127.0.0.4", () => "198.51.100.1, 203.0.113.1", 7)).toEqual([401, 401, 401, 401, 401, 429, 429]);
+    expect(await statuses("127.0.0.4", () => "198.51.100.1, 203.0.113.1", 7)).toEqual([
+      401, 401, 401, 401, 401, 429, 429,
+    ]);
     expect(await statuses("127.0.0.4", () => "203.0.113.2", 2)).toEqual([401, 401]); // another client behind the proxy
     // Not the proxy: a new X-Forwarded-For per request buys nothing.
     expect(await statuses("127.0.0.5", (i) => `203.0.113.${100 + i}`, 7)).toEqual([401, 401, 401, 401, 401, 429, 429]);
@@ -196,7 +236,12 @@ test("behind a trusted proxy the client is the address it forwards; anyone else'
 test("with PostgreSQL paused, cached keys and devices answer at once over several TTLs, one refresh query per entry", async () => {
   const url = await database("stall");
   const TTL_MS = 1_000;
-  await using server = await startTestServer({ NATS_URL: nats.url, DATABASE_URL: url, TELEMETRY_ROLES: "ingest", TELEMETRY_AUTH_CACHE_TTL: `${TTL_MS}ms` });
+  await using server = await startTestServer({
+    NATS_URL: nats.url,
+    DATABASE_URL: url,
+    TELEMETRY_ROLES: "ingest",
+    TELEMETRY_AUTH_CACHE_TTL: `${TTL_MS}ms`,
+  });
   const sql = createSql(url, { max: 1, name: "test" });
   try {
     const { key, row } = (await createKey(sql, "acme", "stall"))!;
@@ -229,7 +274,9 @@ test("with PostgreSQL paused, cached keys and devices answer at once over severa
     expect(latencies.length).toBeGreaterThan(200);
 
     // What the pause left queued reaches PostgreSQL now: one re-read per key and one device list per tenant.
-    await check(() => statements(pg.dataDir, "stall", KEY_LOOKUP) - before.keys >= 2, { what: "the re-reads reached PostgreSQL" });
+    await check(() => statements(pg.dataDir, "stall", KEY_LOOKUP) - before.keys >= 2, {
+      what: "the re-reads reached PostgreSQL",
+    });
     const [keyLookups, deviceLists] = await settled("stall", KEY_LOOKUP, DEVICE_LIST);
     expect(keyLookups! - before.keys).toBe(2);
     expect(deviceLists! - before.devices).toBeLessThanOrEqual(2);
@@ -237,7 +284,10 @@ test("with PostgreSQL paused, cached keys and devices answer at once over severa
     // Revoked elsewhere (as the CLI does): refused after the next successful re-read, within the TTL.
     await sql`UPDATE api_keys SET revoked_at = now() WHERE id = ${row.id}`;
     const t1 = Date.now();
-    await check(async () => (await post(server, JSON.parse(body("known")), { key })).status === 401, { what: "the revoked key refused", intervalMs: 50 });
+    await check(async () => (await post(server, JSON.parse(body("known")), { key })).status === 401, {
+      what: "the revoked key refused",
+      intervalMs: 50,
+    });
     expect(Date.now() - t1).toBeLessThanOrEqual(TTL_MS + 300);
   } finally {
     await sql.end();
@@ -254,9 +304,17 @@ test("verified keys are never pushed out by unknown ones: a flood, then an outag
     const valid: string[] = [];
     for (let i = 0; i < 100; i++) valid.push((await createKey(sql, "acme", `k${i}`))!.key);
     const defaults = tenantDefaults(loadConfig({}, {}));
-    const cache = new KeyCache(cacheSql, { ttlMs: 60_000, defaults, failuresPerMinute: 1e6, lookupsPerSecond: 1e6, maxVerified: 100, maxUnknown: 20 });
+    const cache = new KeyCache(cacheSql, {
+      ttlMs: 60_000,
+      defaults,
+      failuresPerMinute: 1e6,
+      lookupsPerSecond: 1e6,
+      maxVerified: 100,
+      maxUnknown: 20,
+    });
     for (const key of valid) expect((await cache.resolve(key, { peer: "10.0.0.1" })).status).toBe("ok");
-    for (let i = 0; i < 2_000; i++) expect((await cache.resolve(generateKey(), { peer: "10.0.0.2" })).status).toBe("unknown");
+    for (let i = 0; i < 2_000; i++)
+      expect((await cache.resolve(generateKey(), { peer: "10.0.0.2" })).status).toBe("unknown");
 
     const resume = pausePostgres(pg.pid!);
     try {
@@ -297,7 +355,9 @@ test("the MQTT bridge's tenant lookup answers at once from memory with PostgreSQ
       resume();
     }
     expect(slowest.ms).toBeLessThan(100);
-    await check(() => statements(pg.dataDir, "mqtt_tenants", "SELECT * FROM tenants WHERE id") - before! >= 1, { what: "the re-read reached PostgreSQL" });
+    await check(() => statements(pg.dataDir, "mqtt_tenants", "SELECT * FROM tenants WHERE id") - before! >= 1, {
+      what: "the re-read reached PostgreSQL",
+    });
     const [after] = await settled("mqtt_tenants", "SELECT * FROM tenants WHERE id"); // anything else queued arrives with it
     expect(after! - before!).toBe(1);
   } finally {

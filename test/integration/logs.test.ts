@@ -28,7 +28,10 @@ let dataDir = "";
 beforeAll(async () => {
   nats = await startNats();
   // The test cluster trusts local connections, so a password in the URL is accepted and ignored: it must still never be logged.
-  const databaseUrl = (await freshDatabase("logs")).replace("postgres://postgres@", `postgres://postgres:${DB_PASSWORD}@`);
+  const databaseUrl = (await freshDatabase("logs")).replace(
+    "postgres://postgres@",
+    `postgres://postgres:${DB_PASSWORD}@`,
+  );
   dataDir = mkdtempSync(join(tmpdir(), "telemetry-logs-"));
   proc = Bun.spawn({
     cmd: [process.execPath, "src/cli/main.ts", "serve"],
@@ -58,7 +61,10 @@ beforeAll(async () => {
   void (async () => {
     for await (const chunk of proc.stderr) errors += decoder.decode(chunk);
   })();
-  base = await check(() => /"url":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(output)?.[1], { what: "the serving line", timeoutMs: 60_000 });
+  base = await check(() => /"url":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(output)?.[1], {
+    what: "the serving line",
+    timeoutMs: 60_000,
+  });
 }, 90_000);
 
 afterAll(async () => {
@@ -92,10 +98,27 @@ test("one JSON summary line per request, and never a secret", async () => {
     made.push({ method, path, status: res.status });
     return res;
   };
-  expect((await track("POST", "/api/v1/telemetry", KEY, { device_id: "log-1", ts: new Date().toISOString(), metrics: { temp: 20 } })).status).toBe(202);
+  expect(
+    (
+      await track("POST", "/api/v1/telemetry", KEY, {
+        device_id: "log-1",
+        ts: new Date().toISOString(),
+        metrics: { temp: 20 },
+      })
+    ).status,
+  ).toBe(202);
   expect((await track("GET", "/api/v1/devices?limit=5", KEY)).status).toBe(200);
   expect((await track("GET", "/api/v1/rules", WRONG_KEY)).status).toBe(401);
-  expect((await track("POST", "/api/v1/channels", KEY, { name: "c", kind: "hub", url: "http://127.0.0.1:9/x", secret: CHANNEL_SECRET })).status).toBe(201);
+  expect(
+    (
+      await track("POST", "/api/v1/channels", KEY, {
+        name: "c",
+        kind: "hub",
+        url: "http://127.0.0.1:9/x",
+        secret: CHANNEL_SECRET,
+      })
+    ).status,
+  ).toBe(201);
   expect((await track("POST", "/admin/v1/tenants", ADMIN, { id: "logtenant" })).status).toBe(201);
   const created = await track("POST", "/admin/v1/tenants/logtenant/keys", ADMIN, {});
   const createdKey = ((await created.json()) as { key: string }).key;
@@ -106,7 +129,10 @@ test("one JSON summary line per request, and never a secret", async () => {
   // The lines are written asynchronously: wait for the last request's line.
   const lines = await check(
     () => {
-      const parsed = output.trim().split("\n").map((l) => JSON.parse(l) as Record<string, any>);
+      const parsed = output
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l) as Record<string, any>);
       return parsed.filter((l) => l.msg === "request").length >= made.length && parsed;
     },
     { what: "the request lines", timeoutMs: 10_000 },
@@ -115,23 +141,45 @@ test("one JSON summary line per request, and never a secret", async () => {
   expect(await proc.exited).toBe(0);
   const all = output + errors;
 
-  for (const secret of [KEY, WRONG_KEY, ADMIN, SECRET_KEY, DB_PASSWORD, CHANNEL_SECRET, createdKey, createdKey.slice(11)]) expect(all).not.toContain(secret);
+  for (const secret of [
+    KEY,
+    WRONG_KEY,
+    ADMIN,
+    SECRET_KEY,
+    DB_PASSWORD,
+    CHANNEL_SECRET,
+    createdKey,
+    createdKey.slice(11),
+  ])
+    expect(all).not.toContain(secret);
   expect(all).not.toContain("\x1b["); // stdout and stderr are pipes: no colours
 
   const requests = lines.filter((l) => l.msg === "request");
-  expect(requests.map((l) => ({ method: l.method, path: l.path.split("?")[0], status: l.status }))).toEqual(made.map((m) => ({ ...m, path: m.path.split("?")[0] })));
+  expect(requests.map((l) => ({ method: l.method, path: l.path.split("?")[0], status: l.status }))).toEqual(
+    made.map((m) => ({ ...m, path: m.path.split("?")[0] })),
+  );
   for (const l of requests) {
-    expect(Object.keys(l).sort()).toEqual(expect.arrayContaining(["component", "level", "method", "ms", "path", "route", "status", "time"]));
+    expect(Object.keys(l).sort()).toEqual(
+      expect.arrayContaining(["component", "level", "method", "ms", "path", "route", "status", "time"]),
+    );
     expect(l.component).toBe("http");
     expect(typeof l.ms).toBe("number");
     expect(l.path).not.toContain("?"); // query strings are not logged
     expect(l.time).toMatch(/^\d{4}-\d\d-\d\dT/);
   }
-  expect(requests.find((l) => l.path === "/api/v1/telemetry")).toMatchObject({ tenant: "acme", route: "/api/v1/telemetry", status: 202, level: 30 });
+  expect(requests.find((l) => l.path === "/api/v1/telemetry")).toMatchObject({
+    tenant: "acme",
+    route: "/api/v1/telemetry",
+    status: 202,
+    level: 30,
+  });
   expect(requests.find((l) => l.status === 401)!.tenant).toBeUndefined();
   expect(requests.some((l) => l.path === "/health")).toBe(false); // probes are debug
   // every line is JSON (parsed above) and the lifecycle is logged too
-  const final = output.trim().split("\n").map((l) => JSON.parse(l) as Record<string, any>);
+  const final = output
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as Record<string, any>);
   expect(final.some((l) => l.msg === "telemetry serving")).toBe(true);
   expect(final.some((l) => l.msg === "shutting down")).toBe(true);
 }, 90_000);

@@ -4,12 +4,30 @@
  * test/integration/fresh-machine.test.ts covers the same through the compiled executable.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ConfigError, loadConfig } from "../../src/config/load.ts";
 import { registerEmbedded, type EmbeddedNatsServer } from "../../src/embedded/bundle.ts";
-import { describeNatsServer, extractNatsServer, natsServerBinary, natsServerVersion, sha256Hex } from "../../src/embedded/nats-binary.ts";
+import {
+  describeNatsServer,
+  extractNatsServer,
+  natsServerBinary,
+  natsServerVersion,
+  sha256Hex,
+} from "../../src/embedded/nats-binary.ts";
 import { findNatsServer } from "../../src/embedded/nats-server.ts";
 import { pidAlive } from "../../src/embedded/process.ts";
 import { check, startNats } from "../helpers/services.ts";
@@ -23,7 +41,13 @@ beforeAll(() => {
   const carried = join(work, "carried-nats-server");
   copyFileSync(system, carried);
   const bytes = readFileSync(carried);
-  nats = { path: carried, version: natsServerVersion(carried)!, sha256: sha256Hex(bytes), size: bytes.length, builtFrom: system };
+  nats = {
+    path: carried,
+    version: natsServerVersion(carried)!,
+    sha256: sha256Hex(bytes),
+    size: bytes.length,
+    builtFrom: system,
+  };
 });
 
 afterEach(() => registerEmbedded({}));
@@ -69,7 +93,9 @@ describe("extraction", () => {
 
   test("a damaged embedded binary is an error, and nothing is written", () => {
     const bin = join(dataDir(), "bin");
-    expect(() => extractNatsServer({ ...nats, sha256: "0".repeat(64) }, bin)).toThrow(/embedded in this executable is damaged \(sha256 [0-9a-f]{64}, the build recorded 0{64}\)/);
+    expect(() => extractNatsServer({ ...nats, sha256: "0".repeat(64) }, bin)).toThrow(
+      /embedded in this executable is damaged \(sha256 [0-9a-f]{64}, the build recorded 0{64}\)/,
+    );
     expect(readdir(bin)).toEqual([]);
   });
 
@@ -77,7 +103,9 @@ describe("extraction", () => {
     const open = join(dataDir(), "bin");
     mkdirSync(open, { recursive: true });
     chmodSync(open, 0o777);
-    expect(() => extractNatsServer(nats, open)).toThrow(`refusing to run the embedded nats-server from ${open}: it is writable by its group or others (mode 0777; chmod 700 it)`);
+    expect(() => extractNatsServer(nats, open)).toThrow(
+      `refusing to run the embedded nats-server from ${open}: it is writable by its group or others (mode 0777; chmod 700 it)`,
+    );
 
     const linked = join(dataDir(), "bin");
     mkdirSync(join(linked, ".."), { recursive: true });
@@ -88,7 +116,9 @@ describe("extraction", () => {
     const shared = mkdtempSync(join(work, "shared-"));
     chmodSync(shared, 0o777);
     const under = join(shared, "data", "bin");
-    expect(() => extractNatsServer(nats, under)).toThrow(`${shared} above it is writable by its group or others and not sticky (mode 0777; chmod go-w it)`);
+    expect(() => extractNatsServer(nats, under)).toThrow(
+      `${shared} above it is writable by its group or others and not sticky (mode 0777; chmod go-w it)`,
+    );
     chmodSync(shared, 0o1777); // sticky, like /tmp: fine
     expect(existsSync(extractNatsServer(nats, under))).toBe(true);
     for (const dir of [open, target]) expect(readdir(dir)).toEqual([]);
@@ -106,20 +136,31 @@ describe("TELEMETRY_NATS_SERVER_BIN", () => {
   test("auto and embedded extract the embedded one; path and an absolute path use the machine's", () => {
     const dir = dataDir();
     expect(natsServerBinary("auto", dir)).toBe(system); // nothing embedded: as path
-    expect(() => natsServerBinary("embedded", dir)).toThrow("TELEMETRY_NATS_SERVER_BIN=embedded, but this telemetry carries no nats-server");
+    expect(() => natsServerBinary("embedded", dir)).toThrow(
+      "TELEMETRY_NATS_SERVER_BIN=embedded, but this telemetry carries no nats-server",
+    );
     registerEmbedded({ natsServer: nats });
     expect(natsServerBinary("auto", dir)).toBe(join(dir, "bin", expectedName()));
     expect(natsServerBinary("embedded", dir)).toBe(join(dir, "bin", expectedName()));
     expect(natsServerBinary("path", dir)).toBe(system);
     expect(natsServerBinary(system, dir)).toBe(system);
-    expect(() => natsServerBinary(join(work, "missing"), dir)).toThrow(`TELEMETRY_NATS_SERVER_BIN=${join(work, "missing")} is not an executable file`);
-    expect(describeNatsServer("auto")).toEqual({ source: "embedded", path: system, version: nats.version, sha256: nats.sha256 });
+    expect(() => natsServerBinary(join(work, "missing"), dir)).toThrow(
+      `TELEMETRY_NATS_SERVER_BIN=${join(work, "missing")} is not an executable file`,
+    );
+    expect(describeNatsServer("auto")).toEqual({
+      source: "embedded",
+      path: system,
+      version: nats.version,
+      sha256: nats.sha256,
+    });
     expect(describeNatsServer("path")).toEqual({ source: "path", path: system, version: nats.version });
   });
 
   test("a bad value is a configuration error", () => {
     expect(() => loadConfig({ "nats-server-bin": "nats-server" }, {})).toThrow(ConfigError);
-    expect(() => loadConfig({}, { TELEMETRY_POSTGRES_BIN_DIR: "lib/pg" })).toThrow(/TELEMETRY_POSTGRES_BIN_DIR: must be auto, none or the absolute path/);
+    expect(() => loadConfig({}, { TELEMETRY_POSTGRES_BIN_DIR: "lib/pg" })).toThrow(
+      /TELEMETRY_POSTGRES_BIN_DIR: must be auto, none or the absolute path/,
+    );
     expect(loadConfig({}, {})).toMatchObject({ natsServerBin: "auto", postgresBinDir: "auto" });
   });
 
@@ -127,9 +168,15 @@ describe("TELEMETRY_NATS_SERVER_BIN", () => {
     await using local = await startNats();
     await local.kill();
     const extracted = extractNatsServer(nats, join(dataDir(), "bin"));
-    const orphan = Bun.spawn({ cmd: [extracted, "-c", join(local.storeDir, "nats-server.conf")], stdout: "ignore", stderr: "ignore" });
+    const orphan = Bun.spawn({
+      cmd: [extracted, "-c", join(local.storeDir, "nats-server.conf")],
+      stdout: "ignore",
+      stderr: "ignore",
+    });
     try {
-      await check(() => readFileSync(join(local.storeDir, "nats-server.pid"), "utf8").trim() === String(orphan.pid), { what: "the orphan's pid file" });
+      await check(() => readFileSync(join(local.storeDir, "nats-server.pid"), "utf8").trim() === String(orphan.pid), {
+        what: "the orphan's pid file",
+      });
       await local.start();
       expect(pidAlive(orphan.pid)).toBe(false);
     } finally {
@@ -141,11 +188,17 @@ describe("TELEMETRY_NATS_SERVER_BIN", () => {
 describe("npm run build (scripts/build.ts)", () => {
   test("a nats-server that is not there stops the build, saying so, before compiling", () => {
     const outfile = join(work, "never-built");
-    const r = Bun.spawnSync({ cmd: [process.execPath, "scripts/build.ts", "--nats-server", join(work, "missing"), "--outfile", outfile], cwd: join(import.meta.dir, "../.."), stderr: "pipe" });
+    const r = Bun.spawnSync({
+      cmd: [process.execPath, "scripts/build.ts", "--nats-server", join(work, "missing"), "--outfile", outfile],
+      cwd: join(import.meta.dir, "../.."),
+      stderr: "pipe",
+    });
     expect(r.exitCode).toBe(1);
     expect(r.stderr.toString()).toBe(`build: --nats-server ${join(work, "missing")} is not an executable file\n`);
     expect(existsSync(outfile)).toBe(false);
-    expect(Array.from(new Bun.Glob("stage-*").scanSync({ cwd: join(import.meta.dir, "../../build"), onlyFiles: false }))).toEqual([]); // its staging dir is gone
+    expect(
+      Array.from(new Bun.Glob("stage-*").scanSync({ cwd: join(import.meta.dir, "../../build"), onlyFiles: false })),
+    ).toEqual([]); // its staging dir is gone
   });
 });
 

@@ -63,7 +63,13 @@ function receiver(answer: (n: number) => number | Promise<number>) {
     hostname: "127.0.0.1",
     port: 0,
     async fetch(req) {
-      const entry = { id: req.headers.get("x-telemetry-delivery") ?? "", event: req.headers.get("x-telemetry-event") ?? "", status: 0, headers: req.headers, body: await req.text() };
+      const entry = {
+        id: req.headers.get("x-telemetry-delivery") ?? "",
+        event: req.headers.get("x-telemetry-event") ?? "",
+        status: 0,
+        headers: req.headers,
+        body: await req.text(),
+      };
       const n = received.push(entry) - 1;
       entry.status = await answer(n);
       return new Response(null, { status: entry.status });
@@ -83,11 +89,20 @@ function receiver(answer: (n: number) => number | Promise<number>) {
 }
 
 function notifier(sql: Sql, opts: NotifierOptions = {}): Notifier & AsyncDisposable {
-  const n = startNotifier({ sql, broker, secrets }, { pollMs: 50, scheduleMs: FAST, targets: LOOPBACK_ALLOWED, ...opts });
+  const n = startNotifier(
+    { sql, broker, secrets },
+    { pollMs: 50, scheduleMs: FAST, targets: LOOPBACK_ALLOWED, ...opts },
+  );
   return Object.assign(n, { [Symbol.asyncDispose]: () => n.stop(2_000) });
 }
 
-async function addChannel(sql: Sql, kind: "webhook" | "hub", url: string, secret: string | null, tenant = "acme"): Promise<string> {
+async function addChannel(
+  sql: Sql,
+  kind: "webhook" | "hub",
+  url: string,
+  secret: string | null,
+  tenant = "acme",
+): Promise<string> {
   const id = uuidv4();
   await sql`INSERT INTO channels (id, tenant, name, kind, url, secret_encrypted)
             VALUES (${id}, ${tenant}, ${`${kind} ${id.slice(0, 8)}`}, ${kind}, ${url}, ${secret === null ? null : secrets.encrypt(secret)})`;
@@ -111,10 +126,14 @@ async function raiseAlerts(sql: Sql, count: number, tenant = "acme"): Promise<vo
   });
 }
 
-const idsOf = async (sql: Sql, kind: string) => (await sql`SELECT id FROM outbox WHERE kind = ${kind} ORDER BY id`).map((r) => r.id as string);
+const idsOf = async (sql: Sql, kind: string) =>
+  (await sql`SELECT id FROM outbox WHERE kind = ${kind} ORDER BY id`).map((r) => r.id as string);
 
 const allSettled = (sql: Sql, status = "delivered") =>
-  check(async () => (await sql`SELECT count(*)::int AS n FROM outbox WHERE status <> ${status}`)[0]!.n === 0, { timeoutMs: 20_000, what: `every outbox row ${status}` });
+  check(async () => (await sql`SELECT count(*)::int AS n FROM outbox WHERE status <> ${status}`)[0]!.n === 0, {
+    timeoutMs: 20_000,
+    what: `every outbox row ${status}`,
+  });
 
 /** Each expected id answered 2xx exactly once, and nothing else. */
 function expectExactlyOnce(okIds: string[], expected: string[]) {
@@ -138,14 +157,23 @@ test("a flaky receiver gets every delivery exactly once with 2xx, every request 
   const now = Date.now() / 1000;
   for (const r of hook.received) {
     expect(verifySignature(WEBHOOK_SECRET, r.body, r.headers, now)).toBe(true);
-    expect(r.headers.get("x-hub-signature-256")).toBe(`sha256=${createHmac("sha256", WEBHOOK_SECRET).update(r.body).digest("hex")}`);
+    expect(r.headers.get("x-hub-signature-256")).toBe(
+      `sha256=${createHmac("sha256", WEBHOOK_SECRET).update(r.body).digest("hex")}`,
+    );
     expect(r.headers.get("content-type")).toBe("application/json");
     expect(r.headers.get("user-agent")).toBe("telemetry-notifier");
     const payload = JSON.parse(r.body);
     expect(payload.delivery_id).toBe(r.id);
     expect(payload.event).toBe("alert.opened");
     expect(r.event).toBe("alert.opened");
-    expect(payload.alert).toMatchObject({ tenant: "acme", rule_name: "too hot", metric: "temp", severity: "critical", status: "open", details: { threshold: 80 } });
+    expect(payload.alert).toMatchObject({
+      tenant: "acme",
+      rule_name: "too hot",
+      metric: "temp",
+      severity: "critical",
+      status: "open",
+      details: { threshold: 80 },
+    });
     expect(payload.alert.triggered_at).toMatch(/^2026-01-15T10:00:0\d\.000Z$/);
   }
   // Every attempt is on record, and the counters agree with what the receiver saw.
@@ -168,13 +196,16 @@ test("a notifier killed mid-delivery loses nothing: another one delivers after t
   await raiseAlerts(db.sql, 5);
   a.wake();
   await check(() => hook.received.length === 5, { what: "A's five requests hanging at the receiver" });
-  const [held] = await db.sql`SELECT count(*)::int AS n FROM outbox WHERE kind = 'webhook' AND status = 'pending' AND locked_until IS NOT NULL AND attempts = 0`;
+  const [held] =
+    await db.sql`SELECT count(*)::int AS n FROM outbox WHERE kind = 'webhook' AND status = 'pending' AND locked_until IS NOT NULL AND attempts = 0`;
   expect(held!.n).toBe(5);
 
   await sqlA.end({ timeout: 0 }); // the crash: A can never record anything again
   healthy = true;
   await using dead = notifier(sqlA);
-  await check(() => dead.stats.errors > 0 && !dead.stats.healthy, { what: "a notifier without its database logs and keeps going" });
+  await check(() => dead.stats.errors > 0 && !dead.stats.healthy, {
+    what: "a notifier without its database logs and keeps going",
+  });
   await using b = notifier(db.sql);
   b.wake();
   await allSettled(db.sql);
@@ -228,7 +259,8 @@ test("a hub channel gets its API key; the NATS event lands once on alerts.v1.<te
   }
 
   const subject = alertSubject("hubco");
-  const countOnSubject = async () => (await broker.jsm.streams.info(ALERT_STREAM, { subjects_filter: subject })).state.subjects?.[subject] ?? 0;
+  const countOnSubject = async () =>
+    (await broker.jsm.streams.info(ALERT_STREAM, { subjects_filter: subject })).state.subjects?.[subject] ?? 0;
   const natsIds = await idsOf(db.sql, "nats");
   expect(await countOnSubject()).toBe(3);
   const last = await broker.jsm.streams.getMessage(ALERT_STREAM, { last_by_subj: subject });
@@ -249,13 +281,22 @@ test("an exhausted schedule fails the delivery with every attempt on record, no 
   const closedPort = gone.port;
   await gone.stop(true);
   const failing = await addChannel(db.sql, "webhook", down.url, WEBHOOK_SECRET);
-  const refused = await addChannel(db.sql, "webhook", `http://user:hunter2@127.0.0.1:${closedPort}/hook?token=sekrit`, null);
+  const refused = await addChannel(
+    db.sql,
+    "webhook",
+    `http://user:hunter2@127.0.0.1:${closedPort}/hook?token=sekrit`,
+    null,
+  );
   await raiseAlerts(db.sql, 1);
   await using n = notifier(db.sql, { scheduleMs: [0, 50, 50] });
   n.wake();
-  await check(async () => (await db.sql`SELECT count(*)::int AS n FROM outbox WHERE kind = 'webhook' AND status = 'failed'`)[0]!.n === 2, {
-    what: "both webhook deliveries failed",
-  });
+  await check(
+    async () =>
+      (await db.sql`SELECT count(*)::int AS n FROM outbox WHERE kind = 'webhook' AND status = 'failed'`)[0]!.n === 2,
+    {
+      what: "both webhook deliveries failed",
+    },
+  );
 
   const rows = await db.sql`SELECT channel_id, attempts, last_error, delivered_at FROM outbox WHERE kind = 'webhook'`;
   const byChannel = new Map(rows.map((r) => [r.channel_id as string, r]));
@@ -265,7 +306,11 @@ test("an exhausted schedule fails the delivery with every attempt on record, no 
   const logged = await db.sql`
     SELECT o.channel_id, a.attempt, a.status_code, a.error FROM delivery_attempts a JOIN outbox o ON o.id = a.delivery_id
     WHERE o.kind = 'webhook' ORDER BY o.channel_id, a.attempt`;
-  expect(logged.filter((r) => r.channel_id === failing).map((r) => [r.attempt, r.status_code])).toEqual([[1, 500], [2, 500], [3, 500]]);
+  expect(logged.filter((r) => r.channel_id === failing).map((r) => [r.attempt, r.status_code])).toEqual([
+    [1, 500],
+    [2, 500],
+    [3, 500],
+  ]);
   for (const r of logged.filter((r) => r.channel_id === refused)) {
     expect(r.status_code).toBeNull();
     expect(r.error).toBe("refused"); // a category: socket text would make the API a port scanner
@@ -273,12 +318,25 @@ test("an exhausted schedule fails the delivery with every attempt on record, no 
 
   // The same history through the API.
   const app = buildApp([channelRoutes(db.sql, fixedKeys({ "key-acme": "acme" }), secrets)], [], () => false);
-  const res = await app.request(`/api/v1/channels/${failing}/deliveries?status=failed`, { headers: { authorization: "Bearer key-acme" } });
+  const res = await app.request(`/api/v1/channels/${failing}/deliveries?status=failed`, {
+    headers: { authorization: "Bearer key-acme" },
+  });
   expect(res.status).toBe(200);
   const { deliveries } = (await res.json()) as any;
   expect(deliveries).toHaveLength(1);
-  expect(deliveries[0]).toMatchObject({ event: "alert.opened", status: "failed", attempts: 3, last_error: "http_500", next_attempt_at: null, delivered_at: null });
-  expect(deliveries[0].attempt_log.map((a: any) => [a.attempt, a.status_code, a.error])).toEqual([[1, 500, "http_500"], [2, 500, "http_500"], [3, 500, "http_500"]]);
+  expect(deliveries[0]).toMatchObject({
+    event: "alert.opened",
+    status: "failed",
+    attempts: 3,
+    last_error: "http_500",
+    next_attempt_at: null,
+    delivered_at: null,
+  });
+  expect(deliveries[0].attempt_log.map((a: any) => [a.attempt, a.status_code, a.error])).toEqual([
+    [1, 500, "http_500"],
+    [2, 500, "http_500"],
+    [3, 500, "http_500"],
+  ]);
   expect(typeof deliveries[0].attempt_log[0].duration_ms).toBe("number");
 });
 
@@ -299,7 +357,11 @@ test("channel API: the secret is shown once, stored encrypted, and other tenants
     return { status: res.status, text, json: text ? JSON.parse(text) : null };
   };
 
-  const created = await call("POST", "/api/v1/channels", { name: "ops", kind: "webhook", url: "https://hooks.example.com/alerts" });
+  const created = await call("POST", "/api/v1/channels", {
+    name: "ops",
+    kind: "webhook",
+    url: "https://hooks.example.com/alerts",
+  });
   expect(created.status).toBe(201);
   const { id, secret } = created.json;
   expect(secret).toMatch(/^[A-Za-z0-9_-]{43}$/);
@@ -318,7 +380,12 @@ test("channel API: the secret is shown once, stored encrypted, and other tenants
   }
   expect(list.json.channels.map((c: any) => c.id)).toEqual([id]);
 
-  const hub = await call("POST", "/api/v1/channels", { name: "hub", kind: "hub", url: "http://hub.internal:8080/api/events", secret: "hub-key-1" });
+  const hub = await call("POST", "/api/v1/channels", {
+    name: "hub",
+    kind: "hub",
+    url: "http://hub.internal:8080/api/events",
+    secret: "hub-key-1",
+  });
   expect(hub.status).toBe(201);
   expect(hub.json.secret).toBe("hub-key-1");
   expect((await call("GET", `/api/v1/channels/${hub.json.id}`)).text).not.toContain("hub-key-1");
@@ -344,13 +411,19 @@ test("channel API: the secret is shown once, stored encrypted, and other tenants
   expect((await call("GET", "/api/v1/channels", undefined, "key-beta")).json.channels).toEqual([]);
   expect((await call("GET", "/api/v1/channels", undefined, "nope")).status).toBe(401);
 
-  const patched = await call("PATCH", `/api/v1/channels/${id}`, { name: "ops-2", enabled: false, secret: "a-new-secret-of-24-chars" });
+  const patched = await call("PATCH", `/api/v1/channels/${id}`, {
+    name: "ops-2",
+    enabled: false,
+    secret: "a-new-secret-of-24-chars",
+  });
   expect(patched.status).toBe(200);
   expect(patched.json).toMatchObject({ name: "ops-2", enabled: false, url: "https://hooks.example.com/alerts" });
   expect(patched.text).not.toContain("a-new-secret");
   const [rotated] = await db.sql`SELECT secret_encrypted FROM channels WHERE id = ${id}`;
   expect(secrets.decrypt(rotated!.secret_encrypted)).toBe("a-new-secret-of-24-chars");
-  expect((await call("PATCH", `/api/v1/channels/${id}`, { secret: "short" })).json.error.details).toEqual([{ path: "secret", message: expect.any(String) }]);
+  expect((await call("PATCH", `/api/v1/channels/${id}`, { secret: "short" })).json.error.details).toEqual([
+    { path: "secret", message: expect.any(String) },
+  ]);
 
   // Disabled channels get no outbox rows.
   await raiseAlerts(db.sql, 1);
@@ -364,8 +437,13 @@ test("channel API: the secret is shown once, stored encrypted, and other tenants
 async function failedErrors(sql: Sql, n: Notifier) {
   await raiseAlerts(sql, 1);
   n.wake();
-  await check(async () => (await sql`SELECT count(*)::int AS n FROM outbox WHERE kind <> 'nats' AND status <> 'failed'`)[0]!.n === 0, { what: "every channel's delivery failed" });
-  const rows = await sql`SELECT o.channel_id, o.last_error, a.error FROM outbox o JOIN delivery_attempts a ON a.delivery_id = o.id WHERE o.kind <> 'nats'`;
+  await check(
+    async () =>
+      (await sql`SELECT count(*)::int AS n FROM outbox WHERE kind <> 'nats' AND status <> 'failed'`)[0]!.n === 0,
+    { what: "every channel's delivery failed" },
+  );
+  const rows =
+    await sql`SELECT o.channel_id, o.last_error, a.error FROM outbox o JOIN delivery_attempts a ON a.delivery_id = o.id WHERE o.kind <> 'nats'`;
   for (const r of rows) expect(r.error).toBe(r.last_error);
   return new Map(rows.map((r) => [r.channel_id as string, r.last_error as string]));
 }
@@ -375,7 +453,11 @@ test("tenants see error categories, not socket text; a redirect is not followed"
   await using target = receiver(() => 200);
   await using hang = receiver(() => hang.hung);
   const redirect = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => Response.redirect(target.url, 307) });
-  const garbage = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data: (s) => void s.end("SSH-2.0-OpenSSH_9.6\r\n") } });
+  const garbage = Bun.listen({
+    hostname: "127.0.0.1",
+    port: 0,
+    socket: { data: (s) => void s.end("SSH-2.0-OpenSSH_9.6\r\n") },
+  });
   const plain = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("not TLS") });
   const gone = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response() });
   const closedPort = gone.port;
@@ -417,13 +499,20 @@ test("by default a delivery never reaches loopback: an IP literal, or a name res
   const named = await addChannel(db.sql, "hub", `http://localhost:${port}/hook`, "hub-key");
   await using n = notifier(db.sql, { scheduleMs: [0], targets: undefined });
   const errors = await failedErrors(db.sql, n);
-  expect([errors.get(literal), errors.get(mapped), errors.get(named)]).toEqual(["blocked_address", "blocked_address", "blocked_address"]);
+  expect([errors.get(literal), errors.get(mapped), errors.get(named)]).toEqual([
+    "blocked_address",
+    "blocked_address",
+    "blocked_address",
+  ]);
   expect(hook.received).toHaveLength(0);
 
   // The operator allows the name: the same rows, due again, are delivered.
   await db.sql`UPDATE outbox SET status = 'pending', next_attempt_at = now() WHERE channel_id = ${named}`;
   await using allowed = notifier(db.sql, { targets: parseAllowList("localhost").policy });
   allowed.wake();
-  await check(async () => (await db.sql`SELECT status FROM outbox WHERE channel_id = ${named}`)[0]!.status === "delivered", { what: "the allowed name's delivery" });
+  await check(
+    async () => (await db.sql`SELECT status FROM outbox WHERE channel_id = ${named}`)[0]!.status === "delivered",
+    { what: "the allowed name's delivery" },
+  );
   expect(hook.received.map((r) => r.headers.get("x-api-key"))).toEqual(["hub-key"]);
 });

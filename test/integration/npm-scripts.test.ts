@@ -4,7 +4,17 @@
  * setup), reports which ran, passed, failed and were skipped, and ends with the summed bun counts.
  */
 import { describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, copyFileSync, chmodSync } from "node:fs";
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+  copyFileSync,
+  chmodSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pidAlive, signalPid } from "../../src/embedded/process.ts";
@@ -40,14 +50,25 @@ describe("npm start", () => {
   test("SIGTERM to npm's pid stops the server and its nats-server and PostgreSQL", async () => {
     // setup.sh must be a no-op here: an `npm ci` would replace node_modules (through a symlink, too).
     const deps = Bun.spawnSync({ cmd: ["node", "scripts/npm-deps-ok.cjs"], cwd: root, stderr: "pipe" });
-    if (deps.exitCode !== 0) throw new Error(`npm dependencies differ from package-lock.json; run npm ci first (${deps.stderr.toString().trim()})`);
+    if (deps.exitCode !== 0)
+      throw new Error(
+        `npm dependencies differ from package-lock.json; run npm ci first (${deps.stderr.toString().trim()})`,
+      );
 
     const dir = mkdtempSync(join(tmpdir(), "telemetry-npm-start-"));
     chmodSync(dir, 0o755); // the postgres OS user must reach the data dir when tests run as root
     const npm = Bun.spawn({
       cmd: ["npm", "start"],
       cwd: root,
-      env: { PATH: process.env.PATH!, HOME: process.env.HOME ?? dir, TELEMETRY_DATA_DIR: join(dir, "data"), PORT: "0", HOST: "127.0.0.1", TELEMETRY_NATS_PORT: "0", LOG_LEVEL: "info" },
+      env: {
+        PATH: process.env.PATH!,
+        HOME: process.env.HOME ?? dir,
+        TELEMETRY_DATA_DIR: join(dir, "data"),
+        PORT: "0",
+        HOST: "127.0.0.1",
+        TELEMETRY_NATS_PORT: "0",
+        LOG_LEVEL: "info",
+      },
       stdin: "ignore",
       stdout: "pipe",
       stderr: "pipe",
@@ -58,15 +79,23 @@ describe("npm start", () => {
     })();
     let tree: number[] = [];
     try {
-      await check(() => output.includes('"msg":"telemetry serving"'), { what: "the serving line", timeoutMs: 120_000, intervalMs: 200 });
+      await check(() => output.includes('"msg":"telemetry serving"'), {
+        what: "the serving line",
+        timeoutMs: 120_000,
+        intervalMs: 200,
+      });
       tree = descendants(npm.pid);
       const commands = tree.map((pid) => readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " "));
       expect(commands.some((c) => c.includes("nats-server"))).toBe(true);
       expect(commands.some((c) => /postgres -D/.test(c))).toBe(true);
 
       process.kill(npm.pid, "SIGTERM");
-      const left = await check(() => (tree.every((pid) => !pidAlive(pid)) && !pidAlive(npm.pid) ? "none" : false), { what: "npm and all its children to exit", timeoutMs: 30_000, intervalMs: 200 }).catch(
-        () => tree.filter(pidAlive).map((pid) => readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ")),
+      const left = await check(() => (tree.every((pid) => !pidAlive(pid)) && !pidAlive(npm.pid) ? "none" : false), {
+        what: "npm and all its children to exit",
+        timeoutMs: 30_000,
+        intervalMs: 200,
+      }).catch(() =>
+        tree.filter(pidAlive).map((pid) => readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ")),
       );
       expect(left).toBe("none");
       expect(output).toContain('"msg":"stopped"');
@@ -95,7 +124,10 @@ describe("npm test (scripts/test.sh)", () => {
     copyFileSync(join(root, "scripts/test.sh"), join(dir, "scripts/test.sh"));
     writeFileSync(join(dir, "scripts/setup.sh"), setup);
     symlinkSync(join(root, "node_modules"), join(dir, "node_modules"));
-    writeFileSync(join(dir, "tsconfig.json"), JSON.stringify({ compilerOptions: { strict: true, noEmit: true, types: [] }, files: ["bad.ts"] }));
+    writeFileSync(
+      join(dir, "tsconfig.json"),
+      JSON.stringify({ compilerOptions: { strict: true, noEmit: true, types: [] }, files: ["bad.ts"] }),
+    );
     writeFileSync(join(dir, "bad.ts"), "export const n: number = 'not a number';\n");
     const stage = (sub: string, body: string) => {
       mkdirSync(join(dir, "test", sub), { recursive: true });
@@ -108,7 +140,13 @@ describe("npm test (scripts/test.sh)", () => {
   }
 
   const runIn = (dir: string, stages: string[] = []) => {
-    const r = Bun.spawnSync({ cmd: ["bash", "scripts/test.sh", ...stages], cwd: dir, env: { PATH: process.env.PATH!, HOME: process.env.HOME ?? dir }, stdout: "pipe", stderr: "pipe" });
+    const r = Bun.spawnSync({
+      cmd: ["bash", "scripts/test.sh", ...stages],
+      cwd: dir,
+      env: { PATH: process.env.PATH!, HOME: process.env.HOME ?? dir },
+      stdout: "pipe",
+      stderr: "pipe",
+    });
     return { code: r.exitCode, out: r.stdout.toString() + r.stderr.toString() };
   };
 
@@ -135,7 +173,8 @@ describe("npm test (scripts/test.sh)", () => {
       const { code, out } = runIn(dir);
       expect(code).toBe(1);
       expect(out).toMatch(/setup +FAILED \(exit 3/);
-      for (const stage of ["tsc", "unit\\+integration", "fault", "cluster"]) expect(out).toMatch(new RegExp(`${stage} +skipped \\(setup failed\\)`));
+      for (const stage of ["tsc", "unit\\+integration", "fault", "cluster"])
+        expect(out).toMatch(new RegExp(`${stage} +skipped \\(setup failed\\)`));
       expect(out.trimEnd().split("\n").at(-1)).toBe("0 passed, 0 failed");
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -148,9 +187,12 @@ describe("npm test (scripts/test.sh)", () => {
       const { code, out } = runIn(dir, ["setup", "cluster"]);
       expect(code).toBe(0);
       expect(out).toMatch(/cluster +passed \(\d+s, 1 pass, 0 fail\)/);
-      for (const stage of ["tsc", "unit\\+integration", "fault"]) expect(out).toMatch(new RegExp(`${stage} +skipped \\(not selected\\)`));
+      for (const stage of ["tsc", "unit\\+integration", "fault"])
+        expect(out).toMatch(new RegExp(`${stage} +skipped \\(not selected\\)`));
       expect(out.trimEnd().split("\n").at(-1)).toBe("1 passed, 0 failed");
-      expect(JSON.parse(readFileSync(join(root, "package.json"), "utf8")).scripts["test:cluster"]).toBe("bash scripts/test.sh setup cluster");
+      expect(JSON.parse(readFileSync(join(root, "package.json"), "utf8")).scripts["test:cluster"]).toBe(
+        "bash scripts/test.sh setup cluster",
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

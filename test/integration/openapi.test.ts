@@ -18,7 +18,11 @@ let doc: any;
 
 beforeAll(async () => {
   nats = await startNats();
-  server = await startTestServer({ NATS_URL: nats.url, DATABASE_URL: await freshDatabase("openapi"), TELEMETRY_ADMIN_TOKEN: ADMIN });
+  server = await startTestServer({
+    NATS_URL: nats.url,
+    DATABASE_URL: await freshDatabase("openapi"),
+    TELEMETRY_ADMIN_TOKEN: ADMIN,
+  });
   const res = await fetch(`${server.url}/openapi.json`);
   expect(res.status).toBe(200);
   expect(res.headers.get("content-type")).toContain("application/json");
@@ -38,8 +42,14 @@ test("the document is valid OpenAPI 3.1", async () => {
 });
 
 test("every route of the server is described, and nothing else", () => {
-  const routed = new Set(server.app.routes.filter((r) => r.method !== "ALL").map((r) => `${r.method.toLowerCase()} ${openApiPath(r.path)}`));
-  const described = new Set(Object.entries<Record<string, unknown>>(doc.paths).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m} ${path}`)));
+  const routed = new Set(
+    server.app.routes.filter((r) => r.method !== "ALL").map((r) => `${r.method.toLowerCase()} ${openApiPath(r.path)}`),
+  );
+  const described = new Set(
+    Object.entries<Record<string, unknown>>(doc.paths).flatMap(([path, ops]) =>
+      Object.keys(ops).map((m) => `${m} ${path}`),
+    ),
+  );
   expect(routed.size).toBeGreaterThan(40);
   expect([...routed].filter((r) => !described.has(r)).sort()).toEqual([]);
   expect([...described].filter((r) => !routed.has(r)).sort()).toEqual([]);
@@ -83,18 +93,29 @@ describe("real responses match the documented schemas", () => {
   test("ingest, devices, readings, rollups, rules, alerts, channels, dashboard, admin and errors", async () => {
     const api = apiClient(server);
     const ts = new Date(Date.now() - 60_000).toISOString();
-    const ingest = await api.call("POST", "/api/v1/telemetry", [{ device_id: "d1", ts, location: { lat: 52.5, lon: 13.4 }, metrics: { temp: 91 } }, { device_id: "bad.id", ts }]);
+    const ingest = await api.call("POST", "/api/v1/telemetry", [
+      { device_id: "d1", ts, location: { lat: 52.5, lon: 13.4 }, metrics: { temp: 91 } },
+      { device_id: "bad.id", ts },
+    ]);
     conforms("post", "/api/v1/telemetry", ingest.status, ingest.body);
     const invalid = await api.call("POST", "/api/v1/telemetry", [{ device_id: "d1" }]);
     conforms("post", "/api/v1/telemetry", 422, invalid.body);
 
-    const rule = await api.post("/api/v1/rules", { name: "hot", metric: "temp", severity: "critical", condition: { type: "above_threshold", threshold: 90 } });
+    const rule = await api.post("/api/v1/rules", {
+      name: "hot",
+      metric: "temp",
+      severity: "critical",
+      condition: { type: "above_threshold", threshold: 90 },
+    });
     conforms("post", "/api/v1/rules", 201, rule.body);
     await api.ingest([{ device_id: "d1", ts: new Date(Date.now() - 30_000).toISOString(), metrics: { temp: 95 } }]);
-    const alerts = await check(async () => {
-      const r = await api.get("/api/v1/alerts");
-      return r.body.alerts.length > 0 && r;
-    }, { what: "an alert", timeoutMs: 30_000 });
+    const alerts = await check(
+      async () => {
+        const r = await api.get("/api/v1/alerts");
+        return r.body.alerts.length > 0 && r;
+      },
+      { what: "an alert", timeoutMs: 30_000 },
+    );
     conforms("get", "/api/v1/alerts", 200, alerts.body);
     const id = alerts.body.alerts[0].id;
     conforms("get", "/api/v1/alerts/{id}", 200, (await api.get(`/api/v1/alerts/${id}`)).body);
@@ -103,18 +124,36 @@ describe("real responses match the documented schemas", () => {
     conforms("get", "/api/v1/devices", 200, (await api.get("/api/v1/devices")).body);
     conforms("get", "/api/v1/devices/{id}", 200, (await api.get("/api/v1/devices/d1")).body);
     conforms("get", "/api/v1/devices/{id}/readings", 200, (await api.get("/api/v1/devices/d1/readings")).body);
-    conforms("get", "/api/v1/devices/{id}/metrics/{metric}", 200, (await api.get("/api/v1/devices/d1/metrics/temp?bucket=5m")).body);
+    conforms(
+      "get",
+      "/api/v1/devices/{id}/metrics/{metric}",
+      200,
+      (await api.get("/api/v1/devices/d1/metrics/temp?bucket=5m")).body,
+    );
     conforms("get", "/api/v1/rules", 200, (await api.get("/api/v1/rules")).body);
     conforms("post", "/api/v1/rules/{id}/disable", 200, (await api.post(`/api/v1/rules/${rule.body.id}/disable`)).body);
 
-    const channel = await api.post("/api/v1/channels", { name: "ops", kind: "webhook", url: "https://hooks.example.com/hook" });
+    const channel = await api.post("/api/v1/channels", {
+      name: "ops",
+      kind: "webhook",
+      url: "https://hooks.example.com/hook",
+    });
     conforms("post", "/api/v1/channels", 201, channel.body);
-    const blocked = await api.post("/api/v1/channels", { name: "metadata", kind: "webhook", url: "http://169.254.169.254/latest" });
+    const blocked = await api.post("/api/v1/channels", {
+      name: "metadata",
+      kind: "webhook",
+      url: "http://169.254.169.254/latest",
+    });
     expect(blocked.body.error.code).toBe("blocked_address");
     conforms("post", "/api/v1/channels", 422, blocked.body);
     expect(doc.paths["/api/v1/channels"].post.responses[422].description).toContain("blocked_address");
     conforms("get", "/api/v1/channels", 200, (await api.get("/api/v1/channels")).body);
-    conforms("get", "/api/v1/channels/{id}/deliveries", 200, (await api.get(`/api/v1/channels/${channel.body.id}/deliveries`)).body);
+    conforms(
+      "get",
+      "/api/v1/channels/{id}/deliveries",
+      200,
+      (await api.get(`/api/v1/channels/${channel.body.id}/deliveries`)).body,
+    );
 
     const stats = (await api.get("/api/v1/dashboard/stats")).body;
     conforms("get", "/api/v1/dashboard/stats", 200, stats);
@@ -128,7 +167,12 @@ describe("real responses match the documented schemas", () => {
 
     const admin = apiClient(server, ADMIN);
     conforms("post", "/admin/v1/tenants", 201, (await admin.post("/admin/v1/tenants", { id: "gamma" })).body);
-    conforms("post", "/admin/v1/tenants/{id}/keys", 201, (await admin.post("/admin/v1/tenants/gamma/keys", { name: "k" })).body);
+    conforms(
+      "post",
+      "/admin/v1/tenants/{id}/keys",
+      201,
+      (await admin.post("/admin/v1/tenants/gamma/keys", { name: "k" })).body,
+    );
     conforms("get", "/admin/v1/tenants/{id}/keys", 200, (await admin.get("/admin/v1/tenants/gamma/keys")).body);
     conforms("get", "/admin/v1/tenants", 200, (await admin.get("/admin/v1/tenants")).body);
 
@@ -144,7 +188,11 @@ describe("real responses match the documented schemas", () => {
 
   test("body errors (encoding, UTF-8, size) are documented per route and conform", async () => {
     const raw = async (path: string, body: string | Uint8Array, headers: Record<string, string> = {}) => {
-      const res = await fetch(`${server.url}${path}`, { method: "POST", body, headers: { authorization: `Bearer ${TEST_KEY}`, "content-type": "application/json", ...headers } });
+      const res = await fetch(`${server.url}${path}`, {
+        method: "POST",
+        body,
+        headers: { authorization: `Bearer ${TEST_KEY}`, "content-type": "application/json", ...headers },
+      });
       return { status: res.status, body: (await res.json()) as { error: { code: string } } };
     };
     for (const path of ["/api/v1/telemetry", "/api/v1/rules"]) {

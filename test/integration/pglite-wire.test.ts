@@ -18,7 +18,16 @@ const dir = mkdtempSync(join(tmpdir(), "telemetry-pglite-wire-"));
 let db: PGlite;
 let wire: WireServer;
 const HOLD_MS = 1_500;
-const client = (opts: { max?: number } = {}) => postgres({ host: wire.socketDir, port: wire.port, user: "postgres", database: "postgres", max: opts.max ?? 2, onnotice: () => {}, connect_timeout: 10 });
+const client = (opts: { max?: number } = {}) =>
+  postgres({
+    host: wire.socketDir,
+    port: wire.port,
+    user: "postgres",
+    database: "postgres",
+    max: opts.max ?? 2,
+    onnotice: () => {},
+    connect_timeout: 10,
+  });
 
 beforeAll(async () => {
   db = await PGlite.create({ ...(await pgliteAssets()) });
@@ -43,7 +52,9 @@ test("clients of several pools stay connected; a transaction is never interleave
       return (await tx`SELECT count(*)::int AS n FROM t`)[0]!.n;
     });
     await Bun.sleep(50);
-    const seen = await Promise.all(Array.from({ length: 12 }, () => b`SELECT count(*)::int AS n FROM t`.then((r) => r[0]!.n)));
+    const seen = await Promise.all(
+      Array.from({ length: 12 }, () => b`SELECT count(*)::int AS n FROM t`.then((r) => r[0]!.n)),
+    );
     expect(await inside).toBe(2);
     expect(new Set(seen)).toEqual(new Set([2]));
     expect(wire.clients).toBeGreaterThanOrEqual(2);
@@ -68,10 +79,14 @@ test("a client that leaves mid-transaction has it rolled back, and its prepared 
     const waiting = other`SELECT count(*)::int AS n FROM t`;
     await leaver.end({ timeout: 0 });
     expect((await waiting)[0]!.n).toBe(0);
-    const statements = await check(async () => {
-      const [r] = await other`SELECT count(*)::int AS n FROM pg_prepared_statements WHERE statement = 'SELECT $1::int AS prepared_one'`;
-      return r!.n === 0 && "closed";
-    }, { what: "the leaver's prepared statements closed" });
+    const statements = await check(
+      async () => {
+        const [r] =
+          await other`SELECT count(*)::int AS n FROM pg_prepared_statements WHERE statement = 'SELECT $1::int AS prepared_one'`;
+        return r!.n === 0 && "closed";
+      },
+      { what: "the leaver's prepared statements closed" },
+    );
     expect(statements).toBe("closed");
   } finally {
     await other.end();
@@ -83,11 +98,13 @@ test("a client holding the database idle beyond the hold timeout is cut off; the
   const other = client();
   try {
     let failed: Error | undefined;
-    const stalled = staller.begin(async (tx) => {
-      await tx`INSERT INTO t VALUES (20)`;
-      await Bun.sleep(HOLD_MS * 3);
-      await tx`INSERT INTO t VALUES (21)`;
-    }).catch((err) => (failed = err as Error));
+    const stalled = staller
+      .begin(async (tx) => {
+        await tx`INSERT INTO t VALUES (20)`;
+        await Bun.sleep(HOLD_MS * 3);
+        await tx`INSERT INTO t VALUES (21)`;
+      })
+      .catch((err) => (failed = err as Error));
     await Bun.sleep(100);
     const started = performance.now();
     const [r] = await other`SELECT count(*)::int AS n FROM t`;
@@ -108,9 +125,15 @@ test("bad input: an impossible message length ends that connection only; too man
   const closed = new Promise((resolve) => raw.on("close", resolve));
   raw.write(Buffer.from([0x7f, 0xff, 0xff, 0xff, 0, 3, 0, 0]));
   await closed;
-  const idle = await Promise.all(Array.from({ length: 8 }, () => new Promise<ReturnType<typeof createConnection>>((resolve) => {
-    const s = createConnection(join(wire.socketDir, `.s.PGSQL.${wire.port}`), () => resolve(s));
-  })));
+  const idle = await Promise.all(
+    Array.from(
+      { length: 8 },
+      () =>
+        new Promise<ReturnType<typeof createConnection>>((resolve) => {
+          const s = createConnection(join(wire.socketDir, `.s.PGSQL.${wire.port}`), () => resolve(s));
+        }),
+    ),
+  );
   try {
     await check(() => wire.clients === 8, { what: "8 idle connections" });
     const one = client();

@@ -46,7 +46,10 @@ describe("10,000 mixed records", () => {
     let rejected = 0;
     let accepted = 0;
     for (const [n, batch] of requests.entries()) {
-      const res = n % 2 === 0 ? await post(server, batch) : await post(server, ndjson(batch), { contentType: "application/x-ndjson", raw: true });
+      const res =
+        n % 2 === 0
+          ? await post(server, batch)
+          : await post(server, ndjson(batch), { contentType: "application/x-ndjson", raw: true });
       expect(res.status).toBe(202);
       expect(res.body.results).toHaveLength(batch.length);
       batch.forEach((rec, i) => {
@@ -63,12 +66,14 @@ describe("10,000 mixed records", () => {
     expect(accepted).toBeGreaterThanOrEqual(valid.length);
 
     await check(async () => (await rowCount()) === expected.size, { what: `${expected.size} rows`, timeoutMs: 60_000 });
-    const rows = await sql`SELECT device_id, (extract(epoch from ts) * 1000)::bigint AS ms FROM readings WHERE tenant = 'acme'`;
+    const rows =
+      await sql`SELECT device_id, (extract(epoch from ts) * 1000)::bigint AS ms FROM readings WHERE tenant = 'acme'`;
     const got = new Set(rows.map((r) => `${r.device_id}@${r.ms}`));
     expect(got.size).toBe(rows.length);
     expect([...expected].every((k) => got.has(k))).toBe(true);
 
-    const devices = await sql`SELECT device_id, (extract(epoch from last_seen) * 1000)::bigint AS ms FROM devices WHERE tenant = 'acme'`;
+    const devices =
+      await sql`SELECT device_id, (extract(epoch from last_seen) * 1000)::bigint AS ms FROM devices WHERE tenant = 'acme'`;
     expect(devices).toHaveLength(200);
     const lastSeen = new Map<string, number>();
     for (const r of valid) {
@@ -88,35 +93,57 @@ describe("10,000 mixed records", () => {
     }
     expect(duplicate).toBe(valid.length + repeats.length);
     // Give the writer time to (not) add anything: wait until the consumer has nothing pending.
-    await check(async () => server.writer!.stats.held === 0 && (await rowCount()) === expected.size, { what: "writer idle" });
+    await check(async () => server.writer!.stats.held === 0 && (await rowCount()) === expected.size, {
+      what: "writer idle",
+    });
     expect(await rowCount()).toBe(expected.size);
   });
 
   test("1-minute rollups count every distinct reading exactly once", async () => {
-    const [r] = await sql`SELECT sum(count)::int AS n, sum(sum) AS s, min(min) AS mn, max(max) AS mx FROM readings_1m WHERE tenant = 'acme' AND metric = 'temp'`;
+    const [r] =
+      await sql`SELECT sum(count)::int AS n, sum(sum) AS s, min(min) AS mn, max(max) AS mx FROM readings_1m WHERE tenant = 'acme' AND metric = 'temp'`;
     const temps = valid.map((v) => v.metrics!.temp!);
     expect(r!.n).toBe(valid.length);
-    expect(r!.s).toBeCloseTo(temps.reduce((a, b) => a + b, 0), 6);
+    expect(r!.s).toBeCloseTo(
+      temps.reduce((a, b) => a + b, 0),
+      6,
+    );
     expect([r!.mn, r!.mx]).toEqual([Math.min(...temps), Math.max(...temps)]);
-    const [bucket] = await sql`SELECT count, sum, sum_sq FROM readings_1m WHERE tenant = 'acme' AND device_id = 'dev-0' AND metric = 'rssi' ORDER BY bucket LIMIT 1`;
-    const inFirstMinute = valid.filter((v) => v.device_id === "dev-0" && (typeof v.ts === "number" ? v.ts : Date.parse(v.ts)) < BASE_TS + 60_000);
+    const [bucket] =
+      await sql`SELECT count, sum, sum_sq FROM readings_1m WHERE tenant = 'acme' AND device_id = 'dev-0' AND metric = 'rssi' ORDER BY bucket LIMIT 1`;
+    const inFirstMinute = valid.filter(
+      (v) => v.device_id === "dev-0" && (typeof v.ts === "number" ? v.ts : Date.parse(v.ts)) < BASE_TS + 60_000,
+    );
     expect(Number(bucket!.count)).toBe(inFirstMinute.length);
-    expect(bucket!.sum_sq).toBeCloseTo(inFirstMinute.reduce((a, v) => a + v.metrics!.rssi! ** 2, 0), 6);
+    expect(bucket!.sum_sq).toBeCloseTo(
+      inFirstMinute.reduce((a, v) => a + v.metrics!.rssi! ** 2, 0),
+      6,
+    );
   });
 
   test("duplicates inside one request give one row, whatever their attributes", async () => {
-    const rec: GenRecord = { device_id: "dup-dev", ts: BASE_TS + 5, metrics: { v: 1 }, location: { lat: 1.23456789, lon: 2.5 } };
+    const rec: GenRecord = {
+      device_id: "dup-dev",
+      ts: BASE_TS + 5,
+      metrics: { v: 1 },
+      location: { lat: 1.23456789, lon: 2.5 },
+    };
     const same = { ...rec, location: { lat: 1.2345679, lon: 2.5 }, attributes: { note: "copy" } }; // same after rounding
     const res = await post(server, [rec, same, rec]);
     expect(res.status).toBe(202);
     expect(res.body.results.map((r: { status: string }) => r.status)).toEqual(["accepted", "duplicate", "duplicate"]);
-    await check(async () => (await sql`SELECT 1 FROM readings WHERE device_id = 'dup-dev'`).length === 1, { what: "dup-dev row" });
+    await check(async () => (await sql`SELECT 1 FROM readings WHERE device_id = 'dup-dev'`).length === 1, {
+      what: "dup-dev row",
+    });
     await Bun.sleep(300);
-    expect([...(await sql`SELECT lat, lon FROM readings WHERE device_id = 'dup-dev'`)]).toEqual([{ lat: 1.2345679, lon: 2.5 }]);
+    expect([...(await sql`SELECT lat, lon FROM readings WHERE device_id = 'dup-dev'`)]).toEqual([
+      { lat: 1.2345679, lon: 2.5 },
+    ]);
   });
 
   test("the API reads a tenant's own devices and readings, and nothing of another tenant", async () => {
-    const get = (path: string, key = "test-key-acme-0123456789") => fetch(`${server.url}${path}`, { headers: { authorization: `Bearer ${key}` } });
+    const get = (path: string, key = "test-key-acme-0123456789") =>
+      fetch(`${server.url}${path}`, { headers: { authorization: `Bearer ${key}` } });
     const json = async (path: string, key?: string): Promise<any> => (await get(path, key)).json();
     const list = await json("/api/v1/devices?limit=5");
     expect(list.devices).toHaveLength(5);

@@ -52,7 +52,10 @@ function rawConnection(port: number) {
   };
 }
 
-const rows = async (device: string) => (await sql`SELECT event_id FROM readings WHERE tenant = 'acme' AND device_id = ${device}`).map((r) => r.event_id as string);
+const rows = async (device: string) =>
+  (await sql`SELECT event_id FROM readings WHERE tenant = 'acme' AND device_id = ${device}`).map(
+    (r) => r.event_id as string,
+  );
 
 test("one request at a time on a kept-alive connection: every request is answered", async () => {
   const conn = rawConnection(server.port);

@@ -24,7 +24,12 @@ test("terminated backends give retryable errors, never an uncaught exception", a
     const deadline = Date.now() + 3_000;
     const workers = Array.from({ length: 4 }, async () => {
       while (Date.now() < deadline) {
-        await sql.begin((tx) => [tx`SELECT 1`, tx`SELECT pg_sleep(0.001)`]).then(() => ok++, (err) => failures.push(err));
+        await sql
+          .begin((tx) => [tx`SELECT 1`, tx`SELECT pg_sleep(0.001)`])
+          .then(
+            () => ok++,
+            (err) => failures.push(err),
+          );
       }
     });
     const killer = (async () => {

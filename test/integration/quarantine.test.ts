@@ -42,23 +42,34 @@ test("undecodable and database-refused messages are quarantined once, and the go
   const subject = telemetrySubject("acme", "poison-dev");
   await server.broker.js.publish(subject, "this is not an envelope", { msgID: "poison-1" });
   // Valid JSON envelope, but PostgreSQL's jsonb refuses the \\u0000 escape: a data error (22P05).
-  const r = normalizeRecord({ device_id: "poison-dev", ts: BASE_TS, metrics: { v: 1 } }, { tenant: "acme", nowMs: Date.now(), maxFutureMs: 0 });
+  const r = normalizeRecord(
+    { device_id: "poison-dev", ts: BASE_TS, metrics: { v: 1 } },
+    { tenant: "acme", nowMs: Date.now(), maxFutureMs: 0 },
+  );
   if (!r.ok) throw new Error("setup");
   const refused = encodeEnvelope([{ ...r.reading, attributes: { note: "a\u0000b" } }], Date.now());
   await server.broker.js.publish(subject, refused, { msgID: "poison-2" });
   expect((await post(server, [{ device_id: "good-dev", ts: BASE_TS, metrics: { v: 2 } }])).status).toBe(202);
 
-  const rows = await check(async () => {
-    const q = await sql`SELECT id, reason, payload FROM quarantine ORDER BY id`;
-    return q.length === 2 && q;
-  }, { what: "two quarantined messages" });
+  const rows = await check(
+    async () => {
+      const q = await sql`SELECT id, reason, payload FROM quarantine ORDER BY id`;
+      return q.length === 2 && q;
+    },
+    { what: "two quarantined messages" },
+  );
   expect(rows[0]!.reason).toContain("undecodable");
   expect(rows[1]!.reason).toContain("refused by the database");
-  await check(async () => (await sql`SELECT 1 FROM readings WHERE device_id = 'good-dev'`).length === 1, { what: "the good reading" });
-  await check(async () => {
-    const consumer = await server.broker.jsm.consumers.info("TELEMETRY", "writer");
-    return consumer.num_ack_pending + consumer.num_pending === 0;
-  }, { what: "the writer's consumer to have nothing left (poison terminated, not redelivered)" });
+  await check(async () => (await sql`SELECT 1 FROM readings WHERE device_id = 'good-dev'`).length === 1, {
+    what: "the good reading",
+  });
+  await check(
+    async () => {
+      const consumer = await server.broker.jsm.consumers.info("TELEMETRY", "writer");
+      return consumer.num_ack_pending + consumer.num_pending === 0;
+    },
+    { what: "the writer's consumer to have nothing left (poison terminated, not redelivered)" },
+  );
 
   const listed = cli("list");
   expect(listed.code).toBe(0);
@@ -70,14 +81,21 @@ test("undecodable and database-refused messages are quarantined once, and the go
 });
 
 test("replay publishes a quarantined message again once its cause is fixed", async () => {
-  const r = normalizeRecord({ device_id: "fixed-dev", ts: BASE_TS, metrics: { v: 3 } }, { tenant: "acme", nowMs: Date.now(), maxFutureMs: 0 });
+  const r = normalizeRecord(
+    { device_id: "fixed-dev", ts: BASE_TS, metrics: { v: 3 } },
+    { tenant: "acme", nowMs: Date.now(), maxFutureMs: 0 },
+  );
   if (!r.ok) throw new Error("setup");
   await sql`INSERT INTO quarantine (source, subject, stream_seq, reason, payload)
             VALUES ('writer', ${telemetrySubject("acme", "fixed-dev")}, 999999, 'test', ${encodeEnvelope([r.reading], Date.now())})`;
   const replayed = cli("replay", "--all", "--source", "writer");
   expect(replayed.err).toBe("");
   expect(replayed.out).toContain("replayed 2");
-  await check(async () => (await sql`SELECT 1 FROM readings WHERE device_id = 'fixed-dev'`).length === 1, { what: "the replayed reading" });
+  await check(async () => (await sql`SELECT 1 FROM readings WHERE device_id = 'fixed-dev'`).length === 1, {
+    what: "the replayed reading",
+  });
   // The still-refused one came back to quarantine under its new stream sequence.
-  await check(async () => (await sql`SELECT count(*)::int AS n FROM quarantine`)[0]!.n === 1, { what: "the refused one back in quarantine" });
+  await check(async () => (await sql`SELECT count(*)::int AS n FROM quarantine`)[0]!.n === 1, {
+    what: "the refused one back in quarantine",
+  });
 });

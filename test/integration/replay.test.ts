@@ -29,10 +29,21 @@ beforeAll(async () => {
   server = await startTestServer({ NATS_URL: nats.url, DATABASE_URL: databaseUrl });
   sql = createSql(databaseUrl, { max: 2, name: "test" });
   const api = apiClient(server);
-  await api.createRule({ name: "hot", metric: "temp", condition: { type: "above_threshold", threshold: 100 }, cooldown_seconds: 0 });
+  await api.createRule({
+    name: "hot",
+    metric: "temp",
+    condition: { type: "above_threshold", threshold: 100 },
+    cooldown_seconds: 0,
+  });
   for (let i = 0; i < records.length; i += 100) await api.ingest(records.slice(i, i + 100));
-  await check(async () => (await count("readings")) === records.length, { what: "all readings stored", timeoutMs: 30_000 });
-  await check(async () => (await pending("TELEMETRY_COMMITTED", "evaluator")) === 0, { what: "the evaluator to catch up", timeoutMs: 30_000 });
+  await check(async () => (await count("readings")) === records.length, {
+    what: "all readings stored",
+    timeoutMs: 30_000,
+  });
+  await check(async () => (await pending("TELEMETRY_COMMITTED", "evaluator")) === 0, {
+    what: "the evaluator to catch up",
+    timeoutMs: 30_000,
+  });
 }, 120_000);
 
 afterAll(async () => {
@@ -68,7 +79,10 @@ const snapshot = async () => ({
 test("truncate the readings, replay from the start: the rows come back exactly; again: nothing changes", async () => {
   const before = await snapshot();
   expect(before.alerts.length).toBeGreaterThan(0);
-  const consumers = await Promise.all([server.broker.jsm.consumers.info("TELEMETRY", "writer"), server.broker.jsm.consumers.info("TELEMETRY_COMMITTED", "evaluator")]);
+  const consumers = await Promise.all([
+    server.broker.jsm.consumers.info("TELEMETRY", "writer"),
+    server.broker.jsm.consumers.info("TELEMETRY_COMMITTED", "evaluator"),
+  ]);
 
   await sql`TRUNCATE readings, readings_1m`;
   const first = cli("replay", "--from", "1");
@@ -84,8 +98,13 @@ test("truncate the readings, replay from the start: the rows come back exactly; 
   expect(await snapshot()).toEqual(before);
 
   // The durable consumers did not move, and no consumer was left behind.
-  const after = await Promise.all([server.broker.jsm.consumers.info("TELEMETRY", "writer"), server.broker.jsm.consumers.info("TELEMETRY_COMMITTED", "evaluator")]);
-  expect(after.map((c) => [c.delivered.stream_seq, c.ack_floor.stream_seq])).toEqual(consumers.map((c) => [c.delivered.stream_seq, c.ack_floor.stream_seq]));
+  const after = await Promise.all([
+    server.broker.jsm.consumers.info("TELEMETRY", "writer"),
+    server.broker.jsm.consumers.info("TELEMETRY_COMMITTED", "evaluator"),
+  ]);
+  expect(after.map((c) => [c.delivered.stream_seq, c.ack_floor.stream_seq])).toEqual(
+    consumers.map((c) => [c.delivered.stream_seq, c.ack_floor.stream_seq]),
+  );
   const names: string[] = [];
   for await (const c of server.broker.jsm.consumers.list("TELEMETRY")) names.push(c.name);
   expect(names).toEqual(["writer"]);
@@ -98,21 +117,33 @@ test("a dry run reports what would change and changes nothing; filters by tenant
   expect(dry.code).toBe(0);
   expect(dry.out).toContain(`rows that would be inserted: ${PER_DEVICE}, rows already present: 0`);
   expect(await snapshot()).toEqual(before);
-  expect(cli("replay", "--from", "1", "--tenant", "acme", "--device", "rp-3", "--target", "writer").out).toContain(`rows inserted: ${PER_DEVICE}`);
+  expect(cli("replay", "--from", "1", "--tenant", "acme", "--device", "rp-3", "--target", "writer").out).toContain(
+    `rows inserted: ${PER_DEVICE}`,
+  );
 });
 
 test("replay while live ingestion continues: live data is unaffected", async () => {
   const api = apiClient(server);
-  const live = Array.from({ length: 600 }, (_, i) => ({ device_id: `live-${i % 5}`, ts: BASE_TS + 10_000_000 + i * 1000, metrics: { temp: 21 } }));
+  const live = Array.from({ length: 600 }, (_, i) => ({
+    device_id: `live-${i % 5}`,
+    ts: BASE_TS + 10_000_000 + i * 1000,
+    metrics: { temp: 21 },
+  }));
   const feeding = (async () => {
     for (let i = 0; i < live.length; i += 20) await api.ingest(live.slice(i, i + 20));
   })();
   const replayed = cli("replay", "--from", "1", "--rate", "20000");
   await feeding;
   expect(replayed.code).toBe(0);
-  await check(async () => (await sql`SELECT count(*)::int AS n FROM readings WHERE device_id LIKE 'live-%'`)[0]!.n === live.length, { what: "every live reading" });
+  await check(
+    async () =>
+      (await sql`SELECT count(*)::int AS n FROM readings WHERE device_id LIKE 'live-%'`)[0]!.n === live.length,
+    { what: "every live reading" },
+  );
   expect(await count("readings")).toBe(records.length + live.length);
-  await check(async () => (await pending("TELEMETRY", "writer")) === 0, { what: "the writer's consumer to be drained" });
+  await check(async () => (await pending("TELEMETRY", "writer")) === 0, {
+    what: "the writer's consumer to be drained",
+  });
 });
 
 test("a relative --from reaching before the stream's first message starts there and says what was asked and what was available", async () => {
@@ -130,7 +161,9 @@ test("clear errors: an explicit time or sequence before the stream's start, unkn
   expect(early.err).toContain("before the stream's first message");
   const earlySeq = cli("replay", "--from", "0");
   expect(earlySeq.code).toBe(2);
-  expect(earlySeq.err).toContain("--from sequence 0 is before the stream's first message (the stream's first message is sequence 1");
+  expect(earlySeq.err).toContain(
+    "--from sequence 0 is before the stream's first message (the stream's first message is sequence 1",
+  );
   expect(cli("replay", "--from", "1", "--tenant", "nobody").err).toContain('unknown tenant "nobody"');
   const bad = cli("replay", "--from", "yesterday-ish");
   expect(bad.code).toBe(2);
@@ -139,7 +172,11 @@ test("clear errors: an explicit time or sequence before the stream's start, unkn
 });
 
 test("status reports the stream, consumers, dead letters, quarantine, database and outbox", async () => {
-  await check(async () => (await pending("TELEMETRY", "writer")) === 0 && (await pending("TELEMETRY_COMMITTED", "evaluator")) === 0, { what: "idle consumers" });
+  await check(
+    async () =>
+      (await pending("TELEMETRY", "writer")) === 0 && (await pending("TELEMETRY_COMMITTED", "evaluator")) === 0,
+    { what: "idle consumers" },
+  );
   const r = cli("status", "--json");
   expect(r.code).toBe(0);
   const s = JSON.parse(r.out);

@@ -38,7 +38,8 @@ test("pruneRollups deletes rollups whose minute is older than their own retentio
   await sql`TRUNCATE readings_1m`;
   await insertRollups(250); // 12,000 rows: more than one chunk of 10,000
   const removed = await pruneRollups(sql, 100 * 86_400_000);
-  const [left] = await sql`SELECT count(*)::int AS n, min(bucket) > now() - interval '100 days' AS recent FROM readings_1m`;
+  const [left] =
+    await sql`SELECT count(*)::int AS n, min(bucket) > now() - interval '100 days' AS recent FROM readings_1m`;
   expect(removed).toBe(2 * (24 * 250 - 24 * 100 + 1));
   expect(left).toEqual({ n: 2 * (24 * 100 - 1), recent: true });
 });
@@ -52,7 +53,9 @@ test("the retention task prunes rollups even while the readings are kept (TELEME
     SELECT 'acme', 'd', now() - (i || ' days')::interval, gen_random_uuid(), '{"v":1}', now() FROM generate_series(1, 20) AS i`;
   const stop = startRetention(sql, { readingsMs: null, rollupsMs: 10 * 86_400_000 });
   try {
-    await check(async () => (await sql`SELECT count(*)::int AS n FROM readings_1m`)[0]!.n === 2 * (24 * 10 - 1), { what: "rollups older than 10 days removed" });
+    await check(async () => (await sql`SELECT count(*)::int AS n FROM readings_1m`)[0]!.n === 2 * (24 * 10 - 1), {
+      what: "rollups older than 10 days removed",
+    });
   } finally {
     stop();
   }

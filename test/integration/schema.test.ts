@@ -37,7 +37,8 @@ test("a changed migration is refused", async () => {
 const tables = (Object.values(schema) as unknown[]).filter((t): t is PgTable => is(t, PgTableClass));
 
 test("every table the migrations create has a drizzle definition", async () => {
-  const rows = await sql`SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_name <> 'telemetry_migrations' ORDER BY 1`;
+  const rows =
+    await sql`SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_name <> 'telemetry_migrations' ORDER BY 1`;
   expect(rows.map((r) => r.table_name as string)).toEqual(tables.map((t) => getTableConfig(t).name).sort());
 });
 
@@ -47,9 +48,21 @@ test.each(tables)("drizzle matches the database: %#", async (table) => {
     SELECT column_name, data_type, is_nullable FROM information_schema.columns
     WHERE table_name = ${cfg.name} ORDER BY ordinal_position`;
   const typeOf: Record<string, string> = {
-    text: "text", uuid: "uuid", jsonb: "jsonb", "double precision": "double precision", bigint: "bigint", bigserial: "bigint",
-    "timestamp with time zone": "timestamp with time zone", integer: "integer", boolean: "boolean", "text[]": "ARRAY",
+    text: "text",
+    uuid: "uuid",
+    jsonb: "jsonb",
+    "double precision": "double precision",
+    bigint: "bigint",
+    bigserial: "bigint",
+    "timestamp with time zone": "timestamp with time zone",
+    integer: "integer",
+    boolean: "boolean",
+    "text[]": "ARRAY",
   };
-  const fromDrizzle = cfg.columns.map((c) => ({ column_name: c.name, data_type: typeOf[c.getSQLType()] ?? c.getSQLType(), is_nullable: c.notNull ? "NO" : "YES" }));
+  const fromDrizzle = cfg.columns.map((c) => ({
+    column_name: c.name,
+    data_type: typeOf[c.getSQLType()] ?? c.getSQLType(),
+    is_nullable: c.notNull ? "NO" : "YES",
+  }));
   expect(fromDrizzle).toEqual([...cols] as typeof fromDrizzle);
 });

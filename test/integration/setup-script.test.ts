@@ -5,7 +5,16 @@
  * script runs against it with nats-server missing from PATH.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -23,7 +32,8 @@ beforeAll(() => {
   writeFileSync(join(dir, "repo/package-lock.json"), "{}");
   // PATH: the few tools the script uses, no nats-server (so it installs it), a stand-in apt-get and sudo.
   mkdirSync(join(dir, "bin"));
-  for (const tool of ["dirname", "id", "grep", "sleep", "cat", "node"]) symlinkSync(Bun.which(tool)!, join(dir, "bin", tool));
+  for (const tool of ["dirname", "id", "grep", "sleep", "cat", "node"])
+    symlinkSync(Bun.which(tool)!, join(dir, "bin", tool));
   writeFileSync(join(dir, "bin/sudo"), '#!/bin/bash\nexec "$@"\n', { mode: 0o755 });
 }, 30_000);
 
@@ -45,7 +55,12 @@ exit 0
 `;
   writeFileSync(join(dir, "bin/apt-get"), script);
   chmodSync(join(dir, "bin/apt-get"), 0o755);
-  const r = Bun.spawnSync({ cmd: ["/bin/bash", join(dir, "repo/scripts/setup.sh")], env: { PATH: join(dir, "bin") }, stdout: "pipe", stderr: "pipe" });
+  const r = Bun.spawnSync({
+    cmd: ["/bin/bash", join(dir, "repo/scripts/setup.sh")],
+    env: { PATH: join(dir, "bin") },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
   return { code: r.exitCode, err: r.stderr.toString(), calls: readFileSync(log, "utf8").trim().split("\n") };
 }
 

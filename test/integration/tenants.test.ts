@@ -25,7 +25,12 @@ let server: TestServer;
 beforeAll(async () => {
   nats = await startNats();
   databaseUrl = await freshDatabase("tenants");
-  server = await startTestServer({ NATS_URL: nats.url, DATABASE_URL: databaseUrl, TELEMETRY_ADMIN_TOKEN: ADMIN, TELEMETRY_AUTH_CACHE_TTL: `${TTL_MS}ms` });
+  server = await startTestServer({
+    NATS_URL: nats.url,
+    DATABASE_URL: databaseUrl,
+    TELEMETRY_ADMIN_TOKEN: ADMIN,
+    TELEMETRY_AUTH_CACHE_TTL: `${TTL_MS}ms`,
+  });
 }, 60_000);
 
 afterAll(async () => {
@@ -59,7 +64,12 @@ async function within(fn: () => Promise<boolean>, what: string): Promise<number>
 
 describe("admin API", () => {
   test("needs the admin token: none, a wrong one or a tenant key get 401", async () => {
-    const attempts: Array<Record<string, string>> = [{}, { authorization: "Bearer wrong-admin-token-000000" }, { authorization: `Bearer ${TEST_KEY}` }, { authorization: ADMIN }];
+    const attempts: Array<Record<string, string>> = [
+      {},
+      { authorization: "Bearer wrong-admin-token-000000" },
+      { authorization: `Bearer ${TEST_KEY}` },
+      { authorization: ADMIN },
+    ];
     for (const headers of attempts) {
       const res = await fetch(`${server.url}/admin/v1/tenants`, { headers });
       expect(res.status).toBe(401);
@@ -71,10 +81,27 @@ describe("admin API", () => {
   });
 
   test("a key is shown once, listed without it, and stored only as its SHA-256", async () => {
-    const created = await admin().post("/admin/v1/tenants", { id: "gamma", name: "Gamma", limits: { device_burst: 500 } });
+    const created = await admin().post("/admin/v1/tenants", {
+      id: "gamma",
+      name: "Gamma",
+      limits: { device_burst: 500 },
+    });
     expect(created.status).toBe(201);
-    expect(created.body).toMatchObject({ id: "gamma", name: "Gamma", status: "active", device_policy: "auto", own_limits: ["device_burst"] });
-    expect(created.body.limits).toEqual({ max_devices: 10_000, rate_per_second: 50_000, burst: 100_000, device_rate_per_second: 100, device_burst: 500, max_records_per_request: 10_000 });
+    expect(created.body).toMatchObject({
+      id: "gamma",
+      name: "Gamma",
+      status: "active",
+      device_policy: "auto",
+      own_limits: ["device_burst"],
+    });
+    expect(created.body.limits).toEqual({
+      max_devices: 10_000,
+      rate_per_second: 50_000,
+      burst: 100_000,
+      device_rate_per_second: 100,
+      device_burst: 500,
+      max_records_per_request: 10_000,
+    });
     expect((await admin().post("/admin/v1/tenants", { id: "gamma" })).status).toBe(409);
     expect((await admin().post("/admin/v1/tenants", { id: "Not.Valid" })).status).toBe(422);
 
@@ -87,11 +114,23 @@ describe("admin API", () => {
 
     const listed = await admin().get("/admin/v1/tenants/gamma/keys");
     expect(listed.body.keys).toHaveLength(1);
-    expect(Object.keys(listed.body.keys[0]).sort()).toEqual(["created_at", "id", "last_used_at", "name", "prefix", "revoked_at", "tenant"]);
+    expect(Object.keys(listed.body.keys[0]).sort()).toEqual([
+      "created_at",
+      "id",
+      "last_used_at",
+      "name",
+      "prefix",
+      "revoked_at",
+      "tenant",
+    ]);
     expect(JSON.stringify(listed.body)).not.toContain(key.slice(11));
 
     // A dump of the whole database holds the hashes and no key, bootstrap keys included.
-    const dump = Bun.spawnSync({ cmd: [join(findPostgresBinDir(), "pg_dump"), "--dbname", databaseUrl], stdout: "pipe", stderr: "pipe" });
+    const dump = Bun.spawnSync({
+      cmd: [join(findPostgresBinDir(), "pg_dump"), "--dbname", databaseUrl],
+      stdout: "pipe",
+      stderr: "pipe",
+    });
     expect(dump.exitCode).toBe(0);
     const text = dump.stdout.toString();
     expect(text).toContain("COPY public.api_keys");
@@ -119,25 +158,49 @@ describe("admin API", () => {
     expect(bad.status).toBe(422);
     expect(bad.body.error.details[0].path).toBe("suspended_reason");
 
-    const suspended = await admin().patch("/admin/v1/tenants/beta", { status: "suspended", suspended_reason: "unpaid invoice" });
+    const suspended = await admin().patch("/admin/v1/tenants/beta", {
+      status: "suspended",
+      suspended_reason: "unpaid invoice",
+    });
     expect(suspended.body).toMatchObject({ status: "suspended", suspended_reason: "unpaid invoice" });
     const res = await ingest(OTHER_KEY);
     expect(res.status).toBe(403);
-    expect(res.body).toEqual({ error: { code: "tenant_suspended", message: "tenant beta is suspended: unpaid invoice" } });
+    expect(res.body).toEqual({
+      error: { code: "tenant_suspended", message: "tenant beta is suspended: unpaid invoice" },
+    });
     expect((await apiClient(server, OTHER_KEY).get("/api/v1/devices")).status).toBe(403);
     expect((await apiClient(server, OTHER_KEY).get("/api/v1/channels")).status).toBe(403);
     expect((await ingest(TEST_KEY)).status).toBe(202); // other tenants go on
 
-    expect((await admin().patch("/admin/v1/tenants/beta", { status: "active" })).body).toMatchObject({ status: "active", suspended_reason: null });
+    expect((await admin().patch("/admin/v1/tenants/beta", { status: "active" })).body).toMatchObject({
+      status: "active",
+      suspended_reason: null,
+    });
     expect((await ingest(OTHER_KEY)).status).toBe(202);
   });
 });
 
 describe("CLI", () => {
   test("tenants create/list/update/suspend/resume and keys create/list/revoke, against the database", async () => {
-    const created = cli("tenants", "create", "delta", "--name", "Delta", "--device-policy", "reject", "--max-devices", "5", "--json");
+    const created = cli(
+      "tenants",
+      "create",
+      "delta",
+      "--name",
+      "Delta",
+      "--device-policy",
+      "reject",
+      "--max-devices",
+      "5",
+      "--json",
+    );
     expect(created.code).toBe(0);
-    expect(created.json()).toMatchObject({ id: "delta", name: "Delta", device_policy: "reject", own_limits: ["max_devices"] });
+    expect(created.json()).toMatchObject({
+      id: "delta",
+      name: "Delta",
+      device_policy: "reject",
+      own_limits: ["max_devices"],
+    });
     expect(created.json().limits.max_devices).toBe(5);
     expect(cli("tenants", "create", "delta").err).toContain("tenant delta exists");
     const invalid = cli("tenants", "create", "delta2", "--rate-per-second", "fast");
@@ -160,7 +223,11 @@ describe("CLI", () => {
     expect(cli("tenants", "suspend", "delta", "--reason", "maintenance").code).toBe(0);
     const tookSuspend = await within(async () => (await ingest(key)).status === 403, "403 after suspend");
     expect((await ingest(key)).body.error.message).toBe("tenant delta is suspended: maintenance");
-    expect(cli("tenants", "list", "--json").json().find((t: { id: string }) => t.id === "delta")).toMatchObject({ status: "suspended", suspended_reason: "maintenance" });
+    expect(
+      cli("tenants", "list", "--json")
+        .json()
+        .find((t: { id: string }) => t.id === "delta"),
+    ).toMatchObject({ status: "suspended", suspended_reason: "maintenance" });
     expect(cli("tenants", "resume", "delta").code).toBe(0);
     await within(async () => (await ingest(key)).status === 202, "202 after resume");
 
@@ -175,7 +242,12 @@ describe("CLI", () => {
 describe("database outage", () => {
   test("known keys keep working while PostgreSQL is down; keys not seen before get 503; admin off without a token", async () => {
     await using pg = await startPostgres();
-    await using outage = await startTestServer({ NATS_URL: nats.url, DATABASE_URL: pg.url, TELEMETRY_ROLES: "ingest,api", TELEMETRY_AUTH_CACHE_TTL: "500ms" });
+    await using outage = await startTestServer({
+      NATS_URL: nats.url,
+      DATABASE_URL: pg.url,
+      TELEMETRY_ROLES: "ingest,api",
+      TELEMETRY_AUTH_CACHE_TTL: "500ms",
+    });
     expect((await apiClient(outage, ADMIN).get("/admin/v1/tenants")).status).toBe(404);
     const send = (key: string, device = "truck-1") => post(outage, [record(device)], { key });
     expect((await send(TEST_KEY)).status).toBe(202);
@@ -199,6 +271,10 @@ describe("database outage", () => {
     expect(metrics).toMatch(/telemetry_auth_lookups_total\{result="stale"\} [1-9]/);
 
     await pg.start();
-    await check(async () => (await send(late)).status === 202, { what: "the key store back", timeoutMs: 30_000, intervalMs: 200 });
+    await check(async () => (await send(late)).status === 202, {
+      what: "the key store back",
+      timeoutMs: 30_000,
+      intervalMs: 200,
+    });
   }, 90_000);
 });

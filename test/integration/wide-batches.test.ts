@@ -29,20 +29,36 @@ afterAll(async () => {
 }, 60_000);
 
 test("a batch whose summary is over 1 MiB is announced in parts, acked and evaluated", async () => {
-  await apiClient(server).createRule({ name: "m0 high", metric: "m0", condition: { type: "above_threshold", threshold: 1000 }, cooldown_seconds: 0 });
+  await apiClient(server).createRule({
+    name: "m0 high",
+    metric: "m0",
+    condition: { type: "above_threshold", threshold: 1000 },
+    cooldown_seconds: 0,
+  });
   const records = Array.from({ length: 400 }, (_, d) => ({
     device_id: `wide-${d}`,
     ts: BASE_TS,
-    metrics: Object.fromEntries(Array.from({ length: 100 }, (_, k) => [`m${k}`, k === 0 && d === 7 ? 5000 : d + k / 100])),
+    metrics: Object.fromEntries(
+      Array.from({ length: 100 }, (_, k) => [`m${k}`, k === 0 && d === 7 ? 5000 : d + k / 100]),
+    ),
   }));
   expect((await post(server, records)).status).toBe(202);
-  await check(async () => (await sql`SELECT count(*)::int AS n FROM readings`)[0]!.n === 400, { what: "400 rows", timeoutMs: 30_000 });
-  await check(async () => {
-    const w = await server.broker.jsm.consumers.info("TELEMETRY", "writer");
-    return w.num_pending + w.num_ack_pending === 0;
-  }, { what: "the writer's messages acked", timeoutMs: 30_000 });
+  await check(async () => (await sql`SELECT count(*)::int AS n FROM readings`)[0]!.n === 400, {
+    what: "400 rows",
+    timeoutMs: 30_000,
+  });
+  await check(
+    async () => {
+      const w = await server.broker.jsm.consumers.info("TELEMETRY", "writer");
+      return w.num_pending + w.num_ack_pending === 0;
+    },
+    { what: "the writer's messages acked", timeoutMs: 30_000 },
+  );
   const events = (await server.broker.jsm.streams.info("TELEMETRY_COMMITTED")).state;
   expect(events.messages).toBeGreaterThan(2); // one batch's summary, in parts of at most 512 KiB
   expect(events.bytes / events.messages).toBeLessThan(600 * 1024);
-  await check(async () => (await sql`SELECT device_id FROM alerts`).map((r) => r.device_id).join() === "wide-7", { what: "the alert on wide-7", timeoutMs: 30_000 });
+  await check(async () => (await sql`SELECT device_id FROM alerts`).map((r) => r.device_id).join() === "wide-7", {
+    what: "the alert on wide-7",
+    timeoutMs: 30_000,
+  });
 }, 120_000);

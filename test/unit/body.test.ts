@@ -9,7 +9,8 @@ import { HttpError } from "../../src/http/errors.ts";
 import { parseJson } from "../../src/http/validate.ts";
 
 const URL_ = "http://test/x";
-const request = (body: NonNullable<RequestInit["body"]>, headers: Record<string, string> = {}) => new Request(URL_, { method: "POST", body, headers });
+const request = (body: NonNullable<RequestInit["body"]>, headers: Record<string, string> = {}) =>
+  new Request(URL_, { method: "POST", body, headers });
 /** A body without Content-Length (what a chunked upload looks like to the handler). */
 const streamed = (bytes: Uint8Array, chunk = 1000, headers: Record<string, string> = {}) =>
   request(
@@ -22,7 +23,9 @@ const streamed = (bytes: Uint8Array, chunk = 1000, headers: Record<string, strin
     headers,
   );
 
-async function refusal(p: Promise<unknown>): Promise<{ status: number; code: string; message: string; headers?: Record<string, string>; details?: unknown }> {
+async function refusal(
+  p: Promise<unknown>,
+): Promise<{ status: number; code: string; message: string; headers?: Record<string, string>; details?: unknown }> {
   try {
     await p;
   } catch (err) {
@@ -48,12 +51,20 @@ describe("content codings", () => {
     expect(await readBody(streamed(bytes, 7, { "content-encoding": encoding }), 1 << 20)).toBe(text);
   });
 
-  test.each([["br"], ["zstd"], ["foo"], ["compress"], ["gzip, gzip"], ["gzip, br"]])("%s is 415 naming the supported codings", async (encoding) => {
-    const r = await refusal(readBody(request(text, { "content-encoding": encoding }), 1 << 20));
-    expect(r).toMatchObject({ status: 415, code: "unsupported_encoding", details: undefined, headers: { "Accept-Encoding": "gzip, deflate" } });
-    expect(r.message).toContain("supported are gzip, deflate, identity");
-    expect(() => contentCoding(encoding)).toThrow(HttpError);
-  });
+  test.each([["br"], ["zstd"], ["foo"], ["compress"], ["gzip, gzip"], ["gzip, br"]])(
+    "%s is 415 naming the supported codings",
+    async (encoding) => {
+      const r = await refusal(readBody(request(text, { "content-encoding": encoding }), 1 << 20));
+      expect(r).toMatchObject({
+        status: 415,
+        code: "unsupported_encoding",
+        details: undefined,
+        headers: { "Accept-Encoding": "gzip, deflate" },
+      });
+      expect(r.message).toContain("supported are gzip, deflate, identity");
+      expect(() => contentCoding(encoding)).toThrow(HttpError);
+    },
+  );
 
   test("none, empty or identity is the body as sent", () => {
     for (const h of [null, "", " identity ", "identity, identity"]) expect(contentCoding(h)).toBeNull();
@@ -78,8 +89,14 @@ describe("limits", () => {
   test("raw bytes: Content-Length over the limit is refused before the body is read", async () => {
     let pulled = 0;
     const body = new ReadableStream({ pull: (c) => void (pulled++, c.enqueue(new Uint8Array(1000))) });
-    const r = await refusal(readBody(new Request(URL_, { method: "POST", body, headers: { "content-length": String(max + 1) } }), max));
-    expect(r).toMatchObject({ status: 413, code: "body_too_large", message: `request body is larger than ${max} bytes` });
+    const r = await refusal(
+      readBody(new Request(URL_, { method: "POST", body, headers: { "content-length": String(max + 1) } }), max),
+    );
+    expect(r).toMatchObject({
+      status: 413,
+      code: "body_too_large",
+      message: `request body is larger than ${max} bytes`,
+    });
     expect(pulled).toBeLessThanOrEqual(1); // the stream's own first pull, if any: nothing read by us
   });
 
@@ -94,14 +111,29 @@ describe("limits", () => {
 
   test("the compressed size is limited too", async () => {
     const incompressible = gzipSync(crypto.getRandomValues(new Uint8Array(max + 100)));
-    expect(await refusal(readBody(request(incompressible, { "content-encoding": "gzip" }), max))).toMatchObject({ status: 413, code: "body_too_large", message: `request body is larger than ${max} bytes` });
+    expect(await refusal(readBody(request(incompressible, { "content-encoding": "gzip" }), max))).toMatchObject({
+      status: 413,
+      code: "body_too_large",
+      message: `request body is larger than ${max} bytes`,
+    });
   });
 
   test("the decoded size is limited: a small gzip of a large body is 413, at exactly the limit it passes", async () => {
-    for (const [encoding, pack] of [["gzip", gzipSync], ["deflate", deflateSync]] as const) {
+    for (const [encoding, pack] of [
+      ["gzip", gzipSync],
+      ["deflate", deflateSync],
+    ] as const) {
       const r = await refusal(readBody(request(pack(big), { "content-encoding": encoding }), max));
-      expect(r).toEqual({ status: 413, code: "body_too_large", message: `request body is larger than ${max} bytes once ${encoding}-decoded`, headers: undefined, details: undefined });
-      expect(await readBody(request(pack(big.subarray(0, max)), { "content-encoding": encoding }), max)).toHaveLength(max);
+      expect(r).toEqual({
+        status: 413,
+        code: "body_too_large",
+        message: `request body is larger than ${max} bytes once ${encoding}-decoded`,
+        headers: undefined,
+        details: undefined,
+      });
+      expect(await readBody(request(pack(big.subarray(0, max)), { "content-encoding": encoding }), max)).toHaveLength(
+        max,
+      );
     }
   });
 
@@ -109,7 +141,10 @@ describe("limits", () => {
     const bomb = gzipSync(Buffer.alloc(64 << 20), { level: 9 });
     expect(bomb.length).toBeLessThan(100_000);
     const t0 = performance.now();
-    expect(await refusal(readBody(request(bomb, { "content-encoding": "gzip" }), 1 << 20))).toMatchObject({ status: 413, code: "body_too_large" });
+    expect(await refusal(readBody(request(bomb, { "content-encoding": "gzip" }), 1 << 20))).toMatchObject({
+      status: 413,
+      code: "body_too_large",
+    });
     expect(performance.now() - t0).toBeLessThan(500); // decoding all 64 MiB takes longer; 1 MiB ~ 1 ms
   });
 });
@@ -124,7 +159,10 @@ describe("UTF-8", () => {
   ])("%s is a specific 400, not U+FFFD", async (_, bad) => {
     const bytes = Buffer.concat([Buffer.from('{"device_id":"d'), Buffer.from(bad), Buffer.from('","ts":1}')]);
     expect(await refusal(readBody(request(bytes), 1 << 20))).toMatchObject({ status: 400, code: "invalid_utf8" });
-    expect(await refusal(readBody(request(gzipSync(bytes), { "content-encoding": "gzip" }), 1 << 20))).toMatchObject({ status: 400, code: "invalid_utf8" });
+    expect(await refusal(readBody(request(gzipSync(bytes), { "content-encoding": "gzip" }), 1 << 20))).toMatchObject({
+      status: 400,
+      code: "invalid_utf8",
+    });
   });
 
   test("valid multi-byte text passes unchanged", async () => {
@@ -138,22 +176,45 @@ describe("in an app: JSON routes read through the same reader, with the app's li
   const route = new Hono().post("/echo", async (c) => c.json(await parseJson(z.object({ name: z.string() }), c)));
   const app = buildApp([route], [], () => false, { maxBodyBytes: 100 });
   const call = async (body: NonNullable<RequestInit["body"]>, headers: Record<string, string> = {}) => {
-    const res = await app.request("/echo", { method: "POST", body, headers: { "content-type": "application/json", ...headers } });
+    const res = await app.request("/echo", {
+      method: "POST",
+      body,
+      headers: { "content-type": "application/json", ...headers },
+    });
     return { status: res.status, body: (await res.json()) as any, headers: res.headers };
   };
 
   test("gzip and deflate bodies are parsed", async () => {
-    expect(await call(gzipSync('{"name":"gz"}'), { "content-encoding": "gzip" })).toMatchObject({ status: 200, body: { name: "gz" } });
-    expect(await call(deflateSync('{"name":"df"}'), { "content-encoding": "deflate" })).toMatchObject({ status: 200, body: { name: "df" } });
+    expect(await call(gzipSync('{"name":"gz"}'), { "content-encoding": "gzip" })).toMatchObject({
+      status: 200,
+      body: { name: "gz" },
+    });
+    expect(await call(deflateSync('{"name":"df"}'), { "content-encoding": "deflate" })).toMatchObject({
+      status: 200,
+      body: { name: "df" },
+    });
   });
 
   test("over maxBodyBytes as sent or decoded: the JSON 413; other errors: 415 and 400", async () => {
     const long = JSON.stringify({ name: "x".repeat(100) });
-    expect(await call(long)).toMatchObject({ status: 413, body: { error: { code: "body_too_large", message: "request body is larger than 100 bytes" } } });
-    expect(await call(gzipSync(long), { "content-encoding": "gzip" })).toMatchObject({ status: 413, body: { error: { code: "body_too_large" } } });
+    expect(await call(long)).toMatchObject({
+      status: 413,
+      body: { error: { code: "body_too_large", message: "request body is larger than 100 bytes" } },
+    });
+    expect(await call(gzipSync(long), { "content-encoding": "gzip" })).toMatchObject({
+      status: 413,
+      body: { error: { code: "body_too_large" } },
+    });
     const br = await call('{"name":"x"}', { "content-encoding": "br" });
-    expect([br.status, br.body.error.code, br.headers.get("accept-encoding")]).toEqual([415, "unsupported_encoding", "gzip, deflate"]);
-    expect(await call(new Uint8Array([0x7b, 0x22, 0xff, 0x22, 0x7d]))).toMatchObject({ status: 400, body: { error: { code: "invalid_utf8" } } });
+    expect([br.status, br.body.error.code, br.headers.get("accept-encoding")]).toEqual([
+      415,
+      "unsupported_encoding",
+      "gzip, deflate",
+    ]);
+    expect(await call(new Uint8Array([0x7b, 0x22, 0xff, 0x22, 0x7d]))).toMatchObject({
+      status: 400,
+      body: { error: { code: "invalid_utf8" } },
+    });
     expect(await call("{nope")).toMatchObject({ status: 400, body: { error: { code: "invalid_json" } } });
   });
 });

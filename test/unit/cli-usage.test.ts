@@ -6,10 +6,16 @@ import { colourOutput } from "../../src/config/load.ts";
 
 const create = defineCommand({
   meta: { name: "create", description: "Create an API key" },
-  args: { tenant: { type: "positional", required: true, description: "Tenant id" }, name: { type: "string", description: "What the key is for, ".repeat(12).trim() } },
+  args: {
+    tenant: { type: "positional", required: true, description: "Tenant id" },
+    name: { type: "string", description: "What the key is for, ".repeat(12).trim() },
+  },
 });
 const keys = defineCommand({ meta: { name: "keys", description: "API keys" }, subCommands: { create } });
-const root = defineCommand({ meta: { name: "telemetry", version: "9.9.9", description: "root" }, subCommands: { keys } });
+const root = defineCommand({
+  meta: { name: "telemetry", version: "9.9.9", description: "root" },
+  subCommands: { keys },
+});
 
 describe("colourOutput", () => {
   test("a terminal gets colours; a pipe, NO_COLOR (any non-empty value) or TERM=dumb do not", () => {
@@ -50,11 +56,17 @@ describe("usage", () => {
 
 describe("wrapLine", () => {
   test("a table row continues under its second column; a short line stays", () => {
-    expect(wrapLine("  --a=<v>    one two three four", 30)).toEqual(["  --a=<v>    one two three", "             four"]);
+    expect(wrapLine("  --a=<v>    one two three four", 30)).toEqual([
+      "  --a=<v>    one two three",
+      "             four",
+    ]);
     expect(wrapLine("short", 20)).toEqual(["short"]);
   });
 
   test("a first column wider than half the width puts the text below it", () => {
-    expect(wrapLine("  --a-very-long-flag=<value>  some words here", 30)).toEqual(["  --a-very-long-flag=<value>", "        some words here"]);
+    expect(wrapLine("  --a-very-long-flag=<value>  some words here", 30)).toEqual([
+      "  --a-very-long-flag=<value>",
+      "        some words here",
+    ]);
   });
 });

@@ -1,9 +1,20 @@
 import { describe, expect, test } from "bun:test";
-import { committedMessageId, decodeCommitted, encodeCommitted, splitCommitted, summarizeCommitted } from "../../src/core/committed.ts";
+import {
+  committedMessageId,
+  decodeCommitted,
+  encodeCommitted,
+  splitCommitted,
+  summarizeCommitted,
+} from "../../src/core/committed.ts";
 import type { Envelope } from "../../src/core/envelope.ts";
 import type { Reading } from "../../src/core/record.ts";
 
-const reading = (deviceId: string, ts: number, metrics: Record<string, number> | null, pos?: [number, number]): Reading => ({
+const reading = (
+  deviceId: string,
+  ts: number,
+  metrics: Record<string, number> | null,
+  pos?: [number, number],
+): Reading => ({
   eventId: `${deviceId}-${ts}`,
   tenant: "acme",
   deviceId,
@@ -13,8 +24,14 @@ const reading = (deviceId: string, ts: number, metrics: Record<string, number> |
   metrics,
   attributes: null,
 });
-const envelope = (readings: Reading[], tenant = "acme"): Envelope => ({ tenant, deviceId: readings[0]!.deviceId, receivedAt: 0, readings: readings.map((r) => ({ ...r, tenant })) });
-const points = (b: { series: Array<{ deviceId: string; metric: string; ts: number; value: number }> }) => b.series.map((s) => `${s.deviceId}/${s.metric}@${s.ts}=${s.value}`);
+const envelope = (readings: Reading[], tenant = "acme"): Envelope => ({
+  tenant,
+  deviceId: readings[0]!.deviceId,
+  receivedAt: 0,
+  readings: readings.map((r) => ({ ...r, tenant })),
+});
+const points = (b: { series: Array<{ deviceId: string; metric: string; ts: number; value: number }> }) =>
+  b.series.map((s) => `${s.deviceId}/${s.metric}@${s.ts}=${s.value}`);
 
 describe("summarizeCommitted", () => {
   test("keeps the latest value of each series, plus its highest and lowest when those are other readings, in time order", () => {
@@ -44,13 +61,21 @@ describe("summarizeCommitted", () => {
   });
 
   test("readings at the same time: the extreme and the latest in batch order are both kept, the latest last", () => {
-    const [b] = summarizeCommitted([envelope([reading("d1", 7, { temp: 99 }), { ...reading("d1", 7, { temp: 10 }), eventId: "second" }])]);
+    const [b] = summarizeCommitted([
+      envelope([reading("d1", 7, { temp: 99 }), { ...reading("d1", 7, { temp: 10 }), eventId: "second" }]),
+    ]);
     expect(b!.series.at(-1)!.eventId).toBe("second");
     expect(points(b!)).toEqual(["d1/temp@7=99", "d1/temp@7=10"]);
   });
 
   test("encodes and decodes losslessly; the message id depends only on the content", () => {
-    const [b] = summarizeCommitted([envelope([reading("d1", 1, { temp: 1 }, [52.5, 13.4]), reading("d1", 2, { temp: 90 }), reading("d1", 3, { temp: 2 })])]);
+    const [b] = summarizeCommitted([
+      envelope([
+        reading("d1", 1, { temp: 1 }, [52.5, 13.4]),
+        reading("d1", 2, { temp: 90 }),
+        reading("d1", 3, { temp: 2 }),
+      ]),
+    ]);
     expect(decodeCommitted(encodeCommitted(b!))).toEqual(b!);
     expect(committedMessageId(decodeCommitted(encodeCommitted(b!)))).toBe(committedMessageId(b!));
     const [other] = summarizeCommitted([envelope([reading("d1", 1, { temp: 1 })])]);
@@ -61,7 +86,9 @@ describe("summarizeCommitted", () => {
 describe("splitCommitted", () => {
   test("a summary over the size limit is cut by device into parts under it that together hold exactly the original", () => {
     const metrics = Object.fromEntries(Array.from({ length: 100 }, (_, k) => [`m${k}`, k]));
-    const envelopes = Array.from({ length: 400 }, (_, d) => envelope([reading(`dev-${d}`, 1, metrics, [1, 2]), reading(`dev-${d}`, 2, { ...metrics, m0: 99 })]));
+    const envelopes = Array.from({ length: 400 }, (_, d) =>
+      envelope([reading(`dev-${d}`, 1, metrics, [1, 2]), reading(`dev-${d}`, 2, { ...metrics, m0: 99 })]),
+    );
     const [whole] = summarizeCommitted(envelopes);
     const size = Buffer.byteLength(encodeCommitted(whole!));
     expect(size).toBeGreaterThan(1024 * 1024); // over nats-server's default max_payload
@@ -69,7 +96,8 @@ describe("splitCommitted", () => {
     expect(parts.length).toBeGreaterThan(4);
     for (const p of parts) expect(Buffer.byteLength(encodeCommitted(p))).toBeLessThanOrEqual(256 * 1024);
     const devicesOf = (p: typeof whole) => new Set(p!.series.map((s) => s.deviceId));
-    for (const [i, p] of parts.entries()) for (const q of parts.slice(i + 1)) expect([...devicesOf(p)].some((d) => devicesOf(q).has(d))).toBe(false); // a device is in one part
+    for (const [i, p] of parts.entries())
+      for (const q of parts.slice(i + 1)) expect([...devicesOf(p)].some((d) => devicesOf(q).has(d))).toBe(false); // a device is in one part
     const all = (f: (p: typeof whole) => unknown[]) => parts.flatMap((p) => f(p)).length;
     expect(all((p) => p!.series)).toBe(whole!.series.length);
     expect(all((p) => p!.positions)).toBe(whole!.positions.length);

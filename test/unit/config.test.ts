@@ -22,7 +22,10 @@ describe("config", () => {
 
   test("reports one line per problem, naming the source", () => {
     try {
-      loadConfig({ roles: "ingest,bogus" }, { TELEMETRY_BATCH_SIZE: "abc", TELEMETRY_STREAM_MAX_AGE: "forever", DATABASE_URL: "mysql://x" });
+      loadConfig(
+        { roles: "ingest,bogus" },
+        { TELEMETRY_BATCH_SIZE: "abc", TELEMETRY_STREAM_MAX_AGE: "forever", DATABASE_URL: "mysql://x" },
+      );
       throw new Error("should have failed");
     } catch (err) {
       expect(err).toBeInstanceOf(ConfigError);
@@ -36,7 +39,13 @@ describe("config", () => {
   });
 
   test("parses API keys and hides secrets when described", () => {
-    const c = loadConfig({}, { TELEMETRY_API_KEYS: "acme:0123456789abcdef0123,beta:fedcba9876543210fedc", DATABASE_URL: "postgres://u:hunter2@db/x" });
+    const c = loadConfig(
+      {},
+      {
+        TELEMETRY_API_KEYS: "acme:0123456789abcdef0123,beta:fedcba9876543210fedc",
+        DATABASE_URL: "postgres://u:hunter2@db/x",
+      },
+    );
     expect(c.apiKeys.map((k) => k.tenant)).toEqual(["acme", "beta"]);
     const text = describeConfig(c).join("\n");
     expect(text).not.toContain("hunter2");
@@ -46,7 +55,9 @@ describe("config", () => {
 
   test("describes a multiple-of-retention setting as written, a duration in milliseconds", () => {
     expect(describeConfig(loadConfig({}, {}))).toContain('TELEMETRY_ROLLUP_RETENTION="4x"');
-    expect(describeConfig(loadConfig({}, { TELEMETRY_ROLLUP_RETENTION: "2d" }))).toContain("TELEMETRY_ROLLUP_RETENTION=172800000");
+    expect(describeConfig(loadConfig({}, { TELEMETRY_ROLLUP_RETENTION: "2d" }))).toContain(
+      "TELEMETRY_ROLLUP_RETENTION=172800000",
+    );
   });
 
   test("refuses short keys and bad tenants", () => {
@@ -64,7 +75,9 @@ describe("config", () => {
     const c = loadConfig({}, { TELEMETRY_TRUSTED_PROXIES: "10.0.0.0/8, ::1", TELEMETRY_AUTH_FAILURES: "5" });
     expect([c.trustedProxies, c.authFailures, c.authLookupRate]).toEqual([["10.0.0.0/8", "::1"], 5, 100]);
     expect(loadConfig({}, {}).trustedProxies).toEqual([]);
-    expect(() => loadConfig({}, { TELEMETRY_TRUSTED_PROXIES: "10.0.0.0/8,proxy.local" })).toThrow(/TELEMETRY_TRUSTED_PROXIES: .*not: proxy.local/);
+    expect(() => loadConfig({}, { TELEMETRY_TRUSTED_PROXIES: "10.0.0.0/8,proxy.local" })).toThrow(
+      /TELEMETRY_TRUSTED_PROXIES: .*not: proxy.local/,
+    );
     expect(() => loadConfig({}, { TELEMETRY_AUTH_LOOKUP_RATE: "0" })).toThrow(ConfigError);
   });
 

@@ -4,12 +4,38 @@ import { SampleRing, quantileFromBuckets, toSeries, type Sample } from "../../sr
 
 const bounds = [0.001, 0.01, 0.1, 1];
 const sample = (t: number, o: Partial<Sample> = {}): Sample => ({
-  t, accepted: 0, rejected: 0, written: 0, flushCount: 0, flushSum: 0, flushBuckets: [0, 0, 0, 0, 0], writerPending: null, evaluatorPending: null, ...o,
+  t,
+  accepted: 0,
+  rejected: 0,
+  written: 0,
+  flushCount: 0,
+  flushSum: 0,
+  flushBuckets: [0, 0, 0, 0, 0],
+  writerPending: null,
+  evaluatorPending: null,
+  ...o,
 });
 
 test("counter samples become per-second rates per interval", () => {
-  const points = toSeries([sample(0, { accepted: 100, rejected: 5, written: 50 }), sample(2000, { accepted: 300, rejected: 9, written: 250, writerPending: 7 })], bounds);
-  expect(points).toEqual([{ t: 2000, ingest_rate: 100, rejected_rate: 2, written_rate: 100, writer_lag: 7, evaluator_lag: null, flush_mean_ms: null, flush_p95_ms: null }]);
+  const points = toSeries(
+    [
+      sample(0, { accepted: 100, rejected: 5, written: 50 }),
+      sample(2000, { accepted: 300, rejected: 9, written: 250, writerPending: 7 }),
+    ],
+    bounds,
+  );
+  expect(points).toEqual([
+    {
+      t: 2000,
+      ingest_rate: 100,
+      rejected_rate: 2,
+      written_rate: 100,
+      writer_lag: 7,
+      evaluator_lag: null,
+      flush_mean_ms: null,
+      flush_p95_ms: null,
+    },
+  ]);
 });
 
 test("a counter reset (restart) gives 0, not a negative rate", () => {

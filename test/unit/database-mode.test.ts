@@ -23,14 +23,20 @@ describe("chooseDatabase (TELEMETRY_DATABASE)", () => {
 
   test("auto: an existing supervised PostgreSQL data dir stays in use when its binaries are gone (then: install postgresql)", () => {
     expect(chooseDatabase(facts({ postgres: false, postgresExists: true }))).toEqual({ kind: "postgres" });
-    expect(chooseDatabase(facts({ postgresExists: true, embeddedExists: true }))).toEqual({ error: expect.stringContaining("TELEMETRY_DATABASE=embedded or postgres") });
-    expect(chooseDatabase(facts({ choice: "embedded", postgresExists: true, embeddedExists: true }))).toEqual({ kind: "embedded" });
+    expect(chooseDatabase(facts({ postgresExists: true, embeddedExists: true }))).toEqual({
+      error: expect.stringContaining("TELEMETRY_DATABASE=embedded or postgres"),
+    });
+    expect(chooseDatabase(facts({ choice: "embedded", postgresExists: true, embeddedExists: true }))).toEqual({
+      kind: "embedded",
+    });
   });
 
   test("DATABASE_URL wins over auto and postgres, and contradicts embedded", () => {
     expect(chooseDatabase(facts({ hasUrl: true, embeddedExists: true }))).toEqual({ kind: "url" });
     expect(chooseDatabase(facts({ hasUrl: true, choice: "postgres" }))).toEqual({ kind: "url" });
-    expect(chooseDatabase(facts({ hasUrl: true, choice: "embedded" }))).toEqual({ error: expect.stringContaining("both set") });
+    expect(chooseDatabase(facts({ hasUrl: true, choice: "embedded" }))).toEqual({
+      error: expect.stringContaining("both set"),
+    });
   });
 
   test("postgres and embedded are what they say, whatever is installed", () => {
@@ -51,11 +57,21 @@ describe("dependencyOrder (migrate-to)", () => {
     ]).map((t) => t.name);
     const before = (a: string, b: string) => order.indexOf(a) < order.indexOf(b);
     expect(order).toHaveLength(6);
-    expect(before("outbox", "delivery_attempts") && before("alerts", "outbox") && before("channels", "outbox") && before("tenants", "api_keys")).toBe(true);
+    expect(
+      before("outbox", "delivery_attempts") &&
+        before("alerts", "outbox") &&
+        before("channels", "outbox") &&
+        before("tenants", "api_keys"),
+    ).toBe(true);
   });
 
   test("a cycle is an error naming it", () => {
-    expect(() => dependencyOrder([{ name: "a", references: ["b"] }, { name: "b", references: ["a"] }])).toThrow("a -> b -> a");
+    expect(() =>
+      dependencyOrder([
+        { name: "a", references: ["b"] },
+        { name: "b", references: ["a"] },
+      ]),
+    ).toThrow("a -> b -> a");
   });
 });
 

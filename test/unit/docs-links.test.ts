@@ -67,7 +67,8 @@ function brokenLinks(file: string): string[] {
       broken.push(`${link}: no such file`);
       continue;
     }
-    if (anchor !== undefined && !(statSync(target).isFile() && anchors(target).has(anchor))) broken.push(`${link}: no such anchor`);
+    if (anchor !== undefined && !(statSync(target).isFile() && anchors(target).has(anchor)))
+      broken.push(`${link}: no such anchor`);
   }
   return broken;
 }
@@ -91,7 +92,11 @@ test("a broken link or anchor is found, a good one is not", () => {
       "# Page\n\n## Twice\n\n## Twice\n\n[a](#page) [b](#twice-1) [c](other.md#part-one) [d](other.md) [e](https://example.org/x#y)\n" +
         "[f](#nope) [g](missing.md) [h](other.md#part) `[i](#in-code)`\n\n```\n[j](#in-a-fence)\n```\n",
     );
-    expect(brokenLinks(page)).toEqual(["#nope: no such anchor", "missing.md: no such file", "other.md#part: no such anchor"]);
+    expect(brokenLinks(page)).toEqual([
+      "#nope: no such anchor",
+      "missing.md: no such file",
+      "other.md#part: no such anchor",
+    ]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

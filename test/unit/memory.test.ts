@@ -17,7 +17,10 @@ test("collects only above the limit with a heap of a third of it or more, at mos
 test("the governor forces a collection while RSS is above the limit, and stops", async () => {
   let rss = 300 * MiB;
   let collections = 0;
-  const governor = startMemoryGovernor(192 * MiB, { memory: () => ({ rss, heap: rss / 2 }), gc: () => void (collections++, (rss = 150 * MiB)) });
+  const governor = startMemoryGovernor(192 * MiB, {
+    memory: () => ({ rss, heap: rss / 2 }),
+    gc: () => void (collections++, (rss = 150 * MiB)),
+  });
   await Bun.sleep(1_200);
   expect(collections).toBe(1);
   await Bun.sleep(1_000);

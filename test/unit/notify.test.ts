@@ -79,7 +79,9 @@ describe("signing", () => {
     const h = signatureHeaders(secret, body, ts);
     expect(verifySignature(secret, body, h, ts + 10)).toBe(true);
     expect(verifySignature(secret, body, new Headers(h), ts - 299)).toBe(true);
-    expect(verifySignature(secret, body, Object.fromEntries(Object.entries(h).map(([k, v]) => [k.toLowerCase(), v])), ts)).toBe(true);
+    expect(
+      verifySignature(secret, body, Object.fromEntries(Object.entries(h).map(([k, v]) => [k.toLowerCase(), v])), ts),
+    ).toBe(true);
     expect(verifySignature(secret, `${body} `, h, ts)).toBe(false);
     expect(verifySignature("another-secret-000", body, h, ts)).toBe(false);
     expect(verifySignature(secret, body, h, ts + 301)).toBe(false);

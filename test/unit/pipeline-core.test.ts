@@ -6,7 +6,10 @@ import { normalizeRecord, type Reading } from "../../src/core/record.ts";
 
 const NOW = Date.UTC(2026, 10, 22, 12);
 function reading(device: string, minute: number, extra: Record<string, unknown> = {}): Reading {
-  const r = normalizeRecord({ device_id: device, ts: NOW - 3_600_000 + minute * 60_000, metrics: { v: minute }, ...extra }, { tenant: "acme", nowMs: NOW, maxFutureMs: 0 });
+  const r = normalizeRecord(
+    { device_id: device, ts: NOW - 3_600_000 + minute * 60_000, metrics: { v: minute }, ...extra },
+    { tenant: "acme", nowMs: NOW, maxFutureMs: 0 },
+  );
   if (!r.ok) throw new Error(JSON.stringify(r.errors));
   return r.reading;
 }
@@ -25,7 +28,16 @@ describe("envelope", () => {
     ["wrong version", JSON.stringify({ v: 2, t: "a", d: "d", rx: 1, r: [{ id: "x", ts: 1 }] })],
     ["no readings", JSON.stringify({ v: 1, t: "a", d: "d", rx: 1, r: [] })],
     ["bad id", JSON.stringify({ v: 1, t: "a", d: "d", rx: 1, r: [{ id: "x", ts: 1 }] })],
-    ["string metric", JSON.stringify({ v: 1, t: "a", d: "d", rx: 1, r: [{ id: "118b9bbb-4ebb-5c49-9998-7290b5374396", ts: 1, m: { a: "1" } }] })],
+    [
+      "string metric",
+      JSON.stringify({
+        v: 1,
+        t: "a",
+        d: "d",
+        rx: 1,
+        r: [{ id: "118b9bbb-4ebb-5c49-9998-7290b5374396", ts: 1, m: { a: "1" } }],
+      }),
+    ],
   ])("refuses %s", (_, body) => {
     expect(() => decodeEnvelope(body)).toThrow(EnvelopeError);
   });
@@ -35,7 +47,9 @@ describe("planMessages", () => {
   const opts = { maxRecords: 3, maxBytes: 1 << 20, receivedAt: NOW };
 
   test("groups per device, orders by time, cuts at maxRecords, and is deterministic", () => {
-    const items = [reading("a", 5), reading("b", 1), reading("a", 1), reading("a", 3), reading("a", 2)].map((reading, index) => ({ index, reading }));
+    const items = [reading("a", 5), reading("b", 1), reading("a", 1), reading("a", 3), reading("a", 2)].map(
+      (reading, index) => ({ index, reading }),
+    );
     const plan = planMessages(items, opts);
     expect(plan.messages.map((m) => m.indexes)).toEqual([[2, 4, 3], [0], [1]]);
     expect(new Set(plan.messages.map((m) => m.subject)).size).toBe(2);
@@ -51,7 +65,14 @@ describe("planMessages", () => {
 
   test("repeats inside one request are duplicates and are not published twice", () => {
     const r = reading("a", 1);
-    const plan = planMessages([{ index: 0, reading: r }, { index: 1, reading: { ...r, attributes: { x: 1 } } }, { index: 2, reading: r }], opts);
+    const plan = planMessages(
+      [
+        { index: 0, reading: r },
+        { index: 1, reading: { ...r, attributes: { x: 1 } } },
+        { index: 2, reading: r },
+      ],
+      opts,
+    );
     expect(plan.duplicates).toEqual([1, 2]);
     expect(plan.messages.flatMap((m) => m.indexes)).toEqual([0]);
   });

@@ -22,8 +22,18 @@ const runs = { numRuns: 2_000 };
 /** Anything JSON.parse can produce, biased toward record-like objects. */
 const recordish = fc.record(
   {
-    device_id: fc.oneof(fc.string(), fc.string({ unit: "grapheme" }), fc.constantFrom("a.b", "*", ">", "a b", "$x", "ok-1"), fc.integer()),
-    ts: fc.oneof(fc.integer(), fc.double(), fc.string(), fc.date({ noInvalidDate: true }).map((d) => d.toISOString())),
+    device_id: fc.oneof(
+      fc.string(),
+      fc.string({ unit: "grapheme" }),
+      fc.constantFrom("a.b", "*", ">", "a b", "$x", "ok-1"),
+      fc.integer(),
+    ),
+    ts: fc.oneof(
+      fc.integer(),
+      fc.double(),
+      fc.string(),
+      fc.date({ noInvalidDate: true }).map((d) => d.toISOString()),
+    ),
     location: fc.oneof(fc.record({ lat: fc.double(), lon: fc.double() }), fc.anything()),
     metrics: fc.oneof(fc.dictionary(fc.string(), fc.oneof(fc.double(), fc.anything())), fc.anything()),
     attributes: fc.anything(),
@@ -96,43 +106,67 @@ describe("properties", () => {
 
   test("RFC 3339 parsing never throws and agrees with Date on what it accepts", () => {
     fc.assert(
-      fc.property(fc.oneof(fc.string(), fc.date({ noInvalidDate: true, min: new Date(0), max: new Date(Date.UTC(9999, 0)) }).map((d) => d.toISOString())), (text) => {
-        const r = parseRfc3339(text);
-        if (r.ok) expect(r.ms).toBe(Math.trunc(Date.parse(text.replace(/(\.\d{3})\d+/, "$1"))));
-      }),
+      fc.property(
+        fc.oneof(
+          fc.string(),
+          fc
+            .date({ noInvalidDate: true, min: new Date(0), max: new Date(Date.UTC(9999, 0)) })
+            .map((d) => d.toISOString()),
+        ),
+        (text) => {
+          const r = parseRfc3339(text);
+          if (r.ok) expect(r.ms).toBe(Math.trunc(Date.parse(text.replace(/(\.\d{3})\d+/, "$1"))));
+        },
+      ),
       runs,
     );
   });
 
   test("request bodies: parseBody answers an HttpError or items, never anything else", () => {
     fc.assert(
-      fc.property(fc.oneof(fc.string(), fc.json(), fc.array(fc.json()).map((a) => a.join("\n"))), fc.constantFrom("json" as const, "ndjson" as const), (text, kind) => {
-        try {
-          const items = parseBody(text, kind, 10_000);
-          expect(Array.isArray(items)).toBe(true);
-        } catch (err) {
-          expect(err).toBeInstanceOf(HttpError);
-        }
-      }),
+      fc.property(
+        fc.oneof(
+          fc.string(),
+          fc.json(),
+          fc.array(fc.json()).map((a) => a.join("\n")),
+        ),
+        fc.constantFrom("json" as const, "ndjson" as const),
+        (text, kind) => {
+          try {
+            const items = parseBody(text, kind, 10_000);
+            expect(Array.isArray(items)).toBe(true);
+          } catch (err) {
+            expect(err).toBeInstanceOf(HttpError);
+          }
+        },
+      ),
       runs,
     );
   });
 
   test("planned messages round-trip through the broker format, every valid reading exactly once", () => {
-    const rec = fc.record({ device_id: fc.constantFrom("a", "b", "c"), ts: fc.integer({ min: NOW - 86_400_000, max: NOW }), metrics: fc.record({ v: fc.double({ noNaN: true, noDefaultInfinity: true }) }) });
+    const rec = fc.record({
+      device_id: fc.constantFrom("a", "b", "c"),
+      ts: fc.integer({ min: NOW - 86_400_000, max: NOW }),
+      metrics: fc.record({ v: fc.double({ noNaN: true, noDefaultInfinity: true }) }),
+    });
     fc.assert(
-      fc.property(fc.array(rec, { minLength: 1, maxLength: 60 }), fc.integer({ min: 1, max: 10 }), (records, maxRecords) => {
-        const valid = records.flatMap((x, index) => {
-          const r = normalizeRecord(x, opts);
-          return r.ok ? [{ index, reading: r.reading }] : [];
-        });
-        const plan = planMessages(valid, { maxRecords, maxBytes: 1 << 20, receivedAt: NOW });
-        const carried = plan.messages.flatMap((m) => decodeEnvelope(m.body).readings.map((r) => r.eventId));
-        expect(new Set(carried).size).toBe(carried.length);
-        expect(new Set(carried)).toEqual(new Set(valid.map((v) => v.reading.eventId)));
-        for (const m of plan.messages) expect(decodeEnvelope(m.body).readings.length).toBeLessThanOrEqual(maxRecords);
-        expect(decodeEnvelope(encodeEnvelope(valid.map((v) => v.reading).slice(0, 1), NOW)).readings).toHaveLength(1);
-      }),
+      fc.property(
+        fc.array(rec, { minLength: 1, maxLength: 60 }),
+        fc.integer({ min: 1, max: 10 }),
+        (records, maxRecords) => {
+          const valid = records.flatMap((x, index) => {
+            const r = normalizeRecord(x, opts);
+            return r.ok ? [{ index, reading: r.reading }] : [];
+          });
+          const plan = planMessages(valid, { maxRecords, maxBytes: 1 << 20, receivedAt: NOW });
+          const carried = plan.messages.flatMap((m) => decodeEnvelope(m.body).readings.map((r) => r.eventId));
+          expect(new Set(carried).size).toBe(carried.length);
+          expect(new Set(carried)).toEqual(new Set(valid.map((v) => v.reading.eventId)));
+          for (const m of plan.messages) expect(decodeEnvelope(m.body).readings.length).toBeLessThanOrEqual(maxRecords);
+          expect(decodeEnvelope(encodeEnvelope(valid.map((v) => v.reading).slice(0, 1), NOW)).readings).toHaveLength(1);
+        },
+      ),
       { numRuns: 500 },
     );
   });

@@ -12,7 +12,12 @@ import type { Broker } from "../../src/nats/connection.ts";
 import { PublishError } from "../../src/nats/publisher.ts";
 
 const OPTS = { stream: "TELEMETRY", dlqStream: "TELEMETRY_DLQ", timeoutMs: 100 };
-const MESSAGE: PlannedMessage = { subject: "telemetry.v1.acme.0123456789abcdef", msgId: "m1", body: "{}", indexes: [0] };
+const MESSAGE: PlannedMessage = {
+  subject: "telemetry.v1.acme.0123456789abcdef",
+  msgId: "m1",
+  body: "{}",
+  indexes: [0],
+};
 
 /** A connected broker whose telemetry publishes fail with `failure` and whose dead-letter publishes succeed. */
 function fakeBroker(failure: () => Error) {
@@ -61,8 +66,15 @@ test("the broker gone during the retries: BrokerUnavailable", async () => {
 });
 
 test("a duplicate PubAck without a sequence (a copy only staged by a leader) is not an acknowledgement", async () => {
-  const acks = [{ stream: OPTS.stream, seq: 0, duplicate: true }, { stream: OPTS.stream, seq: 0, duplicate: true }, { stream: OPTS.stream, seq: 42, duplicate: true }];
-  const broker = { connected: true, publisher: { publish: async () => acks.shift() ?? { stream: OPTS.stream, seq: 0, duplicate: true } } } as unknown as Broker;
+  const acks = [
+    { stream: OPTS.stream, seq: 0, duplicate: true },
+    { stream: OPTS.stream, seq: 0, duplicate: true },
+    { stream: OPTS.stream, seq: 42, duplicate: true },
+  ];
+  const broker = {
+    connected: true,
+    publisher: { publish: async () => acks.shift() ?? { stream: OPTS.stream, seq: 0, duplicate: true } },
+  } as unknown as Broker;
   expect(await publishAll(broker, [MESSAGE], OPTS)).toEqual([{ status: "stored", duplicate: false }]); // stored once a real sequence comes back
   await expect(publishAll(broker, [MESSAGE], OPTS)).rejects.toBeInstanceOf(BrokerUnavailable); // never: 503, never dead-lettered
 });

@@ -12,7 +12,15 @@ const tenant = (id: string, limits: Partial<TenantLimits>): TenantSettings => ({
   status: "active",
   suspendedReason: null,
   devicePolicy: "auto",
-  limits: { maxDevices: 100, ratePerSecond: 1e6, burst: 1e6, deviceRatePerSecond: 1e6, deviceBurst: 1e6, maxRecordsPerRequest: 1_000, ...limits },
+  limits: {
+    maxDevices: 100,
+    ratePerSecond: 1e6,
+    burst: 1e6,
+    deviceRatePerSecond: 1e6,
+    deviceBurst: 1e6,
+    maxRecordsPerRequest: 1_000,
+    ...limits,
+  },
 });
 
 test("MQTT messages pass whole while the tenant's bucket has room; the rest wait, spread out at the rate", () => {
@@ -28,7 +36,10 @@ test("MQTT messages pass whole while the tenant's bucket has room; the rest wait
     { ok: false, waitMs: 1_500, limit: "tenant" },
   ]);
   c.advance(500);
-  expect(limiter.takeMessages([msgs[2]!, msgs[3]!])).toEqual([{ ok: true }, { ok: false, waitMs: 500, limit: "tenant" }]);
+  expect(limiter.takeMessages([msgs[2]!, msgs[3]!])).toEqual([
+    { ok: true },
+    { ok: false, waitMs: 500, limit: "tenant" },
+  ]);
 });
 
 test("a device over its limit waits; other devices of the tenant go on, and the device's later messages wait behind it", () => {
@@ -41,7 +52,12 @@ test("a device over its limit waits; other devices of the tenant go on, and the 
     { tenant: t, deviceId: "quiet", records: 3 },
     { tenant: t, deviceId: "chatty", records: 1 },
   ]);
-  expect(grants).toEqual([{ ok: true }, { ok: false, waitMs: 2_000, limit: "device" }, { ok: true }, { ok: false, waitMs: 3_000, limit: "device" }]);
+  expect(grants).toEqual([
+    { ok: true },
+    { ok: false, waitMs: 2_000, limit: "device" },
+    { ok: true },
+    { ok: false, waitMs: 3_000, limit: "device" },
+  ]);
 });
 
 test("a message larger than the burst passes on a full bucket and leaves a debt; the tenant's refusal gives the device tokens back", () => {
@@ -51,7 +67,9 @@ test("a message larger than the burst passes on a full bucket and leaves a debt;
   expect(limiter.takeMessages([{ tenant: t, deviceId: "a", records: 8 }])).toEqual([{ ok: true }]); // device: 5 - 8 = -3, tenant: 2
   c.advance(1_000); // device 2, tenant 10
   expect(limiter.takeMessages([{ tenant: t, deviceId: "a", records: 2 }])).toEqual([{ ok: true }]);
-  expect(limiter.takeMessages([{ tenant: t, deviceId: "b", records: 9 }])).toEqual([{ ok: false, waitMs: 100, limit: "tenant" }]); // tenant 8 < 9
+  expect(limiter.takeMessages([{ tenant: t, deviceId: "b", records: 9 }])).toEqual([
+    { ok: false, waitMs: 100, limit: "tenant" },
+  ]); // tenant 8 < 9
   // b's device bucket got its tokens back: after 100 ms b passes in full.
   c.advance(100);
   expect(limiter.takeMessages([{ tenant: t, deviceId: "b", records: 9 }])).toEqual([{ ok: true }]);
@@ -62,5 +80,7 @@ test("HTTP and MQTT share the buckets", () => {
   const limiter = new RateLimiter(c.now);
   const t = tenant("t", { ratePerSecond: 1, burst: 5 });
   expect(limiter.takeTenant(t, 5).ok).toBe(true);
-  expect(limiter.takeMessages([{ tenant: t, deviceId: "a", records: 1 }])).toEqual([{ ok: false, waitMs: 1_000, limit: "tenant" }]);
+  expect(limiter.takeMessages([{ tenant: t, deviceId: "a", records: 1 }])).toEqual([
+    { ok: false, waitMs: 1_000, limit: "tenant" },
+  ]);
 });

@@ -73,19 +73,34 @@ describe("normalizeRecord", () => {
 
   // JSON.parse makes these own keys; zod's record used to skip __proto__ (the record was accepted
   // without it) and kept constructor/prototype. Each is now refused by name, at its path.
-  test.each(["metrics", "attributes"])("refuses reserved %s names at their path, with the rest of the record's errors", (field) => {
-    for (const name of ["__proto__", "constructor", "prototype"]) {
-      const input = JSON.parse(`{"device_id":"d","ts":"${base.ts}","metrics":{"temp":1},"${field}":{"ok":1,"${name}":2}}`);
-      const r = norm(input);
-      expect(r.ok).toBe(false);
-      expect(errorsOf(r)).toEqual([{ path: `${field}.${name}`, message: `'${name}' is a reserved name: ${field === "metrics" ? "metric" : "attribute"} names must not be __proto__, constructor or prototype` }]);
-    }
-    const both = norm(JSON.parse(`{"device_id":"a.b","ts":"${base.ts}","${field}":{"__proto__":1,"constructor":2}}`));
-    expect(errorsOf(both).map((e) => e.path)).toEqual(expect.arrayContaining(["device_id", `${field}.__proto__`, `${field}.constructor`]));
-  });
+  test.each(["metrics", "attributes"])(
+    "refuses reserved %s names at their path, with the rest of the record's errors",
+    (field) => {
+      for (const name of ["__proto__", "constructor", "prototype"]) {
+        const input = JSON.parse(
+          `{"device_id":"d","ts":"${base.ts}","metrics":{"temp":1},"${field}":{"ok":1,"${name}":2}}`,
+        );
+        const r = norm(input);
+        expect(r.ok).toBe(false);
+        expect(errorsOf(r)).toEqual([
+          {
+            path: `${field}.${name}`,
+            message: `'${name}' is a reserved name: ${field === "metrics" ? "metric" : "attribute"} names must not be __proto__, constructor or prototype`,
+          },
+        ]);
+      }
+      const both = norm(JSON.parse(`{"device_id":"a.b","ts":"${base.ts}","${field}":{"__proto__":1,"constructor":2}}`));
+      expect(errorsOf(both).map((e) => e.path)).toEqual(
+        expect.arrayContaining(["device_id", `${field}.__proto__`, `${field}.constructor`]),
+      );
+    },
+  );
 
   test("names that only contain a reserved word are fine", () => {
     const r = norm({ ...base, metrics: { constructor_count: 1, proto: 2 }, attributes: { prototype_id: "x" } });
-    expect(r.ok && [r.reading.metrics, r.reading.attributes]).toEqual([{ constructor_count: 1, proto: 2 }, { prototype_id: "x" }]);
+    expect(r.ok && [r.reading.metrics, r.reading.attributes]).toEqual([
+      { constructor_count: 1, proto: 2 },
+      { prototype_id: "x" },
+    ]);
   });
 });

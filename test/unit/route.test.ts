@@ -16,7 +16,15 @@ const hello = route({
   responses: { 200: ok("a greeting") },
   handler: (c, { greeting }) => c.json({ text: `${greeting} ${c.req.param("name")}`, tenant: c.get("tenant") }),
 });
-const open = route({ method: "get", path: "/open", tag: "test", summary: "Public", auth: "none", responses: { 200: ok("hi") }, handler: (c) => c.text("hi") });
+const open = route({
+  method: "get",
+  path: "/open",
+  tag: "test",
+  summary: "Public",
+  auth: "none",
+  responses: { 200: ok("hi") },
+  handler: (c) => c.text("hi"),
+});
 
 const guard = createMiddleware(async (c, next) => {
   if (c.req.header("authorization") !== "Bearer k") throw new HttpError(401, "unauthenticated", "no");
@@ -31,12 +39,22 @@ describe("mountGroup", () => {
     expect([denied.status, ((await denied.json()) as any).error.code]).toEqual([401, "unauthenticated"]);
     const res = await app.request("/api/v1/hello/ann", { headers: { authorization: "Bearer k" } });
     expect([res.status, await res.json()]).toEqual([200, { text: "hello ann", tenant: "acme" }]);
-    expect((await app.request("/api/v1/hello/ann", { method: "POST", headers: { authorization: "Bearer k" } })).status).toBe(404);
+    expect(
+      (await app.request("/api/v1/hello/ann", { method: "POST", headers: { authorization: "Bearer k" } })).status,
+    ).toBe(404);
   });
 
   test("a guarded pattern's undeclared methods and sub-paths meet the auth before their 404", async () => {
-    const app = buildApp([mountGroup("tenant", guard, [hello], { greeting: "hi" }, ["/api/v1/hello/*"])], [], () => false);
-    for (const [method, path] of [["PUT", "/api/v1/hello/ann"], ["OPTIONS", "/api/v1/hello/ann"], ["GET", "/api/v1/hello/ann/more"]] as const) {
+    const app = buildApp(
+      [mountGroup("tenant", guard, [hello], { greeting: "hi" }, ["/api/v1/hello/*"])],
+      [],
+      () => false,
+    );
+    for (const [method, path] of [
+      ["PUT", "/api/v1/hello/ann"],
+      ["OPTIONS", "/api/v1/hello/ann"],
+      ["GET", "/api/v1/hello/ann/more"],
+    ] as const) {
       expect((await app.request(path, { method })).status).toBe(401);
       const known = await app.request(path, { method, headers: { authorization: "Bearer k" } });
       expect([known.status, ((await known.json()) as any).error.code]).toEqual([404, "not_found"]);
@@ -46,11 +64,15 @@ describe("mountGroup", () => {
   });
 
   test("a route of another group, or a group without (or with a needless) auth, is refused at mount", () => {
-    expect(() => mountGroup("admin", guard, [hello], { greeting: "" })).toThrow("is a tenant route, mounted in the admin group");
+    expect(() => mountGroup("admin", guard, [hello], { greeting: "" })).toThrow(
+      "is a tenant route, mounted in the admin group",
+    );
     expect(() => mountGroup("none", null, [hello], { greeting: "" })).toThrow("is a tenant route");
     expect(() => mountGroup("tenant", null, [hello], { greeting: "" })).toThrow("needs an auth middleware");
     expect(() => mountGroup("none", guard, [open], { greeting: "" })).toThrow("needs no auth middleware");
-    expect(mountGroup("none", null, [open], { greeting: "" }).routes.map((r) => `${r.method} ${r.path}`)).toEqual(["GET /open"]);
+    expect(mountGroup("none", null, [open], { greeting: "" }).routes.map((r) => `${r.method} ${r.path}`)).toEqual([
+      "GET /open",
+    ]);
   });
 });
 

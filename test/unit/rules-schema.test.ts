@@ -7,13 +7,21 @@ const issuesOf = (input: unknown) => {
 };
 
 const circle = { lat: 52.52, lon: 13.405, radius_m: 500 };
-const square: Array<[number, number]> = [[0, 0], [0, 1], [1, 1], [1, 0]];
+const square: Array<[number, number]> = [
+  [0, 0],
+  [0, 1],
+  [1, 1],
+  [1, 0],
+];
 
 describe("ruleInputSchema: valid rules", () => {
   test.each([
     ["above_threshold", { metric: "temp", condition: { type: "above_threshold", threshold: 30, clear: 28 } }],
     ["below_threshold", { metric: "temp", condition: { type: "below_threshold", threshold: 5 } }],
-    ["deviation_from_mean", { metric: "temp", condition: { type: "deviation_from_mean", k: 3, window_minutes: 30, clear_k: 2 } }],
+    [
+      "deviation_from_mean",
+      { metric: "temp", condition: { type: "deviation_from_mean", k: 3, window_minutes: 30, clear_k: 2 } },
+    ],
     ["rate_of_change", { metric: "temp", condition: { type: "rate_of_change", limit_per_minute: 5 } }],
     ["no_data (device)", { condition: { type: "no_data", minutes: 10 } }],
     ["no_data (metric)", { metric: "temp", condition: { type: "no_data", minutes: 10 } }],
@@ -23,11 +31,21 @@ describe("ruleInputSchema: valid rules", () => {
     const r = ruleInputSchema.safeParse({ name: "r", ...input });
     expect(r.success).toBe(true);
     if (!r.success) return;
-    expect(r.data).toMatchObject({ enabled: true, severity: "warning", cooldown_seconds: 900, for_seconds: 0, condition: input.condition });
+    expect(r.data).toMatchObject({
+      enabled: true,
+      severity: "warning",
+      cooldown_seconds: 900,
+      for_seconds: 0,
+      condition: input.condition,
+    });
   });
 
   test("rate_of_change direction defaults to either", () => {
-    const r = ruleInputSchema.parse({ name: "r", metric: "temp", condition: { type: "rate_of_change", limit_per_minute: 5 } });
+    const r = ruleInputSchema.parse({
+      name: "r",
+      metric: "temp",
+      condition: { type: "rate_of_change", limit_per_minute: 5 },
+    });
     expect(r.condition).toEqual({ type: "rate_of_change", limit_per_minute: 5, direction: "either" });
   });
 
@@ -41,12 +59,22 @@ describe("ruleInputSchema: valid rules", () => {
       cooldown_seconds: 0,
       condition: { type: "rate_of_change", limit_per_minute: 5, direction: "down" },
     });
-    expect(r).toMatchObject({ severity: "critical", enabled: false, for_seconds: 60, cooldown_seconds: 0, condition: { direction: "down" } });
+    expect(r).toMatchObject({
+      severity: "critical",
+      enabled: false,
+      for_seconds: 60,
+      cooldown_seconds: 0,
+      condition: { direction: "down" },
+    });
   });
 
   test("clear equal to the threshold is allowed", () => {
-    expect(issuesOf({ name: "r", metric: "t", condition: { type: "above_threshold", threshold: 30, clear: 30 } })).toEqual([]);
-    expect(issuesOf({ name: "r", metric: "t", condition: { type: "below_threshold", threshold: 5, clear: 5 } })).toEqual([]);
+    expect(
+      issuesOf({ name: "r", metric: "t", condition: { type: "above_threshold", threshold: 30, clear: 30 } }),
+    ).toEqual([]);
+    expect(
+      issuesOf({ name: "r", metric: "t", condition: { type: "below_threshold", threshold: 5, clear: 5 } }),
+    ).toEqual([]);
   });
 });
 
@@ -97,7 +125,8 @@ describe("ruleInputSchema: errors", () => {
       { metric: "temp", condition: { type: "spike", threshold: 1 } },
       {
         path: ["condition", "type"],
-        message: "condition.type must be one of above_threshold, below_threshold, deviation_from_mean, rate_of_change, no_data, geofence",
+        message:
+          "condition.type must be one of above_threshold, below_threshold, deviation_from_mean, rate_of_change, no_data, geofence",
       },
     ],
     [
@@ -117,7 +146,16 @@ describe("ruleInputSchema: errors", () => {
     ],
     [
       "polygon with two points",
-      { condition: { type: "geofence", on: "enter", polygon: [[0, 0], [1, 1]] } },
+      {
+        condition: {
+          type: "geofence",
+          on: "enter",
+          polygon: [
+            [0, 0],
+            [1, 1],
+          ],
+        },
+      },
       { path: ["condition", "polygon"], message: "a polygon needs at least 3 points" },
     ],
   ])("%s", (_, input, expected) => {

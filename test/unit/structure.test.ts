@@ -28,11 +28,13 @@ const PENDING_EDGES: string[] = [];
 
 /** Files outside config/ that read process.env, and why. */
 const ENV_EXCEPTIONS: Record<string, string> = {
-  "embedded/process.ts": "finds executables on the OS search path (PATH) and lets supervised children inherit the environment",
+  "embedded/process.ts":
+    "finds executables on the OS search path (PATH) and lets supervised children inherit the environment",
 };
 
 /** Modules core/ must not import: file system, network, processes, the database and broker clients. */
-const IO_MODULES = /^(node:)?(fs|fs\/promises|net|http|https|http2|tls|dgram|dns|child_process|cluster|worker_threads|readline)$|^(postgres|drizzle-orm|hono|pino|prom-client)(\/|$)|^@nats-io\/|^@unni-craftsman\/|^@electric-sql\//;
+const IO_MODULES =
+  /^(node:)?(fs|fs\/promises|net|http|https|http2|tls|dgram|dns|child_process|cluster|worker_threads|readline)$|^(postgres|drizzle-orm|hono|pino|prom-client)(\/|$)|^@nats-io\/|^@unni-craftsman\/|^@electric-sql\//;
 /** Bun's and the platform's I/O globals. */
 const IO_GLOBALS = /\bBun\.(file|write|spawn|spawnSync|serve|connect|listen|udpSocket|\$)\b|\bfetch\(|\bprocess\.env\b/;
 
@@ -56,13 +58,21 @@ function code(text: string): string {
   return text.replace(/\/\*[\s\S]*?\*\//g, "").replace(/^\s*\/\/.*$/gm, "");
 }
 
-const IMPORT_PATTERNS = [/(?:^|[\s;])(?:import|export)\s[^;]*?\sfrom\s*["']([^"']+)["']/g, /\bimport\s*\(\s*["']([^"']+)["']\s*\)/g, /(?:^|[\s;])import\s*["']([^"']+)["']/g];
+const IMPORT_PATTERNS = [
+  /(?:^|[\s;])(?:import|export)\s[^;]*?\sfrom\s*["']([^"']+)["']/g,
+  /\bimport\s*\(\s*["']([^"']+)["']\s*\)/g,
+  /(?:^|[\s;])import\s*["']([^"']+)["']/g,
+];
 
 function importsOf(file: string): Import[] {
   const text = code(readFileSync(file, "utf8"));
   const from = relative(SRC, file);
   const specs = new Set(IMPORT_PATTERNS.flatMap((p) => [...text.matchAll(p)].map((m) => m[1]!)));
-  return [...specs].map((spec) => ({ from, spec, target: spec.startsWith(".") ? relative(SRC, resolve(dirname(file), spec)) : null }));
+  return [...specs].map((spec) => ({
+    from,
+    spec,
+    target: spec.startsWith(".") ? relative(SRC, resolve(dirname(file), spec)) : null,
+  }));
 }
 
 const FILES = sourceFiles(SRC);
@@ -83,7 +93,8 @@ function folderGraph(): Map<string, Map<string, string>> {
 }
 
 const GRAPH = folderGraph();
-const edges = () => [...GRAPH].flatMap(([a, to]) => [...to].map(([b, example]) => ({ edge: `${a} -> ${b}`, a, b, example })));
+const edges = () =>
+  [...GRAPH].flatMap(([a, to]) => [...to].map(([b, example]) => ({ edge: `${a} -> ${b}`, a, b, example })));
 
 /** The strongly connected groups of more than one folder (Tarjan), i.e. the cycles. */
 function cycles(graph: Map<string, string[]>): string[][] {
@@ -129,7 +140,13 @@ describe("the structure drawn from the imports of src/", () => {
   });
 
   test("no role imports another role (except replay driving the writer and evaluator)", () => {
-    const bad = edges().filter((e) => ROLES.includes(e.a) && ROLES.includes(e.b) && !ALLOWED_ROLE_EDGES.includes(e.edge) && !PENDING_EDGES.includes(e.edge));
+    const bad = edges().filter(
+      (e) =>
+        ROLES.includes(e.a) &&
+        ROLES.includes(e.b) &&
+        !ALLOWED_ROLE_EDGES.includes(e.edge) &&
+        !PENDING_EDGES.includes(e.edge),
+    );
     expect(bad.map((e) => e.example)).toEqual([]);
   });
 
@@ -151,23 +168,35 @@ describe("the structure drawn from the imports of src/", () => {
 
   test("no import cycles between the files of core/", () => {
     const graph = new Map<string, string[]>();
-    for (const i of IMPORTS) if (i.from.startsWith("core/") && i.target?.startsWith("core/")) graph.set(i.from, [...(graph.get(i.from) ?? []), i.target]);
+    for (const i of IMPORTS)
+      if (i.from.startsWith("core/") && i.target?.startsWith("core/"))
+        graph.set(i.from, [...(graph.get(i.from) ?? []), i.target]);
     expect(cycles(graph)).toEqual([]);
   });
 
   test("core/ imports nothing outside core/ and no I/O module", () => {
     const core = IMPORTS.filter((i) => i.from.startsWith("core/"));
-    expect(core.filter((i) => i.target !== null && !i.target.startsWith("core/")).map((i) => `${i.from} imports ${i.target}`)).toEqual([]);
-    expect(core.filter((i) => i.target === null && IO_MODULES.test(i.spec)).map((i) => `${i.from} imports ${i.spec}`)).toEqual([]);
+    expect(
+      core
+        .filter((i) => i.target !== null && !i.target.startsWith("core/"))
+        .map((i) => `${i.from} imports ${i.target}`),
+    ).toEqual([]);
+    expect(
+      core.filter((i) => i.target === null && IO_MODULES.test(i.spec)).map((i) => `${i.from} imports ${i.spec}`),
+    ).toEqual([]);
   });
 
   test("core/ uses no I/O globals", () => {
-    const bad = FILES.filter((f) => relative(SRC, f).startsWith("core/") && IO_GLOBALS.test(code(readFileSync(f, "utf8"))));
+    const bad = FILES.filter(
+      (f) => relative(SRC, f).startsWith("core/") && IO_GLOBALS.test(code(readFileSync(f, "utf8"))),
+    );
     expect(bad.map((f) => relative(SRC, f))).toEqual([]);
   });
 
   test("only config/ reads the environment (listed exceptions aside)", () => {
-    const readers = FILES.map((f) => relative(SRC, f)).filter((f) => /\bprocess\.env\b|\bBun\.env\b|\bimport\.meta\.env\b/.test(code(readFileSync(join(SRC, f), "utf8"))));
+    const readers = FILES.map((f) => relative(SRC, f)).filter((f) =>
+      /\bprocess\.env\b|\bBun\.env\b|\bimport\.meta\.env\b/.test(code(readFileSync(join(SRC, f), "utf8"))),
+    );
     expect(readers.filter((f) => !f.startsWith("config/") && !(f in ENV_EXCEPTIONS))).toEqual([]);
     expect(Object.keys(ENV_EXCEPTIONS).filter((f) => !readers.includes(f))).toEqual([]);
   });

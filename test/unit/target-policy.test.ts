@@ -120,7 +120,23 @@ describe("a channel URL's host, in every spelling", () => {
 });
 
 describe("parsing and matching", () => {
-  test.each(["1.2.3", "01.2.3.4", "256.1.1.1", "1.2.3.4.5", " 1.2.3.4", ":::1", "1::2::3", "1:2:3:4:5:6:7:8:9", "1:2:3:4:5:6:7", "::1%eth0", "12345::", "::1.2.3", "", "localhost", "[::1"])("%p is not an address", (text) => {
+  test.each([
+    "1.2.3",
+    "01.2.3.4",
+    "256.1.1.1",
+    "1.2.3.4.5",
+    " 1.2.3.4",
+    ":::1",
+    "1::2::3",
+    "1:2:3:4:5:6:7:8:9",
+    "1:2:3:4:5:6:7",
+    "::1%eth0",
+    "12345::",
+    "::1.2.3",
+    "",
+    "localhost",
+    "[::1",
+  ])("%p is not an address", (text) => {
     expect(parseIp(text)).toBeNull();
   });
 
@@ -145,7 +161,17 @@ describe("parsing and matching", () => {
     expect(inCidr(parseIp("9.9.9.9")!, parseCidr("0.0.0.0/0")!)).toBe(true);
     expect(parseCidr("1.2.3.4")).toEqual({ ip: parseIp("1.2.3.4")!, prefix: 32 });
     expect(parseCidr("::1")!.prefix).toBe(128);
-    for (const bad of ["10.0.0.1/8", "10.0.0.0/33", "::/129", "10.0.0.0/", "10.0.0.0/8/8", "10.0.0.0/-1", "x/8", "fe80::1/10"]) expect(parseCidr(bad)).toBeNull();
+    for (const bad of [
+      "10.0.0.1/8",
+      "10.0.0.0/33",
+      "::/129",
+      "10.0.0.0/",
+      "10.0.0.0/8/8",
+      "10.0.0.0/-1",
+      "x/8",
+      "fe80::1/10",
+    ])
+      expect(parseCidr(bad)).toBeNull();
   });
 });
 
@@ -154,12 +180,25 @@ describe("the operator's allow list", () => {
 
   test("hosts, addresses and ranges", () => {
     expect(problems).toEqual([]);
-    for (const url of ["http://127.0.0.1:9/", "http://2130706433:9/", "http://[::ffff:127.0.0.1]/", "http://10.1.200.3/", "http://[::1]/", "http://[fd00::5]/"]) expect(checkUrlTarget(policy, url)).toEqual({ ok: true });
+    for (const url of [
+      "http://127.0.0.1:9/",
+      "http://2130706433:9/",
+      "http://[::ffff:127.0.0.1]/",
+      "http://10.1.200.3/",
+      "http://[::1]/",
+      "http://[fd00::5]/",
+    ])
+      expect(checkUrlTarget(policy, url)).toEqual({ ok: true });
     expect(checkUrlTarget(policy, "http://127.0.0.2/")).toMatchObject({ ok: false, kind: "loopback" });
     expect(checkUrlTarget(policy, "http://10.2.0.1/")).toMatchObject({ ok: false, kind: "private" });
     // a listed name may resolve to anything; another name resolving there may not
     expect(checkResolved(policy, "hub.internal", "192.168.7.7")).toEqual({ ok: true });
-    expect(checkResolved(policy, "other.internal", "192.168.7.7")).toMatchObject({ ok: false, host: "other.internal", address: "192.168.7.7", kind: "private" });
+    expect(checkResolved(policy, "other.internal", "192.168.7.7")).toMatchObject({
+      ok: false,
+      host: "other.internal",
+      address: "192.168.7.7",
+      kind: "private",
+    });
     expect(checkResolved(policy, "other.internal", "10.1.0.9")).toEqual({ ok: true });
     expect(checkResolved(STRICT_POLICY, "x.example", "not-an-address")).toMatchObject({ ok: false, kind: "reserved" });
     expect(checkResolved(STRICT_POLICY, "x.example", "93.184.216.34")).toEqual({ ok: true });
@@ -170,7 +209,9 @@ describe("the operator's allow list", () => {
     expect(bad.problems).toHaveLength(5);
     expect(bad.problems[0]).toContain('"10.0.0.1/8"');
     expect([...bad.policy.hosts]).toEqual(["ok.example"]);
-    expect(() => loadConfig({}, { TELEMETRY_WEBHOOK_ALLOW: "127.0.0.1,10.0.0.1/8" })).toThrow(/TELEMETRY_WEBHOOK_ALLOW: "10.0.0.1\/8" is not a host name/);
+    expect(() => loadConfig({}, { TELEMETRY_WEBHOOK_ALLOW: "127.0.0.1,10.0.0.1/8" })).toThrow(
+      /TELEMETRY_WEBHOOK_ALLOW: "10.0.0.1\/8" is not a host name/,
+    );
     const config = loadConfig({}, { TELEMETRY_WEBHOOK_ALLOW: "127.0.0.1, hub.internal" });
     expect(checkUrlTarget(config.webhookAllow, "http://127.1/")).toEqual({ ok: true });
     expect(JSON.stringify(config.webhookAllow)).toBe('"127.0.0.1,hub.internal"');
@@ -203,7 +244,9 @@ describe("delivery errors as tenants see them", () => {
     expect(publicDeliveryError(null)).toBeNull();
     expect(publicDeliveryError("http_503")).toBe("http_503");
     expect(publicDeliveryError("HTTP 500")).toBe("http_500");
-    expect(publicDeliveryError("ECONNREFUSED: Unable to connect. Is the computer able to access the url?")).toBe("refused");
+    expect(publicDeliveryError("ECONNREFUSED: Unable to connect. Is the computer able to access the url?")).toBe(
+      "refused",
+    );
     expect(publicDeliveryError("timed out after 10000 ms")).toBe("timeout");
     expect(publicDeliveryError("Malformed_HTTP_Response: The response was malformed")).toBe("network");
     expect(publicDeliveryError("ConnectionRefused: Unable to connect")).toBe("refused");

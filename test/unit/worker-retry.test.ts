@@ -46,7 +46,12 @@ describe("retryUntil", () => {
         attempts++;
         throw refused;
       },
-      { ...policy, until: () => Infinity, retryable: (err) => (err as { code?: string }).code !== "22P02", onError: () => errors++ },
+      {
+        ...policy,
+        until: () => Infinity,
+        retryable: (err) => (err as { code?: string }).code !== "22P02",
+        onError: () => errors++,
+      },
     );
     await expect(run).rejects.toBe(refused);
     expect(attempts).toBe(1);

@@ -7,14 +7,16 @@ describe("StopStack", () => {
     const stack = new StopStack(1_000, (err) => errors.push(err));
     const ran: string[] = [];
     let running = 0;
-    const step = (name: string, fail = false) => async () => {
-      running++;
-      expect(running).toBe(1);
-      await new Promise((r) => setTimeout(r, 2));
-      ran.push(name);
-      running--;
-      if (fail) throw new Error(`${name} failed`);
-    };
+    const step =
+      (name: string, fail = false) =>
+      async () => {
+        running++;
+        expect(running).toBe(1);
+        await new Promise((r) => setTimeout(r, 2));
+        ran.push(name);
+        running--;
+        if (fail) throw new Error(`${name} failed`);
+      };
     stack.push(step("database"));
     stack.push(step("broker", true));
     stack.push(step("http"));

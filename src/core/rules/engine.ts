@@ -49,7 +49,14 @@ export interface RuleState {
   inside: boolean | null;
 }
 
-export const INITIAL_STATE: RuleState = { active: false, activeSince: null, lastAlertAt: null, lastValue: null, lastTs: null, inside: null };
+export const INITIAL_STATE: RuleState = {
+  active: false,
+  activeSince: null,
+  lastAlertAt: null,
+  lastValue: null,
+  lastTs: null,
+  inside: null,
+};
 
 /** Rollup statistics over the rule's window before the reading (buckets = 1-minute buckets with data). */
 export interface WindowStats {
@@ -93,7 +100,10 @@ export interface Decision {
 export const MIN_BUCKETS = 5;
 export const EARTH_RADIUS_M = 6_371_008.8;
 
-type MetricCondition = Extract<Condition, { type: "above_threshold" | "below_threshold" | "deviation_from_mean" | "rate_of_change" }>;
+type MetricCondition = Extract<
+  Condition,
+  { type: "above_threshold" | "below_threshold" | "deviation_from_mean" | "rate_of_change" }
+>;
 
 /** One reading judged against a condition. */
 interface Check {
@@ -104,7 +114,12 @@ interface Check {
   details: Record<string, unknown>;
 }
 
-const skip = (state: RuleState, skipped: NonNullable<Decision["skipped"]>): Decision => ({ state, fire: null, resolve: false, skipped });
+const skip = (state: RuleState, skipped: NonNullable<Decision["skipped"]>): Decision => ({
+  state,
+  fire: null,
+  resolve: false,
+  skipped,
+});
 const isStale = (state: RuleState, ts: number) => state.lastTs !== null && ts <= state.lastTs;
 const cooldownAllows = (rule: Rule, state: RuleState, ts: number) =>
   state.lastAlertAt === null || ts - state.lastAlertAt >= rule.cooldown_seconds * 1000;
@@ -122,26 +137,42 @@ export function evaluateMetric(rule: Rule, state: RuleState, obs: MetricObservat
   return step(rule, recorded, obs, check);
 }
 
-function checkMetric(c: MetricCondition, metric: string, prev: RuleState, obs: MetricObservation): Check | "cold_start" | "no_previous" {
+function checkMetric(
+  c: MetricCondition,
+  metric: string,
+  prev: RuleState,
+  obs: MetricObservation,
+): Check | "cold_start" | "no_previous" {
   switch (c.type) {
     case "above_threshold":
       return checkThreshold(metric, obs.value, c.threshold, c.clear, 1);
     case "below_threshold":
       return checkThreshold(metric, obs.value, c.threshold, c.clear, -1);
     case "deviation_from_mean":
-      return obs.stats && obs.stats.buckets >= MIN_BUCKETS ? checkDeviation(c, metric, obs.value, obs.stats) : "cold_start";
+      return obs.stats && obs.stats.buckets >= MIN_BUCKETS
+        ? checkDeviation(c, metric, obs.value, obs.stats)
+        : "cold_start";
     case "rate_of_change":
-      return prev.lastValue !== null && prev.lastTs !== null ? checkRate(c, metric, prev.lastValue, prev.lastTs, obs) : "no_previous";
+      return prev.lastValue !== null && prev.lastTs !== null
+        ? checkRate(c, metric, prev.lastValue, prev.lastTs, obs)
+        : "no_previous";
   }
 }
 
 /** sign 1 = above_threshold, -1 = below_threshold: comparing sign·x turns "below" into "above". */
-function checkThreshold(metric: string, value: number, threshold: number, clear: number | undefined, sign: 1 | -1): Check {
+function checkThreshold(
+  metric: string,
+  value: number,
+  threshold: number,
+  clear: number | undefined,
+  sign: 1 | -1,
+): Check {
   const trigger = sign * value > sign * threshold;
   const word = sign === 1 ? "above" : "below";
-  const message = trigger || clear === undefined
-    ? `${metric} ${value} is ${word} ${threshold}`
-    : `${metric} ${value} is still ${word} the clear level ${clear} (threshold ${threshold})`;
+  const message =
+    trigger || clear === undefined
+      ? `${metric} ${value} is ${word} ${threshold}`
+      : `${metric} ${value} is still ${word} the clear level ${clear} (threshold ${threshold})`;
   return {
     trigger,
     clear: clear === undefined ? !trigger : sign * value < sign * clear,
@@ -151,7 +182,12 @@ function checkThreshold(metric: string, value: number, threshold: number, clear:
   };
 }
 
-function checkDeviation(c: Extract<Condition, { type: "deviation_from_mean" }>, metric: string, value: number, s: WindowStats): Check {
+function checkDeviation(
+  c: Extract<Condition, { type: "deviation_from_mean" }>,
+  metric: string,
+  value: number,
+  s: WindowStats,
+): Check {
   // A flat window has no spread: any difference is infinitely unusual, and only the mean itself is normal.
   const z = s.stddev === 0 ? (value === s.mean ? 0 : Infinity) : Math.abs(value - s.mean) / s.stddev;
   const clear = s.stddev === 0 ? z === 0 : c.clear_k !== undefined ? z < c.clear_k : z <= c.k;
@@ -160,12 +196,29 @@ function checkDeviation(c: Extract<Condition, { type: "deviation_from_mean" }>, 
     trigger: z > c.k,
     clear,
     hasClearLevel: c.clear_k !== undefined,
-    message: z === Infinity ? `${metric} ${value} differs from ${window}, which did not vary` : `${metric} ${value} is ${fmt(z)}σ from ${window}`,
-    details: { mean: s.mean, stddev: s.stddev, z: Number.isFinite(z) ? z : null, k: c.k, clear_k: c.clear_k ?? null, buckets: s.buckets, count: s.count },
+    message:
+      z === Infinity
+        ? `${metric} ${value} differs from ${window}, which did not vary`
+        : `${metric} ${value} is ${fmt(z)}σ from ${window}`,
+    details: {
+      mean: s.mean,
+      stddev: s.stddev,
+      z: Number.isFinite(z) ? z : null,
+      k: c.k,
+      clear_k: c.clear_k ?? null,
+      buckets: s.buckets,
+      count: s.count,
+    },
   };
 }
 
-function checkRate(c: Extract<Condition, { type: "rate_of_change" }>, metric: string, lastValue: number, lastTs: number, obs: MetricObservation): Check {
+function checkRate(
+  c: Extract<Condition, { type: "rate_of_change" }>,
+  metric: string,
+  lastValue: number,
+  lastTs: number,
+  obs: MetricObservation,
+): Check {
   const rate = (obs.value - lastValue) / ((obs.ts - lastTs) / 60_000);
   // The rate in the rule's direction: positive means "towards the limit".
   const directed = c.direction === "up" ? rate : c.direction === "down" ? -rate : Math.abs(rate);
@@ -175,13 +228,21 @@ function checkRate(c: Extract<Condition, { type: "rate_of_change" }>, metric: st
     clear: c.clear_per_minute !== undefined ? directed < c.clear_per_minute : directed <= limit,
     hasClearLevel: c.clear_per_minute !== undefined,
     message: `${metric} ${rate < 0 ? "fell" : "rose"} ${fmt(Math.abs(rate))}/min (limit ${limit}/min)`,
-    details: { rate, previous: lastValue, previousTs: lastTs, limit_per_minute: limit, clear_per_minute: c.clear_per_minute ?? null, direction: c.direction },
+    details: {
+      rate,
+      previous: lastValue,
+      previousTs: lastTs,
+      limit_per_minute: limit,
+      clear_per_minute: c.clear_per_minute ?? null,
+      direction: c.direction,
+    },
   };
 }
 
 /** The state machine shared by metric rules; `state` already records the reading. */
 function step(rule: Rule, state: RuleState, obs: MetricObservation, check: Check): Decision {
-  if (state.active && check.clear) return { state: { ...state, active: false, activeSince: null }, fire: null, resolve: check.hasClearLevel };
+  if (state.active && check.clear)
+    return { state: { ...state, active: false, activeSince: null }, fire: null, resolve: check.hasClearLevel };
   if (!state.active && !check.trigger) return { state, fire: null, resolve: false };
   const active: RuleState = state.active ? state : { ...state, active: true, activeSince: obs.ts };
   const held = obs.ts - (active.activeSince ?? obs.ts) >= rule.for_seconds * 1000;
@@ -199,7 +260,9 @@ const rad = (deg: number) => (deg * Math.PI) / 180;
 
 /** Great-circle distance on a spherical Earth (mean radius). */
 export function haversineMeters(a: LatLon, b: LatLon): number {
-  const h = Math.sin(rad(b.lat - a.lat) / 2) ** 2 + Math.cos(rad(a.lat)) * Math.cos(rad(b.lat)) * Math.sin(rad(b.lon - a.lon) / 2) ** 2;
+  const h =
+    Math.sin(rad(b.lat - a.lat) / 2) ** 2 +
+    Math.cos(rad(a.lat)) * Math.cos(rad(b.lat)) * Math.sin(rad(b.lon - a.lon) / 2) ** 2;
   return 2 * EARTH_RADIUS_M * Math.asin(Math.min(1, Math.sqrt(h)));
 }
 
@@ -214,7 +277,10 @@ export function pointInPolygon(p: LatLon, polygon: ReadonlyArray<readonly [numbe
   return inside;
 }
 
-function locate(c: Extract<Condition, { type: "geofence" }>, pos: LatLon): { inside: boolean; details: Record<string, unknown> } {
+function locate(
+  c: Extract<Condition, { type: "geofence" }>,
+  pos: LatLon,
+): { inside: boolean; details: Record<string, unknown> } {
   if (c.circle) {
     const distance = haversineMeters(c.circle, pos);
     return { inside: distance <= c.circle.radius_m, details: { distance_m: distance, radius_m: c.circle.radius_m } };
@@ -230,8 +296,13 @@ export function evaluatePosition(rule: Rule, state: RuleState, pos: PositionObse
   const recorded: RuleState = { ...state, inside, lastTs: pos.ts };
   if (state.inside === null || state.inside === inside) return { state: recorded, fire: null, resolve: false };
   const event = inside ? "enter" : "exit";
-  if ((c.on !== "both" && c.on !== event) || !cooldownAllows(rule, state, pos.ts)) return { state: recorded, fire: null, resolve: false };
-  const fire: Fire = { value: null, message: inside ? "entered geofence" : "exited geofence", details: { ...details, event, lat: pos.lat, lon: pos.lon } };
+  if ((c.on !== "both" && c.on !== event) || !cooldownAllows(rule, state, pos.ts))
+    return { state: recorded, fire: null, resolve: false };
+  const fire: Fire = {
+    value: null,
+    message: inside ? "entered geofence" : "exited geofence",
+    details: { ...details, event, lat: pos.lat, lon: pos.lon },
+  };
   return { state: { ...recorded, lastAlertAt: pos.ts }, fire, resolve: false };
 }
 
@@ -250,5 +321,9 @@ export function evaluateSilence(rule: Rule, state: RuleState, lastSeen: number |
     message: `no data for ${c.minutes} minute${c.minutes === 1 ? "" : "s"}`,
     details: { lastSeen, minutes: c.minutes, silentMs: now - lastSeen, metric: rule.metric ?? null },
   };
-  return { state: { ...state, active: true, activeSince: now, lastTs: lastSeen, lastAlertAt: now }, fire, resolve: false };
+  return {
+    state: { ...state, active: true, activeSince: now, lastTs: lastSeen, lastAlertAt: now },
+    fire,
+    resolve: false,
+  };
 }

@@ -15,8 +15,16 @@ const latLon = z.tuple([finite("lat").min(-90).max(90), finite("lon").min(-180).
 export const conditionSchema = z.discriminatedUnion(
   "type",
   [
-    z.strictObject({ type: z.literal("above_threshold"), threshold: finite("threshold"), clear: finite("clear").optional() }),
-    z.strictObject({ type: z.literal("below_threshold"), threshold: finite("threshold"), clear: finite("clear").optional() }),
+    z.strictObject({
+      type: z.literal("above_threshold"),
+      threshold: finite("threshold"),
+      clear: finite("clear").optional(),
+    }),
+    z.strictObject({
+      type: z.literal("below_threshold"),
+      threshold: finite("threshold"),
+      clear: finite("clear").optional(),
+    }),
     z.strictObject({
       type: z.literal("deviation_from_mean"),
       k: finite("k").positive("k must be > 0"),
@@ -34,11 +42,20 @@ export const conditionSchema = z.discriminatedUnion(
     z.strictObject({
       type: z.literal("geofence"),
       on: z.enum(["enter", "exit", "both"]),
-      circle: z.strictObject({ lat: finite("lat").min(-90).max(90), lon: finite("lon").min(-180).max(180), radius_m: finite("radius_m").positive() }).optional(),
+      circle: z
+        .strictObject({
+          lat: finite("lat").min(-90).max(90),
+          lon: finite("lon").min(-180).max(180),
+          radius_m: finite("radius_m").positive(),
+        })
+        .optional(),
       polygon: z.array(latLon).min(3, "a polygon needs at least 3 points").max(1_000).optional(),
     }),
   ],
-  { error: "condition.type must be one of above_threshold, below_threshold, deviation_from_mean, rate_of_change, no_data, geofence" },
+  {
+    error:
+      "condition.type must be one of above_threshold, below_threshold, deviation_from_mean, rate_of_change, no_data, geofence",
+  },
 );
 export type Condition = z.output<typeof conditionSchema>;
 export type ConditionType = Condition["type"];
@@ -51,28 +68,56 @@ export const ruleInputSchema = z
     metric: z.string().regex(METRIC_NAME_PATTERN, "invalid metric name").optional(),
     devices: z.array(z.string().regex(DEVICE_ID_PATTERN, "invalid device id")).min(1).max(10_000).optional(),
     condition: conditionSchema,
-    for_seconds: z.number().int().min(0).max(86_400 * 7).default(0),
-    cooldown_seconds: z.number().int().min(0).max(86_400 * 30).default(900),
+    for_seconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(86_400 * 7)
+      .default(0),
+    cooldown_seconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(86_400 * 30)
+      .default(900),
   })
   .superRefine((rule, ctx) => {
     const c = rule.condition;
     const needsMetric = c.type !== "geofence" && c.type !== "no_data";
-    if (needsMetric && !rule.metric) ctx.addIssue({ code: "custom", path: ["metric"], message: `metric is required for ${c.type}` });
-    if (c.type === "geofence" && rule.metric) ctx.addIssue({ code: "custom", path: ["metric"], message: "geofence rules use positions, not a metric" });
+    if (needsMetric && !rule.metric)
+      ctx.addIssue({ code: "custom", path: ["metric"], message: `metric is required for ${c.type}` });
+    if (c.type === "geofence" && rule.metric)
+      ctx.addIssue({ code: "custom", path: ["metric"], message: "geofence rules use positions, not a metric" });
     if (c.type === "geofence" && !!c.circle === !!c.polygon) {
-      ctx.addIssue({ code: "custom", path: ["condition"], message: "a geofence needs exactly one of circle or polygon" });
+      ctx.addIssue({
+        code: "custom",
+        path: ["condition"],
+        message: "a geofence needs exactly one of circle or polygon",
+      });
     }
     if (c.type === "above_threshold" && c.clear !== undefined && c.clear > c.threshold) {
-      ctx.addIssue({ code: "custom", path: ["condition", "clear"], message: "clear must be at or below threshold for above_threshold" });
+      ctx.addIssue({
+        code: "custom",
+        path: ["condition", "clear"],
+        message: "clear must be at or below threshold for above_threshold",
+      });
     }
     if (c.type === "below_threshold" && c.clear !== undefined && c.clear < c.threshold) {
-      ctx.addIssue({ code: "custom", path: ["condition", "clear"], message: "clear must be at or above threshold for below_threshold" });
+      ctx.addIssue({
+        code: "custom",
+        path: ["condition", "clear"],
+        message: "clear must be at or above threshold for below_threshold",
+      });
     }
     if (c.type === "deviation_from_mean" && c.clear_k !== undefined && c.clear_k > c.k) {
       ctx.addIssue({ code: "custom", path: ["condition", "clear_k"], message: "clear_k must be at or below k" });
     }
     if (c.type === "rate_of_change" && c.clear_per_minute !== undefined && c.clear_per_minute > c.limit_per_minute) {
-      ctx.addIssue({ code: "custom", path: ["condition", "clear_per_minute"], message: "clear_per_minute must be at or below limit_per_minute" });
+      ctx.addIssue({
+        code: "custom",
+        path: ["condition", "clear_per_minute"],
+        message: "clear_per_minute must be at or below limit_per_minute",
+      });
     }
   });
 export type RuleInput = z.output<typeof ruleInputSchema>;

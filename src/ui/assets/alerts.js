@@ -2,7 +2,12 @@
 import { ago, api, every, h } from "./lib.js";
 import { formatNumber } from "./charts.js";
 
-const TABS = [["open", "Open"], ["acknowledged", "Acknowledged"], ["resolved", "Resolved"], ["open,acknowledged,resolved", "All"]];
+const TABS = [
+  ["open", "Open"],
+  ["acknowledged", "Acknowledged"],
+  ["resolved", "Resolved"],
+  ["open,acknowledged,resolved", "All"],
+];
 
 export function mountAlerts(view) {
   let status = "open";
@@ -12,7 +17,23 @@ export function mountAlerts(view) {
   view.append(h("div", { class: "toolbar" }, h("h2", {}, "Alerts"), tabs), message, list);
 
   const renderTabs = () =>
-    tabs.replaceChildren(...TABS.map(([s, label]) => h("button", { class: `tab${s === status ? " active" : ""}`, "data-status": s, onclick: () => { status = s; renderTabs(); refresh(); } }, label)));
+    tabs.replaceChildren(
+      ...TABS.map(([s, label]) =>
+        h(
+          "button",
+          {
+            class: `tab${s === status ? " active" : ""}`,
+            "data-status": s,
+            onclick: () => {
+              status = s;
+              renderTabs();
+              refresh();
+            },
+          },
+          label,
+        ),
+      ),
+    );
 
   const act = (id, action) => async () => {
     message.textContent = "";
@@ -31,7 +52,17 @@ export function mountAlerts(view) {
         ? h(
             "table",
             { class: "alerts" },
-            h("thead", {}, h("tr", {}, ["Severity", "Status", "Triggered", "Device", "Rule", "Message", "Value", ""].map((c) => h("th", {}, c)))),
+            h(
+              "thead",
+              {},
+              h(
+                "tr",
+                {},
+                ["Severity", "Status", "Triggered", "Device", "Rule", "Message", "Value", ""].map((c) =>
+                  h("th", {}, c),
+                ),
+              ),
+            ),
             h(
               "tbody",
               {},
@@ -49,8 +80,12 @@ export function mountAlerts(view) {
                   h(
                     "td",
                     { class: "actions" },
-                    a.status === "open" ? h("button", { class: "ack", onclick: act(a.id, "acknowledge") }, "Acknowledge") : null,
-                    a.status !== "resolved" ? h("button", { class: "resolve", onclick: act(a.id, "resolve") }, "Resolve") : null,
+                    a.status === "open"
+                      ? h("button", { class: "ack", onclick: act(a.id, "acknowledge") }, "Acknowledge")
+                      : null,
+                    a.status !== "resolved"
+                      ? h("button", { class: "resolve", onclick: act(a.id, "resolve") }, "Resolve")
+                      : null,
                   ),
                 ),
               ),

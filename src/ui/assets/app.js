@@ -18,13 +18,24 @@ function signOut(message) {
 }
 
 function showSignIn(message) {
-  const input = h("input", { id: "key", type: "password", autocomplete: "off", placeholder: "tk_…", required: true, "aria-label": "API key" });
+  const input = h("input", {
+    id: "key",
+    type: "password",
+    autocomplete: "off",
+    placeholder: "tk_…",
+    required: true,
+    "aria-label": "API key",
+  });
   const error = h("p", { class: "error", id: "signin-error" }, message ?? "");
   const form = h(
     "form",
     { class: "signin", id: "signin" },
     h("h1", {}, "telemetry"),
-    h("p", { class: "muted" }, "Sign in with a tenant API key. It is kept in this browser tab only (sessionStorage) and sent as a bearer token."),
+    h(
+      "p",
+      { class: "muted" },
+      "Sign in with a tenant API key. It is kept in this browser tab only (sessionStorage) and sent as a bearer token.",
+    ),
     input,
     h("button", { type: "submit" }, "Sign in"),
     error,
@@ -56,14 +67,30 @@ function start() {
   const nav = h(
     "nav",
     {},
-    ...[["overview", "Overview"], ["devices", "Devices"], ["alerts", "Alerts"], ["rules", "Rules"]].map(([id, label]) => h("a", { href: `#/${id}`, "data-nav": id }, label)),
+    ...[
+      ["overview", "Overview"],
+      ["devices", "Devices"],
+      ["alerts", "Alerts"],
+      ["rules", "Rules"],
+    ].map(([id, label]) => h("a", { href: `#/${id}`, "data-nav": id }, label)),
     h("a", { href: "/docs", target: "_blank", class: "ext" }, "API docs"),
   );
   const tenant = h("span", { class: "tenant", id: "tenant" });
-  const header = h("header", {}, h("strong", { class: "brand" }, "telemetry"), nav, h("span", { class: "spacer" }), tenant, h("button", { class: "link", id: "signout", onclick: () => signOut() }, "Sign out"));
+  const header = h(
+    "header",
+    {},
+    h("strong", { class: "brand" }, "telemetry"),
+    nav,
+    h("span", { class: "spacer" }),
+    tenant,
+    h("button", { class: "link", id: "signout", onclick: () => signOut() }, "Sign out"),
+  );
   const view = h("main", { id: "view" });
   root.replaceChildren(header, view);
-  api("GET", "/api/v1/dashboard/stats").then((s) => (tenant.textContent = `tenant ${s.tenant}`), () => {});
+  api("GET", "/api/v1/dashboard/stats").then(
+    (s) => (tenant.textContent = `tenant ${s.tenant}`),
+    () => {},
+  );
 
   const route = () => {
     unmount();
@@ -79,6 +106,8 @@ function start() {
   route();
 }
 
-window.addEventListener("telemetry:unauthorized", () => signOut("The key was refused (unknown or revoked). Sign in again."));
+window.addEventListener("telemetry:unauthorized", () =>
+  signOut("The key was refused (unknown or revoked). Sign in again."),
+);
 if (sessionStorage.getItem(KEY)) start();
 else showSignIn();

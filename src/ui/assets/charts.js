@@ -21,7 +21,9 @@ export function niceTicks(lo, hi, n = 5) {
   return out;
 }
 
-const TIME_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400].map((s) => s * 1000);
+const TIME_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400].map(
+  (s) => s * 1000,
+);
 
 function timeTicks(t0, t1, n = 6) {
   const step = TIME_STEPS.find((s) => (t1 - t0) / s <= n) ?? 86_400_000;
@@ -32,7 +34,11 @@ function timeTicks(t0, t1, n = 6) {
 
 function timeLabel(t, step) {
   const d = new Date(t);
-  const hm = d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", ...(step < 60_000 ? { second: "2-digit" } : {}) });
+  const hm = d.toLocaleTimeString([], {
+    hour: "2-digit",
+    minute: "2-digit",
+    ...(step < 60_000 ? { second: "2-digit" } : {}),
+  });
   return step >= 86_400_000 ? d.toLocaleDateString([], { month: "short", day: "numeric" }) : hm;
 }
 
@@ -50,7 +56,12 @@ export function formatNumber(v) {
  *         markers?: [{t, color, label}], domain?: [t0, t1], unit?, height?, yMin? }
  */
 export function lineChart(opts) {
-  const W = opts.width ?? 640, H = opts.height ?? 200, L = 48, R = 12, T = 22, B = 24;
+  const W = opts.width ?? 640,
+    H = opts.height ?? 200,
+    L = 48,
+    R = 12,
+    T = 22,
+    B = 24;
   const all = opts.series.flatMap((s) => s.points).filter((p) => p[1] !== null && p[1] !== undefined);
   const bandPts = opts.band?.points ?? [];
   const times = [...all.map((p) => p[0]), ...bandPts.map((p) => p[0]), ...(opts.markers ?? []).map((m) => m.t)];
@@ -59,7 +70,10 @@ export function lineChart(opts) {
   let lo = values.length ? Math.min(...values) : 0;
   let hi = values.length ? Math.max(...values) : 1;
   if (opts.yMin !== undefined) lo = Math.min(lo, opts.yMin);
-  if (hi - lo < 1e-9) { hi += 1; lo = opts.yMin === 0 ? 0 : lo - 1; }
+  if (hi - lo < 1e-9) {
+    hi += 1;
+    lo = opts.yMin === 0 ? 0 : lo - 1;
+  }
   const pad = (hi - lo) * 0.08;
   hi += pad;
   if (opts.yMin !== 0) lo -= pad;
@@ -67,7 +81,12 @@ export function lineChart(opts) {
   const x = (t) => L + ((t - t0) / span) * (W - L - R);
   const y = (v) => T + (1 - (v - lo) / (hi - lo)) * (H - T - B);
 
-  const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", role: "img", "aria-label": opts.label ?? opts.series.map((s) => s.name).join(", ") });
+  const root = svg("svg", {
+    viewBox: `0 0 ${W} ${H}`,
+    class: "chart",
+    role: "img",
+    "aria-label": opts.label ?? opts.series.map((s) => s.name).join(", "),
+  });
   for (const v of niceTicks(lo, hi, 4)) {
     root.append(svg("line", { x1: L, x2: W - R, y1: y(v), y2: y(v), class: "grid" }));
     const t = svg("text", { x: L - 6, y: y(v) + 4, class: "tick", "text-anchor": "end" });
@@ -87,11 +106,29 @@ export function lineChart(opts) {
   if (bandPts.length) {
     const upper = bandPts.map((p) => `${x(p[0]).toFixed(1)},${y(p[2]).toFixed(1)}`);
     const lower = bandPts.map((p) => `${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).reverse();
-    root.append(svg("polygon", { points: [...upper, ...lower].join(" "), fill: opts.band.color, "fill-opacity": 0.18, stroke: "none", class: "band" }));
+    root.append(
+      svg("polygon", {
+        points: [...upper, ...lower].join(" "),
+        fill: opts.band.color,
+        "fill-opacity": 0.18,
+        stroke: "none",
+        class: "band",
+      }),
+    );
   }
   for (const m of opts.markers ?? []) {
     const g = svg("g", { class: "marker" });
-    g.append(svg("line", { x1: x(m.t), x2: x(m.t), y1: T, y2: H - B, stroke: m.color, "stroke-width": 1.5, "stroke-dasharray": "4 3" }));
+    g.append(
+      svg("line", {
+        x1: x(m.t),
+        x2: x(m.t),
+        y1: T,
+        y2: H - B,
+        stroke: m.color,
+        "stroke-width": 1.5,
+        "stroke-dasharray": "4 3",
+      }),
+    );
     g.append(svg("circle", { cx: x(m.t), cy: T - 6, r: 4, fill: m.color }));
     const title = svg("title");
     title.textContent = m.label;
@@ -102,12 +139,27 @@ export function lineChart(opts) {
     let d = "";
     let pen = false;
     for (const [t, v] of s.points) {
-      if (v === null || v === undefined) { pen = false; continue; }
+      if (v === null || v === undefined) {
+        pen = false;
+        continue;
+      }
       d += `${pen ? "L" : "M"}${x(t).toFixed(1)},${y(v).toFixed(1)}`;
       pen = true;
     }
-    root.append(svg("path", { d, fill: "none", stroke: s.color, "stroke-width": 1.8, "stroke-dasharray": s.dashed ? "5 4" : null, class: "line", "data-series": s.name }));
-    if (s.dots) for (const [t, v] of s.points) if (v !== null) root.append(svg("circle", { cx: x(t), cy: y(v), r: 2.2, fill: s.color }));
+    root.append(
+      svg("path", {
+        d,
+        fill: "none",
+        stroke: s.color,
+        "stroke-width": 1.8,
+        "stroke-dasharray": s.dashed ? "5 4" : null,
+        class: "line",
+        "data-series": s.name,
+      }),
+    );
+    if (s.dots)
+      for (const [t, v] of s.points)
+        if (v !== null) root.append(svg("circle", { cx: x(t), cy: y(v), r: 2.2, fill: s.color }));
   }
   // legend
   let lx = L;
@@ -131,8 +183,15 @@ export function lineChart(opts) {
  * points: [{id, lat, lon, fresh}]; onPick(id) on a click near a point.
  */
 export function mapPlot(points, { selected, onPick, width = 1200, height = 400 } = {}) {
-  const W = width, H = height, P = 28;
-  const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, class: "map", role: "img", "aria-label": `positions of ${points.length} devices` });
+  const W = width,
+    H = height,
+    P = 28;
+  const root = svg("svg", {
+    viewBox: `0 0 ${W} ${H}`,
+    class: "map",
+    role: "img",
+    "aria-label": `positions of ${points.length} devices`,
+  });
   root.append(svg("rect", { x: 0, y: 0, width: W, height: H, class: "sea" }));
   if (!points.length) {
     const t = svg("text", { x: W / 2, y: H / 2, class: "empty", "text-anchor": "middle" });
@@ -141,11 +200,18 @@ export function mapPlot(points, { selected, onPick, width = 1200, height = 400 }
     return root;
   }
   let [la0, la1, lo0, lo1] = [Infinity, -Infinity, Infinity, -Infinity];
-  for (const p of points) { la0 = Math.min(la0, p.lat); la1 = Math.max(la1, p.lat); lo0 = Math.min(lo0, p.lon); lo1 = Math.max(lo1, p.lon); }
+  for (const p of points) {
+    la0 = Math.min(la0, p.lat);
+    la1 = Math.max(la1, p.lat);
+    lo0 = Math.min(lo0, p.lon);
+    lo1 = Math.max(lo1, p.lon);
+  }
   const k = Math.cos((((la0 + la1) / 2) * Math.PI) / 180) || 1;
-  let spanX = Math.max((lo1 - lo0) * k, 0.02), spanY = Math.max(la1 - la0, 0.02);
+  let spanX = Math.max((lo1 - lo0) * k, 0.02),
+    spanY = Math.max(la1 - la0, 0.02);
   const scale = Math.min((W - 2 * P) / spanX, (H - 2 * P) / spanY) / 1.1;
-  const cx = ((lo0 + lo1) / 2) * k, cy = (la0 + la1) / 2;
+  const cx = ((lo0 + lo1) / 2) * k,
+    cy = (la0 + la1) / 2;
   const X = (lon) => W / 2 + (lon * k - cx) * scale;
   const Y = (lat) => H / 2 - (lat - cy) * scale;
   const lonRange = [cx / k - W / 2 / scale / k, cx / k + W / 2 / scale / k];
@@ -175,11 +241,16 @@ export function mapPlot(points, { selected, onPick, width = 1200, height = 400 }
   }
   root.addEventListener("click", (ev) => {
     const box = root.getBoundingClientRect();
-    const mx = ((ev.clientX - box.left) / box.width) * W, my = ((ev.clientY - box.top) / box.height) * H;
-    let best = null, bestD = (12 * W) / box.width;
+    const mx = ((ev.clientX - box.left) / box.width) * W,
+      my = ((ev.clientY - box.top) / box.height) * H;
+    let best = null,
+      bestD = (12 * W) / box.width;
     for (const p of points) {
       const d = Math.hypot(X(p.lon) - mx, Y(p.lat) - my);
-      if (d < bestD) { best = p; bestD = d; }
+      if (d < bestD) {
+        best = p;
+        bestD = d;
+      }
     }
     if (best && onPick) onPick(best.id);
   });

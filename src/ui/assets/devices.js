@@ -10,19 +10,47 @@ export function mountDevices(view) {
   const state = { rows: [], sort: "last_seen", dir: -1, filter: "", page: 0, latest: {}, truncated: false };
   const mapBox = h("div", { class: "card", id: "map" });
   const tableBox = h("div", { class: "card", id: "device-list" });
-  const filter = h("input", { type: "search", placeholder: "filter by device id", id: "device-filter", oninput: () => { state.filter = filter.value.trim(); state.page = 0; render(); } });
-  view.append(h("div", { class: "toolbar" }, h("h2", {}, "Devices"), h("span", { class: "spacer" }), filter), mapBox, tableBox);
+  const filter = h("input", {
+    type: "search",
+    placeholder: "filter by device id",
+    id: "device-filter",
+    oninput: () => {
+      state.filter = filter.value.trim();
+      state.page = 0;
+      render();
+    },
+  });
+  view.append(
+    h("div", { class: "toolbar" }, h("h2", {}, "Devices"), h("span", { class: "spacer" }), filter),
+    mapBox,
+    tableBox,
+  );
 
   const visible = () => {
     const f = state.filter.toLowerCase();
     const rows = f ? state.rows.filter((r) => r[0].toLowerCase().includes(f)) : state.rows.slice();
     const col = { device_id: 0, last_seen: 1, lat: 2, lon: 3 }[state.sort];
-    rows.sort((a, b) => (a[col] === b[col] ? 0 : a[col] === null ? 1 : b[col] === null ? -1 : a[col] < b[col] ? -state.dir : state.dir));
+    rows.sort((a, b) =>
+      a[col] === b[col] ? 0 : a[col] === null ? 1 : b[col] === null ? -1 : a[col] < b[col] ? -state.dir : state.dir,
+    );
     return rows;
   };
 
   const header = (label, key) =>
-    h("th", { class: `sortable${state.sort === key ? " sorted" : ""}`, "data-sort": key, onclick: () => { state.dir = state.sort === key ? -state.dir : key === "device_id" ? 1 : -1; state.sort = key; render(); } }, label, state.sort === key ? (state.dir > 0 ? " ▲" : " ▼") : "");
+    h(
+      "th",
+      {
+        class: `sortable${state.sort === key ? " sorted" : ""}`,
+        "data-sort": key,
+        onclick: () => {
+          state.dir = state.sort === key ? -state.dir : key === "device_id" ? 1 : -1;
+          state.sort = key;
+          render();
+        },
+      },
+      label,
+      state.sort === key ? (state.dir > 0 ? " ▲" : " ▼") : "",
+    );
 
   function render() {
     const rows = visible();
@@ -30,21 +58,51 @@ export function mountDevices(view) {
     state.page = Math.min(state.page, pages - 1);
     const page = rows.slice(state.page * PAGE, (state.page + 1) * PAGE);
     const now = Date.now();
-    const withPos = state.rows.filter((r) => r[2] !== null).map((r) => ({ id: r[0], lat: r[2], lon: r[3], fresh: now - r[1] < FRESH_MS }));
+    const withPos = state.rows
+      .filter((r) => r[2] !== null)
+      .map((r) => ({ id: r[0], lat: r[2], lon: r[3], fresh: now - r[1] < FRESH_MS }));
     mapBox.replaceChildren(
-      h("h3", {}, `Positions (${withPos.length} of ${state.rows.length} devices)`, h("span", { class: "muted small" }, "   ", h("span", { class: "dot fresh" }, "●"), " reported in the last 5 min  ", h("span", { class: "dot stale" }, "●"), " older — click a dot to open the device")),
+      h(
+        "h3",
+        {},
+        `Positions (${withPos.length} of ${state.rows.length} devices)`,
+        h(
+          "span",
+          { class: "muted small" },
+          "   ",
+          h("span", { class: "dot fresh" }, "●"),
+          " reported in the last 5 min  ",
+          h("span", { class: "dot stale" }, "●"),
+          " older — click a dot to open the device",
+        ),
+      ),
       mapPlot(withPos, { onPick: (id) => (location.hash = `#/devices/${encodeURIComponent(id)}`) }),
     );
     const lastValue = (id) => {
       const l = state.latest[id];
       if (!l) return "";
-      return Object.entries(l.metrics).slice(0, 4).map(([k, v]) => `${k} ${formatNumber(v)}`).join(" · ");
+      return Object.entries(l.metrics)
+        .slice(0, 4)
+        .map(([k, v]) => `${k} ${formatNumber(v)}`)
+        .join(" · ");
     };
     tableBox.replaceChildren(
       h(
         "table",
         { class: "devices" },
-        h("thead", {}, h("tr", {}, header("Device", "device_id"), header("Last seen", "last_seen"), h("th", {}, "Last value"), header("Lat", "lat"), header("Lon", "lon"))),
+        h(
+          "thead",
+          {},
+          h(
+            "tr",
+            {},
+            header("Device", "device_id"),
+            header("Last seen", "last_seen"),
+            h("th", {}, "Last value"),
+            header("Lat", "lat"),
+            header("Lon", "lon"),
+          ),
+        ),
         h(
           "tbody",
           {},
@@ -64,15 +122,43 @@ export function mountDevices(view) {
       h(
         "div",
         { class: "pager" },
-        h("button", { disabled: state.page === 0, onclick: () => { state.page--; render(); refreshLatest(); } }, "‹ prev"),
-        h("span", {}, `${rows.length ? state.page * PAGE + 1 : 0}–${Math.min(rows.length, (state.page + 1) * PAGE)} of ${rows.length}${state.truncated ? " (truncated)" : ""}`),
-        h("button", { disabled: state.page >= pages - 1, onclick: () => { state.page++; render(); refreshLatest(); } }, "next ›"),
+        h(
+          "button",
+          {
+            disabled: state.page === 0,
+            onclick: () => {
+              state.page--;
+              render();
+              refreshLatest();
+            },
+          },
+          "‹ prev",
+        ),
+        h(
+          "span",
+          {},
+          `${rows.length ? state.page * PAGE + 1 : 0}–${Math.min(rows.length, (state.page + 1) * PAGE)} of ${rows.length}${state.truncated ? " (truncated)" : ""}`,
+        ),
+        h(
+          "button",
+          {
+            disabled: state.page >= pages - 1,
+            onclick: () => {
+              state.page++;
+              render();
+              refreshLatest();
+            },
+          },
+          "next ›",
+        ),
       ),
     );
   }
 
   async function refreshLatest() {
-    const ids = visible().slice(state.page * PAGE, (state.page + 1) * PAGE).map((r) => r[0]);
+    const ids = visible()
+      .slice(state.page * PAGE, (state.page + 1) * PAGE)
+      .map((r) => r[0]);
     if (!ids.length) return;
     const { latest } = await api("GET", `/api/v1/dashboard/latest?devices=${ids.map(encodeURIComponent).join(",")}`);
     Object.assign(state.latest, latest);
@@ -98,16 +184,66 @@ export function mountDevice(view, id) {
   const controls = h("div", { class: "toolbar" });
   const chart = h("div", { class: "card chart-card", id: "device-chart" });
   const alerts = h("div", { class: "card", id: "device-alerts" });
-  view.append(h("div", { class: "toolbar" }, h("a", { href: "#/devices" }, "‹ all devices"), h("h2", {}, id)), info, controls, chart, alerts);
+  view.append(
+    h("div", { class: "toolbar" }, h("a", { href: "#/devices" }, "‹ all devices"), h("h2", {}, id)),
+    info,
+    controls,
+    chart,
+    alerts,
+  );
   let metrics = [];
 
-  const select = (options, value, onchange, attrs = {}) => h("select", { ...attrs, onchange: (e) => onchange(e.target.value) }, options.map((o) => h("option", { value: o, selected: o === value }, o)));
+  const select = (options, value, onchange, attrs = {}) =>
+    h(
+      "select",
+      { ...attrs, onchange: (e) => onchange(e.target.value) },
+      options.map((o) => h("option", { value: o, selected: o === value }, o)),
+    );
 
   const renderControls = () =>
     controls.replaceChildren(
-      h("label", {}, "metric ", select(metrics, state.metric, (v) => { state.metric = v; refresh(); }, { id: "metric-select" })),
-      h("label", {}, "range ", select(Object.keys(RANGES), state.range, (v) => { state.range = v; refresh(); }, { id: "range-select" })),
-      h("label", {}, "band ±k·σ, k = ", select(["1", "2", "3"], String(state.k), (v) => { state.k = Number(v); refresh(); }, { id: "k-select" })),
+      h(
+        "label",
+        {},
+        "metric ",
+        select(
+          metrics,
+          state.metric,
+          (v) => {
+            state.metric = v;
+            refresh();
+          },
+          { id: "metric-select" },
+        ),
+      ),
+      h(
+        "label",
+        {},
+        "range ",
+        select(
+          Object.keys(RANGES),
+          state.range,
+          (v) => {
+            state.range = v;
+            refresh();
+          },
+          { id: "range-select" },
+        ),
+      ),
+      h(
+        "label",
+        {},
+        "band ±k·σ, k = ",
+        select(
+          ["1", "2", "3"],
+          String(state.k),
+          (v) => {
+            state.k = Number(v);
+            refresh();
+          },
+          { id: "k-select" },
+        ),
+      ),
     );
 
   async function refresh() {
@@ -115,36 +251,91 @@ export function mountDevice(view, id) {
     const { latest } = await api("GET", `/api/v1/dashboard/latest?devices=${encodeURIComponent(id)}`);
     const last = latest[id];
     const names = last ? Object.keys(last.metrics).sort() : [];
-    if (names.join() !== metrics.join()) { metrics = names; if (!metrics.includes(state.metric)) state.metric = metrics[0] ?? null; renderControls(); }
+    if (names.join() !== metrics.join()) {
+      metrics = names;
+      if (!metrics.includes(state.metric)) state.metric = metrics[0] ?? null;
+      renderControls();
+    }
     info.replaceChildren(
-      h("dl", { class: "facts" },
-        h("dt", {}, "last seen"), h("dd", {}, `${ago(Date.parse(device.last_seen))} (${device.last_seen})`),
-        h("dt", {}, "first seen"), h("dd", {}, device.first_seen),
-        h("dt", {}, "position"), h("dd", {}, device.location ? `${device.location.lat.toFixed(6)}, ${device.location.lon.toFixed(6)}` : "none reported"),
-        h("dt", {}, "last values"), h("dd", { id: "device-last-values" }, last ? Object.entries(last.metrics).map(([k, v]) => `${k} = ${formatNumber(v)}`).join(", ") : "none")),
+      h(
+        "dl",
+        { class: "facts" },
+        h("dt", {}, "last seen"),
+        h("dd", {}, `${ago(Date.parse(device.last_seen))} (${device.last_seen})`),
+        h("dt", {}, "first seen"),
+        h("dd", {}, device.first_seen),
+        h("dt", {}, "position"),
+        h(
+          "dd",
+          {},
+          device.location ? `${device.location.lat.toFixed(6)}, ${device.location.lon.toFixed(6)}` : "none reported",
+        ),
+        h("dt", {}, "last values"),
+        h(
+          "dd",
+          { id: "device-last-values" },
+          last
+            ? Object.entries(last.metrics)
+                .map(([k, v]) => `${k} = ${formatNumber(v)}`)
+                .join(", ")
+            : "none",
+        ),
+      ),
     );
     const to = Date.now();
     const from = to - RANGES[state.range];
-    const deviceAlerts = (await api("GET", `/api/v1/alerts?device=${encodeURIComponent(id)}&since=${from}&limit=200`)).alerts;
+    const deviceAlerts = (await api("GET", `/api/v1/alerts?device=${encodeURIComponent(id)}&since=${from}&limit=200`))
+      .alerts;
     if (state.metric) {
       const m = encodeURIComponent(state.metric);
       const [{ readings }, { buckets }] = await Promise.all([
         api("GET", `/api/v1/devices/${encodeURIComponent(id)}/readings?metric=${m}&from=${from}&order=asc&limit=5000`),
-        api("GET", `/api/v1/devices/${encodeURIComponent(id)}/metrics/${m}?bucket=${BUCKET_FOR[state.range]}&from=${from}&to=${to}`),
+        api(
+          "GET",
+          `/api/v1/devices/${encodeURIComponent(id)}/metrics/${m}?bucket=${BUCKET_FOR[state.range]}&from=${from}&to=${to}`,
+        ),
       ]);
       const half = { "1m": 30_000, "5m": 150_000, "15m": 450_000, "1h": 1_800_000 }[BUCKET_FOR[state.range]];
       chart.replaceChildren(
-        h("h3", {}, `${state.metric}: readings, rollup mean ± ${state.k}·stddev (${BUCKET_FOR[state.range]} buckets) and alerts`),
+        h(
+          "h3",
+          {},
+          `${state.metric}: readings, rollup mean ± ${state.k}·stddev (${BUCKET_FOR[state.range]} buckets) and alerts`,
+        ),
         lineChart({
           domain: [from, to],
           width: 1200,
           height: 360,
           series: [
-            { name: state.metric, color: "#2563eb", points: readings.map((r) => [Date.parse(r.ts), r.metrics[state.metric]]), dots: readings.length < 120 },
-            { name: "rollup mean", color: "#64748b", dashed: true, points: buckets.map((b) => [Date.parse(b.start) + half, b.mean]) },
+            {
+              name: state.metric,
+              color: "#2563eb",
+              points: readings.map((r) => [Date.parse(r.ts), r.metrics[state.metric]]),
+              dots: readings.length < 120,
+            },
+            {
+              name: "rollup mean",
+              color: "#64748b",
+              dashed: true,
+              points: buckets.map((b) => [Date.parse(b.start) + half, b.mean]),
+            },
           ],
-          band: { name: `mean ± ${state.k}σ`, color: "#94a3b8", points: buckets.map((b) => [Date.parse(b.start) + half, b.mean - state.k * b.stddev, b.mean + state.k * b.stddev]) },
-          markers: deviceAlerts.filter((a) => !a.metric || a.metric === state.metric).map((a) => ({ t: Date.parse(a.triggered_at), color: SEVERITY_COLOR[a.severity] ?? "#334155", label: `${a.rule_name}: ${a.message}` })),
+          band: {
+            name: `mean ± ${state.k}σ`,
+            color: "#94a3b8",
+            points: buckets.map((b) => [
+              Date.parse(b.start) + half,
+              b.mean - state.k * b.stddev,
+              b.mean + state.k * b.stddev,
+            ]),
+          },
+          markers: deviceAlerts
+            .filter((a) => !a.metric || a.metric === state.metric)
+            .map((a) => ({
+              t: Date.parse(a.triggered_at),
+              color: SEVERITY_COLOR[a.severity] ?? "#334155",
+              label: `${a.rule_name}: ${a.message}`,
+            })),
           empty: "no readings of this metric in the range",
         }),
       );
@@ -154,7 +345,19 @@ export function mountDevice(view, id) {
     alerts.replaceChildren(
       h("h3", {}, `Alerts in the range (${deviceAlerts.length})`),
       deviceAlerts.length
-        ? h("ul", { class: "alert-list" }, deviceAlerts.map((a) => h("li", {}, h("span", { class: `sev ${a.severity}` }, a.severity), ` ${a.triggered_at} — ${a.rule_name}: ${a.message} `, h("span", { class: `status ${a.status}` }, a.status))))
+        ? h(
+            "ul",
+            { class: "alert-list" },
+            deviceAlerts.map((a) =>
+              h(
+                "li",
+                {},
+                h("span", { class: `sev ${a.severity}` }, a.severity),
+                ` ${a.triggered_at} — ${a.rule_name}: ${a.message} `,
+                h("span", { class: `status ${a.status}` }, a.status),
+              ),
+            ),
+          )
         : h("p", { class: "muted" }, "none"),
     );
   }

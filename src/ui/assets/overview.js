@@ -3,7 +3,8 @@
 import { api, every, h } from "./lib.js";
 import { formatNumber, lineChart } from "./charts.js";
 
-const card = (label, id) => h("div", { class: "card kpi" }, h("div", { class: "kpi-value", id }, "–"), h("div", { class: "kpi-label" }, label));
+const card = (label, id) =>
+  h("div", { class: "card kpi" }, h("div", { class: "kpi-value", id }, "–"), h("div", { class: "kpi-label" }, label));
 
 export function mountOverview(view) {
   const charts = {
@@ -13,9 +14,20 @@ export function mountOverview(view) {
     written: h("div", { class: "card chart-card", id: "chart-written" }),
   };
   view.append(
-    h("div", { class: "kpis" }, card("devices", "kpi-devices"), card("open alerts", "kpi-alerts"), card("rules", "kpi-rules"), card("records/s accepted", "kpi-rate")),
+    h(
+      "div",
+      { class: "kpis" },
+      card("devices", "kpi-devices"),
+      card("open alerts", "kpi-alerts"),
+      card("rules", "kpi-rules"),
+      card("records/s accepted", "kpi-rate"),
+    ),
     h("div", { class: "grid2" }, ...Object.values(charts)),
-    h("p", { class: "muted small" }, "Rates are this server process's (all tenants); lag is the JetStream backlog of the writer and evaluator consumers. The last 10 minutes are kept while someone is looking."),
+    h(
+      "p",
+      { class: "muted small" },
+      "Rates are this server process's (all tenants); lag is the JetStream backlog of the writer and evaluator consumers. The last 10 minutes are kept while someone is looking.",
+    ),
   );
   const title = (text) => h("h3", {}, text);
   return every(2000, async () => {
@@ -28,9 +40,43 @@ export function mountOverview(view) {
     view.querySelector("#kpi-rate").textContent = last ? formatNumber(last.ingest_rate) : "–";
     const domain = p.length ? [p[0].t - s.interval_ms, last.t] : undefined;
     const series = (key) => p.map((x) => [x.t, x[key]]);
-    charts.rate.replaceChildren(title("Ingest (records/s)"), lineChart({ domain, yMin: 0, series: [{ name: "accepted", color: "#2563eb", points: series("ingest_rate") }, { name: "rejected", color: "#dc2626", points: series("rejected_rate") }] }));
-    charts.lag.replaceChildren(title("Consumer lag (messages)"), lineChart({ domain, yMin: 0, series: [{ name: "writer", color: "#7c3aed", points: series("writer_lag") }, { name: "evaluator", color: "#0891b2", points: series("evaluator_lag") }] }));
-    charts.flush.replaceChildren(title("Writer flush latency (ms)"), lineChart({ domain, yMin: 0, empty: "no flushes in this window", series: [{ name: "mean", color: "#059669", points: series("flush_mean_ms"), dots: true }, { name: "p95 (bucket bound)", color: "#d97706", points: series("flush_p95_ms"), dots: true }] }));
-    charts.written.replaceChildren(title("Rows written (rows/s)"), lineChart({ domain, yMin: 0, series: [{ name: "inserted", color: "#16a34a", points: series("written_rate") }] }));
+    charts.rate.replaceChildren(
+      title("Ingest (records/s)"),
+      lineChart({
+        domain,
+        yMin: 0,
+        series: [
+          { name: "accepted", color: "#2563eb", points: series("ingest_rate") },
+          { name: "rejected", color: "#dc2626", points: series("rejected_rate") },
+        ],
+      }),
+    );
+    charts.lag.replaceChildren(
+      title("Consumer lag (messages)"),
+      lineChart({
+        domain,
+        yMin: 0,
+        series: [
+          { name: "writer", color: "#7c3aed", points: series("writer_lag") },
+          { name: "evaluator", color: "#0891b2", points: series("evaluator_lag") },
+        ],
+      }),
+    );
+    charts.flush.replaceChildren(
+      title("Writer flush latency (ms)"),
+      lineChart({
+        domain,
+        yMin: 0,
+        empty: "no flushes in this window",
+        series: [
+          { name: "mean", color: "#059669", points: series("flush_mean_ms"), dots: true },
+          { name: "p95 (bucket bound)", color: "#d97706", points: series("flush_p95_ms"), dots: true },
+        ],
+      }),
+    );
+    charts.written.replaceChildren(
+      title("Rows written (rows/s)"),
+      lineChart({ domain, yMin: 0, series: [{ name: "inserted", color: "#16a34a", points: series("written_rate") }] }),
+    );
   });
 }
