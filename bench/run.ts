@@ -115,7 +115,9 @@ const server = await startServer(join(work, "telemetry"), {
   DATABASE_URL: pg.url,
   TELEMETRY_DATA_DIR: join(work, "data"),
 });
-let e2e, single, drain;
+let e2e: Awaited<ReturnType<typeof batchedEndToEnd>> | undefined;
+let single: Awaited<ReturnType<typeof singleRecords>> | undefined;
+let drain: Awaited<ReturnType<typeof backlogAndDrain>> | undefined;
 try {
   e2e = await batchedEndToEnd(server, nats.pid!, seconds, CONNECTIONS, "e2e");
   rows.push(...e2e.rows);

@@ -21,7 +21,7 @@ function packageDirs(inputs: string[]): string[] {
     if (at < 0) continue;
     const rest = input.slice(at + "node_modules/".length).split("/");
     const name = rest[0]!.startsWith("@") ? rest.slice(0, 2).join("/") : rest[0]!;
-    dirs.add(input.slice(0, at) + "node_modules/" + name);
+    dirs.add(`${input.slice(0, at)}node_modules/${name}`);
   }
   return [...dirs];
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The test command (`npm test`, run by .ci/run): the stages setup, tsc, unit+integration, fault and
-# cluster, in that order. A failed stage does not stop the later ones (a full run is ~7-10 min, far
-# inside CI's 90, and every stage's result is worth more than stopping early), except setup: without
+# The test command (`npm test`, run by .ci/run): the stages setup, lint (Biome: format and lint
+# check), tsc, unit+integration, fault and cluster, in that order. A failed stage does not stop the
+# later ones (a full run is ~7-10 min, far inside CI's 90, and every stage's result is worth more than stopping early), except setup: without
 # its packages nothing else can run, so a failed setup skips the rest. Ends with a summary of what
 # ran, passed, failed and was skipped, then `N passed, N failed` summed over the bun test stages.
 # Exits non-zero if any stage failed. Arguments pick stages (e.g. `scripts/test.sh setup cluster`);
@@ -10,10 +10,11 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/node_modules/.bin:$PATH"
 
-STAGES=(setup tsc unit+integration fault cluster)
+STAGES=(setup lint tsc unit+integration fault cluster)
 command_of() {
   case "$1" in
     setup) echo "bash scripts/setup.sh --test" ;;
+    lint) echo "biome ci --colors=off ." ;;
     tsc) echo "tsc --noEmit -p ." ;;
     unit+integration) echo "bun test --timeout 120000 test/unit test/integration" ;;
     fault) echo "bun test --timeout 600000 test/fault" ;;

@@ -6,7 +6,6 @@
 import { z } from "zod";
 import { deviceIdProblem } from "../core/record.ts";
 import type { Sql } from "../db/client.ts";
-import type { TenantEnv } from "../http/auth.ts";
 import { HttpError } from "../http/errors.ts";
 import { ok, routesOf } from "../http/route.ts";
 import { parseJson } from "../http/validate.ts";

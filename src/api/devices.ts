@@ -5,7 +5,6 @@ import { z } from "zod";
 import { METRIC_NAME_PATTERN } from "../core/record.ts";
 import type { Sql } from "../db/client.ts";
 import { devices, readings } from "../db/schema.ts";
-import type { TenantEnv } from "../http/auth.ts";
 import { HttpError } from "../http/errors.ts";
 import { ok, routesOf } from "../http/route.ts";
 import { limitParam, parseQuery, timeParam } from "../http/validate.ts";

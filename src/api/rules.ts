@@ -6,7 +6,6 @@ import { z } from "zod";
 import { ruleInputSchema, type RuleInput } from "../core/rules/schema.ts";
 import { rules, ruleState } from "../db/schema.ts";
 import { RULES_CHANGED_SUBJECT } from "../core/subject.ts";
-import type { TenantEnv } from "../http/auth.ts";
 import { HttpError } from "../http/errors.ts";
 import { ok, routesOf } from "../http/route.ts";
 import { issuesOf, parseJson, parseQuery, uuidParam } from "../http/validate.ts";

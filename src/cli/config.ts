@@ -34,7 +34,7 @@ export const config = defineCommand({
       process.exit(2);
     }
     const cfg = configOrExit(args);
-    process.stdout.write(describeConfig(cfg).join("\n") + "\n");
+    process.stdout.write(`${describeConfig(cfg).join("\n")}\n`);
     for (const w of configWarnings(cfg)) process.stderr.write(`telemetry: warning: ${w}\n`);
   },
 });

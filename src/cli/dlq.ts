@@ -34,13 +34,15 @@ const list = defineCommand({
       const letters = await readDeadLetters(broker, dlqStream(config.streamName), { limit: Number(args.limit ?? 100) });
       const rows = letters.map(({ body: _, ...d }) => d);
       process.stdout.write(
-        (args.json
-          ? JSON.stringify(rows, null, 2)
-          : rows.length === 0
-            ? "no dead letters"
-            : rows
-                .map((d) => `${d.seq}\t${d.time}\t${d.subject}\t${d.readings ?? "?"} readings\t${d.failure}`)
-                .join("\n")) + "\n",
+        `${
+          args.json
+            ? JSON.stringify(rows, null, 2)
+            : rows.length === 0
+              ? "no dead letters"
+              : rows
+                  .map((d) => `${d.seq}\t${d.time}\t${d.subject}\t${d.readings ?? "?"} readings\t${d.failure}`)
+                  .join("\n")
+        }\n`,
       );
     }).catch(fail);
   },

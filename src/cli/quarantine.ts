@@ -7,7 +7,7 @@ import { withBroker, withDatabase } from "./services.ts";
 const common = settingArgs(["databaseUrl", "natsUrl", "dataDir", "logLevel"]);
 const json = { json: { type: "boolean", description: "Print JSON" } } as const;
 const out = (asJson: boolean | undefined, value: unknown, text: () => string) =>
-  process.stdout.write((asJson ? JSON.stringify(value, null, 2) : text()) + "\n");
+  process.stdout.write(`${asJson ? JSON.stringify(value, null, 2) : text()}\n`);
 
 function selection(sql: Sql, args: { id?: string; all?: boolean; source?: string; before?: string }) {
   if (args.id) return sql`id = ${Number(args.id)}`;

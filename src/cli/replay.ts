@@ -76,7 +76,7 @@ export const replay = defineCommand({
       );
       report.done();
       process.stdout.write(
-        [
+        `${[
           `${summary.dryRun ? "dry run: " : ""}events read: ${summary.messages} (sequences ${summary.firstSeq ?? "-"}..${summary.lastSeq ?? "-"}), readings: ${summary.readings}`,
           targets.has("writer")
             ? `rows ${summary.dryRun ? "that would be " : ""}inserted: ${summary.inserted}, rows already present: ${summary.present}`
@@ -87,7 +87,7 @@ export const replay = defineCommand({
           `errors: ${summary.errors}`,
         ]
           .filter(Boolean)
-          .join("\n") + "\n",
+          .join("\n")}\n`,
       );
       process.exit(summary.errors > 0 ? 1 : 0);
     } catch (err) {

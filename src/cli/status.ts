@@ -129,7 +129,7 @@ export const status = defineCommand({
       error: (err as Error).message,
     }));
     const s: Status = { ...nats, database };
-    process.stdout.write((args.json ? JSON.stringify(s, null, 2) : render(s)) + "\n");
+    process.stdout.write(`${args.json ? JSON.stringify(s, null, 2) : render(s)}\n`);
     const healthy = !("error" in s.stream) && s.database.reachable;
     process.exit(healthy ? 0 : 1);
   },

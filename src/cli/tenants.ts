@@ -63,7 +63,7 @@ export function validated<T extends z.ZodType>(schema: T, value: unknown): z.out
 }
 
 export const print = (asJson: unknown, value: unknown, text: () => string) =>
-  process.stdout.write((asJson ? JSON.stringify(value, null, 2) : text()) + "\n");
+  process.stdout.write(`${asJson ? JSON.stringify(value, null, 2) : text()}\n`);
 
 function limitsFrom(args: Record<string, unknown>) {
   const limits: Record<string, unknown> = {};

@@ -121,7 +121,7 @@ export function extractNatsServer(nats: EmbeddedNatsServer, binDir: string): str
 
 /** A regular file of ours, writable by nobody else, with the expected content. */
 function intact(path: string, sha256: string): boolean {
-  let st;
+  let st: ReturnType<typeof lstatSync>;
   try {
     st = lstatSync(path);
   } catch {

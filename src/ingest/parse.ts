@@ -42,7 +42,9 @@ export function parseBody(text: string, kind: "json" | "ndjson", maxRecords: num
     if (Array.isArray(value)) {
       if (value.length === 0) throw new HttpError(400, "empty_body", "the array holds no records");
       checkCount(value.length, maxRecords);
-      value.forEach((v, index) => items.push({ index, value: v }));
+      value.forEach((v, index) => {
+        items.push({ index, value: v });
+      });
     } else if (typeof value === "object" && value !== null) {
       items.push({ index: 0, value });
     } else {

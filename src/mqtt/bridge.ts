@@ -58,7 +58,7 @@ export async function startMqttBridge(
   const messages = await consumer.consume({ max_messages: o.batch * 2 });
   // Batching without a timer: a message waits only for the batch being published; whatever
   // arrives meanwhile goes out together next (so batches grow with the load).
-  let pending: JsMsg[] = [];
+  const pending: JsMsg[] = [];
   let flushing: Promise<void> | null = null;
   const kick = () => {
     if (flushing || pending.length === 0) return;
@@ -93,7 +93,9 @@ export async function startMqttBridge(
         candidates.push({ k, tenant: at.tenant, deviceId: at.deviceId, records: parsed.readings.length });
     });
     const verdicts = new Map<number, Verdict>();
-    (await judge(policy, candidates)).forEach((v, i) => verdicts.set(candidates[i]!.k, v));
+    (await judge(policy, candidates)).forEach((v, i) => {
+      verdicts.set(candidates[i]!.k, v);
+    });
 
     const items: Array<{ index: number; reading: Reading }> = [];
     const settle: Array<() => void> = [];

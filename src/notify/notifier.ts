@@ -199,7 +199,9 @@ export function startNotifier(deps: NotifierDeps, opts: NotifierOptions = {}): N
     if (row.kind !== "nats" && !row.enabled)
       return { ok: false, statusCode: null, error: "channel_disabled", durationMs: 0, final: true };
     try {
-      const status = row.kind === "nats" ? (await publish(row), null) : await post(row);
+      let status: number | null = null;
+      if (row.kind === "nats") await publish(row);
+      else status = await post(row);
       const ok = status === null || (status >= 200 && status < 300);
       return { ok, statusCode: status, error: ok ? null : httpCategory(status!), durationMs: elapsed() };
     } catch (err) {

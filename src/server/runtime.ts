@@ -37,7 +37,7 @@ export function claimDataDir(dataDir: string): { update(info: Omit<RuntimeInfo, 
       `data dir ${dataDir} is in use by telemetry process ${owner.pid}; stop it or use another --data-dir`,
     );
   let current: RuntimeInfo = { pid: process.pid };
-  const write = () => writeFileSync(file(dataDir), JSON.stringify(current) + "\n", { mode: 0o600 });
+  const write = () => writeFileSync(file(dataDir), `${JSON.stringify(current)}\n`, { mode: 0o600 });
   write();
   return {
     update(info) {

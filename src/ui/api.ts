@@ -6,7 +6,6 @@
 import { z } from "zod";
 import { DEVICE_ID_PATTERN } from "../core/record.ts";
 import type { Sql } from "../db/client.ts";
-import type { TenantEnv } from "../http/auth.ts";
 import { ok, routesOf } from "../http/route.ts";
 import { parseQuery } from "../http/validate.ts";
 import { sampler } from "./stats.ts";

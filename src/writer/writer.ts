@@ -20,7 +20,7 @@ import { errorText, isRetryable } from "../db/errors.ts";
 import { logger } from "../lib/log.ts";
 import type { Broker } from "../nats/connection.ts";
 import type { QuarantineRow } from "../db/quarantine.ts";
-import { retryUntil } from "../pipeline/retry.ts";
+import { type Retried, retryUntil } from "../pipeline/retry.ts";
 import { StopBudget } from "../pipeline/stop.ts";
 import { consumeDurable, quarantineRow, terminate } from "../pipeline/worker.ts";
 import { writeBatch } from "./sink.ts";
@@ -130,7 +130,7 @@ export async function startWriter(broker: Broker, sql: Sql, opts: WriterOptions)
   const writeWithRetry = async (items: Item[]): Promise<boolean> => {
     for (;;) {
       let started = 0;
-      let written;
+      let written: Retried<void>;
       try {
         written = await retryUntil(
           async () => {

@@ -62,4 +62,4 @@ export async function post(
   return { status: res.status, body: parsed, headers: res.headers };
 }
 
-export const ndjson = (records: unknown[]) => records.map((r) => JSON.stringify(r)).join("\n") + "\n";
+export const ndjson = (records: unknown[]) => `${records.map((r) => JSON.stringify(r)).join("\n")}\n`;

@@ -10,7 +10,7 @@ import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { apiClient } from "../helpers/api.ts";
-import { check, freshDatabase, startNats } from "../helpers/services.ts";
+import { freshDatabase, startNats } from "../helpers/services.ts";
 import { TEST_KEY, startTestServer, type TestServer } from "../helpers/server.ts";
 
 // The callbacks given to waitForFunction/evaluate run in the page.

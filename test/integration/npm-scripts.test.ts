@@ -129,6 +129,10 @@ describe("npm test (scripts/test.sh)", () => {
       JSON.stringify({ compilerOptions: { strict: true, noEmit: true, types: [] }, files: ["bad.ts"] }),
     );
     writeFileSync(join(dir, "bad.ts"), "export const n: number = 'not a number';\n");
+    writeFileSync(
+      join(dir, "biome.json"),
+      JSON.stringify({ formatter: { enabled: false }, assist: { enabled: false } }),
+    ); // the lint stage: lint rules only
     const stage = (sub: string, body: string) => {
       mkdirSync(join(dir, "test", sub), { recursive: true });
       writeFileSync(join(dir, "test", sub, "x.test.ts"), `import { expect, test } from "bun:test";\n${body}\n`);
@@ -157,6 +161,7 @@ describe("npm test (scripts/test.sh)", () => {
       expect(code).toBe(1);
       const summary = out.slice(out.lastIndexOf("=== test stages"));
       expect(summary).toMatch(/setup +passed/);
+      expect(summary).toMatch(/lint +passed/);
       expect(summary).toMatch(/tsc +FAILED \(exit [1-9]/);
       expect(summary).toMatch(/unit\+integration +FAILED \(exit 1, \d+s, 2 pass, 1 fail\)/);
       expect(summary).toMatch(/fault +passed \(\d+s, 1 pass, 0 fail\)/);
@@ -173,7 +178,7 @@ describe("npm test (scripts/test.sh)", () => {
       const { code, out } = runIn(dir);
       expect(code).toBe(1);
       expect(out).toMatch(/setup +FAILED \(exit 3/);
-      for (const stage of ["tsc", "unit\\+integration", "fault", "cluster"])
+      for (const stage of ["lint", "tsc", "unit\\+integration", "fault", "cluster"])
         expect(out).toMatch(new RegExp(`${stage} +skipped \\(setup failed\\)`));
       expect(out.trimEnd().split("\n").at(-1)).toBe("0 passed, 0 failed");
     } finally {
@@ -187,7 +192,7 @@ describe("npm test (scripts/test.sh)", () => {
       const { code, out } = runIn(dir, ["setup", "cluster"]);
       expect(code).toBe(0);
       expect(out).toMatch(/cluster +passed \(\d+s, 1 pass, 0 fail\)/);
-      for (const stage of ["tsc", "unit\\+integration", "fault"])
+      for (const stage of ["lint", "tsc", "unit\\+integration", "fault"])
         expect(out).toMatch(new RegExp(`${stage} +skipped \\(not selected\\)`));
       expect(out.trimEnd().split("\n").at(-1)).toBe("1 passed, 0 failed");
       expect(JSON.parse(readFileSync(join(root, "package.json"), "utf8")).scripts["test:cluster"]).toBe(

@@ -43,7 +43,7 @@ describe("key guard", () => {
   });
 
   test("a plausible key: 16 to 512 visible ASCII characters", () => {
-    expect(PLAUSIBLE_KEY.test("tk_" + "a".repeat(51))).toBe(true);
+    expect(PLAUSIBLE_KEY.test(`tk_${"a".repeat(51)}`)).toBe(true);
     expect(PLAUSIBLE_KEY.test("test-key-acme-0123456789")).toBe(true);
     for (const bad of [
       "short",

@@ -77,11 +77,11 @@ test("users for an operator's nats-server: no internal user unless given (bcrypt
   expect(bare.startsWith("# mine\nauthorization {\n")).toBe(true);
   expect(bare).not.toContain("telemetry-internal");
   expect(bare.split("\n").filter((l) => l.includes("user:"))).toHaveLength(1);
-  const hash = "$2a$11$" + "a".repeat(53);
+  const hash = `$2a$11$${"a".repeat(53)}`;
   const withInternal = renderUsers(keys, { internal: { user: "svc", password: hash } });
   expect(withInternal).toContain(`{ user: "svc", password: "${hash}", allowed_connection_types: ["STANDARD"] }`);
   expect(isBcrypt(hash)).toBe(true);
-  expect(isBcrypt("$2b$06$" + "Z/.9".repeat(13) + "x")).toBe(true);
+  expect(isBcrypt(`$2b$06$${"Z/.9".repeat(13)}x`)).toBe(true);
   expect(isBcrypt("a plain password")).toBe(false);
   expect(isBcrypt("$2a$11$short")).toBe(false);
 });

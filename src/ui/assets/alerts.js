@@ -91,7 +91,7 @@ export function mountAlerts(view) {
               ),
             ),
           )
-        : h("p", { class: "muted", id: "no-alerts" }, `No ${status.includes(",") ? "" : status + " "}alerts.`),
+        : h("p", { class: "muted", id: "no-alerts" }, `No ${status.includes(",") ? "" : `${status} `}alerts.`),
     );
   }
   renderTabs();

@@ -207,7 +207,7 @@ export function mapPlot(points, { selected, onPick, width = 1200, height = 400 }
     lo1 = Math.max(lo1, p.lon);
   }
   const k = Math.cos((((la0 + la1) / 2) * Math.PI) / 180) || 1;
-  let spanX = Math.max((lo1 - lo0) * k, 0.02),
+  const spanX = Math.max((lo1 - lo0) * k, 0.02),
     spanY = Math.max(la1 - la0, 0.02);
   const scale = Math.min((W - 2 * P) / spanX, (H - 2 * P) / spanY) / 1.1;
   const cx = ((lo0 + lo1) / 2) * k,
