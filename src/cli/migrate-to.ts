@@ -7,6 +7,7 @@ import { migrateOptions, migrate as runMigrations } from "../db/migrate.ts";
 import { claimDataDir, runningServer } from "../server/runtime.ts";
 import { embeddedDataDir } from "../server/services.ts";
 import { configOrExit, fail, settingArgs } from "./common.ts";
+import { MIGRATION_SETTINGS } from "./migrate.ts";
 
 export const migrateTo = defineCommand({
   meta: {
@@ -14,15 +15,7 @@ export const migrateTo = defineCommand({
     description:
       "Move the embedded database's data (<data dir>/pglite) to a PostgreSQL: migrates it, copies every table (idempotent: re-run after an interruption), checks the row counts. Stop the server first; afterwards start it with DATABASE_URL",
   },
-  args: settingArgs([
-    "databaseUrl",
-    "dataDir",
-    "timescale",
-    "retention",
-    "rollupRetention",
-    "compressAfter",
-    "logLevel",
-  ]),
+  args: settingArgs(MIGRATION_SETTINGS),
   async run({ args }) {
     const config = configOrExit(args);
     await moveEmbedded(config).catch(fail);

@@ -4,17 +4,20 @@ import { migrateOptions, migrate as runMigrations } from "../db/migrate.ts";
 import { configOrExit, fail, settingArgs } from "./common.ts";
 import { withDatabase } from "./services.ts";
 
+/** The settings a command that migrates a database takes (migrate, migrate-to). */
+export const MIGRATION_SETTINGS = [
+  "databaseUrl",
+  "dataDir",
+  "timescale",
+  "retention",
+  "rollupRetention",
+  "compressAfter",
+  "logLevel",
+] as const;
+
 export const migrate = defineCommand({
   meta: { name: "migrate", description: "Apply pending database migrations and TimescaleDB policies, then exit" },
-  args: settingArgs([
-    "databaseUrl",
-    "dataDir",
-    "timescale",
-    "retention",
-    "rollupRetention",
-    "compressAfter",
-    "logLevel",
-  ]),
+  args: settingArgs(MIGRATION_SETTINGS),
   async run({ args }) {
     const config = configOrExit(args);
     await withDatabase(config, async (sql, url) => {
