@@ -33,11 +33,13 @@ const NUMERIC: Record<string, { metric: string; scale?: number }> = {
 };
 
 /**
- * The parameters of a request: the query's, or the form body's when the query has none (as
+ * The parameters of a request: the query's (`query` is the query string, with or without its
+ * `?`, or the whole request target `/path?query`), or the form body's when the query has none (as
  * Traccar does). A repeated name keeps its last value.
  */
 export function osmandParameters(query: string, formBody = ""): Map<string, string> {
-  const q = new URLSearchParams(query.startsWith("?") ? query.slice(1) : query);
+  const mark = query.indexOf("?");
+  const q = new URLSearchParams(mark >= 0 ? query.slice(mark + 1) : query);
   const source = [...q.keys()].length > 0 ? q : new URLSearchParams(formBody);
   const out = new Map<string, string>();
   for (const [name, value] of source) out.set(name, value);
@@ -54,7 +56,7 @@ export function parseOsmAndTimestamp(text: string): { ok: true; ms: number } | {
   if (/^[+-]?\d+(\.\d*)?$/.test(text)) {
     return { ok: false, message: "must be whole epoch seconds or milliseconds, or ISO 8601 with an offset" };
   }
-  if (!/[Tt]/.test(text)) {
+  if (!/^\d{4}-\d{2}-\d{2}[Tt]/.test(text)) {
     return { ok: false, message: "must be epoch seconds, epoch milliseconds or ISO 8601 with an offset" };
   }
   const r = parseRfc3339(text);
@@ -81,7 +83,7 @@ function parseLocation(params: Map<string, string>): DecodeResult | { lat: numbe
 }
 
 function addParameter(b: RecordBuilder, name: string, value: string): DecodeResult | null {
-  const known = NUMERIC[name];
+  const known = Object.hasOwn(NUMERIC, name) ? NUMERIC[name] : undefined; // not Object.prototype's __proto__
   if (known) {
     const n = parseDecimal(value);
     if (n === null) return fail(name, "must be a decimal number");

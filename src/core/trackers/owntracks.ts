@@ -51,14 +51,15 @@ export function ownTracksDeviceId(identity: OwnTracksIdentity, tid: unknown): st
 }
 
 function addField(b: RecordBuilder, name: string, value: unknown): DecodeResult | null {
-  const numeric = NUMERIC[name];
+  const numeric = Object.hasOwn(NUMERIC, name) ? NUMERIC[name] : undefined; // not Object.prototype's
+  const string = Object.hasOwn(STRINGS, name) ? STRINGS[name] : undefined;
   if (numeric) {
     if (value === null || value === undefined) return null;
     if (typeof value !== "number" || !Number.isFinite(value)) return fail(name, "must be a number");
     b.metric(numeric.metric, numeric.unknownBelowZero && value < 0 ? undefined : value);
-  } else if (STRINGS[name]) {
+  } else if (string) {
     if (typeof value !== "string") return fail(name, "must be a string");
-    b.attribute(STRINGS[name], value);
+    b.attribute(string, value);
   } else if (name === "inregions" || name === "inrids") {
     if (!Array.isArray(value) || !value.every((v) => typeof v === "string"))
       return fail(name, "must be an array of strings");

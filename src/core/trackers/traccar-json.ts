@@ -86,7 +86,8 @@ export function decodeTraccarJson(body: unknown): DecodeResult {
   if (!isObject(loc)) return fail("location", "must be an object (batched uploads are not supported)");
   if (typeof loc.timestamp !== "string") return fail("location.timestamp", "is required: an ISO 8601 string");
   const t = parseRfc3339(loc.timestamp);
-  if (!t.ok) return fail("location.timestamp", t.message);
+  if (!t.ok)
+    return fail("location.timestamp", t.message.startsWith("must be") ? "must be ISO 8601 with an offset" : t.message);
   const b = new RecordBuilder();
   let location: { lat: number; lon: number } | null = null;
   if (loc.coords !== undefined) {
