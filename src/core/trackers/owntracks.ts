@@ -84,7 +84,7 @@ export function decodeOwnTracks(body: unknown, identity: OwnTracksIdentity = {})
   const { lat, lon, tst } = body;
   if (typeof lat !== "number" || !Number.isFinite(lat)) return fail("lat", "is required and must be a number");
   if (typeof lon !== "number" || !Number.isFinite(lon)) return fail("lon", "is required and must be a number");
-  if (typeof tst !== "number" || !Number.isSafeInteger(tst * 1000) || tst < 0)
+  if (typeof tst !== "number" || !Number.isInteger(tst) || !Number.isSafeInteger(tst * 1000) || tst < 0)
     return fail("tst", "is required: whole epoch seconds");
   const b = new RecordBuilder();
   for (const [name, value] of Object.entries(body)) {
@@ -93,4 +93,23 @@ export function decodeOwnTracks(body: unknown, identity: OwnTracksIdentity = {})
     if (bad) return bad;
   }
   return { ok: true, records: [b.build(id, tst * 1000, { lat, lon })] };
+}
+
+/** At most this many characters of body text are parsed (the endpoint's body limit applies first). */
+export const MAX_OWNTRACKS_BODY = 65_536;
+
+/**
+ * Decodes the body text as sent. An empty body (the app POSTs one when a friend is deleted) is
+ * nothing to store, as the booklet advises.
+ */
+export function decodeOwnTracksText(text: string, identity: OwnTracksIdentity = {}): DecodeResult {
+  if (text.trim() === "") return { ok: true, records: [] };
+  if (text.length > MAX_OWNTRACKS_BODY) return fail("", `the body is over ${MAX_OWNTRACKS_BODY} characters`);
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    return fail("", "the body is not valid JSON");
+  }
+  return decodeOwnTracks(body, identity);
 }
