@@ -20,6 +20,8 @@ export const MAX_OSMAND_PARAMETERS = 200;
 
 /** Parameters that are not readings: never stored (a push token is a credential). */
 const DROPPED = new Set(["notificationToken", "key", "token"]);
+/** Parameters read before the loop over the rest. */
+const POSITION = new Set(["id", "deviceid", "timestamp", "lat", "lon", "location"]);
 
 /** Named numeric parameters: metric name and the conversion from the wire unit. */
 const NUMERIC: Record<string, { metric: string; scale?: number }> = {
@@ -63,7 +65,7 @@ export function parseOsmAndTimestamp(text: string): { ok: true; ms: number } | {
   return r.ok ? r : { ok: false, message: r.message };
 }
 
-function parseLocation(params: Map<string, string>): DecodeResult | { lat: number; lon: number } | null {
+function parseLocation(params: ReadonlyMap<string, string>): DecodeResult | { lat: number; lon: number } | null {
   let latText = params.get("lat");
   let lonText = params.get("lon");
   const pair = params.get("location");
@@ -114,11 +116,11 @@ export function decodeOsmAnd(params: ReadonlyMap<string, string>, nowMs: number)
     if (!t.ok) return fail("timestamp", t.message);
     ts = t.ms;
   }
-  const location = parseLocation(params as Map<string, string>);
+  const location = parseLocation(params);
   if (location && "ok" in location) return location;
   const b = new RecordBuilder();
   for (const [name, value] of params) {
-    if (["id", "deviceid", "timestamp", "lat", "lon", "location"].includes(name) || DROPPED.has(name)) continue;
+    if (POSITION.has(name) || DROPPED.has(name)) continue;
     const bad = addParameter(b, name, value);
     if (bad) return bad;
   }
