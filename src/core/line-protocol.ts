@@ -6,6 +6,8 @@
  * Escapes (a backslash before any other character is a literal backslash):
  *   measurement: `\,` `\ ` `\\`;  tag keys, tag values, field keys: `\,` `\=` `\ ` `\\`;
  *   string field values (double-quoted): `\"` `\\`.
+ * As InfluxDB 3 reads it: a name may not end with a backslash or hold a tab, and an unescaped `=`
+ * in a tag value is part of the value.
  * Lines end at LF (CR LF too) outside a quoted string; blank lines and lines whose first
  * non-blank character is `#` are skipped. Each bad line gets an error with its line number; the
  * other lines are still returned (partial write).
@@ -51,8 +53,8 @@ export interface ParseResult {
   errors: LineError[];
 }
 
-/** Longest string field value, in UTF-8 bytes (the specification's 64 KB). */
-export const MAX_STRING_FIELD_BYTES = 65_535;
+/** Longest string field value, in UTF-8 bytes (64 KiB, InfluxDB 3's limit). */
+export const MAX_STRING_FIELD_BYTES = 65_536;
 /** How much of a bad line an error message quotes. */
 const QUOTE_CHARS = 100;
 
@@ -89,11 +91,15 @@ function scanLine(text: string, start: number): number {
   return i;
 }
 
-/** Reads an escaped name up to one of `stops`; returns it and the index of the stop (or the end). */
-function readName(s: string, i: number, stops: string, escapable: string): [string, number] {
+/**
+ * Reads an escaped name (`what`, for errors) up to one of `stops`; returns it and the index of the
+ * stop (or the end). As in InfluxDB 3, a name may not contain a tab or end with a backslash.
+ */
+function readName(s: string, i: number, stops: string, escapable: string, what: string): [string, number] {
   let out = "";
   let from = i;
   while (i < s.length && !stops.includes(s[i]!)) {
+    if (s[i] === "\t") fail(`a tab in ${what}: tabs are not allowed in names`);
     if (s[i] === "\\" && i + 1 < s.length && (escapable.includes(s[i + 1]!) || s[i + 1] === "\\")) {
       out += s.slice(from, i);
       from = i + 1;
@@ -102,18 +108,20 @@ function readName(s: string, i: number, stops: string, escapable: string): [stri
       i++;
     }
   }
-  return [out + s.slice(from, i), i];
+  out += s.slice(from, i);
+  if (out.endsWith("\\")) fail(`${what} ends with a backslash`);
+  return [out, i];
 }
 
 function readTags(s: string, i: number, tags: [string, string][]): number {
   const seen = new Set<string>();
   while (s[i] === ",") {
-    const [key, afterKey] = readName(s, i + 1, ",= ", ",= ");
+    const [key, afterKey] = readName(s, i + 1, ",= ", ",= ", "a tag key");
     if (key === "") fail("missing tag key");
     if (s[afterKey] !== "=") fail(`missing tag value for tag '${key}'`);
-    const [value, afterValue] = readName(s, afterKey + 1, ",= ", ",= ");
+    // An unescaped '=' in a tag value is part of it, as InfluxDB 3 reads it.
+    const [value, afterValue] = readName(s, afterKey + 1, ", ", ",= ", `the value of tag '${key}'`);
     if (value === "") fail(`missing tag value for tag '${key}'`);
-    if (s[afterValue] === "=") fail(`invalid tag '${key}': unescaped '=' in its value`);
     if (seen.has(key)) fail(`duplicate tag '${key}'`);
     seen.add(key);
     tags.push([key, value]);
@@ -181,7 +189,7 @@ export function scalarValue(raw: string, key: string): FieldValue {
 function readFields(s: string, i: number, fields: [string, FieldValue][]): number {
   const seen = new Set<string>();
   for (;;) {
-    const [key, afterKey] = readName(s, i, ",= ", ",= ");
+    const [key, afterKey] = readName(s, i, ",= ", ",= ", "a field key");
     if (key === "") fail(afterKey >= s.length && fields.length === 0 ? "missing fields" : "missing field key");
     if (s[afterKey] !== "=") fail(`missing field value for field '${key}'`);
     let value: FieldValue;
@@ -204,7 +212,7 @@ function readFields(s: string, i: number, fields: [string, FieldValue][]): numbe
 }
 
 function parseLine(s: string, line: number, opts: ParseOptions): LinePoint {
-  const [measurement, afterName] = readName(s, 0, ", ", ", ");
+  const [measurement, afterName] = readName(s, 0, ", ", ", ", "the measurement");
   if (measurement === "") fail("missing measurement");
   const tags: [string, string][] = [];
   let i = readTags(s, afterName, tags);
