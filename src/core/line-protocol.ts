@@ -46,12 +46,20 @@ export interface ParseOptions {
   precision: Precision;
   /** The receive time, epoch milliseconds: the timestamp of a line without one. */
   receivedAtMs: number;
+  /** How many line errors to keep (default MAX_LINE_ERRORS); all are counted. */
+  maxErrors?: number;
 }
 
 export interface ParseResult {
   points: LinePoint[];
+  /** The first `maxErrors` errors, in line order. */
   errors: LineError[];
+  /** Bad lines in all: a body of a million bad lines keeps 100 messages, not a million. */
+  errorCount: number;
 }
+
+/** Errors kept per body by default. */
+export const MAX_LINE_ERRORS = 100;
 
 /** Longest string field value, in UTF-8 bytes (64 KiB, InfluxDB 3's limit). */
 export const MAX_STRING_FIELD_BYTES = 65_536;
@@ -243,6 +251,8 @@ function quote(s: string): string {
 export function parseLineProtocol(text: string, opts: ParseOptions): ParseResult {
   const points: LinePoint[] = [];
   const errors: LineError[] = [];
+  const maxErrors = opts.maxErrors ?? MAX_LINE_ERRORS;
+  let errorCount = 0;
   let start = 0;
   let line = 1;
   while (start <= text.length) {
@@ -255,12 +265,12 @@ export function parseLineProtocol(text: string, opts: ParseOptions): ParseResult
         points.push(parseLine(s, line, opts));
       } catch (e) {
         if (!(e instanceof LineSyntaxError)) throw e;
-        errors.push({ line, message: `unable to parse '${quote(raw)}': ${e.message}` });
+        if (errorCount++ < maxErrors) errors.push({ line, message: `unable to parse '${quote(raw)}': ${e.message}` });
       }
     }
     for (let k = start; k < end; k++) if (text.charCodeAt(k) === 10) line++;
     line++;
     start = end + 1;
   }
-  return { points, errors };
+  return { points, errors, errorCount };
 }

@@ -305,6 +305,15 @@ describe("bad input: a specific error per line", () => {
     expect(r.errors.map((e) => e.line)).toEqual([2, 5]);
   });
 
+  test("hostile input: a body of many bad lines keeps the first 100 errors and counts them all", () => {
+    const r = parse("x\n".repeat(100_000));
+    expect(r.errorCount).toBe(100_000);
+    expect(r.errors).toHaveLength(100);
+    expect(r.errors[99]!.line).toBe(100);
+    const few = parseLineProtocol("a\nm f=1\nb\nc", { precision: "ns", receivedAtMs: RX, maxErrors: 2 });
+    expect([few.errors.map((e) => e.line), few.errorCount, few.points.length]).toEqual([[1, 3], 3, 1]);
+  });
+
   test("an unterminated string does not swallow the lines after it", () => {
     const r = parse('m f="open\nm g=1 1\nm h=2 2');
     // the string runs to the end of the body, as InfluxDB reads it: one bad line
