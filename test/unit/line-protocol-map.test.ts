@@ -4,6 +4,7 @@
  * normalizeRecord, with the same event ids when a batch is sent again.
  */
 import { describe, expect, test } from "bun:test";
+import fc from "fast-check";
 import { parseLineProtocol } from "../../src/core/line-protocol.ts";
 import { DEFAULT_LINE_MAPPING, type LineMapping, mapPoints } from "../../src/core/line-protocol-map.ts";
 import { normalizeRecord } from "../../src/core/record.ts";
@@ -205,6 +206,7 @@ describe("mapped records through the project's normalizeRecord", () => {
         `bare,host=d __proto__=1 ${T}`,
         `m,host=e lat=91,lon=0 ${T}`,
         `m,host=f v=1 ${NOW + 7_200_000}000000`,
+        "m,host=g v=1 1",
       ].join("\n"),
       { precision: "ns", receivedAtMs: NOW },
     );
@@ -221,6 +223,44 @@ describe("mapped records through the project's normalizeRecord", () => {
       "metrics.__proto__: '__proto__' is a reserved name: metric names must not be __proto__, constructor or prototype",
       "location.lat: lat must be between -90 and 90",
       "ts: timestamp is more than 1h in the future (server time 2026-11-22T10:00:00.000Z)",
+      "ts: timestamp is before 2000-01-01T00:00:00Z",
     ]);
+  });
+});
+
+describe("mapping properties", () => {
+  const opts = { tenant: "acme", nowMs: NOW, maxFutureMs: 3_600_000 };
+  const line = fc.record({
+    measurement: fc.constantFrom("cpu", "mem", "gps"),
+    tags: fc.subarray(["device=d1", "host=h1", "host=h2", "cpu=cpu0", "cpu=cpu1"]),
+    fields: fc.subarray(["v=1", "v=2", "w=3i", "ok=t", 's="x"', "lat=1", "lon=2", "lat=3"], { minLength: 1 }),
+    ms: fc.constantFrom(NOW, NOW + 1),
+  });
+  const toText = (l: typeof line extends fc.Arbitrary<infer T> ? T : never) => {
+    const seen = new Set<string>();
+    const tags = l.tags.filter((t) => !seen.has(t.split("=")[0]!) && seen.add(t.split("=")[0]!));
+    const fieldKeys = new Set<string>();
+    const fields = l.fields.filter((f) => !fieldKeys.has(f.split("=")[0]!) && fieldKeys.add(f.split("=")[0]!));
+    return `${[l.measurement, ...tags].join(",")} ${fields.join(",")} ${l.ms}000000`;
+  };
+
+  test("every line is in exactly one record or one error; one record per device and millisecond", () => {
+    fc.assert(
+      fc.property(fc.array(line, { maxLength: 12 }), (ls) => {
+        const parsed = parseLineProtocol(ls.map(toText).join("\n"), { precision: "ns", receivedAtMs: NOW });
+        expect(parsed.errors).toEqual([]);
+        const r = mapPoints(parsed.points);
+        const used = [...r.records.flatMap((x) => x.lines), ...r.errors.map((e) => e.line)].sort((a, b) => a - b);
+        expect(used).toEqual(ls.map((_, i) => i + 1));
+        const keys = r.records.map((x) => `${x.record.device_id}|${x.record.ts}`);
+        expect(new Set(keys).size).toBe(keys.length);
+        for (const { record } of r.records) {
+          const n = normalizeRecord(record, opts);
+          if (!n.ok)
+            expect(n.errors).toEqual([{ path: "", message: "a record needs a location or at least one metric" }]);
+        }
+      }),
+      { numRuns: 500 },
+    );
   });
 });
