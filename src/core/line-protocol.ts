@@ -238,9 +238,8 @@ function parseLine(s: string, line: number, opts: ParseOptions): LinePoint {
   while (end < s.length && s[end] !== " ") end++;
   if (s.slice(end).trim() !== "") fail("unexpected text after the timestamp");
   const time = convertTimestamp(s.slice(i, end), opts.precision);
-  if (!time.ok) fail(time.message);
-  const { ns, ms } = time as { ns: bigint; ms: number };
-  return { line, measurement, tags, fields, ns, ms, timestamped: true };
+  if (!time.ok) return fail(time.message);
+  return { line, measurement, tags, fields, ns: time.ns, ms: time.ms, timestamped: true };
 }
 
 function quote(s: string): string {

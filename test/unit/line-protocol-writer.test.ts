@@ -10,7 +10,7 @@
  * writer, so they are not generated either.
  */
 import { describe, expect, test } from "bun:test";
-import { Point } from "@influxdata/influxdb-client";
+import { dateToProtocolTimestamp, Point } from "@influxdata/influxdb-client";
 import fc from "fast-check";
 import { type FieldValue, parseLineProtocol } from "../../src/core/line-protocol.ts";
 import { INT64_MAX, INT64_MIN, UINT64_MAX } from "../../src/core/line-protocol-time.ts";
@@ -106,6 +106,27 @@ describe("line protocol written by @influxdata/influxdb-client's Point", () => {
         }
       }),
       { numRuns: 300 },
+    );
+  });
+
+  test("a Date written in each precision by the client's own conversion comes back as that instant", () => {
+    const precisions = ["ns", "us", "ms", "s"] as const;
+    fc.assert(
+      fc.property(
+        fc.date({ min: new Date("2000-01-01T00:00:00Z"), max: new Date("2200-01-01T00:00:00Z"), noInvalidDate: true }),
+        fc.constantFrom(...precisions),
+        (date, precision) => {
+          const text = new Point("m")
+            .floatField("f", 1)
+            .timestamp(date)
+            .toLineProtocol({ convertTime: (v) => dateToProtocolTimestamp[precision](v as Date) });
+          const r = parseLineProtocol(text!, { precision, receivedAtMs: RX });
+          expect(r.errors).toEqual([]);
+          const ms = precision === "s" ? Math.floor(date.getTime() / 1000) * 1000 : date.getTime();
+          expect([r.points[0]!.ms, r.points[0]!.ns]).toEqual([ms, BigInt(ms) * 1_000_000n]);
+        },
+      ),
+      runs,
     );
   });
 });
