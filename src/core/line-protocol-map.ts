@@ -50,7 +50,7 @@ export interface MapResult {
   errors: LineError[];
 }
 
-interface Reading {
+export interface MappedPoint {
   line: number;
   deviceId: string;
   ms: number;
@@ -68,7 +68,7 @@ interface Group {
   attributes: Map<string, { value: string; line: number }>;
 }
 
-type Outcome<T> = { ok: true; value: T } | { ok: false; message: string };
+export type Outcome<T> = { ok: true; value: T } | { ok: false; message: string };
 
 function numeric(value: FieldValue): number | null {
   if (value.type === "float") return value.value;
@@ -95,7 +95,7 @@ function locationOf(p: LinePoint, m: LineMapping): Outcome<{ lat: number; lon: n
 }
 
 /** The reading of one point, or why it has none. */
-export function mapPoint(p: LinePoint, m: LineMapping = DEFAULT_LINE_MAPPING): Outcome<Reading> {
+export function mapPoint(p: LinePoint, m: LineMapping = DEFAULT_LINE_MAPPING): Outcome<MappedPoint> {
   const identity = m.deviceTags.find((name) => p.tags.some(([k]) => k === name));
   if (identity === undefined) {
     return { ok: false, message: `point '${p.measurement}' has no device tag (one of ${list(m.deviceTags)})` };
@@ -123,7 +123,7 @@ export function mapPoint(p: LinePoint, m: LineMapping = DEFAULT_LINE_MAPPING): O
 }
 
 /** Why `r` cannot join `g`, or null. */
-function conflict(g: Group, r: Reading): string | null {
+function conflict(g: Group, r: MappedPoint): string | null {
   const at = `of device '${r.deviceId}' at epoch ms ${r.ms}`;
   if (g.location && r.location && (g.location.lat !== r.location.lat || g.location.lon !== r.location.lon)) {
     return `location ${at} is already set to another value by line ${g.location.line}`;
@@ -141,7 +141,7 @@ function conflict(g: Group, r: Reading): string | null {
   return null;
 }
 
-function join(g: Group, r: Reading): void {
+function join(g: Group, r: MappedPoint): void {
   g.lines.push(r.line);
   if (r.location && !g.location) g.location = { ...r.location, line: r.line };
   for (const [name, value] of r.metrics) if (!g.metrics.has(name)) g.metrics.set(name, { value, line: r.line });
