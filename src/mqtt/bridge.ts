@@ -3,8 +3,8 @@
  * device message into a NATS message on `tenant.{t}.device.{d}.telemetry`, which the stream
  * `<stream>_MQTT` keeps; this durable consumer takes them in batches and sends their records
  * through the same path as HTTP: validation and normalization (core/mqtt + core/record), event
- * ids, per-device broker messages (core/plan) published to the telemetry stream with their
- * message ids (publishAll), and only then acks. A QoS 1 redelivery, or a message this bridge saw
+ * ids, then the shared plan → publish with ack (pipeline/admit: per-device broker messages
+ * published to the telemetry stream with their message ids), and only then acks. A QoS 1 redelivery, or a message this bridge saw
  * before a crash, yields the same event ids: no second row. There is no response to carry an
  * error, so a message with invalid records is recorded in the quarantine (source `mqtt`, with a
  * reason per record) and its valid records go on. The tenant's device policy and rate limits
@@ -13,7 +13,6 @@
  */
 import type { JsMsg } from "@nats-io/jetstream";
 import { describeRejections, parseMqttPayload, parseMqttSubject } from "../core/mqtt.ts";
-import { planMessages } from "../core/plan.ts";
 import type { Reading } from "../core/record.ts";
 import type { Sql } from "../db/client.ts";
 import { errorText } from "../db/errors.ts";
@@ -21,13 +20,12 @@ import { insertQuarantine } from "../db/quarantine.ts";
 import { logger } from "../lib/log.ts";
 import { metrics } from "../lib/metrics.ts";
 import type { Broker } from "../nats/connection.ts";
-import { publishAll } from "../nats/publish.ts";
 import { ensureDurableConsumer } from "../nats/stream.ts";
 import { mqttConsumer } from "../nats/topology.ts";
+import { planAndPublish } from "../pipeline/admit.ts";
 import { judge, type Candidate, type PolicyDeps, type Verdict } from "./policy.ts";
 
 const log = logger("mqtt");
-const MAX_MESSAGE_BYTES = 256 * 1024;
 /** A message over a rate limit comes back after the bucket's delay, at most this. */
 const MAX_DELAY_MS = 60_000;
 
@@ -137,17 +135,8 @@ export async function startMqttBridge(
       settle.push(() => ("error" in parsed ? m.term() : m.ack()));
     }
     if (items.length > 0) {
-      const plan = planMessages(items, {
-        maxRecords: o.recordsPerMessage,
-        maxBytes: MAX_MESSAGE_BYTES,
-        receivedAt: Date.now(),
-      });
       try {
-        const outcomes = await publishAll(broker, plan.messages, {
-          stream: o.stream,
-          dlqStream: o.dlqStream,
-          timeoutMs: o.publishTimeoutMs,
-        });
+        const { outcomes } = await planAndPublish(broker, items, o, Date.now());
         const dead = outcomes.filter((x) => x.status === "dead_lettered").length;
         if (dead) log.warn({ messages: dead }, "MQTT bridge: broker messages dead-lettered");
       } catch (err) {

@@ -15,7 +15,7 @@ import { startEvaluator, type Evaluator } from "../evaluator/evaluator.ts";
 import { buildApp, type ReadyCheck } from "../http/app.ts";
 import { requireAdmin, requireTenant } from "../http/auth.ts";
 import { mountGroup } from "../http/route.ts";
-import { ingestRoutes } from "../ingest/routes.ts";
+import { ingestRoutes } from "../ingest/sources/http-json.ts";
 import { logger } from "../lib/log.ts";
 import { StopStack } from "../pipeline/stop.ts";
 import { connectBroker, type Broker } from "../nats/connection.ts";

@@ -7,7 +7,7 @@ import pkg from "../../package.json" with { type: "json" };
 import { apiRoutes } from "../api/routes.ts";
 import { serviceRoutes } from "../http/app.ts";
 import { page, routesOf, type Route } from "../http/route.ts";
-import { ingestRoutes } from "../ingest/routes.ts";
+import { ingestRoutes } from "../ingest/sources/http-json.ts";
 import { channelRoutes } from "../notify/routes.ts";
 import { buildDocument } from "../openapi/document.ts";
 import { errorSchema } from "../openapi/views.ts";
