@@ -6,7 +6,7 @@
 import { afterAll, expect, test } from "bun:test";
 import { check, freshDatabase, startNats } from "../helpers/services.ts";
 import {
-  consumerPending,
+  settled,
   Db,
   faultRecord,
   KEY,
@@ -64,20 +64,7 @@ test("broker SIGKILLed under load: exactly once in the database, never 2xx while
   try {
     const outages = await load.guard(injectOutages(nats, () => load.acceptedRecords));
     const summary = await load.done;
-    const final = await check(
-      async () => {
-        const s = await db.stats();
-        return s.rows >= READINGS && s;
-      },
-      { timeoutMs: 180_000, intervalMs: 250, what: `${READINGS} rows` },
-    );
-    const pending = await check(
-      async () => {
-        const p = await consumerPending(nats.url);
-        return p.pending + p.ackPending === 0 && p;
-      },
-      { timeoutMs: 30_000, intervalMs: 250, what: "writer consumer drained" },
-    );
+    const { final, pending } = await settled(db, nats.url, READINGS);
     const verdict = judge(responses, outages);
 
     report("T1", {

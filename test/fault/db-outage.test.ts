@@ -7,7 +7,7 @@
 import { afterAll, expect, test } from "bun:test";
 import { check, startNats, startPostgres } from "../helpers/services.ts";
 import {
-  consumerPending,
+  settled,
   Db,
   faultRecord,
   KEY,
@@ -92,20 +92,7 @@ test("database stopped for 20 s, writer backends terminated mid-batch, database 
     const rowsAtCrash = await crashMidBatch(db, pg);
     const summary = await load.done;
 
-    const final = await check(
-      async () => {
-        const s = await db.stats();
-        return s.rows >= READINGS && s;
-      },
-      { timeoutMs: 180_000, intervalMs: 250, what: `${READINGS} rows` },
-    );
-    const pending = await check(
-      async () => {
-        const p = await consumerPending(nats.url);
-        return p.pending + p.ackPending === 0 && p;
-      },
-      { timeoutMs: 30_000, intervalMs: 250, what: "writer consumer drained" },
-    );
+    const { final, pending } = await settled(db, nats.url, READINGS);
     const retries = server.lines.filter((l) => l.includes("batch write failed")).length;
 
     report("T3", {

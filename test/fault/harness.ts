@@ -203,6 +203,28 @@ export async function consumerPending(
   }
 }
 
+/**
+ * Waits until the database holds `readings` rows (up to 180 s), then until the writer's consumer
+ * has nothing pending or unacked (up to 30 s); returns the last row stats and consumer counts.
+ */
+export async function settled(db: Db, natsUrl: string, readings: number) {
+  const final = await waitFor(
+    async () => {
+      const s = await db.stats();
+      return s.rows >= readings && s;
+    },
+    { timeoutMs: 180_000, intervalMs: 250, what: `${readings} rows` },
+  );
+  const pending = await waitFor(
+    async () => {
+      const p = await consumerPending(natsUrl);
+      return p.pending + p.ackPending === 0 && p;
+    },
+    { timeoutMs: 30_000, intervalMs: 250, what: "writer consumer drained" },
+  );
+  return { final, pending };
+}
+
 /** Resident set size of a pid in MiB (VmRSS), or undefined when it is gone. */
 export function rssMiB(pid: number): number | undefined {
   try {

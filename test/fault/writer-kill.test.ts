@@ -6,7 +6,7 @@
 import { afterAll, expect, test } from "bun:test";
 import { check, freshDatabase, startNats } from "../helpers/services.ts";
 import {
-  consumerPending,
+  settled,
   Db,
   faultRecord,
   kill9,
@@ -68,20 +68,7 @@ test("writer process SIGKILLed mid-batch five times: exactly once", async () => 
       ),
     );
     const summary = await load.done;
-    const final = await check(
-      async () => {
-        const s = await db.stats();
-        return s.rows >= READINGS && s;
-      },
-      { timeoutMs: 180_000, intervalMs: 250, what: `${READINGS} rows` },
-    );
-    const pending = await check(
-      async () => {
-        const p = await consumerPending(nats.url);
-        return p.pending + p.ackPending === 0 && p;
-      },
-      { timeoutMs: 30_000, intervalMs: 250, what: "writer consumer drained" },
-    );
+    const { final, pending } = await settled(db, nats.url, READINGS);
 
     report("T4", {
       readings: READINGS,
