@@ -22,6 +22,7 @@
  * failure, unseen keys do not wait on the database at all.
  */
 import type { Sql } from "../db/client.ts";
+import { SingleFlight } from "../core/single-flight.ts";
 import { clientOf, type TrustList, trustList } from "../core/client-address.ts";
 import { KeyGuard, PLAUSIBLE_KEY } from "../core/key-guard.ts";
 import { Lru } from "../core/lru.ts";
@@ -65,7 +66,7 @@ export class KeyCache {
   /** Hash -> when the store said there is no such active key. */
   private readonly unknown: Lru<string, number>;
   /** The one store query of a key, until it settles (not until a caller stops waiting). */
-  private readonly queries = new Map<string, Promise<Verified | null>>();
+  private readonly queries = new SingleFlight<string, Verified | null>();
   private readonly used = new Map<string, number>();
   private readonly guard: KeyGuard;
   private readonly proxies: TrustList | null;
@@ -190,12 +191,7 @@ export class KeyCache {
   }
 
   private query(key: string, hash: string): Promise<Verified | null> {
-    let p = this.queries.get(hash);
-    if (!p) {
-      p = this.lookup(key, hash).finally(() => this.queries.delete(hash));
-      this.queries.set(hash, p);
-    }
-    return p;
+    return this.queries.run(hash, () => this.lookup(key, hash));
   }
 
   private async lookup(key: string, hash: string): Promise<Verified | null> {

@@ -9,6 +9,7 @@
  */
 import type { Sql } from "../db/client.ts";
 import { Lru } from "../core/lru.ts";
+import { SingleFlight } from "../core/single-flight.ts";
 import { deadline } from "../lib/deadline.ts";
 import { logger } from "../lib/log.ts";
 import { getTenant } from "./store.ts";
@@ -32,7 +33,7 @@ interface Entry {
 
 export class TenantLookup {
   private readonly entries = new Lru<string, Entry>(MAX_ENTRIES);
-  private readonly queries = new Map<string, Promise<Entry>>();
+  private readonly queries = new SingleFlight<string, Entry>();
   private readonly now: () => number;
   private retryAt = 0;
 
@@ -72,21 +73,16 @@ export class TenantLookup {
 
   /** One query per tenant until it settles, however many wait for it or give up on it. */
   private query(tenantId: string): Promise<Entry> {
-    let p = this.queries.get(tenantId);
-    if (!p) {
-      p = getTenant(this.sql, tenantId)
-        .then((row) => {
-          const entry = {
-            settings: row ? tenantSettings(row, this.opts.defaults) : null,
-            checkedAt: this.now(),
-            retryAt: 0,
-          };
-          this.entries.set(tenantId, entry);
-          return entry;
-        })
-        .finally(() => this.queries.delete(tenantId));
-      this.queries.set(tenantId, p);
-    }
-    return p;
+    return this.queries.run(tenantId, () =>
+      getTenant(this.sql, tenantId).then((row) => {
+        const entry = {
+          settings: row ? tenantSettings(row, this.opts.defaults) : null,
+          checkedAt: this.now(),
+          retryAt: 0,
+        };
+        this.entries.set(tenantId, entry);
+        return entry;
+      }),
+    );
   }
 }
