@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian machine lacks to run or test telemetry: the Debian packages
-# nats-server and postgresql (only when missing), with --test also mosquitto-clients (MQTT tests)
-# and chromium (the dashboard's browser tests), and the npm dependencies (Bun among them).
+# nats-server and postgresql (only when missing), with --test also mosquitto-clients (MQTT tests),
+# chromium (the dashboard's browser tests) and the protocol clients (python3-influxdb,
+# python3-paho-mqtt, influxdb-client), with --bench the peers (influxdb, victoria-metrics), and
+# the npm dependencies (Bun among them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +12,15 @@ command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)
 if [ "${1:-}" = "--test" ]; then
   command -v mosquitto_pub >/dev/null 2>&1 || missing+=(mosquitto-clients) # MQTT tests
   [ -x /usr/bin/chromium ] || missing+=(chromium) # the dashboard's browser tests (playwright-core drives Debian's chromium)
+  # Real clients of the protocols, written by others (Debian's python3, not a pyenv one, sees them):
+  /usr/bin/python3 -c "import influxdb" >/dev/null 2>&1 || missing+=(python3-influxdb) # line protocol, /write
+  /usr/bin/python3 -c "import paho.mqtt" >/dev/null 2>&1 || missing+=(python3-paho-mqtt) # MQTT device library
+  command -v influx >/dev/null 2>&1 || missing+=(influxdb-client) # the influx 1.x CLI, INSERT through /write
+fi
+if [ "${1:-}" = "--bench" ]; then
+  # The peers the benchmark compares with, from Debian's packages (started by the bench itself).
+  command -v influxd >/dev/null 2>&1 || missing+=(influxdb)
+  command -v victoria-metrics >/dev/null 2>&1 || missing+=(victoria-metrics)
 fi
 if ! command -v postgres >/dev/null 2>&1 && ! compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null; then
   missing+=(postgresql)
