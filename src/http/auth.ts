@@ -37,9 +37,18 @@ export function requestOrigin(c: Context): RequestOrigin {
 
 const seconds = (ms: number) => String(Math.max(1, Math.ceil(ms / 1000)));
 
-export function requireTenant(resolve: KeyResolver) {
+/**
+ * Where a request carries its key. The default is `Authorization: Bearer <key>`; a source whose
+ * clients cannot send that (a tracker with the key in its URL, an InfluxDB client's `Token`)
+ * passes its own. It throws HttpError 401 when the request has no usable key.
+ */
+export type KeyExtractor = (c: Context) => string;
+
+export const bearerKey: KeyExtractor = (c) => bearer(c.req.header("authorization"), "api key");
+
+export function requireTenant(resolve: KeyResolver, extract: KeyExtractor = bearerKey) {
   return createMiddleware<TenantEnv>(async function requireTenant(c, next) {
-    const r = await resolve(bearer(c.req.header("authorization"), "api key"), requestOrigin(c));
+    const r = await resolve(extract(c), requestOrigin(c));
     if (r.status === "unavailable") {
       throw new HttpError(
         503,
