@@ -4,20 +4,16 @@
  * /api/v1/devices/{id} removes it from the registry (its readings stay until retention).
  */
 import { z } from "zod";
-import { deviceIdProblem } from "../core/record.ts";
 import type { Sql } from "../db/client.ts";
 import { HttpError } from "../http/errors.ts";
 import { ok, routesOf } from "../http/route.ts";
 import { parseJson } from "../http/validate.ts";
 import { err } from "../openapi/views.ts";
 import type { DeviceRegistry } from "../tenants/devices.ts";
+import { registerDevice as register } from "../tenants/provision.ts";
+import { deviceId } from "../tenants/tenant.ts";
 
-export const registerBody = z.strictObject({
-  device_id: z.string().superRefine((id, ctx) => {
-    const problem = deviceIdProblem(id);
-    if (problem) ctx.addIssue({ code: "custom", message: problem });
-  }),
-});
+export const registerBody = z.strictObject({ device_id: deviceId });
 
 export interface DeviceAdminDeps {
   sql: Sql;
@@ -45,23 +41,7 @@ export const deviceAdminRoutes = [
     handler: async function registerDevice(c, { sql, devices: registry }) {
       const { device_id } = await parseJson(registerBody, c);
       const tenant = c.get("tenantSettings");
-      // One registration per tenant at a time, so the cap holds exactly for registrations.
-      const created = await sql.begin(async (tx) => {
-        await tx`SELECT pg_advisory_xact_lock(hashtext('device_registrations'), hashtext(${tenant.id}))`;
-        const [known] = await tx`
-          SELECT 1 FROM device_registrations WHERE tenant = ${tenant.id} AND device_id = ${device_id}
-          UNION ALL SELECT 1 FROM devices WHERE tenant = ${tenant.id} AND device_id = ${device_id}`;
-        if (known) return false;
-        const [{ n }] = (await tx`
-          SELECT count(*)::int AS n FROM (SELECT device_id FROM devices WHERE tenant = ${tenant.id}
-                                           UNION SELECT device_id FROM device_registrations WHERE tenant = ${tenant.id}) d`) as unknown as [
-          { n: number },
-        ];
-        if (n >= tenant.limits.maxDevices)
-          throw new HttpError(403, "device_limit", `tenant device limit (${tenant.limits.maxDevices}) reached`);
-        await tx`INSERT INTO device_registrations (tenant, device_id) VALUES (${tenant.id}, ${device_id})`;
-        return true;
-      });
+      const created = await register(sql, tenant, device_id);
       registry?.registered(tenant.id, device_id);
       return c.json({ device_id, registered: true }, created ? 201 : 200);
     },

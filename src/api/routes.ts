@@ -1,9 +1,10 @@
 /** API role: the tenant-scoped read/manage routes of devices, rules and alerts (declared in their files). */
 import { alertRoutes, type AlertDeps } from "./alerts.ts";
 import { deviceAdminRoutes, type DeviceAdminDeps } from "./device-admin.ts";
+import { deviceKeyRoutes, type DeviceKeyDeps } from "./device-keys.ts";
 import { deviceRoutes, type DeviceDeps } from "./devices.ts";
 import { ruleRoutes, type RuleDeps } from "./rules.ts";
 
-export type ApiDeps = DeviceDeps & DeviceAdminDeps & RuleDeps & AlertDeps;
+export type ApiDeps = DeviceDeps & DeviceAdminDeps & DeviceKeyDeps & RuleDeps & AlertDeps;
 
-export const apiRoutes = [...deviceRoutes, ...deviceAdminRoutes, ...ruleRoutes, ...alertRoutes];
+export const apiRoutes = [...deviceRoutes, ...deviceAdminRoutes, ...deviceKeyRoutes, ...ruleRoutes, ...alertRoutes];

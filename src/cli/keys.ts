@@ -1,27 +1,37 @@
 /** `telemetry keys create|list|revoke`: API keys of the key store, straight in the database. */
 import { defineCommand } from "citty";
-import { createKey, keyJson, listKeys, revokeKey } from "../tenants/store.ts";
+import { createKey, keyJson, listKeys, revokeKey, scopeOf } from "../tenants/store.ts";
 import { keyCreate } from "../tenants/tenant.ts";
 import { jsonArg, onStore, print, storeSettings, validated } from "./tenants.ts";
 
+const scope = (k: ReturnType<typeof keyJson>) => (k.kind === "device" ? `device ${k.device}` : k.kind);
 const describe = (k: ReturnType<typeof keyJson>) =>
-  `${k.id}\t${k.tenant}\t${k.prefix}\t${JSON.stringify(k.name)}\tcreated ${k.created_at}\t${k.revoked_at ? `revoked ${k.revoked_at}` : "active"}\tlast used ${k.last_used_at ?? "never"}`;
+  `${k.id}\t${k.tenant}\t${k.prefix}\t${scope(k)}\t${JSON.stringify(k.name)}\tcreated ${k.created_at}\t${k.revoked_at ? `revoked ${k.revoked_at}` : "active"}\tlast used ${k.last_used_at ?? "never"}`;
 
 const create = defineCommand({
   meta: {
     name: "create",
-    description: "Create an API key for a tenant; the key is printed once, only its hash is stored",
+    description:
+      "Create an API key for a tenant (or one device's key, or a provisioning token); printed once, only its hash is stored",
   },
   args: {
     ...storeSettings,
     ...jsonArg,
     tenant: { type: "positional", description: "Tenant id", required: true },
     name: { type: "string", description: "What the key is for" },
+    device: { type: "string", description: "A device key: it writes only this device's readings" },
+    provisioning: {
+      type: "boolean",
+      description: "A provisioning token: new devices exchange it for their own key (POST /api/v1/provision)",
+    },
   },
   async run({ args }) {
     await onStore(args, async (sql) => {
-      const { name } = validated(keyCreate, { name: args.name });
-      const created = await createKey(sql, args.tenant, name);
+      const kind = args.device !== undefined ? "device" : args.provisioning ? "provision" : "tenant";
+      if (args.device !== undefined && args.provisioning)
+        throw new Error("--device and --provisioning exclude each other");
+      const input = validated(keyCreate, { name: args.name, kind, device: args.device });
+      const created = await createKey(sql, args.tenant, input.name, scopeOf(input));
       if (!created) throw new Error(`no tenant ${args.tenant}`);
       const view = { ...keyJson(created.row), key: created.key };
       print(
@@ -35,7 +45,11 @@ const create = defineCommand({
 });
 
 const list = defineCommand({
-  meta: { name: "list", description: "List keys (prefix, name, created, revoked, last used; never the key)" },
+  meta: {
+    name: "list",
+    description:
+      "List keys (prefix, scope: tenant, device <id> or provision, name, created, revoked, last used; never the key)",
+  },
   args: {
     ...storeSettings,
     ...jsonArg,

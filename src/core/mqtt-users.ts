@@ -10,7 +10,8 @@
  * - one user per active API key of an active tenant: username = the key's prefix, password = the
  *   key, checked by nats-server against the key's bcrypt hash (the key store keeps it for this;
  *   the key itself is never written anywhere), MQTT connections only, publish only to its
- *   tenant's device topics, subscribe to nothing.
+ *   tenant's device topics (a device key: only its own device's topic), subscribe to nothing.
+ *   Provisioning tokens have no MQTT user.
  *
  * For a nats-server run by the operator (`telemetry mqtt users`), the internal user is left out
  * unless one is given with a bcrypt hash: its fixed password above is public, and that server's
@@ -24,6 +25,8 @@ const INTERNAL_PASSWORD = "loopback-only-not-a-secret";
 export interface MqttKey {
   prefix: string;
   tenant: string;
+  /** The device of a device key: it may publish only to that device's topic. */
+  device?: string | null;
   /** bcrypt of the key ($2b$10$...). */
   mqttHash: string;
 }
@@ -64,7 +67,7 @@ export function renderUsers(
       .sort((a, b) => (a.prefix < b.prefix ? -1 : a.prefix > b.prefix ? 1 : 0))
       .map(
         (k) =>
-          `    { user: ${q(k.prefix)}, password: ${q(k.mqttHash)}, allowed_connection_types: ["MQTT"], permissions: { publish: { allow: [${q(mqttPublishSubject(k.tenant))}] }, subscribe: { deny: [">"] } } }`,
+          `    { user: ${q(k.prefix)}, password: ${q(k.mqttHash)}, allowed_connection_types: ["MQTT"], permissions: { publish: { allow: [${q(mqttPublishSubject(k.tenant, k.device ?? null))}] }, subscribe: { deny: [">"] } } }`,
       ),
   ];
   return `${opts.header ?? SUPERVISED_HEADER}\nauthorization {\n  users = [\n${users.join("\n")}\n  ]\n}\n`;

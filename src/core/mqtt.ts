@@ -12,8 +12,9 @@ export const MQTT_SUBJECT_FILTER = "tenant.*.device.*.telemetry";
 /** Most records in one MQTT message. */
 export const MQTT_MAX_RECORDS = 1_000;
 
-export function mqttPublishSubject(tenant: string): string {
-  return `tenant.${tenant}.device.*.telemetry`;
+/** What a key may publish to: its tenant's device topics, or only its device's topic (a device key). */
+export function mqttPublishSubject(tenant: string, device: string | null = null): string {
+  return `tenant.${tenant}.device.${device ?? "*"}.telemetry`;
 }
 
 export function parseMqttSubject(subject: string): { tenant: string; deviceId: string } | null {

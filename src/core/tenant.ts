@@ -19,12 +19,19 @@ export interface TenantSettings {
 }
 
 /**
- * The answer of a key lookup: the key's tenant, unknown (401), cannot tell now (503), or not
+ * What a key may do: `tenant` (write any device of its tenant, use the tenant API), `device` (write
+ * only the readings of its one device), `provision` (only exchange a new device's id for that
+ * device's key, POST /api/v1/provision).
+ */
+export type KeyKind = "tenant" | "device" | "provision";
+
+/**
+ * The answer of a key lookup: the key's tenant, its kind and device (null unless a device key), unknown (401), cannot tell now (503), or not
  * looked up because the client address made too many failed checks (429) or the process's
  * budget of key-store lookups is spent (503).
  */
 export type KeyResolution =
-  | { status: "ok"; keyId: string; tenant: TenantSettings }
+  | { status: "ok"; keyId: string; tenant: TenantSettings; kind: KeyKind; device: string | null }
   | { status: "unknown" }
   | { status: "unavailable" }
   | { status: "limited"; scope: "client" | "global"; retryAfterMs: number };

@@ -200,6 +200,9 @@ export const apiKeys = pgTable("api_keys", {
   lastUsedAt: tstz("last_used_at"),
   /** bcrypt of the key for nats-server's MQTT users; null for keys made before MQTT support. */
   mqttHash: text("mqtt_hash"),
+  /** tenant, device (writes only `device`'s readings) or provision (only POST /api/v1/provision). */
+  kind: text("kind").notNull().default("tenant"),
+  device: text("device"),
 });
 
 export const deviceRegistrations = pgTable(

@@ -2,16 +2,36 @@
  * Authentication. Tenant routes: `Authorization: Bearer <api key>`, resolved through the key
  * cache to the tenant and its settings (401 unknown or revoked, 403 suspended, 503 when the key
  * store cannot tell or is asked too much, 429 after too many failed checks from one address). Admin routes: `Authorization: Bearer <TELEMETRY_ADMIN_TOKEN>`.
+ * Each mount says which key kinds it takes (403 key_not_allowed for another kind): ingest takes
+ * tenant and device keys (a device key's device is on the context, admission holds it to it), the
+ * tenant API tenant keys only, POST /api/v1/provision provisioning tokens only.
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
-import type { KeyResolver, RequestOrigin, TenantSettings } from "../core/tenant.ts";
+import type { KeyKind, KeyResolver, RequestOrigin, TenantSettings } from "../core/tenant.ts";
 import { HttpError } from "./errors.ts";
 
 export type { KeyResolver };
 
-export type TenantEnv = { Variables: { tenant: string; tenantSettings: TenantSettings } };
+export type TenantEnv = {
+  Variables: {
+    tenant: string;
+    tenantSettings: TenantSettings;
+    /** The key's kind, and its device when it is a device key (null otherwise). */
+    keyKind: KeyKind;
+    device: string | null;
+  };
+};
+
+/** The key kinds that may write readings: gateway (tenant) keys and device keys. */
+export const WRITER_KEYS: readonly KeyKind[] = ["tenant", "device"];
+
+const NOT_ALLOWED: Record<KeyKind, string> = {
+  tenant: "this route does not take a tenant API key",
+  device: "a device key can only write its own device's readings",
+  provision: "a provisioning token can only be exchanged for a device's key (POST /api/v1/provision)",
+};
 
 function bearer(header: string | undefined, what: string): string {
   if (!header)
@@ -46,7 +66,12 @@ export type KeyExtractor = (c: Context) => string;
 
 export const bearerKey: KeyExtractor = (c) => bearer(c.req.header("authorization"), "api key");
 
-export function requireTenant(resolve: KeyResolver, extract: KeyExtractor = bearerKey) {
+/** `kinds`: the key kinds this mount takes (default: those that write readings). */
+export function requireTenant(
+  resolve: KeyResolver,
+  extract: KeyExtractor = bearerKey,
+  kinds: readonly KeyKind[] = WRITER_KEYS,
+) {
   return createMiddleware<TenantEnv>(async function requireTenant(c, next) {
     const r = await resolve(extract(c), requestOrigin(c));
     if (r.status === "unavailable") {
@@ -77,8 +102,11 @@ export function requireTenant(resolve: KeyResolver, extract: KeyExtractor = bear
       });
     if (r.tenant.status === "suspended")
       throw new HttpError(403, "tenant_suspended", `tenant ${r.tenant.id} is suspended: ${r.tenant.suspendedReason}`);
+    if (!kinds.includes(r.kind)) throw new HttpError(403, "key_not_allowed", NOT_ALLOWED[r.kind]);
     c.set("tenant", r.tenant.id);
     c.set("tenantSettings", r.tenant);
+    c.set("keyKind", r.kind);
+    c.set("device", r.device);
     await next();
   });
 }

@@ -60,13 +60,19 @@ const reasonOf = (errors: FieldError[]) =>
 
 const retryAfter = (ms: number) => ({ "Retry-After": String(Math.max(1, Math.ceil(ms / 1000))) });
 
-/** Admits the candidate records of one request; throws HttpError when it is refused as a whole. */
+/**
+ * Admits the candidate records of one request; throws HttpError when it is refused as a whole.
+ * `device`: the device of a device key (null for a tenant key): a record of any other device id
+ * refuses the whole request (403 device_mismatch) before anything else, so nothing is published.
+ */
 export async function admit(
   deps: AdmitDeps,
   tenant: TenantSettings,
   items: readonly BodyItem[],
   receivedAt: number,
+  device: string | null,
 ): Promise<Admission> {
+  if (device !== null) holdToDevice(items, device);
   const opts = deps.options;
   const results: RecordResult[] = new Array(items.length);
   const reject = (index: number, errors: RecordError[], reason = reasonOf(errors)) => {
@@ -96,6 +102,21 @@ export async function admit(
   for (const [outcome, n] of Object.entries(counts))
     if (n > 0 && outcome !== "rejected") metrics.records.inc({ outcome, reason: "" }, n);
   return { status: 202, body: { ...counts, results } };
+}
+
+/** A device key's request: every record that names a device must name the key's (403 device_mismatch). */
+function holdToDevice(items: readonly BodyItem[], device: string): void {
+  for (const item of items) {
+    if (!("value" in item) || item.value === null || typeof item.value !== "object") continue;
+    const given = (item.value as { device_id?: unknown }).device_id;
+    if (given !== undefined && given !== device)
+      throw new HttpError(
+        403,
+        "device_mismatch",
+        `this key is device ${device}'s: record ${item.index} is for another device id; nothing was stored`,
+        { index: item.index },
+      );
+  }
 }
 
 /** Plan and publish; a broker that cannot take them is a 503 (nothing may be assumed stored). */

@@ -20,10 +20,10 @@ export interface MqttUserSync {
 }
 
 export async function loadMqttKeys(sql: Sql): Promise<MqttKey[]> {
-  const rows = await sql<Array<{ prefix: string; tenant: string; mqtt_hash: string }>>`
-    SELECT k.prefix, k.tenant, k.mqtt_hash FROM api_keys k JOIN tenants t ON t.id = k.tenant
-    WHERE k.revoked_at IS NULL AND k.mqtt_hash IS NOT NULL AND t.status = 'active'`;
-  return rows.map((r) => ({ prefix: r.prefix, tenant: r.tenant, mqttHash: r.mqtt_hash }));
+  const rows = await sql<Array<{ prefix: string; tenant: string; device: string | null; mqtt_hash: string }>>`
+    SELECT k.prefix, k.tenant, k.device, k.mqtt_hash FROM api_keys k JOIN tenants t ON t.id = k.tenant
+    WHERE k.revoked_at IS NULL AND k.mqtt_hash IS NOT NULL AND k.kind <> 'provision' AND t.status = 'active'`;
+  return rows.map((r) => ({ prefix: r.prefix, tenant: r.tenant, device: r.device, mqttHash: r.mqtt_hash }));
 }
 
 export function startMqttUserSync(

@@ -13,7 +13,7 @@ import { migrate, migrateOptions, type StorageMode } from "../db/migrate.ts";
 import { rollupRetentionMs } from "../core/retention.ts";
 import { startEvaluator, type Evaluator } from "../evaluator/evaluator.ts";
 import { buildApp, type ReadyCheck } from "../http/app.ts";
-import { requireAdmin, requireTenant } from "../http/auth.ts";
+import { bearerKey, requireAdmin, requireTenant } from "../http/auth.ts";
 import { mountGroup } from "../http/route.ts";
 import { ingestRoutes } from "../ingest/sources/http-json.ts";
 import { logger } from "../lib/log.ts";
@@ -33,6 +33,7 @@ import { DeviceRegistry } from "../tenants/devices.ts";
 import { RateLimiter } from "../tenants/limits.ts";
 import { TenantLookup } from "../tenants/lookup.ts";
 import { adminRoutes } from "../tenants/routes.ts";
+import { provisionRoutes } from "../api/device-keys.ts";
 import { publicApiRoutes, tenantApiRoutes } from "./surface.ts";
 import { tenantDefaults } from "../tenants/tenant.ts";
 import { registerGauges } from "./gauges.ts";
@@ -258,11 +259,17 @@ export async function startServer(config: Config): Promise<RunningServer> {
         sql,
         broker,
         devices,
+        keyCache: keys,
         onAlertChange: () => localNotifier?.wake(),
         secrets,
         targets: config.webhookAllow,
       };
-      routes.push(mountGroup("tenant", tenantAuth, tenantApiRoutes, apiDeps, TENANT_API_PATHS));
+      // Tenant keys only; device keys write readings (ingest), provisioning tokens only provision.
+      const apiAuth = requireTenant(keys.resolve, bearerKey, ["tenant"]);
+      routes.push(
+        mountGroup("tenant", requireTenant(keys.resolve, bearerKey, ["provision"]), provisionRoutes, apiDeps),
+      );
+      routes.push(mountGroup("tenant", apiAuth, tenantApiRoutes, apiDeps, TENANT_API_PATHS));
       routes.push(mountGroup("none", null, publicApiRoutes, undefined));
       if (config.adminToken)
         routes.push(

@@ -4,6 +4,7 @@
  * Which groups a process mounts, each behind its auth, is decided in start.ts.
  */
 import pkg from "../../package.json" with { type: "json" };
+import { provisionRoutes } from "../api/device-keys.ts";
 import { apiRoutes } from "../api/routes.ts";
 import { serviceRoutes } from "../http/app.ts";
 import { page, routesOf, type Route } from "../http/route.ts";
@@ -42,6 +43,7 @@ export const publicApiRoutes = [openApiRoute, ...uiRoutes];
 export const ALL_ROUTES: readonly Route[] = [
   ...ingestRoutes,
   ...tenantApiRoutes,
+  ...provisionRoutes,
   ...adminRoutes,
   ...serviceRoutes,
   ...publicApiRoutes,
@@ -55,7 +57,7 @@ export function openApiDocument(): Record<string, any> {
       version: pkg.version,
       description:
         "Self-hosted telemetry server: devices POST readings, the server stores them durably (NATS JetStream, then PostgreSQL/TimescaleDB), evaluates alert rules and notifies channels. " +
-        'Tenant routes take `Authorization: Bearer <tenant API key>`; the admin API takes the admin token. Errors are `{"error":{"code","message","details"?}}`.',
+        'Tenant routes take `Authorization: Bearer <tenant API key>` (ingest also a device key, /api/v1/provision only a provisioning token); the admin API takes the admin token. Errors are `{"error":{"code","message","details"?}}`.',
     },
     errorSchema,
   );

@@ -31,7 +31,7 @@ import { logger } from "../lib/log.ts";
 import { metrics } from "../lib/metrics.ts";
 import { hashKey, keyPrefix, sameHash } from "./keys.ts";
 import { activeKeys, findKey, touchKeys } from "./store.ts";
-import type { KeyResolution, RequestOrigin, TenantLimits, TenantSettings } from "../core/tenant.ts";
+import type { KeyKind, KeyResolution, RequestOrigin, TenantLimits, TenantSettings } from "../core/tenant.ts";
 import { tenantSettings } from "./tenant.ts";
 
 const log = logger("keys");
@@ -56,6 +56,8 @@ export interface KeyCacheOptions {
 interface Verified {
   keyId: string;
   tenant: TenantSettings;
+  kind: KeyKind;
+  device: string | null;
   checkedAt: number;
   /** No background re-read before this (the last one failed). */
   retryAt: number;
@@ -136,6 +138,8 @@ export class KeyCache {
       this.verified.set(key.hash, {
         keyId: key.id,
         tenant: tenantSettings(tenant, this.opts.defaults),
+        kind: key.kind,
+        device: key.device,
         checkedAt: this.now(),
         retryAt: 0,
       });
@@ -161,7 +165,7 @@ export class KeyCache {
 
   private ok(e: Verified): KeyResolution {
     this.used.set(e.keyId, this.now());
-    return { status: "ok", keyId: e.keyId, tenant: e.tenant };
+    return { status: "ok", keyId: e.keyId, tenant: e.tenant, kind: e.kind, device: e.device };
   }
 
   private failed(client: string, result: string): KeyResolution {
@@ -202,6 +206,8 @@ export class KeyCache {
       ? {
           keyId: row.key.id as string,
           tenant: tenantSettings(row.tenant, this.opts.defaults),
+          kind: row.key.kind as KeyKind,
+          device: row.key.device as string | null,
           checkedAt: this.now(),
           retryAt: 0,
         }

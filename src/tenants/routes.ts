@@ -19,6 +19,7 @@ import {
   listKeys,
   listTenants,
   revokeKey,
+  scopeOf,
   updateTenant,
 } from "./store.ts";
 import type { TenantLimits } from "../core/tenant.ts";
@@ -96,14 +97,14 @@ export const adminRoutes = [
     method: "post",
     path: "/admin/v1/tenants/:id/keys",
     tag: "admin",
-    summary: "Create an API key (shown only in this response)",
+    summary: "Create an API key (shown only in this response): a tenant key, a device key or a provisioning token",
     auth: "admin",
     body: keyCreate,
     responses: { 201: ok("the key's row and `key`, the only time it is shown", keySchema.extend({ key: z.string() })) },
     handler: async function createKeyRoute(c, { sql }) {
       const tenant = await tenantOf(c, sql);
-      const { name } = await parseJson(keyCreate, c);
-      const created = await createKey(sql, tenant.id, name);
+      const input = await parseJson(keyCreate, c);
+      const created = await createKey(sql, tenant.id, input.name, scopeOf(input));
       if (!created) throw new HttpError(404, "not_found", "no such tenant");
       return c.json({ ...keyJson(created.row), key: created.key }, 201);
     },

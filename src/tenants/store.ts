@@ -2,6 +2,7 @@
 import { v4 as uuidv4 } from "uuid";
 import type { Sql } from "../db/client.ts";
 import { generateKey, hashKey, keyPrefix, mqttHash } from "./keys.ts";
+import type { KeyKind } from "../core/tenant.ts";
 import type { LimitsInput, TenantCreate, TenantPatch, TenantRow } from "./tenant.ts";
 
 export type KeyRow = Record<string, any>;
@@ -14,13 +15,24 @@ export function keyJson(row: KeyRow) {
     tenant: row.tenant as string,
     prefix: row.prefix as string,
     name: row.name as string,
+    kind: row.kind as KeyKind,
+    device: (row.device as string | null) ?? null,
     created_at: iso(row.created_at),
     revoked_at: iso(row.revoked_at),
     last_used_at: iso(row.last_used_at),
   };
 }
 
-const KEY_COLUMNS = "id, tenant, prefix, name, created_at, revoked_at, last_used_at";
+const KEY_COLUMNS = "id, tenant, prefix, name, kind, device, created_at, revoked_at, last_used_at";
+
+/** What a key may do: a tenant key, one device's key, or a provisioning token. */
+export type KeyScope = { kind: "tenant" | "provision"; device?: null } | { kind: "device"; device: string };
+const TENANT_SCOPE: KeyScope = { kind: "tenant" };
+
+/** The scope of a validated key request (keyCreate: a device key always has its device). */
+export function scopeOf(input: { kind: KeyKind; device?: string | undefined }): KeyScope {
+  return input.kind === "device" ? { kind: "device", device: input.device! } : { kind: input.kind };
+}
 
 /** Undefined limits are left as they are; null ones go back to the server's defaults. */
 function limitColumns(limits: LimitsInput | undefined): Record<string, number | null> {
@@ -69,31 +81,45 @@ export async function createKey(
   sql: Sql,
   tenant: string,
   name: string,
+  scope: KeyScope = TENANT_SCOPE,
 ): Promise<{ row: KeyRow; key: string } | undefined> {
   if (!(await getTenant(sql, tenant))) return undefined;
+  return insertKey(sql, tenant, name, scope);
+}
+
+/** Inserts a new key (also inside a transaction); the tenant must exist. */
+export async function insertKey(
+  sql: Sql,
+  tenant: string,
+  name: string,
+  scope: KeyScope,
+): Promise<{ row: KeyRow; key: string }> {
   for (;;) {
     const key = generateKey();
     const hash = hashKey(key);
     const [row] = await sql`
-      INSERT INTO api_keys (id, tenant, prefix, hash, name, mqtt_hash) VALUES (${uuidv4()}, ${tenant}, ${keyPrefix(key, hash)}, ${hash}, ${name}, ${mqttHash(key)})
+      INSERT INTO api_keys (id, tenant, prefix, hash, name, mqtt_hash, kind, device)
+      VALUES (${uuidv4()}, ${tenant}, ${keyPrefix(key, hash)}, ${hash}, ${name}, ${scope.kind === "provision" ? null : mqttHash(key)}, ${scope.kind}, ${scope.device ?? null})
       ON CONFLICT (prefix) DO NOTHING
       RETURNING ${sql.unsafe(KEY_COLUMNS)}`;
     if (row) return { row, key }; // else a 48-bit prefix collided: draw again
   }
 }
 
-export async function listKeys(sql: Sql, tenant?: string): Promise<KeyRow[]> {
-  return [
-    ...(await sql`SELECT ${sql.unsafe(KEY_COLUMNS)} FROM api_keys ${tenant ? sql`WHERE tenant = ${tenant}` : sql``} ORDER BY tenant, created_at, id`),
-  ];
+export async function listKeys(sql: Sql, tenant?: string, device?: string): Promise<KeyRow[]> {
+  const where = tenant
+    ? sql`WHERE tenant = ${tenant} ${device === undefined ? sql`` : sql`AND device = ${device}`}`
+    : sql``;
+  return [...(await sql`SELECT ${sql.unsafe(KEY_COLUMNS)} FROM api_keys ${where} ORDER BY tenant, created_at, id`)];
 }
 
-/** Revokes a key by id or prefix (within `tenant` when given); the row stays, for the record. */
-export async function revokeKey(sql: Sql, ref: string, tenant?: string): Promise<KeyRow | undefined> {
+/** Revokes a key by id or prefix (within `tenant`, and that device's keys, when given); the row stays, for the record. */
+export async function revokeKey(sql: Sql, ref: string, tenant?: string, device?: string): Promise<KeyRow | undefined> {
   const isId = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(ref);
   const [row] = await sql`
     UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now())
     WHERE ${isId ? sql`id = ${ref}` : sql`prefix = ${ref}`} ${tenant ? sql`AND tenant = ${tenant}` : sql``}
+      ${device === undefined ? sql`` : sql`AND device = ${device}`}
     RETURNING ${sql.unsafe(KEY_COLUMNS)}`;
   return row;
 }
@@ -101,20 +127,26 @@ export async function revokeKey(sql: Sql, ref: string, tenant?: string): Promise
 /** The key with this prefix and its tenant, for verification by the key cache. */
 export async function findKey(sql: Sql, prefix: string): Promise<{ key: KeyRow; tenant: TenantRow } | undefined> {
   const [row] = await sql`
-    SELECT k.id AS key_id, k.hash AS key_hash, k.revoked_at AS key_revoked_at, t.*
+    SELECT k.id AS key_id, k.hash AS key_hash, k.revoked_at AS key_revoked_at, k.kind AS key_kind, k.device AS key_device, t.*
     FROM api_keys k JOIN tenants t ON t.id = k.tenant WHERE k.prefix = ${prefix}`;
   if (!row) return undefined;
-  const { key_id, key_hash, key_revoked_at, ...tenant } = row;
-  return { key: { id: key_id, hash: key_hash, revoked_at: key_revoked_at }, tenant };
+  const { key_id, key_hash, key_revoked_at, key_kind, key_device, ...tenant } = row;
+  return {
+    key: { id: key_id, hash: key_hash, revoked_at: key_revoked_at, kind: key_kind, device: key_device },
+    tenant,
+  };
 }
 
 /** Active keys with their tenants, most recently used first, to warm the key cache. */
 export async function activeKeys(sql: Sql, limit: number): Promise<Array<{ key: KeyRow; tenant: TenantRow }>> {
   const rows = await sql`
-    SELECT k.id AS key_id, k.hash AS key_hash, t.*
+    SELECT k.id AS key_id, k.hash AS key_hash, k.kind AS key_kind, k.device AS key_device, t.*
     FROM api_keys k JOIN tenants t ON t.id = k.tenant WHERE k.revoked_at IS NULL
     ORDER BY k.last_used_at DESC NULLS LAST, k.created_at DESC LIMIT ${limit}`;
-  return rows.map(({ key_id, key_hash, ...tenant }) => ({ key: { id: key_id, hash: key_hash }, tenant }));
+  return rows.map(({ key_id, key_hash, key_kind, key_device, ...tenant }) => ({
+    key: { id: key_id, hash: key_hash, kind: key_kind, device: key_device },
+    tenant,
+  }));
 }
 
 /** Records when keys were last used (to the minute: the key cache writes them in batches). */

@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import type { Config } from "../config/schema.ts";
+import { deviceIdProblem } from "../core/record.ts";
 import { TENANT_ID_PATTERN } from "../core/subject.ts";
 import type { TenantLimits, TenantSettings } from "../core/tenant.ts";
 
@@ -98,4 +99,24 @@ export const tenantPatch = z
   });
 export type TenantPatch = z.output<typeof tenantPatch>;
 
-export const keyCreate = z.strictObject({ name: z.string().trim().min(1).max(128).default("default") });
+const keyName = z.string().trim().min(1).max(128).default("default");
+export const deviceId = z.string().superRefine((id, ctx) => {
+  const problem = deviceIdProblem(id);
+  if (problem) ctx.addIssue({ code: "custom", message: problem });
+});
+
+/** A key of the admin API and the CLI: a tenant key (default), one device's key, or a provisioning token. */
+export const keyCreate = z
+  .strictObject({
+    name: keyName,
+    kind: z.enum(["tenant", "device", "provision"], { error: "must be tenant, device or provision" }).default("tenant"),
+    device: deviceId.optional(),
+  })
+  .refine((k) => (k.kind === "device") === (k.device !== undefined), {
+    message: "a device key takes a device (and only a device key does)",
+    path: ["device"],
+  });
+export type KeyCreate = z.output<typeof keyCreate>;
+
+/** A device's key through the tenant API (the device is in the path). */
+export const deviceKeyCreate = z.strictObject({ name: keyName });

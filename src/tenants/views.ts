@@ -30,6 +30,11 @@ export const keySchema = z
     tenant: z.string(),
     prefix: z.string(),
     name: z.string(),
+    kind: z.enum(["tenant", "device", "provision"]).meta({
+      description:
+        "tenant: any device, tenant API; device: only its device's readings; provision: only POST /api/v1/provision",
+    }),
+    device: z.string().nullable().meta({ description: "the device of a device key, else null" }),
     created_at: isoOrNull,
     revoked_at: isoOrNull,
     last_used_at: isoOrNull,

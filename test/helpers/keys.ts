@@ -17,6 +17,8 @@ export function fixedKeys(keys: Record<string, string>): KeyResolver {
       ? {
           status: "ok",
           keyId: key,
+          kind: "tenant",
+          device: null,
           tenant: { id, status: "active", suspendedReason: null, devicePolicy: "auto", limits },
         }
       : { status: "unknown" };

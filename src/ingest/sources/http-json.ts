@@ -72,7 +72,7 @@ export const ingestRoutes = [
       const tenant = c.get("tenantSettings");
       const kind = bodyKind(c.req.header("content-type"));
       const items = parseBody(await readBody(c.req.raw, opts.maxBodyBytes), kind, tenant.limits.maxRecordsPerRequest);
-      const { status, body } = await admit(deps, tenant, items, now());
+      const { status, body } = await admit(deps, tenant, items, now(), c.get("device"));
       return c.json(body, status);
     },
   }),
