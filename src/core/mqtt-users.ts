@@ -67,7 +67,7 @@ export function renderUsers(
       .sort((a, b) => (a.prefix < b.prefix ? -1 : a.prefix > b.prefix ? 1 : 0))
       .map(
         (k) =>
-          `    { user: ${q(k.prefix)}, password: ${q(k.mqttHash)}, allowed_connection_types: ["MQTT"], permissions: { publish: { allow: [${q(mqttPublishSubject(k.tenant))}] }, subscribe: { deny: [">"] } } }`,
+          `    { user: ${q(k.prefix)}, password: ${q(k.mqttHash)}, allowed_connection_types: ["MQTT"], permissions: { publish: { allow: [${q(mqttPublishSubject(k.tenant, k.device ?? null))}] }, subscribe: { deny: [">"] } } }`,
       ),
   ];
   return `${opts.header ?? SUPERVISED_HEADER}\nauthorization {\n  users = [\n${users.join("\n")}\n  ]\n}\n`;
