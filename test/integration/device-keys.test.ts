@@ -19,6 +19,7 @@ import { check, freshDatabase } from "../helpers/services.ts";
 import { post, startTestServer, TEST_KEY, type TestServer } from "../helpers/server.ts";
 
 const root = `${import.meta.dir}/../..`;
+const ADMIN = "admin-token-device-keys-0123";
 let server: TestServer;
 let sql: Sql;
 let nc: NatsConnection;
@@ -67,6 +68,7 @@ beforeAll(async () => {
     TELEMETRY_MQTT_PORT: String(mqttPort),
     TELEMETRY_MQTT_HOST: "127.0.0.1",
     TELEMETRY_AUTH_CACHE_TTL: "1s",
+    TELEMETRY_ADMIN_TOKEN: ADMIN,
   });
   sql = createSql(databaseUrl, { max: 2, name: "test" });
   nc = await connect({ servers: server.natsUrl });
@@ -235,6 +237,23 @@ describe("provisioning", () => {
       const r = await apiClient(server, token).post("/api/v1/provision", body);
       expect(r.status).toBe(422);
       expect(r.body.error.code).toBe("invalid_body");
+    }
+  });
+});
+
+describe("the admin API", () => {
+  test("creates a device key or a provisioning token; a device key needs its device", async () => {
+    const admin = apiClient(server, ADMIN);
+    const d = await admin.post("/admin/v1/tenants/acme/keys", { kind: "device", device: "adm-1" });
+    expect(d.status).toBe(201);
+    expect(d.body).toMatchObject({ kind: "device", device: "adm-1" });
+    expect((await post(server, reading("adm-1", 1), { key: d.body.key })).status).toBe(202);
+    expect((await post(server, reading("adm-2", 1), { key: d.body.key })).status).toBe(403);
+    const p = await admin.post("/admin/v1/tenants/acme/keys", { kind: "provision" });
+    expect(p.body).toMatchObject({ kind: "provision", device: null });
+    for (const body of [{ kind: "device" }, { kind: "tenant", device: "x" }, { kind: "root" }]) {
+      const r = await admin.post("/admin/v1/tenants/acme/keys", body);
+      expect(r.status).toBe(422);
     }
   });
 });

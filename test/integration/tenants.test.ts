@@ -116,7 +116,9 @@ describe("admin API", () => {
     expect(listed.body.keys).toHaveLength(1);
     expect(Object.keys(listed.body.keys[0]).sort()).toEqual([
       "created_at",
+      "device",
       "id",
+      "kind",
       "last_used_at",
       "name",
       "prefix",

@@ -71,6 +71,17 @@ test("users: the internal user is standard-only; each key may publish only to it
   expect(lines[2]).toContain('"tenant.beta.device.*.telemetry"');
 });
 
+test("users: a device key may publish only to its own device's topic", () => {
+  const text = renderUsers([
+    { prefix: "Dd1", tenant: "acme", device: "truck-1", mqttHash: "$2b$06$d" },
+    { prefix: "Tt1", tenant: "acme", device: null, mqttHash: "$2b$06$t" },
+  ]);
+  const [, device, tenant] = text.split("\n").filter((l) => l.includes("user:"));
+  expect(device).toContain('user: "Dd1"');
+  expect(device).toContain('publish: { allow: ["tenant.acme.device.truck-1.telemetry"] }');
+  expect(tenant).toContain('publish: { allow: ["tenant.acme.device.*.telemetry"] }');
+});
+
 test("users for an operator's nats-server: no internal user unless given (bcrypt), a header of one's own", () => {
   const keys = [{ prefix: "Aa1", tenant: "acme", mqttHash: "$2b$06$y" }];
   const bare = renderUsers(keys, { internal: null, header: "# mine" });
