@@ -12,6 +12,8 @@ import app from "./assets/app.js" with { type: "text" };
 // @ts-expect-error a browser script imported as text
 import charts from "./assets/charts.js" with { type: "text" };
 // @ts-expect-error a browser script imported as text
+import deviceKeys from "./assets/device-keys.js" with { type: "text" };
+// @ts-expect-error a browser script imported as text
 import devices from "./assets/devices.js" with { type: "text" };
 // @ts-expect-error a browser script imported as text
 import docsJs from "./assets/docs.js" with { type: "text" };
@@ -42,6 +44,7 @@ export const uiAssets: Record<string, Asset> = {
   "charts.js": js(charts),
   "overview.js": js(overview),
   "devices.js": js(devices),
+  "device-keys.js": js(deviceKeys),
   "alerts.js": js(alerts),
   "rules.js": js(rules),
   "style.css": css(style),

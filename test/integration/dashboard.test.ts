@@ -204,6 +204,30 @@ describe("dashboard", () => {
     await shot("device");
   }, 120_000);
 
+  test("the device page creates a device key (its secret shown once), lists it and revokes it", async () => {
+    await page.waitForSelector("#no-device-keys");
+    await page.fill("#device-key-name", "cab unit");
+    await page.click("#create-device-key");
+    const secret = (await page.locator("#device-key-secret code.secret").textContent())!;
+    expect(secret).toMatch(/^tk_/);
+    const row = page.locator("#device-key-list tr", { hasText: "cab unit" });
+    await row.waitFor();
+    expect(await row.locator(".status").textContent()).toBe("active");
+    // The key shown writes this device's readings, and only this device's.
+    const write = (device_id: string) =>
+      fetch(`${server.url}/api/v1/telemetry`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${secret}`, "content-type": "application/json" },
+        body: JSON.stringify({ device_id, ts: new Date().toISOString(), metrics: { temp: 20 } }),
+      }).then((r) => r.status);
+    expect(await write("truck-42")).toBe(202);
+    expect(await write("truck-43")).toBe(403);
+    await shot("device-keys");
+    await row.locator("button.revoke").click();
+    await page.waitForSelector("#device-key-list tr:has-text('cab unit') .status:has-text('revoked')");
+    expect(await write("truck-42")).toBe(401);
+  }, 120_000);
+
   test("signing out forgets the key", async () => {
     await page.click("#signout");
     await page.waitForSelector("#signin");

@@ -2,6 +2,7 @@
 // page of rows in the DOM at a time; last values fetched only for that page), and a device page.
 import { ago, api, every, h } from "./lib.js";
 import { formatNumber, lineChart, mapPlot } from "./charts.js";
+import { mountDeviceKeys } from "./device-keys.js";
 
 const PAGE = 100;
 const FRESH_MS = 5 * 60_000;
@@ -184,13 +185,16 @@ export function mountDevice(view, id) {
   const controls = h("div", { class: "toolbar" });
   const chart = h("div", { class: "card chart-card", id: "device-chart" });
   const alerts = h("div", { class: "card", id: "device-alerts" });
+  const keys = h("div", { class: "card", id: "device-keys" });
   view.append(
     h("div", { class: "toolbar" }, h("a", { href: "#/devices" }, "‹ all devices"), h("h2", {}, id)),
     info,
     controls,
     chart,
     alerts,
+    keys,
   );
+  mountDeviceKeys(keys, id);
   let metrics = [];
 
   const select = (options, value, onchange, attrs = {}) =>
