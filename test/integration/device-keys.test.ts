@@ -12,7 +12,10 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { createSql, type Sql } from "../../src/db/client.ts";
 import { freePort } from "../../src/embedded/process.ts";
+import { loadConfig } from "../../src/config/load.ts";
+import { KeyCache } from "../../src/tenants/cache.ts";
 import { createKey, createTenant } from "../../src/tenants/store.ts";
+import { tenantDefaults } from "../../src/tenants/tenant.ts";
 import { apiClient } from "../helpers/api.ts";
 import { BASE_TS } from "../helpers/data.ts";
 import { check, freshDatabase } from "../helpers/services.ts";
@@ -239,6 +242,25 @@ describe("provisioning", () => {
       expect(r.body.error.code).toBe("invalid_body");
     }
   });
+});
+
+test("the key cache carries the kind and device, also for keys it loads at start (warm)", async () => {
+  const device = (await createKey(sql, "acme", "warm", { kind: "device", device: "warm-1" }))!.key;
+  const token = (await createKey(sql, "acme", "warm-p", { kind: "provision" }))!.key;
+  const opts = { ttlMs: 60_000, defaults: tenantDefaults(loadConfig({}, {})), failuresPerMinute: 100 };
+  const warmed = new KeyCache(sql, { ...opts, lookupsPerSecond: 100 });
+  const cold = new KeyCache(sql, { ...opts, lookupsPerSecond: 100 });
+  try {
+    await warmed.warm();
+    for (const cache of [warmed, cold]) {
+      expect(await cache.resolve(device)).toMatchObject({ status: "ok", kind: "device", device: "warm-1" });
+      expect(await cache.resolve(token)).toMatchObject({ status: "ok", kind: "provision", device: null });
+      expect(await cache.resolve(TEST_KEY)).toMatchObject({ status: "ok", kind: "tenant", device: null });
+    }
+  } finally {
+    await warmed.stop();
+    await cold.stop();
+  }
 });
 
 describe("the admin API", () => {
