@@ -109,13 +109,14 @@ function holdToDevice(items: readonly BodyItem[], device: string): void {
   for (const item of items) {
     if (!("value" in item) || item.value === null || typeof item.value !== "object") continue;
     const given = (item.value as { device_id?: unknown }).device_id;
-    if (given !== undefined && given !== device)
-      throw new HttpError(
-        403,
-        "device_mismatch",
-        `this key is device ${device}'s: record ${item.index} is for another device id; nothing was stored`,
-        { index: item.index },
-      );
+    if (given === undefined || given === device) continue;
+    metrics.records.inc({ outcome: "rejected", reason: "device_mismatch" }, items.length);
+    throw new HttpError(
+      403,
+      "device_mismatch",
+      `this key is device ${device}'s: record ${item.index} is for another device id; nothing was stored`,
+      { index: item.index },
+    );
   }
 }
 
