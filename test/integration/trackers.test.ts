@@ -268,6 +268,9 @@ describe("OwnTracks HTTP mode", () => {
     expect(r.status).toBe(200);
     const row = await storedRow("K9", "the OwnTracks location by tid");
     expect(row.ts.getTime()).toBe(BASE_TS + 300_000);
+    // the booklet's ?u=&d= instead of the headers
+    expect((await send(`${server.url}/owntracks/${TEST_KEY}?u=bob&d=tab`, json(location))).status).toBe(200);
+    expect((await storedRow("bob:tab", "the OwnTracks location by ?u=&d=")).ts.getTime()).toBe(BASE_TS + 240_000);
   });
 
   test("other message types and an empty body: 200 [] and nothing stored", async () => {

@@ -4,7 +4,7 @@
  * without auth settings. One JSON message per request; a `location` is a reading, every other
  * `_type` is answered like a stored one and nothing is stored. The answer is the JSON array the
  * app expects (`[]`); errors are the JSON error body with a specific code. Identity: `X-Limit-U`
- * (else the Basic username) and `X-Limit-D` (docs/protocols/owntracks.md).
+ * (else `?u=`, else the Basic username) and `X-Limit-D` (else `?d=`) (docs/protocols/owntracks.md).
  */
 import type { Context, Hono } from "hono";
 import { z } from "zod";
@@ -76,8 +76,9 @@ async function decodeRequest(
       code: "encrypted_payload",
       message: "encrypted payloads are not supported: clear the encryption key in the app's settings",
     };
-  const user = c.req.header("x-limit-u") || basicCredentials(c.req.header("authorization"))?.user || null;
-  return decodeOwnTracks(body, { user, device: c.req.header("x-limit-d") ?? null });
+  const user =
+    c.req.header("x-limit-u") || c.req.query("u") || basicCredentials(c.req.header("authorization"))?.user || null;
+  return decodeOwnTracks(body, { user, device: c.req.header("x-limit-d") || c.req.query("d") || null });
 }
 
 async function handleOwnTracks(c: Context<TenantEnv>, deps: TrackerDeps): Promise<Response> {
