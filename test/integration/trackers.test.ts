@@ -13,7 +13,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { createSql, type Sql } from "../../src/db/client.ts";
 import { freePort } from "../../src/embedded/process.ts";
 import { configureLogger } from "../../src/lib/log.ts";
-import { createKey, createTenant } from "../../src/tenants/store.ts";
+import { createKey, createTenant, updateTenant } from "../../src/tenants/store.ts";
 import { BASE_TS } from "../helpers/data.ts";
 import { check, freshDatabase, startNats } from "../helpers/services.ts";
 import { startTestServer, TEST_KEY, type TestServer } from "../helpers/server.ts";
@@ -24,6 +24,7 @@ let sql: Sql;
 let nc: NatsConnection;
 let port: string;
 let lockedKey = "";
+let slowKey = "";
 const logLines: string[] = [];
 
 const S = BASE_TS / 1000; // epoch seconds of 2026-01-01T00:00:00Z
@@ -45,6 +46,8 @@ beforeAll(async () => {
   nc = await connect({ servers: nats.url });
   await createTenant(sql, { id: "locked", device_policy: "reject", limits: {} } as never);
   lockedKey = (await createKey(sql, "locked", "tracker"))!.key;
+  await createTenant(sql, { id: "slow", device_policy: "auto", limits: { rate_per_second: 0.01, burst: 1 } } as never);
+  slowKey = (await createKey(sql, "slow", "tracker"))!.key;
 }, 60_000);
 
 afterAll(async () => {
@@ -213,6 +216,34 @@ describe("OsmAnd / Traccar Client", () => {
   });
 });
 
+describe("transient refusals are not 4xx-for-good: 429 and 503 say when to retry", () => {
+  test("over the tenant's rate: 429 with Retry-After and a text line; nothing published", async () => {
+    expect((await send(`${server.url}/osmand/${slowKey}?id=s-1&lat=1&lon=2&timestamp=${S}`)).status).toBe(200);
+    const before = await streamMessages();
+    const r = await send(`${port}/${slowKey}?id=s-1&lat=1&lon=2&timestamp=${S + 1}`);
+    expect(r.status).toBe(429);
+    expect(r.text).toStartWith("rate_limited: ");
+    expect(Number(r.headers.get("retry-after"))).toBeGreaterThan(0);
+    expect(await streamMessages()).toBe(before);
+  });
+
+  test("a suspended tenant: 403 tenant_suspended in each protocol's form", async () => {
+    await updateTenant(sql, "slow", { status: "suspended", suspended_reason: "unpaid" } as never);
+    await check(
+      async () => (await send(`${server.url}/osmand/${slowKey}?id=s-1&lat=1&lon=2&timestamp=${S + 2}`)).status === 403,
+      { what: "the suspension seen by the key cache", timeoutMs: 15_000 },
+    );
+    const r = await send(`${server.url}/osmand/${slowKey}?id=s-1&lat=1&lon=2&timestamp=${S + 2}`);
+    expect(r.text).toBe("tenant_suspended: tenant slow is suspended: unpaid\n");
+    const o = await send(
+      `${server.url}/owntracks/${slowKey}`,
+      json({ _type: "location", tid: "S1", lat: 1, lon: 2, tst: S }),
+    );
+    expect(o.status).toBe(403);
+    expect(JSON.parse(o.text).error.code).toBe("tenant_suspended");
+  });
+});
+
 async function rejectedUnknown(): Promise<number> {
   const text = await (await fetch(`${server.url}/metrics`)).text();
   const m = /^telemetry_ingest_records_total\{outcome="rejected",reason="unknown_device"\} (\d+)/m.exec(text);
@@ -286,6 +317,23 @@ describe("OwnTracks HTTP mode", () => {
       expect({ body, status: r.status, text: r.text }).toEqual({ body, status: 200, text: "[]" });
     }
     expect(await streamMessages()).toBe(before);
+  });
+
+  test("reject policy: 403 unknown_device as JSON, one quarantine row (source owntracks)", async () => {
+    const msg = { _type: "location", tid: "ZZ", lat: 1, lon: 2, tst: S };
+    for (let i = 0; i < 3; i++) {
+      const r = await send(`${server.url}/owntracks/${lockedKey}`, json(msg));
+      expect(r.status).toBe(403);
+      expect(JSON.parse(r.text).error.code).toBe("unknown_device");
+    }
+    const rows = await check(
+      async () => {
+        const r = await sql`SELECT subject FROM quarantine WHERE source = 'owntracks'`;
+        return r.length > 0 && r;
+      },
+      { what: "the refused OwnTracks device in the quarantine" },
+    );
+    expect(rows.map((r) => r.subject)).toEqual(["locked/ZZ"]);
   });
 
   test("bad input: a specific error code, nothing published", async () => {
