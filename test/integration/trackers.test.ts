@@ -25,13 +25,14 @@ let nc: NatsConnection;
 let port: string;
 let lockedKey = "";
 let slowKey = "";
+let databaseUrl = "";
 const logLines: string[] = [];
 
 const S = BASE_TS / 1000; // epoch seconds of 2026-01-01T00:00:00Z
 
 beforeAll(async () => {
   nats = await startNats();
-  const databaseUrl = await freshDatabase("trackers");
+  databaseUrl = await freshDatabase("trackers");
   server = await startTestServer({
     NATS_URL: nats.url,
     DATABASE_URL: databaseUrl,
@@ -213,6 +214,17 @@ describe("OsmAnd / Traccar Client", () => {
     expect(JSON.parse(rows[0]!.payload)).toMatchObject({ device_id: "stranger", location: { lat: 1, lon: 2 } });
     expect(rows[0]!.payload).not.toContain(lockedKey);
     expect((await rejectedUnknown()) - metricBefore).toBe(4);
+    // `quarantine replay` has no message to publish for a refusal row: it skips it, and it stays.
+    const replay = Bun.spawnSync({
+      cmd: [process.execPath, "src/cli/main.ts", "quarantine", "replay", "--all", "--source", "osmand"],
+      env: { PATH: process.env.PATH!, NATS_URL: nats.url, DATABASE_URL: databaseUrl, LOG_LEVEL: "warn" },
+      stderr: "pipe",
+    });
+    expect({ code: replay.exitCode, out: replay.stdout.toString() }).toEqual({
+      code: 0,
+      out: "replayed 0 message(s)\n",
+    });
+    expect((await sql`SELECT 1 FROM quarantine WHERE source = 'osmand'`).length).toBe(1);
   });
 });
 
