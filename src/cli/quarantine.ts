@@ -20,7 +20,7 @@ const list = defineCommand({
   args: {
     ...common,
     ...json,
-    source: { type: "string", description: "writer, evaluator or mqtt" },
+    source: { type: "string", description: "writer, evaluator, mqtt, osmand or owntracks" },
     limit: { type: "string", description: "How many (default 50)" },
   },
   async run({ args }) {
@@ -77,7 +77,10 @@ const replay = defineCommand({
     const config = configOrExit(args);
     await withDatabase(config, (sql) =>
       withBroker(config, async (broker) => {
-        const rows = await sql`SELECT id, subject, payload FROM quarantine WHERE ${selection(sql, args)} ORDER BY id`;
+        // osmand/owntracks rows record a refused tracker device, not a broker message: nothing to
+        // publish (register the device; the app's own retry brings the reading).
+        const rows =
+          await sql`SELECT id, subject, payload FROM quarantine WHERE ${selection(sql, args)} AND stream_seq IS NOT NULL ORDER BY id`;
         for (const r of rows) {
           // A new message id: the original was stored (and deduplicated) long ago; event ids keep rows unique.
           await broker.js.publish(r.subject, r.payload, { msgID: `quarantine-replay-${r.id}-${Date.now()}` });

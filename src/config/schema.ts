@@ -221,6 +221,12 @@ export const SETTINGS = {
     default: "0",
     doc: "MQTT 3.1.1 ingest: the supervised nats-server listens for devices on this port (0: off); with NATS_URL, the ingest role bridges MQTT messages your nats-server's mqtt listener receives",
   },
+  osmandPort: {
+    env: "TELEMETRY_OSMAND_PORT",
+    flag: "osmand-port",
+    default: "0",
+    doc: "OsmAnd / Traccar Client ingest on a port of its own (0: off; Traccar uses 5055), on HOST, for the ingest role: any path and method, the key as the first path segment (http://host:5055/<key>) or ?key=. /osmand/<key> on PORT works either way",
+  },
   mqttHost: {
     env: "TELEMETRY_MQTT_HOST",
     flag: "mqtt-host",
@@ -510,6 +516,7 @@ export const configSchema = z.object({
   natsUrl: url(["nats:", "tls:", "ws:", "wss:"]),
   natsLocalPort: int(0, 65535),
   mqttPort: int(0, 65535),
+  osmandPort: int(0, 65535),
   mqttHost: z.string().min(1, "must not be empty"),
   mqttStreamMaxBytes: byteSize,
   natsServerBin: z

@@ -2,9 +2,10 @@
 import type { Sql } from "./client.ts";
 
 export interface QuarantineRow {
-  source: "writer" | "evaluator" | "mqtt";
+  /** writer, evaluator, mqtt: a stream message; osmand, owntracks: a tracker request refused by the device policy (no stream sequence). */
+  source: "writer" | "evaluator" | "mqtt" | "osmand" | "owntracks";
   subject: string;
-  streamSeq: number;
+  streamSeq: number | null;
   reason: string;
   payload: string;
 }
@@ -14,7 +15,7 @@ export function storablePayload(text: string): string {
   return text.replaceAll("\u0000", "\\u0000");
 }
 
-/** Idempotent per (source, stream sequence): a redelivered poison message is recorded once. */
+/** Idempotent per (source, stream sequence): a redelivered poison message is recorded once (rows without a sequence are not deduplicated). */
 export function insertQuarantine(sql: Sql, q: QuarantineRow) {
   return sql`
     INSERT INTO quarantine (source, subject, stream_seq, reason, payload)

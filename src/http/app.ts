@@ -11,6 +11,8 @@ declare module "hono" {
   interface ContextVariableMap {
     /** TELEMETRY_MAX_BODY, for the routes that read a body (http/body.ts). */
     maxBodyBytes: number;
+    /** The request's path as it may be logged (loggedPath). */
+    loggedPath: string;
   }
 }
 
@@ -23,6 +25,17 @@ export interface ReadyCheck {
 const PROBES = new Set(["/health", "/ready", "/metrics"]);
 export function requestLevel(path: string, status: number): "debug" | "info" | "warn" {
   return status >= 500 ? "warn" : PROBES.has(path) ? "debug" : "info";
+}
+
+/**
+ * The path as the log shows it: after a prefix whose paths carry a key (`/osmand/<key>`), the
+ * rest is `[redacted]`, whether or not a route matched. Query strings are never logged.
+ */
+export function loggedPath(path: string, secretPaths: readonly string[]): string {
+  if (PROBES.has(path)) return path;
+  const lower = path.toLowerCase();
+  for (const p of secretPaths) if (lower.startsWith(p) && path.length > p.length) return `${p}[redacted]`;
+  return path;
 }
 
 const route = routesOf<{ checks: ReadyCheck[]; isShuttingDown: () => boolean }>();
@@ -75,7 +88,7 @@ export function buildApp(
   routes: Hono<any>[],
   checks: ReadyCheck[],
   isShuttingDown: () => boolean,
-  opts: { maxBodyBytes?: number } = {},
+  opts: { maxBodyBytes?: number; secretPaths?: readonly string[] } = {},
 ): Hono {
   const app = new Hono();
   app.onError(onError);
@@ -85,18 +98,20 @@ export function buildApp(
   app.use(async function countAndLogRequests(c, next) {
     const start = performance.now();
     c.set("maxBodyBytes", maxBodyBytes);
+    const path = loggedPath(c.req.path, opts.secretPaths ?? []);
+    c.set("loggedPath", path);
     await next();
     const status = c.res.status;
     metrics.requests.inc({ route: `${c.req.method} ${c.req.routePath}`, status: String(status) });
-    const level = requestLevel(c.req.path, status);
+    const level = requestLevel(path, status);
     const log = requestLog();
     if (log.isLevelEnabled(level)) {
-      // Fixed fields only: never headers, bodies or query strings (keys travel in headers; query values are not needed here).
+      // Fixed fields only: never headers, bodies or query strings, and the path without a key in it.
       const tenant = (c.var as { tenant?: string }).tenant;
       log[level](
         {
           method: c.req.method,
-          path: c.req.path,
+          path,
           route: c.req.routePath,
           status,
           ms: Math.round((performance.now() - start) * 100) / 100,

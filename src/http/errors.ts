@@ -27,7 +27,7 @@ export function onError(err: Error, c: Context): Response {
     if (err.headers) for (const [k, v] of Object.entries(err.headers)) c.header(k, v);
     return c.json(errorBody(err.code, err.message, err.details), err.status);
   }
-  log.error({ err: err.message, stack: err.stack, path: c.req.path }, "unhandled error");
+  log.error({ err: err.message, stack: err.stack, path: c.get("loggedPath") ?? "?" }, "unhandled error");
   return c.json(errorBody("internal", "internal server error"), 500);
 }
 

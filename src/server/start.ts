@@ -16,6 +16,9 @@ import { buildApp, type ReadyCheck } from "../http/app.ts";
 import { bearerKey, requireAdmin, requireTenant } from "../http/auth.ts";
 import { mountGroup } from "../http/route.ts";
 import { ingestRoutes } from "../ingest/sources/http-json.ts";
+import { OSMAND_SECRET_PATHS, osmandPortRouter, osmandRouter } from "../ingest/sources/osmand.ts";
+import { OWNTRACKS_SECRET_PATHS, owntracksRouter } from "../ingest/sources/owntracks.ts";
+import { RefusalLog, type TrackerDeps } from "../ingest/sources/tracker.ts";
 import { logger } from "../lib/log.ts";
 import { StopStack } from "../pipeline/stop.ts";
 import { connectBroker, type Broker } from "../nats/connection.ts";
@@ -53,6 +56,8 @@ const TENANT_API_PATHS = ["devices", "rules", "alerts", "channels"]
 export interface RunningServer {
   readonly url: string;
   readonly port: number;
+  /** TELEMETRY_OSMAND_PORT's listener, when on. */
+  readonly osmandPort: number | null;
   readonly natsUrl: string;
   readonly databaseUrl: string | null;
   readonly storageMode: StorageMode | null;
@@ -148,6 +153,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
       checks.push({ name: "database", check: cached(() => pingDatabase(sql)) });
 
     let devices: DeviceRegistry | undefined;
+    let trackers: TrackerDeps | null = null;
     if (has("ingest")) {
       const {
         streamName: stream,
@@ -168,6 +174,8 @@ export async function startServer(config: Config): Promise<RunningServer> {
       };
       const deps = { broker, devices, limits: new RateLimiter(), options };
       routes.push(mountGroup("tenant", tenantAuth, ingestRoutes, deps));
+      trackers = { ...deps, sql, refusals: new RefusalLog() };
+      routes.push(osmandRouter(keys.resolve, trackers), owntracksRouter(keys.resolve, trackers));
       if (config.mqttPort) {
         // The same device registry and rate limiter as HTTP: one policy, one set of buckets.
         const policy = {
@@ -289,7 +297,10 @@ export async function startServer(config: Config): Promise<RunningServer> {
     const memory = startMemoryGovernor(config.softMemoryLimit);
     onStop(async () => memory.stop());
     let shuttingDown = false;
-    const app = buildApp(routes, checks, () => shuttingDown, { maxBodyBytes: config.maxBodyBytes });
+    const app = buildApp(routes, checks, () => shuttingDown, {
+      maxBodyBytes: config.maxBodyBytes,
+      secretPaths: [...OSMAND_SECRET_PATHS, ...OWNTRACKS_SECRET_PATHS],
+    });
     const http = Bun.serve({
       hostname: config.host,
       port: config.port,
@@ -299,6 +310,24 @@ export async function startServer(config: Config): Promise<RunningServer> {
     onStop(async () => {
       await http.stop(false);
     });
+    let osmand: ReturnType<typeof Bun.serve> | null = null;
+    if (trackers && config.osmandPort) {
+      // Every path of this port carries a key (Traccar's port ignores the path): all are redacted.
+      const portApp = buildApp([osmandPortRouter(keys.resolve, trackers)], checks, () => shuttingDown, {
+        maxBodyBytes: config.maxBodyBytes,
+        secretPaths: ["/"],
+      });
+      const server = (osmand = Bun.serve({
+        hostname: config.host,
+        port: config.osmandPort,
+        fetch: portApp.fetch,
+        maxRequestBodySize: UNLIMITED,
+      }));
+      onStop(async () => {
+        await server.stop(false);
+      });
+      log.info({ port: server.port }, "OsmAnd / Traccar Client port listening");
+    }
     const url = `http://${config.host === "0.0.0.0" ? "127.0.0.1" : config.host}:${http.port}`;
     log.info({ url, roles: config.roles }, "telemetry serving");
 
@@ -306,6 +335,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     return {
       url,
       port: http.port!,
+      osmandPort: osmand?.port ?? null,
       natsUrl,
       databaseUrl,
       storageMode,

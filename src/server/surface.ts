@@ -9,6 +9,8 @@ import { apiRoutes } from "../api/routes.ts";
 import { serviceRoutes } from "../http/app.ts";
 import { page, routesOf, type Route } from "../http/route.ts";
 import { ingestRoutes } from "../ingest/sources/http-json.ts";
+import { osmandRoutes } from "../ingest/sources/osmand.ts";
+import { owntracksRoutes } from "../ingest/sources/owntracks.ts";
 import { channelRoutes } from "../notify/routes.ts";
 import { buildDocument } from "../openapi/document.ts";
 import { errorSchema } from "../openapi/views.ts";
@@ -42,6 +44,8 @@ export const publicApiRoutes = [openApiRoute, ...uiRoutes];
 /** Every route of the server, whichever role serves it. */
 export const ALL_ROUTES: readonly Route[] = [
   ...ingestRoutes,
+  ...osmandRoutes,
+  ...owntracksRoutes,
   ...tenantApiRoutes,
   ...provisionRoutes,
   ...adminRoutes,
