@@ -408,3 +408,36 @@ test("the key is never logged: the request lines show the paths redacted", async
   expect(paths).toContain("/osmand");
   expect(paths).toContain("/[redacted]");
 });
+
+test("a device key in the URL names the device: OsmAnd without id, Traccar JSON without device_id, OwnTracks; another id is 403", async () => {
+  const phone = (await createKey(sql, "acme", "phone key", { kind: "device", device: "dk-phone" }))!.key;
+  const owner = (await createKey(sql, "acme", "owner key", { kind: "device", device: "dk-owner" }))!.key;
+  expect((await send(`${port}/${phone}?lat=52.5&lon=13.4&timestamp=${S + 11}`)).status).toBe(200);
+  const json = {
+    location: { timestamp: new Date(BASE_TS + 12_000).toISOString(), coords: { latitude: 52.6, longitude: 13.5 } },
+  };
+  const posted = await send(`${server.url}/osmand/${phone}`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(json),
+  });
+  expect(posted.status).toBe(200);
+  await check(async () => (await rowsOf("acme", "dk-phone")).length === 2, { what: "both dk-phone rows" });
+
+  const before = await streamMessages();
+  const other = await send(`${port}/${phone}?id=someone-else&lat=52.5&lon=13.4&timestamp=${S + 13}`);
+  expect(other.status).toBe(403);
+  expect(other.text).toStartWith("device_mismatch:");
+  expect(await streamMessages()).toBe(before);
+
+  // OwnTracks always names a user/device; a device key's device is used instead.
+  const loc = { _type: "location", lat: 48.1, lon: 11.5, tst: S + 14, tid: "jp" };
+  const owned = await send(`${server.url}/owntracks/${owner}`, {
+    method: "POST",
+    headers: { "content-type": "application/json", "x-limit-u": "jane", "x-limit-d": "phone" },
+    body: JSON.stringify(loc),
+  });
+  expect(owned.status).toBe(200);
+  await storedRow("dk-owner", "the OwnTracks reading under the device key");
+  expect((await rowsOf("acme", "jane:phone")).filter((r) => Number(r.ts) === (S + 14) * 1000)).toHaveLength(0);
+});

@@ -51,13 +51,24 @@ function answer(c: Context, outcome: TrackerOutcome): Response {
   return c.text(`${outcome.code}: ${outcome.message}\n`, outcome.status, outcome.headers);
 }
 
+/** With a device key the request may leave the device id out: the key names it. */
+function withDevice(params: Map<string, string>, device: string | null): Map<string, string> {
+  if (device !== null && !params.get("id") && !params.get("deviceid")) params.set("id", device);
+  return params;
+}
+
 /** Reads the reading from the query, a form body or a Traccar Client 9 JSON body. */
-async function decodeRequest(c: Context, maxBodyBytes: number, receivedAt: number): Promise<DecodeResult> {
+async function decodeRequest(
+  c: Context,
+  maxBodyBytes: number,
+  receivedAt: number,
+  device: string | null,
+): Promise<DecodeResult> {
   const url = new URL(c.req.url);
   for (const name of KEY_PARAMETERS) url.searchParams.delete(name);
   const query = url.searchParams.toString();
   if (query !== "" || c.req.method === "GET" || c.req.method === "HEAD")
-    return decodeOsmAnd(osmandParameters(query), receivedAt);
+    return decodeOsmAnd(withDevice(osmandParameters(query), device), receivedAt);
   const body = await readBody(c.req.raw, maxBodyBytes);
   const type = (c.req.header("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
   if (type === "application/json" || (type === "" && body.trimStart().startsWith("{"))) {
@@ -67,16 +78,19 @@ async function decodeRequest(c: Context, maxBodyBytes: number, receivedAt: numbe
     } catch {
       return { ok: false, errors: [{ path: "", message: "the body is not valid JSON" }] };
     }
+    if (device !== null && parsed !== null && typeof parsed === "object" && !("device_id" in parsed))
+      (parsed as { device_id?: string }).device_id = device;
     return decodeTraccarJson(parsed);
   }
-  return decodeOsmAnd(osmandParameters("", body), receivedAt);
+  return decodeOsmAnd(withDevice(osmandParameters("", body), device), receivedAt);
 }
 
 async function handleOsmAnd(c: Context<TenantEnv>, deps: TrackerDeps): Promise<Response> {
   const receivedAt = (deps.options.now ?? Date.now)();
   try {
-    const decoded = await decodeRequest(c, deps.options.maxBodyBytes, receivedAt);
-    return answer(c, await admitTracker(deps, "osmand", c.get("tenantSettings"), decoded, receivedAt));
+    const device = c.get("device");
+    const decoded = await decodeRequest(c, deps.options.maxBodyBytes, receivedAt, device);
+    return answer(c, await admitTracker(deps, "osmand", c.get("tenantSettings"), decoded, receivedAt, device));
   } catch (err) {
     if (!(err instanceof HttpError)) throw err;
     return answer(c, refused(err));

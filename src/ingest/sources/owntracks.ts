@@ -86,7 +86,13 @@ async function handleOwnTracks(c: Context<TenantEnv>, deps: TrackerDeps): Promis
   try {
     const decoded = await decodeRequest(c, deps.options.maxBodyBytes);
     if ("code" in decoded) return answer(c, decoded);
-    return answer(c, await admitTracker(deps, "owntracks", c.get("tenantSettings"), decoded, receivedAt));
+    // A device key names the device: the app's user/device identity (always present) gives way.
+    const device = c.get("device");
+    const own =
+      device !== null && decoded.ok
+        ? { ...decoded, records: decoded.records.map((r) => ({ ...r, device_id: device })) }
+        : decoded;
+    return answer(c, await admitTracker(deps, "owntracks", c.get("tenantSettings"), own, receivedAt, device));
   } catch (e) {
     if (!(e instanceof HttpError)) throw e;
     return answer(c, refused(e));

@@ -134,12 +134,13 @@ export async function admitTracker(
   tenant: TenantSettings,
   decoded: DecodeResult,
   receivedAt: number,
+  device: string | null,
 ): Promise<TrackerOutcome> {
   if (!decoded.ok) return { ok: false, status: 400, code: "invalid_record", message: problemText(decoded.errors) };
   if (decoded.records.length === 0) return { ok: true, stored: 0 };
   const items = decoded.records.map((value, index) => ({ index, value }));
   try {
-    const { status, body } = await admit(deps, tenant, items, receivedAt);
+    const { status, body } = await admit(deps, tenant, items, receivedAt, device);
     const rejected = body.results.find((r) => r.status === "rejected");
     if (status === 422 && rejected && "errors" in rejected)
       return { ok: false, status: 400, code: "invalid_record", message: problemText(rejected.errors) };
