@@ -238,6 +238,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
         stream: committedStream(config.streamName),
         durable: DURABLE.evaluator,
         noDataIntervalMs: config.noDataInterval,
+        maxLatenessMs: config.alertMaxLateness,
         onAlerts: () => n.wake(),
       }));
       onStop(() => n.stop(remaining()));
