@@ -4,14 +4,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadConfig } from "../../src/config/load.ts";
 import { configureLogger } from "../../src/lib/log.ts";
-import { startServer, type RunningServer } from "../../src/server/start.ts";
+import { startServer, type RunningServer, type StartHooks } from "../../src/server/start.ts";
 
 export const TEST_KEY = "test-key-acme-0123456789";
 export const OTHER_KEY = "test-key-beta-0123456789";
 
 export type TestServer = RunningServer & AsyncDisposable;
 
-export async function startTestServer(env: Record<string, string>): Promise<TestServer> {
+export async function startTestServer(env: Record<string, string>, hooks: StartHooks = {}): Promise<TestServer> {
   const dataDir = mkdtempSync(join(tmpdir(), "telemetry-srv-"));
   const config = loadConfig(
     {},
@@ -26,7 +26,7 @@ export async function startTestServer(env: Record<string, string>): Promise<Test
     },
   );
   configureLogger(config.logLevel, true);
-  const server = await startServer(config);
+  const server = await startServer(config, hooks);
   return Object.assign(server, {
     async [Symbol.asyncDispose]() {
       await server.stop();
