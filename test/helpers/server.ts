@@ -22,6 +22,9 @@ export async function startTestServer(env: Record<string, string>, hooks: StartH
       TELEMETRY_API_KEYS: `acme:${TEST_KEY},beta:${OTHER_KEY}`,
       TELEMETRY_FLUSH_INTERVAL: "100ms",
       LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "warn",
+      // Tests feed readings with fixed timestamps of 2026 (helpers/data.ts) as if they were live:
+      // no lateness bound unless a test asks for one (decision 0460; integration/late-data).
+      TELEMETRY_ALERT_MAX_LATENESS: "0",
       ...env,
     },
   );

@@ -1,7 +1,7 @@
 /**
  * Late data from buffered uploads (decision 0460), end to end against real nats-server and
  * PostgreSQL: the scenario in helpers/late-data.ts through the JSON endpoint, with the server's
- * default lateness bound. The ingest clock is the test's, so "three hours later" costs nothing.
+ * default lateness bound (10m; the test helper's default is none). The ingest clock is the test's, so "three hours later" costs nothing.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { createSql, type Sql } from "../../src/db/client.ts";
@@ -20,7 +20,12 @@ beforeAll(async () => {
   const databaseUrl = await freshDatabase("late_data");
   // The no_data timer is out of the way: the scenario runs the sweep at the times it means.
   server = await startTestServer(
-    { NATS_URL: nats.url, DATABASE_URL: databaseUrl, TELEMETRY_NODATA_INTERVAL: "1h" },
+    {
+      NATS_URL: nats.url,
+      DATABASE_URL: databaseUrl,
+      TELEMETRY_NODATA_INTERVAL: "1h",
+      TELEMETRY_ALERT_MAX_LATENESS: "10m",
+    },
     { clock: () => clock.now },
   );
   sql = createSql(databaseUrl, { max: 2, name: "test" });
