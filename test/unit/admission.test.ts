@@ -28,7 +28,7 @@ test("each refusal becomes the HttpError it always was: status, code, message, R
   ];
   for (const [refusal, status, retryAfter] of cases) {
     const e = httpError(refusal);
-    expect([e.status, e.code, e.message, e.headers?.["Retry-After"]]).toEqual([
+    expect([e.status as number, e.code, e.message, e.headers?.["Retry-After"]]).toEqual([
       status,
       refusal.code,
       refusal.message,

@@ -153,6 +153,13 @@ describe("no_data keyed on arrival", () => {
     expect(r.states.get(stateKey(metricRule.id, "phone-1"))?.lastArrival).toBe(NOW);
   });
 
+  test("a silence alerted while lastSeen was a reading time does not fire again when it becomes the arrival time", () => {
+    const alerted = evaluateSilence(deviceRule, INITIAL_STATE, NOW - 40 * MIN, NOW - 5 * MIN).state;
+    expect(alerted.active).toBe(true);
+    // Same silence, now measured from the arrival (a few seconds after the reading's time).
+    expect(evaluateSilence(deviceRule, alerted, NOW - 40 * MIN + 3_000, NOW).fire).toBeNull();
+  });
+
   test("the sweep just after a burst of hours-old points sees no silence (arrival), where event time would", () => {
     const arrived = evaluateSilence(deviceRule, INITIAL_STATE, NOW, NOW + MIN);
     expect(arrived.fire).toBeNull();

@@ -322,7 +322,9 @@ export function evaluateSilence(rule: Rule, state: RuleState, lastSeen: number |
     if (!state.active) return { state, fire: null, resolve: false };
     return { state: { ...state, active: false, activeSince: null }, fire: null, resolve: true };
   }
-  if (state.lastTs === lastSeen) return { state, fire: null, resolve: false };
+  // Already alerted: this silence (named by its lastSeen), or one still active, i.e. no arrival
+  // has ended it yet (also a silence alerted before lastSeen meant arrival time: decision 0460).
+  if (state.active || state.lastTs === lastSeen) return { state, fire: null, resolve: false };
   const fire: Fire = {
     value: null,
     message: `no data for ${c.minutes} minute${c.minutes === 1 ? "" : "s"}`,
