@@ -53,6 +53,12 @@ export async function bufferedUploadScenario(ctx: ScenarioContext, send: SendPoi
     devices: [device],
     condition: { type: "no_data", minutes: 30 },
   });
+  const silentMetric = await api.createRule({
+    name: "metric silent",
+    metric,
+    devices: [device],
+    condition: { type: "no_data", minutes: 30 },
+  });
   let sent = 0;
   const deliver = async (points: Point[]) => {
     await send(device, metric, points);
@@ -71,7 +77,7 @@ export async function bufferedUploadScenario(ctx: ScenarioContext, send: SendPoi
 
   // Silent for half an hour: no_data fires, named by the last arrival.
   await server.evaluator!.sweep(r + 31 * MIN);
-  expect(await alerts(silent)).toEqual([{ at: iso(r), status: "open" }]);
+  for (const rule of [silent, silentMetric]) expect(await alerts(rule)).toEqual([{ at: iso(r), status: "open" }]);
 
   // Three hours later the device uploads its buffer: a point every 10 minutes up to 20 minutes
   // ago (all older than the default 10-minute bound), crossing 30 and the clear level 28 every
@@ -85,7 +91,7 @@ export async function bufferedUploadScenario(ctx: ScenarioContext, send: SendPoi
   // Nothing fired or resolved from the old points; no_data resolved once (the device is talking
   // again) and did not fire again while the upload ran.
   expect(await alerts(hot)).toEqual([{ at: iso(r), status: "open" }]);
-  expect(await alerts(silent)).toEqual([{ at: iso(r), status: "resolved" }]);
+  for (const rule of [silent, silentMetric]) expect(await alerts(rule)).toEqual([{ at: iso(r), status: "resolved" }]);
   expect(await stored(sql, device)).toBe(18);
 
   // Live again: a cool reading resolves the open alert (clear level), a hot one fires a new one.
@@ -98,7 +104,11 @@ export async function bufferedUploadScenario(ctx: ScenarioContext, send: SendPoi
     { at: iso(r), status: "resolved" },
   ]);
   await server.evaluator!.sweep(clock.now + MIN);
-  expect(await alerts(silent)).toHaveLength(1);
+  for (const rule of [silent, silentMetric]) expect(await alerts(rule)).toHaveLength(1);
+  // Silent again after the last live reading: each fires once more, named by that arrival.
+  await server.evaluator!.sweep(clock.now + 31 * MIN);
+  for (const rule of [silent, silentMetric])
+    expect((await alerts(rule)).map((a) => a.at)).toEqual([iso(clock.now), iso(r)]);
 }
 
 async function stored(sql: Sql, device: string): Promise<number> {
