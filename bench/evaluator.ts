@@ -61,6 +61,7 @@ try {
         ts: base + minute * 60_000,
         value: d % hotEvery === 0 ? 95 : 20,
         eventId: uuidv4(),
+        receivedAt: base + minute * 60_000,
       })),
       positions: [],
       devices: [],

@@ -25,6 +25,7 @@ export function ruleJson(r: RuleRow): z.output<typeof ruleSchema> {
     condition: r.condition,
     for_seconds: r.forSeconds,
     cooldown_seconds: r.cooldownSeconds,
+    max_lateness_seconds: r.maxLatenessSeconds,
     created_at: r.createdAt.toISOString(),
     updated_at: r.updatedAt.toISOString(),
   };
@@ -39,6 +40,7 @@ const toColumns = (r: RuleInput) => ({
   condition: r.condition,
   forSeconds: r.for_seconds,
   cooldownSeconds: r.cooldown_seconds,
+  maxLatenessSeconds: r.max_lateness_seconds ?? null,
 });
 
 export const listQuery = z.object({ enabled: z.enum(["true", "false"]).optional() });
@@ -87,6 +89,7 @@ const inputOf = (r: RuleRow): Record<string, unknown> => ({
   condition: r.condition,
   for_seconds: r.forSeconds,
   cooldown_seconds: r.cooldownSeconds,
+  ...(r.maxLatenessSeconds === null ? {} : { max_lateness_seconds: r.maxLatenessSeconds }),
 });
 
 const ruleInput = ruleInputSchema.meta({ id: "RuleInput" });

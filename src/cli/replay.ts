@@ -68,6 +68,7 @@ export const replay = defineCommand({
               dryRun: Boolean(args["dry-run"]),
               rate,
               batchSize: Number(args["batch-size"]),
+              maxLatenessMs: config.alertMaxLateness,
               onProgress: (p: ReplayProgress) => report.update(p.messages, p.totalMessages, p.readings),
               onNotice: (message: string) => process.stderr.write(`telemetry: ${message}\n`),
             },

@@ -484,6 +484,12 @@ export const SETTINGS = {
     default: "30s",
     doc: "How often no_data (deadman) rules are checked",
   },
+  alertMaxLateness: {
+    env: "TELEMETRY_ALERT_MAX_LATENESS",
+    flag: "alert-max-lateness",
+    default: "10m",
+    doc: "Readings received more than this after their own time (buffered uploads) are stored but not evaluated by threshold, deviation, rate and geofence rules; a rule's max_lateness_seconds overrides it; 0 evaluates every reading",
+  },
   secretKey: {
     env: "TELEMETRY_SECRET_KEY",
     flag: "secret-key",
@@ -591,6 +597,7 @@ export const configSchema = z.object({
   shutdownTimeout: duration(100),
   evaluatorDatabaseUrl: url(["postgres:", "postgresql:"]),
   noDataInterval: duration(100),
+  alertMaxLateness: duration(0),
   secretKey: z
     .string()
     .refine(

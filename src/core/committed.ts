@@ -9,12 +9,14 @@
  * and lowest when those are other readings (so a spike inside a batch is seen whatever the batch
  * size; the same value as the latest is not repeated; cost still grows with distinct series, not readings: at most 3 points each), every
  * position in time order per device (geofences need the path), and each device's latest reading
- * time.
+ * time. Each point and device also carries when ingest received it (the message's `rx`): the
+ * evaluator's lateness bound and no_data are judged on arrival (decision 0460). Events written
+ * before that field existed decode with the reading time as the arrival time.
  *
  *   {"v":1,"t":"acme",
- *    "s":[["truck-1","temp",<ts>,21.5,"<event id>"], ...],
- *    "p":[["truck-1",<ts>,52.52,13.405,"<event id>"], ...],
- *    "d":[["truck-1",<latest ts>], ...]}
+ *    "s":[["truck-1","temp",<ts>,21.5,"<event id>",<received>], ...],
+ *    "p":[["truck-1",<ts>,52.52,13.405,"<event id>",<received>], ...],
+ *    "d":[["truck-1",<latest ts>,<latest received>], ...]}
  */
 import { createHash } from "node:crypto";
 import type { Envelope } from "./envelope.ts";
@@ -27,6 +29,8 @@ export interface SeriesPoint {
   ts: number;
   value: number;
   eventId: string;
+  /** When ingest received the reading (epoch ms). */
+  receivedAt: number;
 }
 
 export interface PositionPoint {
@@ -35,13 +39,15 @@ export interface PositionPoint {
   lat: number;
   lon: number;
   eventId: string;
+  receivedAt: number;
 }
 
 export interface CommittedBatch {
   tenant: string;
   series: SeriesPoint[];
   positions: PositionPoint[];
-  devices: Array<{ deviceId: string; lastTs: number }>;
+  /** Per device: its newest reading time and the newest time ingest received one of its readings. */
+  devices: Array<{ deviceId: string; lastTs: number; receivedAt: number }>;
 }
 
 export function committedSubject(tenant: string): string {
@@ -59,19 +65,43 @@ interface Extremes {
 export function summarizeCommitted(envelopes: readonly Envelope[]): CommittedBatch[] {
   const byTenant = new Map<
     string,
-    { series: Map<string, Extremes>; positions: PositionPoint[]; devices: Map<string, number> }
+    {
+      series: Map<string, Extremes>;
+      positions: PositionPoint[];
+      devices: Map<string, { lastTs: number; receivedAt: number }>;
+    }
   >();
   for (const env of envelopes) {
     let t = byTenant.get(env.tenant);
     if (!t) byTenant.set(env.tenant, (t = { series: new Map(), positions: [], devices: new Map() }));
+    const rx = env.receivedAt;
     for (const r of env.readings) {
-      t.devices.set(r.deviceId, Math.max(t.devices.get(r.deviceId) ?? -Infinity, r.ts));
+      const d = t.devices.get(r.deviceId);
+      if (!d) t.devices.set(r.deviceId, { lastTs: r.ts, receivedAt: rx });
+      else {
+        d.lastTs = Math.max(d.lastTs, r.ts);
+        d.receivedAt = Math.max(d.receivedAt, rx);
+      }
       if (r.lat !== null && r.lon !== null)
-        t.positions.push({ deviceId: r.deviceId, ts: r.ts, lat: r.lat, lon: r.lon, eventId: r.eventId });
+        t.positions.push({
+          deviceId: r.deviceId,
+          ts: r.ts,
+          lat: r.lat,
+          lon: r.lon,
+          eventId: r.eventId,
+          receivedAt: rx,
+        });
       if (!r.metrics) continue;
       for (const [metric, value] of Object.entries(r.metrics)) {
         const key = `${r.deviceId}\u0000${metric}`;
-        const point: SeriesPoint = { deviceId: r.deviceId, metric, ts: r.ts, value, eventId: r.eventId };
+        const point: SeriesPoint = {
+          deviceId: r.deviceId,
+          metric,
+          ts: r.ts,
+          value,
+          eventId: r.eventId,
+          receivedAt: rx,
+        };
         const prev = t.series.get(key);
         if (!prev) {
           t.series.set(key, { latest: point, max: point, min: point });
@@ -87,7 +117,7 @@ export function summarizeCommitted(envelopes: readonly Envelope[]): CommittedBat
     tenant,
     series: [...t.series.values()].flatMap(seriesPoints),
     positions: dedupePositions(t.positions),
-    devices: [...t.devices].map(([deviceId, lastTs]) => ({ deviceId, lastTs })),
+    devices: [...t.devices].map(([deviceId, d]) => ({ deviceId, ...d })),
   }));
 }
 
@@ -111,9 +141,9 @@ export function encodeCommitted(b: CommittedBatch): string {
   return JSON.stringify({
     v: 1,
     t: b.tenant,
-    s: b.series.map((x) => [x.deviceId, x.metric, x.ts, x.value, x.eventId]),
-    p: b.positions.map((x) => [x.deviceId, x.ts, x.lat, x.lon, x.eventId]),
-    d: b.devices.map((x) => [x.deviceId, x.lastTs]),
+    s: b.series.map((x) => [x.deviceId, x.metric, x.ts, x.value, x.eventId, x.receivedAt]),
+    p: b.positions.map((x) => [x.deviceId, x.ts, x.lat, x.lon, x.eventId, x.receivedAt]),
+    d: b.devices.map((x) => [x.deviceId, x.lastTs, x.receivedAt]),
   });
 }
 
@@ -131,10 +161,16 @@ export function decodeCommitted(body: string): CommittedBatch {
   return {
     tenant: raw.t,
     series: raw.s.map(
-      ([deviceId, metric, ts, value, eventId]) => ({ deviceId, metric, ts, value, eventId }) as SeriesPoint,
+      ([deviceId, metric, ts, value, eventId, rx]) =>
+        ({ deviceId, metric, ts, value, eventId, receivedAt: rx ?? ts }) as SeriesPoint,
     ),
-    positions: raw.p.map(([deviceId, ts, lat, lon, eventId]) => ({ deviceId, ts, lat, lon, eventId }) as PositionPoint),
-    devices: raw.d.map(([deviceId, lastTs]) => ({ deviceId, lastTs }) as { deviceId: string; lastTs: number }),
+    positions: raw.p.map(
+      ([deviceId, ts, lat, lon, eventId, rx]) =>
+        ({ deviceId, ts, lat, lon, eventId, receivedAt: rx ?? ts }) as PositionPoint,
+    ),
+    devices: raw.d.map(
+      ([deviceId, lastTs, rx]) => ({ deviceId, lastTs, receivedAt: rx ?? lastTs }) as CommittedBatch["devices"][number],
+    ),
   };
 }
 

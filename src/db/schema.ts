@@ -94,6 +94,7 @@ export const rules = pgTable("rules", {
   cooldownSeconds: integer("cooldown_seconds").notNull().default(900),
   createdAt: tstz("created_at").notNull().defaultNow(),
   updatedAt: tstz("updated_at").notNull().defaultNow(),
+  maxLatenessSeconds: integer("max_lateness_seconds"),
 });
 
 export const ruleState = pgTable(
@@ -108,6 +109,7 @@ export const ruleState = pgTable(
     lastTs: tstz("last_ts"),
     inside: boolean("inside"),
     updatedAt: tstz("updated_at").notNull().defaultNow(),
+    lastArrival: tstz("last_arrival"),
   },
   (t) => [primaryKey({ name: "rule_state_pkey", columns: [t.ruleId, t.deviceId] })],
 );

@@ -4,8 +4,10 @@
  */
 import type { CommittedBatch } from "../core/committed.ts";
 import { INITIAL_STATE, type WindowStats } from "../core/rules/engine.ts";
+import { isLate } from "../core/rules/lateness.ts";
 import type { Rule } from "../core/rules/schema.ts";
 import type { Sql } from "../db/client.ts";
+import { metrics } from "../lib/metrics.ts";
 import { planUnits, runUnits, statsWindow, type Unit } from "./plan.ts";
 import { commitOutcome, loadStates, loadWindowStats } from "./store.ts";
 
@@ -15,12 +17,15 @@ export interface BatchResult {
   resolved: number;
 }
 
-/** With `dryRun`, nothing is written and `opened` counts the alerts that would be new. */
+/**
+ * With `dryRun`, nothing is written and `opened` counts the alerts that would be new.
+ * `maxLatenessMs`: the default lateness bound (TELEMETRY_ALERT_MAX_LATENESS; 0 = none).
+ */
 export async function evaluateBatch(
   sql: Sql,
   rules: readonly Rule[],
   batch: CommittedBatch,
-  opts: { dryRun?: boolean } = {},
+  opts: { dryRun?: boolean; maxLatenessMs?: number } = {},
 ): Promise<BatchResult> {
   const units = planUnits(batch, rules);
   if (units.length === 0) return { units: 0, opened: 0, resolved: 0 };
@@ -29,7 +34,10 @@ export async function evaluateBatch(
   );
   const states = await loadStates(sql, [...pairs.values()]);
   const statUnits = units.filter(
-    (u): u is Extract<Unit, { kind: "metric" }> => u.kind === "metric" && statsWindow(u.rule, u.point.ts) !== null,
+    (u): u is Extract<Unit, { kind: "metric" }> =>
+      u.kind === "metric" &&
+      statsWindow(u.rule, u.point.ts) !== null &&
+      !isLate(u.rule, opts.maxLatenessMs ?? 0, u.point.ts, u.point.receivedAt),
   );
   const windows = await loadWindowStats(
     sql,
@@ -37,7 +45,8 @@ export async function evaluateBatch(
     statUnits.map((u) => ({ deviceId: u.deviceId, metric: u.point.metric, ...statsWindow(u.rule, u.point.ts)! })),
   );
   const statsByUnit = new Map<Unit, WindowStats>(statUnits.map((u, i) => [u, windows[i]!]));
-  const outcome = runUnits(units, states, (u) => statsByUnit.get(u) ?? null, INITIAL_STATE);
+  const outcome = runUnits(units, states, (u) => statsByUnit.get(u) ?? null, INITIAL_STATE, opts.maxLatenessMs);
+  if (outcome.late) metrics.lateReadings.inc(outcome.late);
   if (opts.dryRun) {
     const ids = outcome.open.map((a) => a.id);
     const existing = ids.length

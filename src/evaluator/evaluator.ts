@@ -30,6 +30,8 @@ export interface EvaluatorOptions {
   stream: string;
   durable: string;
   noDataIntervalMs: number;
+  /** Default lateness bound for rules without their own (decision 0460); 0 = none. */
+  maxLatenessMs?: number;
   /** Called after alerts were committed (the notifier delivers their outbox rows). */
   onAlerts?: () => void;
 }
@@ -76,7 +78,9 @@ export async function startEvaluator(broker: Broker, sql: Sql, opts: EvaluatorOp
     const started = performance.now();
     const tenantRules = await rules.forTenant(batch.tenant);
     if (tenantRules.length === 0) return;
-    const { units, opened, resolved } = await evaluateBatch(sql, tenantRules, batch);
+    const { units, opened, resolved } = await evaluateBatch(sql, tenantRules, batch, {
+      maxLatenessMs: opts.maxLatenessMs,
+    });
     stats.units += units;
     count(opened, resolved);
     stats.lastBatchMs = performance.now() - started;

@@ -6,20 +6,22 @@
 import type { CommittedBatch, PositionPoint, SeriesPoint } from "../core/committed.ts";
 import { uuidv5 } from "../core/event-id.ts";
 import {
+  evaluateArrival,
   evaluateMetric,
   evaluatePosition,
-  evaluateSilence,
   type Decision,
   type Fire,
   type RuleState,
   type WindowStats,
 } from "../core/rules/engine.ts";
+import { isLate } from "../core/rules/lateness.ts";
 import { ruleApplies, type Rule } from "../core/rules/schema.ts";
 
 export type Unit =
   | { kind: "metric"; rule: Rule; deviceId: string; point: SeriesPoint }
   | { kind: "position"; rule: Rule; deviceId: string; point: PositionPoint }
-  | { kind: "arrival"; rule: Rule; deviceId: string; lastSeen: number };
+  /** no_data: data of the device (or the rule's metric) arrived at `arrivedAt` (receive time). */
+  | { kind: "arrival"; rule: Rule; deviceId: string; arrivedAt: number };
 
 export const stateKey = (ruleId: string, deviceId: string) => `${ruleId}\u0000${deviceId}`;
 
@@ -39,11 +41,12 @@ export function planUnits(batch: CommittedBatch, rules: readonly Rule[]): Unit[]
         if (ruleApplies(rule, p.deviceId)) units.push({ kind: "position", rule, deviceId: p.deviceId, point: p });
     } else if (type === "no_data") {
       for (const d of batch.devices) {
-        const seen = rule.metric
-          ? batch.series.some((s) => s.deviceId === d.deviceId && s.metric === rule.metric)
-          : true;
-        if (seen && ruleApplies(rule, d.deviceId))
-          units.push({ kind: "arrival", rule, deviceId: d.deviceId, lastSeen: d.lastTs });
+        const points = rule.metric
+          ? batch.series.filter((s) => s.deviceId === d.deviceId && s.metric === rule.metric)
+          : null;
+        const arrivedAt = points ? Math.max(...points.map((p) => p.receivedAt)) : d.receivedAt;
+        if ((points === null || points.length > 0) && ruleApplies(rule, d.deviceId))
+          units.push({ kind: "arrival", rule, deviceId: d.deviceId, arrivedAt });
       }
     } else {
       for (const s of batch.series)
@@ -70,6 +73,8 @@ export interface Outcome {
   /** (rule, device) pairs whose open alerts resolve automatically. */
   resolve: Array<{ rule: Rule; deviceId: string }>;
   skipped: number;
+  /** Readings not evaluated because they arrived later than their rule's lateness bound. */
+  late: number;
 }
 
 /** Deterministic alert id: the same rule, device and trigger time always name the same alert. */
@@ -78,7 +83,7 @@ export function alertId(ruleId: string, deviceId: string, triggeredAt: number): 
 }
 
 export function newOutcome(): Outcome {
-  return { states: new Map(), open: [], resolve: [], skipped: 0 };
+  return { states: new Map(), open: [], resolve: [], skipped: 0, late: 0 };
 }
 
 /** Applies one decision to the outcome; `eventId`/`at` identify the trigger. */
@@ -98,17 +103,26 @@ export function record(
   if (d.resolve) outcome.resolve.push({ rule, deviceId });
 }
 
-/** Runs the engine over the units, per (rule, device) in time order, threading state through. */
+/**
+ * Runs the engine over the units, per (rule, device) in time order, threading state through.
+ * Readings later than their rule's lateness bound (`maxLatenessMs` unless the rule sets its own)
+ * are counted in `late` and change nothing.
+ */
 export function runUnits(
   units: readonly Unit[],
   states: ReadonlyMap<string, RuleState>,
   stats: (u: Unit) => WindowStats | null,
   initial: RuleState,
+  maxLatenessMs = 0,
 ): Outcome {
   const outcome = newOutcome();
   const current = new Map(states);
   const ordered = [...units].sort((a, b) => unitTime(a) - unitTime(b));
   for (const u of ordered) {
+    if (u.kind !== "arrival" && isLate(u.rule, maxLatenessMs, u.point.ts, u.point.receivedAt)) {
+      outcome.late++;
+      continue;
+    }
     const key = stateKey(u.rule.id, u.deviceId);
     const before = current.get(key) ?? initial;
     let d: Decision;
@@ -120,15 +134,14 @@ export function runUnits(
         stats: stats(u),
       });
     else if (u.kind === "position") d = evaluatePosition(u.rule, before, u.point);
-    else if (before.active) d = evaluateSilence(u.rule, before, u.lastSeen, u.lastSeen);
-    else continue;
+    else d = evaluateArrival(u.rule, before, u.arrivedAt, u.rule.metric !== undefined);
     current.set(key, d.state);
-    const at = u.kind === "arrival" ? u.lastSeen : u.point.ts;
+    const at = u.kind === "arrival" ? u.arrivedAt : u.point.ts;
     record(outcome, u.rule, u.deviceId, before, d, at, u.kind === "arrival" ? null : u.point.eventId);
   }
   return outcome;
 }
 
 function unitTime(u: Unit): number {
-  return u.kind === "arrival" ? u.lastSeen : u.point.ts;
+  return u.kind === "arrival" ? u.arrivedAt : u.point.ts;
 }

@@ -17,6 +17,9 @@ export function ruleFromRow(r: Record<string, any>): Rule {
     condition: r.condition,
     for_seconds: r.for_seconds,
     cooldown_seconds: r.cooldown_seconds,
+    ...(r.max_lateness_seconds === null || r.max_lateness_seconds === undefined
+      ? {}
+      : { max_lateness_seconds: r.max_lateness_seconds }),
   };
 }
 

@@ -17,7 +17,8 @@ export async function loadStates(
   const out = new Map<string, RuleState>();
   if (pairs.length === 0) return out;
   const rows = await sql`
-    SELECT s.rule_id, s.device_id, s.active, s.active_since, s.last_alert_at, s.last_value, s.last_ts, s.inside
+    SELECT s.rule_id, s.device_id, s.active, s.active_since, s.last_alert_at, s.last_value, s.last_ts, s.inside,
+           s.last_arrival
     FROM rule_state s
     JOIN unnest(${pairs.map((p) => p.ruleId)}::uuid[], ${pairs.map((p) => p.deviceId)}::text[]) AS k(rule_id, device_id)
       ON s.rule_id = k.rule_id AND s.device_id = k.device_id`;
@@ -29,6 +30,7 @@ export async function loadStates(
       lastValue: r.last_value,
       lastTs: ms(r.last_ts),
       inside: r.inside,
+      lastArrival: ms(r.last_arrival),
     });
   }
   return out;
@@ -110,15 +112,17 @@ async function saveStates(tx: TransactionSql, outcome: Outcome): Promise<void> {
   if (list.length === 0) return;
   list.sort((a, b) => (stateKey(a.rule.id, a.deviceId) < stateKey(b.rule.id, b.deviceId) ? -1 : 1));
   await tx`
-    INSERT INTO rule_state (rule_id, device_id, active, active_since, last_alert_at, last_value, last_ts, inside, updated_at)
-    SELECT rule_id, device_id, active, active_since, last_alert_at, last_value, last_ts, inside, now()
+    INSERT INTO rule_state (rule_id, device_id, active, active_since, last_alert_at, last_value, last_ts, inside, last_arrival, updated_at)
+    SELECT rule_id, device_id, active, active_since, last_alert_at, last_value, last_ts, inside, last_arrival, now()
     FROM unnest(${list.map((x) => x.rule.id)}::uuid[], ${list.map((x) => x.deviceId)}::text[], ${list.map((x) => String(x.state.active))}::text[]::bool[],
                 ${list.map((x) => iso(x.state.activeSince))}::timestamptz[], ${list.map((x) => iso(x.state.lastAlertAt))}::timestamptz[],
                 ${list.map((x) => x.state.lastValue)}::float8[], ${list.map((x) => iso(x.state.lastTs))}::timestamptz[],
-                ${list.map((x) => (x.state.inside === null ? null : String(x.state.inside)))}::text[]::bool[])
-         AS u(rule_id, device_id, active, active_since, last_alert_at, last_value, last_ts, inside)
+                ${list.map((x) => (x.state.inside === null ? null : String(x.state.inside)))}::text[]::bool[],
+                ${list.map((x) => iso(x.state.lastArrival))}::timestamptz[])
+         AS u(rule_id, device_id, active, active_since, last_alert_at, last_value, last_ts, inside, last_arrival)
     WHERE EXISTS (SELECT 1 FROM rules WHERE rules.id = u.rule_id)
     ON CONFLICT (rule_id, device_id) DO UPDATE SET
       active = EXCLUDED.active, active_since = EXCLUDED.active_since, last_alert_at = EXCLUDED.last_alert_at,
-      last_value = EXCLUDED.last_value, last_ts = EXCLUDED.last_ts, inside = EXCLUDED.inside, updated_at = now()`;
+      last_value = EXCLUDED.last_value, last_ts = EXCLUDED.last_ts, inside = EXCLUDED.inside,
+      last_arrival = EXCLUDED.last_arrival, updated_at = now()`;
 }

@@ -2,10 +2,11 @@
  * Request bodies to candidate records. Pure. JSON bodies hold one object or an array of objects;
  * NDJSON bodies hold one object per line, and a bad line rejects only that record.
  */
-import type { FieldError } from "../core/record.ts";
 import { HttpError } from "../http/errors.ts";
+import type { Candidate } from "../pipeline/admission.ts";
 
-export type BodyItem = { index: number; value: unknown } | { index: number; error: FieldError };
+/** A candidate record of the shared admission step (pipeline/admission). */
+export type BodyItem = Candidate;
 
 export const JSON_TYPES = ["application/json"];
 export const NDJSON_TYPES = ["application/x-ndjson", "application/ndjson", "application/jsonl"];

@@ -69,6 +69,10 @@ export const metrics = {
     "Time spent in those collections (the event loop pauses meanwhile)",
   ),
   evaluatorErrors: counter("telemetry_evaluator_errors_total", "Failed evaluations (retried)"),
+  lateReadings: counter(
+    "telemetry_evaluator_late_total",
+    "Rule evaluations skipped because the reading arrived later than the rule's lateness bound (buffered uploads)",
+  ),
   deliveries: counter(
     "telemetry_notifications_total",
     "Notification delivery attempts by result (delivered, retried, failed)",

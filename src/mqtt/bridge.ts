@@ -2,14 +2,17 @@
  * MQTT bridge (runs with the ingest role when MQTT is on). nats-server's MQTT listener turns each
  * device message into a NATS message on `tenant.{t}.device.{d}.telemetry`, which the stream
  * `<stream>_MQTT` keeps; this durable consumer takes them in batches and sends their records
- * through the same path as HTTP: validation and normalization (core/mqtt + core/record), event
- * ids, then the shared plan → publish with ack (pipeline/admit: per-device broker messages
- * published to the telemetry stream with their message ids), and only then acks. A QoS 1 redelivery, or a message this bridge saw
- * before a crash, yields the same event ids: no second row. There is no response to carry an
- * error, so a message with invalid records is recorded in the quarantine (source `mqtt`, with a
- * reason per record) and its valid records go on. The tenant's device policy and rate limits
- * apply as on HTTP (mqtt/policy): a message from a device the policy refuses is quarantined with
- * the reason; one over a rate limit is left unacked and comes back after the bucket's delay.
+ * through the shared admission step (pipeline/admission) as HTTP's go: validation and
+ * normalization with event ids (core/mqtt + core/record), the tenant's status, its device policy
+ * and the rate limits (judgeMessages: one verdict per message), then plan → publish with ack
+ * (publishReadings: per-device broker messages published to the telemetry stream with their
+ * message ids), and only then acks. A QoS 1 redelivery, or a message this bridge saw before a
+ * crash, yields the same event ids: no second row. This file maps the verdicts into MQTT terms:
+ * there is no response to carry an error, so a message with invalid records, or from a device
+ * or tenant that is refused, is recorded in the quarantine (source `mqtt`, with the reason) and
+ * its valid records go on unless refused; one over a rate limit (or whose tenant's settings are
+ * unreachable) is left unacked and comes back after the delay; with the broker away nothing is
+ * acked and the messages come back.
  */
 import type { JsMsg } from "@nats-io/jetstream";
 import { describeRejections, parseMqttPayload, parseMqttSubject } from "../core/mqtt.ts";
@@ -20,10 +23,16 @@ import { insertQuarantine } from "../db/quarantine.ts";
 import { logger } from "../lib/log.ts";
 import { metrics } from "../lib/metrics.ts";
 import type { Broker } from "../nats/connection.ts";
+import { BrokerUnavailable } from "../nats/publish.ts";
 import { ensureDurableConsumer } from "../nats/stream.ts";
 import { mqttConsumer } from "../nats/topology.ts";
-import { planAndPublish } from "../pipeline/admit.ts";
-import { judge, type Candidate, type PolicyDeps, type Verdict } from "./policy.ts";
+import {
+  judgeMessages,
+  publishReadings,
+  type MessageCandidate,
+  type MessageDeps,
+  type Verdict,
+} from "../pipeline/admission.ts";
 
 const log = logger("mqtt");
 /** A message over a rate limit comes back after the bucket's delay, at most this. */
@@ -48,7 +57,7 @@ export interface MqttBridge {
 export async function startMqttBridge(
   broker: Broker,
   sql: Sql,
-  policy: PolicyDeps,
+  policy: MessageDeps,
   o: BridgeOptions,
 ): Promise<MqttBridge> {
   await ensureDurableConsumer(broker.jsm, { stream: o.mqttStream, durable: o.durable, ...mqttConsumer(o.batch) });
@@ -85,13 +94,13 @@ export async function startMqttBridge(
       return { m, at, parsed };
     });
     // The tenant checks, for the messages with valid records.
-    const candidates: Array<Candidate & { k: number }> = [];
+    const candidates: Array<MessageCandidate & { k: number }> = [];
     parsedAll.forEach(({ at, parsed }, k) => {
       if (at && !("error" in parsed) && parsed.readings.length > 0)
         candidates.push({ k, tenant: at.tenant, deviceId: at.deviceId, records: parsed.readings.length });
     });
     const verdicts = new Map<number, Verdict>();
-    (await judge(policy, candidates)).forEach((v, i) => {
+    (await judgeMessages(policy, candidates)).forEach((v, i) => {
       verdicts.set(candidates[i]!.k, v);
     });
 
@@ -136,8 +145,9 @@ export async function startMqttBridge(
     }
     if (items.length > 0) {
       try {
-        const { outcomes } = await planAndPublish(broker, items, o, Date.now());
-        const dead = outcomes.filter((x) => x.status === "dead_lettered").length;
+        const published = await publishReadings(broker, o, items, Date.now());
+        if ("refused" in published) throw new BrokerUnavailable(published.refused.detail);
+        const dead = published.outcomes.filter((x) => x.status === "dead_lettered").length;
         if (dead) log.warn({ messages: dead }, "MQTT bridge: broker messages dead-lettered");
       } catch (err) {
         // Broker away: nothing is acked; the MQTT messages come back (same event ids).

@@ -65,6 +65,11 @@ export const ruleSchema = z
     condition: z.unknown().meta({ description: "as in RuleInput.condition" }),
     for_seconds: z.number().int(),
     cooldown_seconds: z.number().int(),
+    max_lateness_seconds: z
+      .number()
+      .int()
+      .nullable()
+      .meta({ description: "null: the server's TELEMETRY_ALERT_MAX_LATENESS; 0: no bound" }),
     created_at: iso,
     updated_at: iso,
   })

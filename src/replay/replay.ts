@@ -34,6 +34,8 @@ export interface ReplayOptions {
   /** How the writer target inserts: COPY first (default), or straight to the upsert (most rows expected present). */
   prefer?: "copy" | "upsert";
   onProgress?: (p: ReplayProgress) => void;
+  /** The evaluator target's default lateness bound (TELEMETRY_ALERT_MAX_LATENESS), judged on each message's receive time. */
+  maxLatenessMs?: number;
   /** Told when the replay starts elsewhere than asked (a relative --from before the stream's first message). */
   onNotice?: (message: string) => void;
 }
@@ -130,7 +132,10 @@ export async function runReplay(deps: { broker: Broker; sql: Sql }, o: ReplayOpt
       if (o.targets.has("evaluator")) {
         for (const b of summarizeCommitted(batch)) {
           summary.alertsCreated += (
-            await evaluateBatch(sql, await rules.forTenant(b.tenant), b, { dryRun: o.dryRun })
+            await evaluateBatch(sql, await rules.forTenant(b.tenant), b, {
+              dryRun: o.dryRun,
+              maxLatenessMs: o.maxLatenessMs,
+            })
           ).opened;
         }
       }

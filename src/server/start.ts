@@ -81,7 +81,12 @@ const AUDIT_SETTLE_MS = 10_000;
  */
 const UNLIMITED = Number.MAX_SAFE_INTEGER;
 
-export async function startServer(config: Config): Promise<RunningServer> {
+/** Test seams: `clock` is ingest's receive-time clock (default Date.now). */
+export interface StartHooks {
+  clock?: () => number;
+}
+
+export async function startServer(config: Config, hooks: StartHooks = {}): Promise<RunningServer> {
   const dataDir = resolve(config.dataDir);
   const has = (role: Config["roles"][number]) => config.roles.includes(role);
   // One budget for the whole shutdown: each draining step gets what the earlier ones left, and
@@ -171,6 +176,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
         recordsPerMessage,
         maxFutureMs,
         publishTimeoutMs,
+        now: hooks.clock,
       };
       const deps = { broker, devices, limits: new RateLimiter(), options };
       routes.push(mountGroup("tenant", tenantAuth, ingestRoutes, deps));
@@ -247,6 +253,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
         stream: committedStream(config.streamName),
         durable: DURABLE.evaluator,
         noDataIntervalMs: config.noDataInterval,
+        maxLatenessMs: config.alertMaxLateness,
         onAlerts: () => n.wake(),
       }));
       onStop(() => n.stop(remaining()));

@@ -4,14 +4,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadConfig } from "../../src/config/load.ts";
 import { configureLogger } from "../../src/lib/log.ts";
-import { startServer, type RunningServer } from "../../src/server/start.ts";
+import { startServer, type RunningServer, type StartHooks } from "../../src/server/start.ts";
 
 export const TEST_KEY = "test-key-acme-0123456789";
 export const OTHER_KEY = "test-key-beta-0123456789";
 
 export type TestServer = RunningServer & AsyncDisposable;
 
-export async function startTestServer(env: Record<string, string>): Promise<TestServer> {
+export async function startTestServer(env: Record<string, string>, hooks: StartHooks = {}): Promise<TestServer> {
   const dataDir = mkdtempSync(join(tmpdir(), "telemetry-srv-"));
   const config = loadConfig(
     {},
@@ -22,11 +22,14 @@ export async function startTestServer(env: Record<string, string>): Promise<Test
       TELEMETRY_API_KEYS: `acme:${TEST_KEY},beta:${OTHER_KEY}`,
       TELEMETRY_FLUSH_INTERVAL: "100ms",
       LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "warn",
+      // Tests feed readings with fixed timestamps of 2026 (helpers/data.ts) as if they were live:
+      // no lateness bound unless a test asks for one (decision 0460; integration/late-data).
+      TELEMETRY_ALERT_MAX_LATENESS: "0",
       ...env,
     },
   );
   configureLogger(config.logLevel, true);
-  const server = await startServer(config);
+  const server = await startServer(config, hooks);
   return Object.assign(server, {
     async [Symbol.asyncDispose]() {
       await server.stop();

@@ -20,11 +20,13 @@ const env = () => ({
   TELEMETRY_NODATA_INTERVAL: "300ms",
   TELEMETRY_DELIVERY_SCHEDULE: "0,100ms,200ms",
 });
+/** Ingest's receive clock runs this many ms behind the real one (no_data is judged on arrival). */
+let clockLagMs = 0;
 
 beforeAll(async () => {
   nats = await startNats();
   databaseUrl = await freshDatabase("alerts");
-  server = await startTestServer(env());
+  server = await startTestServer(env(), { clock: () => Date.now() - clockLagMs });
   sql = createSql(databaseUrl, { max: 2, name: "test" });
 }, 60_000);
 
@@ -95,7 +97,7 @@ describe("threshold rules", () => {
     }));
     await feed(readings.slice(0, 12));
     await server[Symbol.asyncDispose]();
-    server = await startTestServer(env());
+    server = await startTestServer(env(), { clock: () => Date.now() - clockLagMs });
     await feed(readings.slice(12));
     const alerts = await api().alerts(`rule=${rule.id}`);
     expect(alerts.map((a) => a.triggered_at).sort()).toEqual([
@@ -176,7 +178,10 @@ describe("geofence and deadman", () => {
       devices: ["quiet-1"],
       condition: { type: "no_data", minutes: 10 },
     });
+    // Received 20 minutes ago: silence is measured from arrival, not from the reading's time.
+    clockLagMs = 20 * minute;
     await api().ingest([{ device_id: "quiet-1", ts: Date.now() - 20 * minute, metrics: { v: 1 } }]);
+    clockLagMs = 0;
     const [alert] = await check(
       async () => {
         const a = await api().alerts(`rule=${rule.id}`);
@@ -265,7 +270,7 @@ describe("lifecycle, events and isolation", () => {
     try {
       const jsm = await jetstreamManager(nc);
       await jsm.consumers.delete("TELEMETRY_COMMITTED", "evaluator");
-      server = await startTestServer(env());
+      server = await startTestServer(env(), { clock: () => Date.now() - clockLagMs });
       const total = (await jsm.streams.info("TELEMETRY_COMMITTED")).state.messages;
       await check(() => server.evaluator!.stats.batches >= total, {
         what: `the evaluator to re-read ${total} events`,

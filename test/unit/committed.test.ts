@@ -57,7 +57,7 @@ describe("summarizeCommitted", () => {
     const acme = batches[0]!;
     expect(points(acme).sort()).toEqual(["d1/a@3=3", "d1/a@5=1", "d1/b@5=2"]);
     expect(acme.positions.map((p) => p.ts)).toEqual([3, 5]);
-    expect(acme.devices).toEqual([{ deviceId: "d1", lastTs: 5 }]);
+    expect(acme.devices).toEqual([{ deviceId: "d1", lastTs: 5, receivedAt: 0 }]);
   });
 
   test("readings at the same time: the extreme and the latest in batch order are both kept, the latest last", () => {
@@ -109,5 +109,33 @@ describe("splitCommitted", () => {
   test("a summary under the limit is left whole", () => {
     const [b] = summarizeCommitted([envelope([reading("d1", 1, { temp: 1 })])]);
     expect(splitCommitted(b!, 1024)).toEqual([b!]);
+  });
+});
+
+describe("arrival times (decision 0460)", () => {
+  test("each point and device carries its message's receive time, the device the newest one", () => {
+    const [b] = summarizeCommitted([
+      { ...envelope([reading("d1", 10, { temp: 1 }, [1, 2])]), receivedAt: 5_000 },
+      { ...envelope([reading("d1", 5, { temp: 2 })]), receivedAt: 9_000 },
+    ]);
+    expect(b!.series.map((s) => [s.ts, s.receivedAt])).toEqual([
+      [5, 9_000],
+      [10, 5_000],
+    ]);
+    expect(b!.positions.map((p) => p.receivedAt)).toEqual([5_000]);
+    expect(b!.devices).toEqual([{ deviceId: "d1", lastTs: 10, receivedAt: 9_000 }]);
+    expect(decodeCommitted(encodeCommitted(b!))).toEqual(b!);
+  });
+
+  test("an event written before arrival times existed decodes with the reading time as arrival", () => {
+    const old = JSON.stringify({
+      v: 1,
+      t: "acme",
+      s: [["d1", "temp", 7, 1, "e"]],
+      p: [["d1", 7, 1, 2, "e"]],
+      d: [["d1", 7]],
+    });
+    const b = decodeCommitted(old);
+    expect([b.series[0]!.receivedAt, b.positions[0]!.receivedAt, b.devices[0]!.receivedAt]).toEqual([7, 7, 7]);
   });
 });

@@ -32,6 +32,10 @@
  * - no_data: evaluated against `now`. A series never seen does nothing. Silent when
  *   now - lastSeen >= minutes: fires once per silence period (the period is named by its lastSeen,
  *   kept in state.lastTs), so cooldown does not apply. When data comes back the alert resolves.
+ *   lastSeen is when data last *arrived* (ingest's receive time), not the readings' own times, so a
+ *   buffered upload of old points neither looks like silence nor prolongs one (decision 0460).
+ * - Late readings (received more than the rule's lateness bound after their time: see lateness.ts)
+ *   are filtered out by the caller before these functions; they never change a rule's state.
  */
 import type { Condition, Rule } from "./schema.ts";
 
@@ -47,6 +51,8 @@ export interface RuleState {
   lastTs: number | null;
   /** Geofence: whether the device was inside at lastTs; null = unknown. */
   inside: boolean | null;
+  /** Metric no_data: when a reading of the metric last arrived (receive time); null = not yet. */
+  lastArrival: number | null;
 }
 
 export const INITIAL_STATE: RuleState = {
@@ -56,6 +62,7 @@ export const INITIAL_STATE: RuleState = {
   lastValue: null,
   lastTs: null,
   inside: null,
+  lastArrival: null,
 };
 
 /** Rollup statistics over the rule's window before the reading (buckets = 1-minute buckets with data). */
@@ -94,7 +101,7 @@ export interface Decision {
   /** The condition cleared and the rule asks for automatic resolution: resolve this (rule, device)'s open alerts. */
   resolve: boolean;
   /** Why nothing was evaluated, when nothing was. */
-  skipped?: "stale" | "cold_start" | "no_previous" | "not_applicable";
+  skipped?: "stale" | "late" | "cold_start" | "no_previous" | "not_applicable";
 }
 
 export const MIN_BUCKETS = 5;
@@ -315,7 +322,9 @@ export function evaluateSilence(rule: Rule, state: RuleState, lastSeen: number |
     if (!state.active) return { state, fire: null, resolve: false };
     return { state: { ...state, active: false, activeSince: null }, fire: null, resolve: true };
   }
-  if (state.lastTs === lastSeen) return { state, fire: null, resolve: false };
+  // Already alerted: this silence (named by its lastSeen), or one still active, i.e. no arrival
+  // has ended it yet (also a silence alerted before lastSeen meant arrival time: decision 0460).
+  if (state.active || state.lastTs === lastSeen) return { state, fire: null, resolve: false };
   const fire: Fire = {
     value: null,
     message: `no data for ${c.minutes} minute${c.minutes === 1 ? "" : "s"}`,
@@ -326,4 +335,17 @@ export function evaluateSilence(rule: Rule, state: RuleState, lastSeen: number |
     fire,
     resolve: false,
   };
+}
+
+/**
+ * no_data when data arrives (at `arrivedAt`, ingest's receive time, whatever the readings' own
+ * times): an active silence ends and its alert resolves. With `track` the arrival is recorded in
+ * the state (metric rules: the sweep reads it; device rules read devices.last_received_at).
+ */
+export function evaluateArrival(rule: Rule, state: RuleState, arrivedAt: number, track: boolean): Decision {
+  if (rule.condition.type !== "no_data") return skip(state, "not_applicable");
+  const newer = track && (state.lastArrival === null || arrivedAt > state.lastArrival);
+  const next = newer ? { ...state, lastArrival: arrivedAt } : state;
+  if (!state.active) return { state: next, fire: null, resolve: false };
+  return { state: { ...next, active: false, activeSince: null }, fire: null, resolve: true };
 }

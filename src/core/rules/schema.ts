@@ -80,6 +80,17 @@ export const ruleInputSchema = z
       .min(0)
       .max(86_400 * 30)
       .default(900),
+    /**
+     * Readings received more than this many seconds after their own time are stored but not
+     * evaluated (buffered uploads; decision 0460). Absent: the server's TELEMETRY_ALERT_MAX_LATENESS;
+     * 0: every reading is evaluated, however late.
+     */
+    max_lateness_seconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(86_400 * 365)
+      .optional(),
   })
   .superRefine((rule, ctx) => {
     const c = rule.condition;
