@@ -8,7 +8,7 @@ import { createSql, type Sql } from "../../src/db/client.ts";
 import { apiClient } from "../helpers/api.ts";
 import { bufferedUploadScenario, type SendPoints } from "../helpers/late-data.ts";
 import { freshDatabase, startNats } from "../helpers/services.ts";
-import { startTestServer, type TestServer } from "../helpers/server.ts";
+import { startTestServer, TEST_KEY, type TestServer } from "../helpers/server.ts";
 
 let nats: Awaited<ReturnType<typeof startNats>>;
 let server: TestServer;
@@ -46,6 +46,25 @@ const sendJson: SendPoints = async (deviceId, metric, points) => {
 test("a buffered upload over JSON: stored, but no alert fires, flaps or resolves from its old points; no_data does not flap", async () => {
   await bufferedUploadScenario({ server, sql, clock }, sendJson);
 }, 60_000);
+
+// OsmAnd carries one position per request: a tracker uploading its buffer sends them one by one, in order.
+const sendOsmAnd: SendPoints = async (deviceId, metric, points) => {
+  for (const p of points) {
+    const q = new URLSearchParams({
+      id: deviceId,
+      lat: "52.5",
+      lon: "13.4",
+      timestamp: String(Math.round(p.ts)),
+      [metric]: String(p.value),
+    });
+    const res = await fetch(`${server.url}/osmand/${TEST_KEY}?${q}`);
+    expect(`${res.status} ${await res.text()}`).toBe("200 ");
+  }
+};
+
+test("the same buffered upload from an OsmAnd tracker (one request per point): the same outcome", async () => {
+  await bufferedUploadScenario({ server, sql, clock, device: "buffered-osmand" }, sendOsmAnd);
+}, 90_000);
 
 test("a rule's own max_lateness_seconds is stored, returned and validated", async () => {
   const api = apiClient(server);
