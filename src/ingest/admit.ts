@@ -79,7 +79,12 @@ export async function admit(
       reject(item.index, [item.error]);
       continue;
     }
-    const r = normalizeRecord(item.value, { tenant: tenant.id, nowMs: receivedAt, maxFutureMs: opts.maxFutureMs });
+    const r = normalizeRecord(item.value, {
+      tenant: tenant.id,
+      nowMs: receivedAt,
+      maxFutureMs: opts.maxFutureMs,
+      identity: item.identity,
+    });
     if (r.ok) valid.push({ index: item.index, reading: r.reading });
     else reject(item.index, r.errors);
   }

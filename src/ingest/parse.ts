@@ -5,7 +5,8 @@
 import type { FieldError } from "../core/record.ts";
 import { HttpError } from "../http/errors.ts";
 
-export type BodyItem = { index: number; value: unknown } | { index: number; error: FieldError };
+/** `identity`: a suffix of the record's event id (NormalizeOptions.identity), for line protocol. */
+export type BodyItem = { index: number; value: unknown; identity?: string } | { index: number; error: FieldError };
 
 export const JSON_TYPES = ["application/json"];
 export const NDJSON_TYPES = ["application/x-ndjson", "application/ndjson", "application/jsonl"];
