@@ -16,6 +16,7 @@ import { buildApp, type ReadyCheck } from "../http/app.ts";
 import { requireAdmin, requireTenant } from "../http/auth.ts";
 import { mountGroup } from "../http/route.ts";
 import { ingestRoutes } from "../ingest/sources/http-json.ts";
+import { lineMapping, mountInflux } from "../ingest/sources/influx.ts";
 import { logger } from "../lib/log.ts";
 import { StopStack } from "../pipeline/stop.ts";
 import { connectBroker, type Broker } from "../nats/connection.ts";
@@ -167,6 +168,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
       };
       const deps = { broker, devices, limits: new RateLimiter(), options };
       routes.push(mountGroup("tenant", tenantAuth, ingestRoutes, deps));
+      routes.push(mountInflux(tenantAuth, { ...deps, options: { ...options, lineProtocol: lineMapping(config) } }));
       if (config.mqttPort) {
         // The same device registry and rate limiter as HTTP: one policy, one set of buckets.
         const policy = {

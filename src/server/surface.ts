@@ -8,6 +8,7 @@ import { apiRoutes } from "../api/routes.ts";
 import { serviceRoutes } from "../http/app.ts";
 import { page, routesOf, type Route } from "../http/route.ts";
 import { ingestRoutes } from "../ingest/sources/http-json.ts";
+import { influxPublicRoutes, influxRoutes } from "../ingest/sources/influx.ts";
 import { channelRoutes } from "../notify/routes.ts";
 import { buildDocument } from "../openapi/document.ts";
 import { errorSchema } from "../openapi/views.ts";
@@ -41,6 +42,8 @@ export const publicApiRoutes = [openApiRoute, ...uiRoutes];
 /** Every route of the server, whichever role serves it. */
 export const ALL_ROUTES: readonly Route[] = [
   ...ingestRoutes,
+  ...influxRoutes,
+  ...influxPublicRoutes,
   ...tenantApiRoutes,
   ...adminRoutes,
   ...serviceRoutes,
