@@ -168,7 +168,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
       };
       const deps = { broker, devices, limits: new RateLimiter(), options };
       routes.push(mountGroup("tenant", tenantAuth, ingestRoutes, deps));
-      routes.push(mountInflux(tenantAuth, { ...deps, options: { ...options, lineProtocol: lineMapping(config) } }));
+      routes.push(mountInflux(keys.resolve, { ...deps, options: { ...options, lineProtocol: lineMapping(config) } }));
       if (config.mqttPort) {
         // The same device registry and rate limiter as HTTP: one policy, one set of buckets.
         const policy = {

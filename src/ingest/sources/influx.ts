@@ -6,12 +6,14 @@
  * The key (influx-auth) names the tenant; org, bucket and db are accepted and not used.
  * Errors are InfluxDB's JSON (influx-errors); writing is influx-write.
  */
-import { Hono, type MiddlewareHandler } from "hono";
+import { Hono } from "hono";
 import type { Config } from "../../config/schema.ts";
 import type { LineMapping } from "../../core/line-protocol-map.ts";
 import { z } from "zod";
+import { type KeyResolver, requireTenant } from "../../http/auth.ts";
 import { readBody } from "../../http/body.ts";
 import { mountGroup, ok, retryAfter as retryAfterDoc, routesOf } from "../../http/route.ts";
+import { influxKey } from "./influx-auth.ts";
 import { influxError, influxGuard, influxHandler } from "./influx-errors.ts";
 import { type InfluxDeps, writeLines } from "./influx-write.ts";
 
@@ -168,9 +170,9 @@ export const lineMapping = (config: Config): LineMapping => ({
 const WRITE_PATHS = ["/api/v2/write", "/write", "/api/v3/write_lp"];
 
 /** The line-protocol routes behind the tenant key (errors in InfluxDB's shape), /ping, and 405 for other methods. */
-export function mountInflux(tenantAuth: MiddlewareHandler<any>, deps: InfluxDeps): Hono {
+export function mountInflux(resolve: KeyResolver, deps: InfluxDeps): Hono {
   const app = new Hono();
-  app.route("/", mountGroup("tenant", influxGuard(tenantAuth), influxRoutes, deps));
+  app.route("/", mountGroup("tenant", influxGuard(requireTenant(resolve, influxKey)), influxRoutes, deps));
   app.route("/", mountGroup("none", null, influxPublicRoutes, undefined));
   for (const path of WRITE_PATHS)
     app.all(path, (c) =>
