@@ -3,6 +3,7 @@ import init from "../../migrations/0001_init.sql" with { type: "text" };
 import alerts from "../../migrations/0002_alerts.sql" with { type: "text" };
 import tenants from "../../migrations/0003_tenants.sql" with { type: "text" };
 import mqtt from "../../migrations/0004_mqtt.sql" with { type: "text" };
+import lineProtocol from "../../migrations/0005_line_protocol.sql" with { type: "text" };
 import hypertables from "../../migrations/timescaledb/0001_hypertables.sql" with { type: "text" };
 import rollupHypertable from "../../migrations/timescaledb/0002_rollups.sql" with { type: "text" };
 import rollupCompression from "../../migrations/timescaledb/0003_rollup_compression.sql" with { type: "text" };
@@ -22,4 +23,5 @@ export const MIGRATIONS: readonly Migration[] = [
   { name: "0003_tenants", sql: tenants, when: "always" },
   { name: "0004_mqtt", sql: mqtt, when: "always" },
   { name: "timescaledb/0003_rollup_compression", sql: rollupCompression, when: "timescaledb" },
+  { name: "0005_line_protocol", sql: lineProtocol, when: "always" },
 ];

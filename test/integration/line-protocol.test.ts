@@ -12,16 +12,18 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { createSql, type Sql } from "../../src/db/client.ts";
 import { BASE_TS } from "../helpers/data.ts";
 import { check, freshDatabase, startNats } from "../helpers/services.ts";
-import { startTestServer, TEST_KEY, type TestServer } from "../helpers/server.ts";
+import { OTHER_KEY, startTestServer, TEST_KEY, type TestServer } from "../helpers/server.ts";
 
 let nats: Awaited<ReturnType<typeof startNats>>;
 let server: TestServer;
 let nc: NatsConnection;
 let sql: Sql;
+let databaseUrl: string;
+const ADMIN = "admin-token-0123456789abcdef";
 
 beforeAll(async () => {
   nats = await startNats();
-  const databaseUrl = await freshDatabase("lp");
+  databaseUrl = await freshDatabase("lp");
   server = await startTestServer({
     NATS_URL: nats.url,
     DATABASE_URL: databaseUrl,
@@ -29,7 +31,10 @@ beforeAll(async () => {
     TELEMETRY_MAX_RECORDS: "100",
     TELEMETRY_DEVICE_BURST: "20",
     TELEMETRY_DEVICE_RATE: "0.001",
-    TELEMETRY_ROLES: "ingest,writer",
+    TELEMETRY_ROLES: "ingest,writer,api",
+    TELEMETRY_ADMIN_TOKEN: ADMIN,
+    TELEMETRY_AUTH_CACHE_TTL: "300ms",
+    TELEMETRY_LP_BARE_MEASUREMENTS: "bare",
   });
   nc = await connect({ servers: nats.url, maxReconnectAttempts: -1, reconnectTimeWait: 200 });
   sql = createSql(databaseUrl, { max: 2, name: "test" });
@@ -43,10 +48,10 @@ afterAll(async () => {
 }, 60_000);
 
 const storedMessages = async () => (await (await jetstreamManager(nc)).streams.info("TELEMETRY")).state.messages;
-const rows = async (device: string) =>
+const rows = async (device: string, tenant = "acme") =>
   [
-    ...(await sql`SELECT metrics, attributes FROM readings WHERE tenant = 'acme' AND device_id = ${device} ORDER BY metrics::text`),
-  ].map((r) => ({ metrics: r.metrics, attributes: r.attributes }));
+    ...(await sql`SELECT lat, lon, metrics, attributes FROM readings WHERE tenant = ${tenant} AND device_id = ${device} ORDER BY metrics::text`),
+  ].map((r): Record<string, unknown> => (r.lat === null ? { metrics: r.metrics, attributes: r.attributes } : { ...r }));
 const T = `${BASE_TS}000000`; // epoch ns
 
 interface Req {
@@ -290,6 +295,73 @@ describe("writes", () => {
     const again = await send({ body: `m,host=limited v=0 ${BASE_TS}000000` });
     expect(again.status).toBe(429); // its bucket is empty: refused as a whole, in InfluxDB's shape
     expect(again.json.code).toBe("too many requests");
+  });
+});
+
+describe("mapping settings", () => {
+  test("server-wide (TELEMETRY_LP_BARE_MEASUREMENTS=bare): its fields are metrics by their own name", async () => {
+    expect((await send({ body: `bare,host=srv v=1 ${T}\nother,host=srv v=2 ${T}` })).status).toBe(204);
+    await check(async () => (await rows("srv")).length === 2, { what: "rows of srv" });
+    expect((await rows("srv")).map((r) => r.metrics)).toEqual([{ other_v: 2 }, { v: 1 }]);
+  });
+
+  test("per tenant through the admin API and the CLI; the other tenant keeps the server's", async () => {
+    const patch = (body: unknown) =>
+      fetch(`${server.url}/admin/v1/tenants/beta`, {
+        method: "PATCH",
+        headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+    const set = await patch({ line_protocol: { device_tags: ["serial"], bare_measurements: ["env"] } });
+    expect(set.status).toBe(200);
+    expect(((await set.json()) as { line_protocol: unknown }).line_protocol).toEqual({
+      device_tags: ["serial"],
+      bare_measurements: ["env"],
+    });
+    const bad = await patch({ line_protocol: { device_tags: [] } });
+    expect(bad.status).toBe(422);
+    const beta = { auth: `Token ${OTHER_KEY}` };
+    expect((await send({ ...beta, body: `env,serial=S1,host=h temp=1 ${T}` })).status).toBe(204);
+    await check(async () => (await rows("S1", "beta")).length === 1, { what: "row of S1" });
+    expect(await rows("S1", "beta")).toEqual([{ metrics: { temp: 1 }, attributes: { host: "h" } }]);
+    const noSerial = await send({ ...beta, body: `env,host=h temp=1 ${T}` });
+    expect(noSerial.json.message).toContain("has no device tag (one of 'serial')");
+    expect((await send({ body: `env,serial=S1,host=h temp=1 ${T}` })).status).toBe(204); // acme: host is the device
+    await check(async () => (await rows("h")).length === 1, { what: "row of h" });
+
+    const cli = Bun.spawnSync({
+      cmd: [
+        process.execPath,
+        "src/cli/main.ts",
+        "tenants",
+        "update",
+        "beta",
+        "--database-url",
+        databaseUrl,
+        "--json",
+        "--lp-device-tags",
+        "default",
+        "--lp-lat-fields",
+        "y",
+        "--lp-lon-fields",
+        "x",
+      ],
+      cwd: `${import.meta.dir}/../..`,
+      env: { PATH: process.env.PATH!, LOG_LEVEL: "warn" },
+    });
+    expect(cli.stderr.toString()).toBe("");
+    expect(JSON.parse(cli.stdout.toString()).line_protocol).toEqual({
+      bare_measurements: ["env"],
+      lat_fields: ["y"],
+      lon_fields: ["x"],
+    });
+    // The key cache sees the change within TELEMETRY_AUTH_CACHE_TTL: host names the device again.
+    await check(async () => (await send({ ...beta, body: `probe,host=P v=1 ${T}` })).status === 204, {
+      what: "new mapping",
+    });
+    expect((await send({ ...beta, body: `gps,host=S2 y=1,x=2 ${T}` })).status).toBe(204);
+    await check(async () => (await rows("S2", "beta")).length === 1, { what: "row of S2" });
+    expect(await rows("S2", "beta")).toEqual([{ lat: 1, lon: 2, metrics: null, attributes: null }]);
   });
 });
 
