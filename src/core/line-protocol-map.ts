@@ -13,7 +13,8 @@
  * measurement and the sorted field keys (lineIdentity), so Telegraf's `cpu` and `mem` lines of a
  * host at one timestamp are two readings, in one request or split over two; lines with the same
  * device, millisecond, location, measurement and field keys are one reading (the later one is a
- * duplicate, as in JSON), so a batch sent again makes no new rows.
+ * duplicate, as in JSON), so a batch sent again makes no new rows; such a line with other values
+ * in the same request is an error of its line (see mapPoints).
  */
 import type { FieldValue, LineError, LinePoint } from "./line-protocol.ts";
 
@@ -138,14 +139,41 @@ function toRecord(r: MappedPoint): LineRecord {
   return record;
 }
 
-/** Maps parsed points to records, one per point in order, and the errors of the points that map to none. */
+/**
+ * Maps parsed points to records, one per point in order, and the errors of the points that map to
+ * none. A point that is the same reading as an earlier one of the request (device, millisecond,
+ * location, measurement and field keys) with other values is an error of its line: its event id
+ * would make it a duplicate, silently dropped (Telegraf's per-CPU `cpu` lines of one host).
+ * The same line again is kept, and admitted as a duplicate.
+ */
 export function mapPoints(points: readonly LinePoint[], m: LineMapping = DEFAULT_LINE_MAPPING): MapResult {
   const records: MappedRecord[] = [];
   const errors: LineError[] = [];
+  const seen = new Map<string, { line: number; content: string }>();
   for (const p of points) {
     const mapped = mapPoint(p, m);
-    if (mapped.ok) records.push({ line: p.line, identity: lineIdentity(p), record: toRecord(mapped.value) });
-    else errors.push({ line: p.line, message: mapped.message });
+    if (!mapped.ok) {
+      errors.push({ line: p.line, message: mapped.message });
+      continue;
+    }
+    const identity = lineIdentity(p);
+    const record = toRecord(mapped.value);
+    const { metrics, attributes, ...key } = record;
+    const reading = JSON.stringify([key, identity]);
+    const content = JSON.stringify([sorted(metrics), sorted(attributes)]);
+    const first = seen.get(reading);
+    if (first && first.content !== content) {
+      errors.push({ line: p.line, message: sameReading(p, first.line) });
+      continue;
+    }
+    if (!first) seen.set(reading, { line: p.line, content });
+    records.push({ line: p.line, identity, record });
   }
   return { records, errors };
+}
+
+const sorted = (o: Record<string, unknown> | undefined) => Object.entries(o ?? {}).sort(([a], [b]) => (a < b ? -1 : 1));
+
+function sameReading(p: LinePoint, line: number): string {
+  return `point '${p.measurement}' is the reading of line ${line} (same device, time, measurement and field keys) with other values: tags other than the device tag are attributes, not part of a reading's identity`;
 }

@@ -267,6 +267,14 @@ describe("writes", () => {
     ]);
   });
 
+  test("per-CPU lines (one host, measurement, field keys and ms; only a tag differs) are one reading: the second is a 400, not a silent duplicate", async () => {
+    const res = await send({ body: `cpu,host=pc,cpu=cpu0 usage=1 ${T}\ncpu,host=pc,cpu=cpu1 usage=2 ${T}` });
+    expect(res.status).toBe(400);
+    expect(res.json.message).toContain("line 2: point 'cpu' is the reading of line 1");
+    await check(async () => (await rows("pc")).length === 1, { what: "row of pc" });
+    expect(await rows("pc")).toEqual([{ metrics: { cpu_usage: 1 }, attributes: { cpu: "cpu0" } }]);
+  });
+
   test("every auth form and API: Token, Bearer, Basic, ?u=&p=, v3 with precision auto", async () => {
     const basic = `Basic ${Buffer.from(`telegraf:${TEST_KEY}`).toString("base64")}`;
     const writes: Req[] = [

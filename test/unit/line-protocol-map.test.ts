@@ -124,7 +124,7 @@ describe("mapping", () => {
     const identities = map(
       [
         `cpu,host=a,cpu=cpu0 usage=5,idle=1 ${T}`,
-        `cpu,host=a,cpu=cpu1 idle=2,usage=6 ${T}`,
+        `cpu,host=a,cpu=cpu0 idle=1,usage=5 ${T}`,
         `cpu,host=a usage=5 ${T}`,
         `cpu\\,x|y,host=a a\\,b=1,c%d=2,e|f=3 ${T}`,
       ].join("\n"),
@@ -138,6 +138,33 @@ describe("mapping", () => {
     // a key holding a comma is not two keys
     const [one, two] = map(`m,host=a a\\,b=1 ${T}\nm,host=a a=1,b=1 ${T}`).records.map((x) => x.identity);
     expect(one).not.toBe(two);
+  });
+
+  test("the same reading again in a request: identical is kept (a duplicate), other values are an error of its line", () => {
+    const r = map(
+      [
+        `cpu,host=a,cpu=cpu0 usage=5 ${T}`,
+        `cpu,host=a,cpu=cpu1 usage=6 ${T}`,
+        `cpu,host=a,cpu=cpu0 usage=5 ${T}`,
+        `cpu,host=a,cpu=cpu2 usage=5 ${T}`,
+        `cpu,host=a usage=7 ${NOW + 1}000000`,
+        `gps,host=a lat=1,lon=2 ${T}`,
+        `gps,host=a lat=1,lon=3 ${T}`,
+      ].join("\n"),
+    );
+    expect(r.records.map((x) => x.line)).toEqual([1, 3, 5, 6, 7]);
+    expect(r.errors).toEqual([
+      {
+        line: 2,
+        message:
+          "point 'cpu' is the reading of line 1 (same device, time, measurement and field keys) with other values: tags other than the device tag are attributes, not part of a reading's identity",
+      },
+      {
+        line: 4,
+        message:
+          "point 'cpu' is the reading of line 1 (same device, time, measurement and field keys) with other values: tags other than the device tag are attributes, not part of a reading's identity",
+      },
+    ]);
   });
 
   test("a string field and a tag that would be the same attribute are an error", () => {
