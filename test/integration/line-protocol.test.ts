@@ -374,12 +374,15 @@ describe("mapping settings", () => {
 });
 
 describe("ping and query", () => {
-  test("GET and HEAD /ping: 204 with X-Influxdb-Version, no key", async () => {
+  test("GET and HEAD /ping: 204 with X-Influxdb-Version, no key; verbose=true 200 with the version", async () => {
     for (const method of ["GET", "HEAD"]) {
       const res = await fetch(`${server.url}/ping`, { method });
       expect(res.status).toBe(204);
       expect(res.headers.get("x-influxdb-version")).toBe("1.8.10");
     }
+    const verbose = await fetch(`${server.url}/ping?verbose=true&u=x&p=anything`);
+    expect([verbose.status, await verbose.json()]).toEqual([200, { version: "1.8.10" }]);
+    expect((await fetch(`${server.url}/health`)).status).toBe(200); // the Arduino client's InfluxDB 2 check
   });
 
   test("/query: CREATE DATABASE is 200 and does nothing; any other statement is a clear 400", async () => {

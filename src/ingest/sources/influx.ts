@@ -153,9 +153,19 @@ export const influxPublicRoutes = [
     path: "/ping",
     tag: "line protocol",
     summary: "InfluxDB ping (GET or HEAD): 204, no key needed",
+    description:
+      'As InfluxDB 1 answers it: 204, or with verbose=true 200 {"version"} (what the Arduino InfluxDB client\'s validateConnection expects).',
     auth: "none",
-    responses: { 204: { ...ok("alive"), headers: { "X-Influxdb-Version": "the InfluxDB API version spoken" } } },
-    handler: (c) => c.body(null, 204, { "X-Influxdb-Version": INFLUX_VERSION, "X-Influxdb-Build": "OSS" }),
+    query: z.object({ verbose: z.string().optional() }),
+    responses: {
+      200: ok("verbose=true", z.object({ version: z.string() })),
+      204: { ...ok("alive"), headers: { "X-Influxdb-Version": "the InfluxDB API version spoken" } },
+    },
+    handler: (c) => {
+      const headers = { "X-Influxdb-Version": INFLUX_VERSION, "X-Influxdb-Build": "OSS" };
+      if (c.req.query("verbose") === "true") return c.json({ version: INFLUX_VERSION }, 200, headers);
+      return c.body(null, 204, headers);
+    },
   }),
 ];
 
