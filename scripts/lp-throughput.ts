@@ -4,6 +4,7 @@
  * (roles ingest,writer), sends BATCHES bodies of LINES lines (gzip, as Telegraf does) from
  * CONCURRENCY clients, each 204 only after JetStream's ack, and waits until every row is stored.
  *   node_modules/.bin/bun scripts/lp-throughput.ts [batches=200] [lines=1000] [concurrency=4]
+ * With FORMAT=ndjson the same readings go as gzip NDJSON to POST /api/v1/telemetry, for comparison.
  */
 import { gzipSync } from "node:zlib";
 import { createSql } from "../src/db/client.ts";
@@ -13,16 +14,30 @@ import { startTestServer, TEST_KEY } from "../test/helpers/server.ts";
 const [batches = 200, lines = 1000, concurrency = 4] = process.argv.slice(2).map(Number);
 const devices = 100;
 const t0 = Date.UTC(2026, 0, 1);
+const ndjson = process.env.FORMAT === "ndjson";
 
 function body(batch: number): Uint8Array {
   const out: string[] = [];
   for (let i = 0; i < lines; i++) {
     const n = batch * lines + i;
     const ms = t0 + Math.floor(n / devices) * 1000;
-    out.push(`env,host=dev-${n % devices},site=lab temp=${(n % 400) / 10},hum=${n % 100}i ${ms}`);
+    const [device, temp, hum] = [`dev-${n % devices}`, (n % 400) / 10, n % 100];
+    out.push(
+      ndjson
+        ? JSON.stringify({
+            device_id: device,
+            ts: ms,
+            metrics: { env_temp: temp, env_hum: hum },
+            attributes: { site: "lab" },
+          })
+        : `env,host=${device},site=lab temp=${temp},hum=${hum}i ${ms}`,
+    );
   }
   return gzipSync(out.join("\n"));
 }
+const [path, auth, ok] = ndjson
+  ? ["/api/v1/telemetry", `Bearer ${TEST_KEY}`, 202]
+  : ["/api/v2/write?org=o&bucket=b&precision=ms", `Token ${TEST_KEY}`, 204];
 
 await using nats = await startNats();
 const databaseUrl = await freshDatabase("lpbench");
@@ -43,12 +58,12 @@ await Promise.all(
   Array.from({ length: concurrency }, async () => {
     while (next < batches) {
       const i = next++;
-      const res = await fetch(`${server.url}/api/v2/write?org=o&bucket=b&precision=ms`, {
+      const res = await fetch(`${server.url}${path}`, {
         method: "POST",
-        headers: { authorization: `Token ${TEST_KEY}`, "content-encoding": "gzip" },
+        headers: { authorization: auth, "content-encoding": "gzip", "content-type": "application/x-ndjson" },
         body: bodies[i],
       });
-      if (res.status !== 204) throw new Error(`batch ${i}: ${res.status} ${await res.text()}`);
+      if (res.status !== ok) throw new Error(`batch ${i}: ${res.status} ${await res.text()}`);
     }
   }),
 );
@@ -65,6 +80,7 @@ const cpu = process.cpuUsage(cpu0);
 await sql.end({ timeout: 1 });
 console.log(
   JSON.stringify({
+    format: ndjson ? "ndjson" : "line protocol",
     readings: total,
     batches,
     lines,

@@ -118,7 +118,9 @@ export function mapPoint(p: LinePoint, m: LineMapping = DEFAULT_LINE_MAPPING): O
 }
 
 /** Escapes the separators of the identity suffix, so that distinct names never give one suffix. */
-const part = (name: string) => name.replaceAll("%", "%25").replaceAll("|", "%7C").replaceAll(",", "%2C");
+const SEPARATORS = /[%|,]/;
+const part = (name: string) =>
+  SEPARATORS.test(name) ? name.replaceAll("%", "%25").replaceAll("|", "%7C").replaceAll(",", "%2C") : name;
 
 /**
  * The event-id suffix of a line (core/event-id.ts): `lp|{measurement}|{field keys}`, the keys
@@ -149,7 +151,7 @@ function toRecord(r: MappedPoint): LineRecord {
 export function mapPoints(points: readonly LinePoint[], m: LineMapping = DEFAULT_LINE_MAPPING): MapResult {
   const records: MappedRecord[] = [];
   const errors: LineError[] = [];
-  const seen = new Map<string, { line: number; content: string }>();
+  const seen = new Map<string, MappedRecord>();
   for (const p of points) {
     const mapped = mapPoint(p, m);
     if (!mapped.ok) {
@@ -158,21 +160,28 @@ export function mapPoints(points: readonly LinePoint[], m: LineMapping = DEFAULT
     }
     const identity = lineIdentity(p);
     const record = toRecord(mapped.value);
-    const { metrics, attributes, ...key } = record;
-    const reading = JSON.stringify([key, identity]);
-    const content = JSON.stringify([sorted(metrics), sorted(attributes)]);
+    const loc = record.location;
+    const reading = `${record.device_id}\u0000${record.ts}\u0000${loc ? `${loc.lat},${loc.lon}` : ""}\u0000${identity}`;
     const first = seen.get(reading);
-    if (first && first.content !== content) {
+    if (first && !sameValues(first.record, record)) {
       errors.push({ line: p.line, message: sameReading(p, first.line) });
       continue;
     }
-    if (!first) seen.set(reading, { line: p.line, content });
-    records.push({ line: p.line, identity, record });
+    const mappedRecord = { line: p.line, identity, record };
+    if (!first) seen.set(reading, mappedRecord);
+    records.push(mappedRecord);
   }
   return { records, errors };
 }
 
-const sorted = (o: Record<string, unknown> | undefined) => Object.entries(o ?? {}).sort(([a], [b]) => (a < b ? -1 : 1));
+function sameEntries(a: Record<string, unknown> | undefined, b: Record<string, unknown> | undefined): boolean {
+  const ka = Object.keys(a ?? {});
+  if (ka.length !== Object.keys(b ?? {}).length) return false;
+  return ka.every((k) => Object.hasOwn(b!, k) && Object.is(a![k], b![k]));
+}
+
+const sameValues = (a: LineRecord, b: LineRecord) =>
+  sameEntries(a.metrics, b.metrics) && sameEntries(a.attributes, b.attributes);
 
 function sameReading(p: LinePoint, line: number): string {
   return `point '${p.measurement}' is the reading of line ${line} (same device, time, measurement and field keys) with other values: tags other than the device tag are attributes, not part of a reading's identity`;
