@@ -373,6 +373,55 @@ describe("mapping settings", () => {
   });
 });
 
+describe("device policy and tenant status (admit's and the key middleware's 403)", () => {
+  const admin = (path: string, body: unknown) =>
+    fetch(`${server.url}${path}`, {
+      method: "PATCH",
+      headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+  const beta = { auth: `Token ${OTHER_KEY}` };
+
+  test("reject policy: unknown devices are bad lines (400, the known one stored), or 403 when none is known", async () => {
+    expect((await admin("/admin/v1/tenants/beta", { device_policy: "reject" })).status).toBe(200);
+    try {
+      const registered = await fetch(`${server.url}/api/v1/devices`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${OTHER_KEY}`, "content-type": "application/json" },
+        body: JSON.stringify({ device_id: "known" }),
+      });
+      expect(registered.status).toBeLessThan(300);
+      const before = await storedMessages();
+      const none = await send({ ...beta, body: `m,host=stranger v=1 ${T}` });
+      expect([none.status, none.json.code]).toEqual([403, "forbidden"]);
+      expect(none.json.message).toContain("no record of this request is from a registered device");
+      expect(await storedMessages()).toBe(before);
+      const mixed = await send({ ...beta, body: `m,host=known v=1 ${T}\nm,host=stranger v=2 ${T}` });
+      expect(mixed.status).toBe(400);
+      expect(mixed.json.message).toContain("partial write: 1 of 2 lines stored, 1 rejected; line 2: device_id:");
+      await check(async () => (await rows("known", "beta")).length === 1, { what: "row of known" });
+      expect(await rows("stranger", "beta")).toEqual([]);
+    } finally {
+      await admin("/admin/v1/tenants/beta", { device_policy: "auto" });
+    }
+  });
+
+  test("a suspended tenant: 403 in InfluxDB's shape, nothing published", async () => {
+    expect((await admin("/admin/v1/tenants/beta", { status: "suspended", suspended_reason: "unpaid" })).status).toBe(
+      200,
+    );
+    try {
+      const before = await storedMessages();
+      const res = await send({ ...beta, path: "/write?db=x", body: `m,host=known v=9 ${T}` });
+      expect(res.status).toBe(403);
+      expect(res.json).toEqual({ error: "tenant beta is suspended: unpaid" });
+      expect(await storedMessages()).toBe(before);
+    } finally {
+      await admin("/admin/v1/tenants/beta", { status: "active" });
+    }
+  });
+});
+
 describe("ping and query", () => {
   test("GET and HEAD /ping: 204 with X-Influxdb-Version, no key; verbose=true 200 with the version", async () => {
     for (const method of ["GET", "HEAD"]) {
