@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { HttpError as InfluxHttpError, InfluxDB, Point, setLogger } from "@influxdata/influxdb-client";
 import { createSql, type Sql } from "../../src/db/client.ts";
 import { BASE_TS } from "../helpers/data.ts";
+import { writerDrained } from "../helpers/drained.ts";
 import { check, freshDatabase, startNats } from "../helpers/services.ts";
 import { startTestServer, TEST_KEY, type TestServer } from "../helpers/server.ts";
 
@@ -40,9 +41,10 @@ const rowsOf = async (device: string) =>
   ].map((r): Record<string, unknown> => ({ ...r, ms: Number(r.ms) }));
 
 /** Waits until `device` has `n` rows, then a little longer to see that no more come. */
+/** Waits until `device` has `n` rows and the writer has taken every message (so a row too many would be there). */
 async function settledRows(device: string, n: number) {
   await check(async () => (await rowsOf(device)).length >= n, { what: `${n} rows of ${device}` });
-  await Bun.sleep(300); // the writer flushes every 100 ms: a row too many would be here by now
+  await writerDrained(nats.url);
   return rowsOf(device);
 }
 

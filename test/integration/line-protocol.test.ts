@@ -11,6 +11,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { createSql, type Sql } from "../../src/db/client.ts";
 import { BASE_TS } from "../helpers/data.ts";
+import { writerDrained } from "../helpers/drained.ts";
 import { check, freshDatabase, startNats } from "../helpers/services.ts";
 import { OTHER_KEY, startTestServer, TEST_KEY, type TestServer } from "../helpers/server.ts";
 
@@ -260,7 +261,7 @@ describe("writes", () => {
     // one request, the same line twice: one reading
     expect((await send({ body: `mem,host=split used=70 ${T}\nmem,host=split used=70 ${T}` })).status).toBe(204);
     await check(async () => (await rows("split")).length === 2, { what: "2 rows of split" });
-    await Bun.sleep(300);
+    await writerDrained(nats.url);
     expect(await rows("split")).toEqual([
       { metrics: { cpu_usage: 5 }, attributes: null },
       { metrics: { mem_used: 70 }, attributes: null },
