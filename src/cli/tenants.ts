@@ -31,6 +31,35 @@ const limitArgs: ArgsDef = Object.fromEntries(
   ]),
 );
 
+const LP_KEYS = ["device_tags", "bare_measurements", "lat_fields", "lon_fields"] as const;
+const lineProtocolArgs: ArgsDef = Object.fromEntries(
+  LP_KEYS.map((k) => [
+    `lp-${k.replaceAll("_", "-")}`,
+    {
+      type: "string",
+      description: `Line protocol: the tenant's own ${k}, comma-separated; 'default' follows TELEMETRY_LP_${k.toUpperCase()}`,
+      valueHint: "a,b",
+    },
+  ]),
+);
+
+/** The line_protocol patch of the --lp-* flags (undefined when none is given). */
+function lineProtocolFrom(args: Record<string, unknown>) {
+  const patch: Record<string, string[] | null> = {};
+  for (const k of LP_KEYS) {
+    const text = args[`lp-${k.replaceAll("_", "-")}`];
+    if (typeof text !== "string") continue;
+    patch[k] =
+      text.trim() === "default"
+        ? null
+        : text
+            .split(",")
+            .map((n) => n.trim())
+            .filter(Boolean);
+  }
+  return Object.keys(patch).length > 0 ? patch : undefined;
+}
+
 /** The configuration from the setting flags above only (the tenant's own --max-devices is not TELEMETRY_MAX_DEVICES). */
 function storeConfig(args: Record<string, unknown>) {
   return configOrExit(Object.fromEntries(Object.keys(storeSettings).map((k) => [k, args[k] as string | undefined])));
@@ -78,7 +107,8 @@ function limitsFrom(args: Record<string, unknown>) {
 function describe(t: ReturnType<typeof tenantJson>): string {
   const limits = LIMIT_NAMES.map((n) => `${n}=${t.limits[n]}${t.own_limits.includes(n) ? "" : " (default)"}`).join(" ");
   const status = t.status === "suspended" ? `suspended (${t.suspended_reason})` : "active";
-  return `${t.id}\t${status}\tdevice_policy=${t.device_policy}\t${limits}\t${JSON.stringify(t.name)}`;
+  const lp = Object.entries(t.line_protocol).map(([k, v]) => `\tline_protocol.${k}=${v.join(",")}`);
+  return `${t.id}\t${status}\tdevice_policy=${t.device_policy}\t${limits}\t${JSON.stringify(t.name)}${lp.join("")}`;
 }
 
 const id = { id: { type: "positional", description: "Tenant id", required: true } } as const;
@@ -92,6 +122,7 @@ const create = defineCommand({
     name: { type: "string", description: "Display name (default: the id)" },
     "device-policy": { type: "string", description: "auto (default) or reject" },
     ...limitArgs,
+    ...lineProtocolArgs,
   },
   async run({ args }) {
     await onStore(args, async (sql, defaults) => {
@@ -100,6 +131,7 @@ const create = defineCommand({
         name: args.name,
         device_policy: args["device-policy"],
         limits: limitsFrom(args),
+        line_protocol: lineProtocolFrom(args),
       });
       const row = await createTenant(sql, input);
       if (!row) throw new Error(`tenant ${input.id} exists`);
@@ -147,13 +179,19 @@ function patchCommand(
 
 const update = patchCommand(
   "update",
-  "Change a tenant's name, device policy or limits",
+  "Change a tenant's name, device policy, limits or line-protocol mapping",
   {
     name: { type: "string", description: "Display name" },
     "device-policy": { type: "string", description: "auto or reject" },
     ...limitArgs,
+    ...lineProtocolArgs,
   },
-  (args) => ({ name: args.name, device_policy: args["device-policy"], limits: limitsFrom(args) }),
+  (args) => ({
+    name: args.name,
+    device_policy: args["device-policy"],
+    limits: limitsFrom(args),
+    line_protocol: lineProtocolFrom(args),
+  }),
 );
 const suspend = patchCommand(
   "suspend",

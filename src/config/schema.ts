@@ -67,6 +67,24 @@ const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
     return n;
   });
 
+/** A comma-separated list of at least `min` names (tag, field or measurement names). */
+const names = (min: number) =>
+  z.string().transform((text, ctx) => {
+    const list = [
+      ...new Set(
+        text
+          .split(",")
+          .map((n) => n.trim())
+          .filter(Boolean),
+      ),
+    ];
+    if (list.length < min) {
+      ctx.addIssue({ code: "custom", message: `must be a comma-separated list of names, got ${JSON.stringify(text)}` });
+      return z.NEVER;
+    }
+    return list;
+  });
+
 const positive = z.string().transform((text, ctx) => {
   const n = Number(text.trim());
   if (text.trim() === "" || !Number.isFinite(n) || n <= 0) {
@@ -441,6 +459,30 @@ export const SETTINGS = {
     default: "10000",
     doc: "Default most records in one request (per tenant: max_records_per_request)",
   },
+  lpDeviceTags: {
+    env: "TELEMETRY_LP_DEVICE_TAGS",
+    flag: "lp-device-tags",
+    default: "device,host",
+    doc: "Line protocol: the tags that name the device, first present wins (per tenant: line_protocol.device_tags)",
+  },
+  lpBareMeasurements: {
+    env: "TELEMETRY_LP_BARE_MEASUREMENTS",
+    flag: "lp-bare-measurements",
+    default: "",
+    doc: "Line protocol: measurements whose fields are metrics by their own name, not {measurement}_{field} (per tenant: line_protocol.bare_measurements)",
+  },
+  lpLatFields: {
+    env: "TELEMETRY_LP_LAT_FIELDS",
+    flag: "lp-lat-fields",
+    default: "lat,latitude",
+    doc: "Line protocol: the fields that are a latitude (per tenant: line_protocol.lat_fields)",
+  },
+  lpLonFields: {
+    env: "TELEMETRY_LP_LON_FIELDS",
+    flag: "lp-lon-fields",
+    default: "lon,lng,longitude",
+    doc: "Line protocol: the fields that are a longitude (per tenant: line_protocol.lon_fields)",
+  },
   recordsPerMessage: {
     env: "TELEMETRY_RECORDS_PER_MESSAGE",
     flag: "records-per-message",
@@ -589,6 +631,10 @@ export const configSchema = z.object({
   maxFuture: duration(0),
   maxBodyBytes: byteSize,
   maxRecordsPerRequest: int(1, 1_000_000),
+  lpDeviceTags: names(1),
+  lpBareMeasurements: names(0),
+  lpLatFields: names(1),
+  lpLonFields: names(1),
   recordsPerMessage: int(1, 10_000),
   publishTimeout: duration(100),
   dlqMaxAge: duration(60_000),

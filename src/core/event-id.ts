@@ -9,6 +9,10 @@
  *              or empty when the record has no location.
  * Namespace: EVENT_NAMESPACE below (itself UUIDv5 of "telemetry.event.v1" in the URL namespace).
  * Metrics and attributes are not part of an event's identity.
+ *
+ * A source whose reading is narrower than device + time + location appends a suffix (never used
+ * by JSON, whose names stay exactly as above): `{canonical}|{suffix}`. Line protocol's is
+ * `lp|{measurement}|{field keys, sorted, joined by ","}` (see lineIdentity in line-protocol-map.ts).
  */
 import { createHash } from "node:crypto";
 
@@ -20,6 +24,8 @@ export interface EventIdentity {
   ts: number;
   lat: number | null;
   lon: number | null;
+  /** Appended as `|{suffix}` when given (line protocol); absent for JSON. */
+  suffix?: string;
 }
 
 /** Exact decimal text of a coordinate already rounded to 7 decimals. */
@@ -33,7 +39,8 @@ export function coordinateText(value: number): string {
 export function canonicalName(id: EventIdentity): string {
   const lat = id.lat === null ? "" : coordinateText(id.lat);
   const lon = id.lon === null ? "" : coordinateText(id.lon);
-  return `v1|${id.tenant}|${id.deviceId}|${new Date(id.ts).toISOString()}|${lat}|${lon}`;
+  const name = `v1|${id.tenant}|${id.deviceId}|${new Date(id.ts).toISOString()}|${lat}|${lon}`;
+  return id.suffix === undefined ? name : `${name}|${id.suffix}`;
 }
 
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));

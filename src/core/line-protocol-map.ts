@@ -9,10 +9,12 @@
  *  - string fields: attributes, named like metrics.
  *  - location: the first of `latFields` and of `lonFields` (numeric fields, both or neither).
  *  - ts: the point's epoch milliseconds (nanoseconds floored to milliseconds).
- * Points of one device at one millisecond become ONE record (an event id is tenant, device,
- * time and location, so two records there would be one reading): Telegraf writes `cpu` and `mem`
- * of a host with one timestamp. A point that would give an already set metric, attribute or
- * location of that record another value is an error of its line, and none of it is used.
+ * One line is one record (decision 0430). Its event id is the JSON one extended with the
+ * measurement and the sorted field keys (lineIdentity), so Telegraf's `cpu` and `mem` lines of a
+ * host at one timestamp are two readings, in one request or split over two; lines with the same
+ * device, millisecond, location, measurement and field keys are one reading (the later one is a
+ * duplicate, as in JSON), so a batch sent again makes no new rows; such a line with other values
+ * in the same request is an error of its line (see mapPoints).
  */
 import type { FieldValue, LineError, LinePoint } from "./line-protocol.ts";
 
@@ -40,8 +42,10 @@ export interface LineRecord {
 }
 
 export interface MappedRecord {
-  /** The line numbers the record was made of, in order. */
-  lines: number[];
+  /** The line the record was made of. */
+  line: number;
+  /** Its event id's suffix (lineIdentity). */
+  identity: string;
   record: LineRecord;
 }
 
@@ -57,15 +61,6 @@ export interface MappedPoint {
   location: { lat: number; lon: number } | null;
   metrics: Map<string, number>;
   attributes: Map<string, string>;
-}
-
-interface Group {
-  lines: number[];
-  deviceId: string;
-  ms: number;
-  location: { lat: number; lon: number; line: number } | null;
-  metrics: Map<string, { value: number; line: number }>;
-  attributes: Map<string, { value: string; line: number }>;
 }
 
 export type Outcome<T> = { ok: true; value: T } | { ok: false; message: string };
@@ -122,62 +117,72 @@ export function mapPoint(p: LinePoint, m: LineMapping = DEFAULT_LINE_MAPPING): O
   return { ok: true, value: { line: p.line, deviceId, ms: p.ms, location: location.value, metrics, attributes } };
 }
 
-/** Why `r` cannot join `g`, or null. */
-function conflict(g: Group, r: MappedPoint): string | null {
-  const at = `of device '${r.deviceId}' at epoch ms ${r.ms}`;
-  if (g.location && r.location && (g.location.lat !== r.location.lat || g.location.lon !== r.location.lon)) {
-    return `location ${at} is already set to another value by line ${g.location.line}`;
-  }
-  for (const [name, value] of r.metrics) {
-    const had = g.metrics.get(name);
-    if (had && !Object.is(had.value, value))
-      return `metric '${name}' ${at} is already set to another value by line ${had.line}`;
-  }
-  for (const [name, value] of r.attributes) {
-    const had = g.attributes.get(name);
-    if (had && had.value !== value)
-      return `attribute '${name}' ${at} is already set to another value by line ${had.line}`;
-  }
-  return null;
+/** Escapes the separators of the identity suffix, so that distinct names never give one suffix. */
+const SEPARATORS = /[%|,]/;
+const part = (name: string) =>
+  SEPARATORS.test(name) ? name.replaceAll("%", "%25").replaceAll("|", "%7C").replaceAll(",", "%2C") : name;
+
+/**
+ * The event-id suffix of a line (core/event-id.ts): `lp|{measurement}|{field keys}`, the keys
+ * sorted (by UTF-16 code units) and joined by ","; `%`, `|` and `,` in names written %25, %7C, %2C.
+ * Every field key counts, the location's too. Tags other than the device tag do not.
+ */
+export function lineIdentity(p: LinePoint): string {
+  const keys = p.fields.map(([k]) => part(k)).sort();
+  return `lp|${part(p.measurement)}|${keys.join(",")}`;
 }
 
-function join(g: Group, r: MappedPoint): void {
-  g.lines.push(r.line);
-  if (r.location && !g.location) g.location = { ...r.location, line: r.line };
-  for (const [name, value] of r.metrics) if (!g.metrics.has(name)) g.metrics.set(name, { value, line: r.line });
-  for (const [name, value] of r.attributes)
-    if (!g.attributes.has(name)) g.attributes.set(name, { value, line: r.line });
-}
-
-function toRecord(g: Group): MappedRecord {
-  const record: LineRecord = { device_id: g.deviceId, ts: g.ms };
-  if (g.location) record.location = { lat: g.location.lat, lon: g.location.lon };
+function toRecord(r: MappedPoint): LineRecord {
+  const record: LineRecord = { device_id: r.deviceId, ts: r.ms };
+  if (r.location) record.location = r.location;
   // Object.fromEntries makes own properties even of '__proto__', which normalizeRecord then refuses by name.
-  if (g.metrics.size > 0) record.metrics = Object.fromEntries([...g.metrics].map(([k, v]) => [k, v.value]));
-  if (g.attributes.size > 0) record.attributes = Object.fromEntries([...g.attributes].map(([k, v]) => [k, v.value]));
-  return { lines: g.lines, record };
+  if (r.metrics.size > 0) record.metrics = Object.fromEntries(r.metrics);
+  if (r.attributes.size > 0) record.attributes = Object.fromEntries(r.attributes);
+  return record;
 }
 
-/** Maps parsed points to records, in the order of their first lines, and the errors of the points that map to none. */
+/**
+ * Maps parsed points to records, one per point in order, and the errors of the points that map to
+ * none. A point that is the same reading as an earlier one of the request (device, millisecond,
+ * location, measurement and field keys) with other values is an error of its line: its event id
+ * would make it a duplicate, silently dropped (Telegraf's per-CPU `cpu` lines of one host).
+ * The same line again is kept, and admitted as a duplicate.
+ */
 export function mapPoints(points: readonly LinePoint[], m: LineMapping = DEFAULT_LINE_MAPPING): MapResult {
-  const groups = new Map<string, Group>();
+  const records: MappedRecord[] = [];
   const errors: LineError[] = [];
+  const seen = new Map<string, MappedRecord>();
   for (const p of points) {
     const mapped = mapPoint(p, m);
     if (!mapped.ok) {
       errors.push({ line: p.line, message: mapped.message });
       continue;
     }
-    const r = mapped.value;
-    const key = `${r.deviceId}\u0000${r.ms}`;
-    let g = groups.get(key);
-    if (!g) {
-      g = { lines: [], deviceId: r.deviceId, ms: r.ms, location: null, metrics: new Map(), attributes: new Map() };
-      groups.set(key, g);
+    const identity = lineIdentity(p);
+    const record = toRecord(mapped.value);
+    const loc = record.location;
+    const reading = `${record.device_id}\u0000${record.ts}\u0000${loc ? `${loc.lat},${loc.lon}` : ""}\u0000${identity}`;
+    const first = seen.get(reading);
+    if (first && !sameValues(first.record, record)) {
+      errors.push({ line: p.line, message: sameReading(p, first.line) });
+      continue;
     }
-    const why = conflict(g, r);
-    if (why) errors.push({ line: p.line, message: why });
-    else join(g, r);
+    const mappedRecord = { line: p.line, identity, record };
+    if (!first) seen.set(reading, mappedRecord);
+    records.push(mappedRecord);
   }
-  return { records: [...groups.values()].filter((g) => g.lines.length > 0).map(toRecord), errors };
+  return { records, errors };
+}
+
+function sameEntries(a: Record<string, unknown> | undefined, b: Record<string, unknown> | undefined): boolean {
+  const ka = Object.keys(a ?? {});
+  if (ka.length !== Object.keys(b ?? {}).length) return false;
+  return ka.every((k) => Object.hasOwn(b!, k) && Object.is(a![k], b![k]));
+}
+
+const sameValues = (a: LineRecord, b: LineRecord) =>
+  sameEntries(a.metrics, b.metrics) && sameEntries(a.attributes, b.attributes);
+
+function sameReading(p: LinePoint, line: number): string {
+  return `point '${p.measurement}' is the reading of line ${line} (same device, time, measurement and field keys) with other values: tags other than the device tag are attributes, not part of a reading's identity`;
 }

@@ -133,6 +133,8 @@ export interface NormalizeOptions {
   tenant: string;
   nowMs: number;
   maxFutureMs: number;
+  /** Appended to the event id's canonical name (core/event-id.ts); line protocol's measurement and field keys. */
+  identity?: string;
 }
 
 /** Rounds half away from zero to 7 decimals; returns the scaled integer and the number. */
@@ -213,7 +215,7 @@ export function normalizeRecord(input: unknown, opts: NormalizeOptions): Normali
   return {
     ok: true,
     reading: {
-      eventId: eventId({ tenant: opts.tenant, deviceId: rec.device_id, ts, lat, lon }),
+      eventId: eventId({ tenant: opts.tenant, deviceId: rec.device_id, ts, lat, lon, suffix: opts.identity }),
       tenant: opts.tenant,
       deviceId: rec.device_id,
       ts,

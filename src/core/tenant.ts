@@ -1,4 +1,6 @@
 /** A tenant's settings as ingest, MQTT and HTTP auth use them, and the answer of an API key lookup (types only). */
+import type { LineMapping } from "./line-protocol-map.ts";
+
 export type DevicePolicy = "auto" | "reject";
 
 export interface TenantLimits {
@@ -16,6 +18,8 @@ export interface TenantSettings {
   suspendedReason: string | null;
   devicePolicy: DevicePolicy;
   limits: TenantLimits;
+  /** The tenant's own line-protocol mapping settings; the absent ones follow the server's. */
+  lineProtocol?: Partial<LineMapping> | null;
 }
 
 /**

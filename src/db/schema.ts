@@ -189,6 +189,7 @@ export const tenants = pgTable("tenants", {
   deviceBurst: integer("device_burst"),
   maxRecordsPerRequest: integer("max_records_per_request"),
   createdAt: tstz("created_at").notNull().defaultNow(),
+  lineProtocol: jsonb("line_protocol"),
 });
 
 export const apiKeys = pgTable("api_keys", {

@@ -51,7 +51,8 @@ export interface AdmissionDeps {
 }
 
 /** A decoded record (`value`, not validated yet), or the source's own error for it. */
-export type Candidate = { index: number; value: unknown } | { index: number; error: FieldError };
+/** `identity`: a suffix of the record's event id (NormalizeOptions.identity), for line protocol. */
+export type Candidate = { index: number; value: unknown; identity?: string } | { index: number; error: FieldError };
 
 /** A field error, or a policy refusal with its code (unknown_device, device_limit, rate_limited). */
 export type RecordError = FieldError & { code?: string };
@@ -105,7 +106,12 @@ export async function admitRecords(
       reject(item.index, [item.error], reasonOf([item.error]));
       continue;
     }
-    const r = normalizeRecord(item.value, { tenant: tenant.id, nowMs: receivedAt, maxFutureMs: opts.maxFutureMs });
+    const r = normalizeRecord(item.value, {
+      tenant: tenant.id,
+      nowMs: receivedAt,
+      maxFutureMs: opts.maxFutureMs,
+      identity: item.identity,
+    });
     if (r.ok) valid.push({ index: item.index, reading: r.reading });
     else reject(item.index, r.errors, reasonOf(r.errors));
   }

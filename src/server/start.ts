@@ -19,6 +19,7 @@ import { ingestRoutes } from "../ingest/sources/http-json.ts";
 import { OSMAND_SECRET_PATHS, osmandPortRouter, osmandRouter } from "../ingest/sources/osmand.ts";
 import { OWNTRACKS_SECRET_PATHS, owntracksRouter } from "../ingest/sources/owntracks.ts";
 import { RefusalLog, type TrackerDeps } from "../ingest/sources/tracker.ts";
+import { lineMapping, mountInflux } from "../ingest/sources/influx.ts";
 import { logger } from "../lib/log.ts";
 import { StopStack } from "../pipeline/stop.ts";
 import { connectBroker, type Broker } from "../nats/connection.ts";
@@ -182,6 +183,7 @@ export async function startServer(config: Config, hooks: StartHooks = {}): Promi
       routes.push(mountGroup("tenant", tenantAuth, ingestRoutes, deps));
       trackers = { ...deps, sql, refusals: new RefusalLog() };
       routes.push(osmandRouter(keys.resolve, trackers), owntracksRouter(keys.resolve, trackers));
+      routes.push(mountInflux(keys.resolve, { ...deps, options: { ...options, lineProtocol: lineMapping(config) } }));
       if (config.mqttPort) {
         // The same device registry and rate limiter as HTTP: one policy, one set of buckets.
         const policy = {

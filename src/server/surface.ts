@@ -11,6 +11,7 @@ import { page, routesOf, type Route } from "../http/route.ts";
 import { ingestRoutes } from "../ingest/sources/http-json.ts";
 import { osmandRoutes } from "../ingest/sources/osmand.ts";
 import { owntracksRoutes } from "../ingest/sources/owntracks.ts";
+import { influxPublicRoutes, influxRoutes } from "../ingest/sources/influx.ts";
 import { channelRoutes } from "../notify/routes.ts";
 import { buildDocument } from "../openapi/document.ts";
 import { errorSchema } from "../openapi/views.ts";
@@ -46,6 +47,8 @@ export const ALL_ROUTES: readonly Route[] = [
   ...ingestRoutes,
   ...osmandRoutes,
   ...owntracksRoutes,
+  ...influxRoutes,
+  ...influxPublicRoutes,
   ...tenantApiRoutes,
   ...provisionRoutes,
   ...adminRoutes,

@@ -3,7 +3,15 @@ import { v4 as uuidv4 } from "uuid";
 import type { Sql } from "../db/client.ts";
 import { generateKey, hashKey, keyPrefix, mqttHash } from "./keys.ts";
 import type { KeyKind } from "../core/tenant.ts";
-import type { LimitsInput, TenantCreate, TenantPatch, TenantRow } from "./tenant.ts";
+import {
+  type LimitsInput,
+  type LineProtocolInput,
+  type LineProtocolJson,
+  ownLineProtocol,
+  type TenantCreate,
+  type TenantPatch,
+  type TenantRow,
+} from "./tenant.ts";
 
 export type KeyRow = Record<string, any>;
 
@@ -42,6 +50,22 @@ function limitColumns(limits: LimitsInput | undefined): Record<string, number | 
   >;
 }
 
+/** The tenant's own line-protocol settings after `patch` (null keys removed); null when none is left. */
+function lineProtocolColumn(own: LineProtocolJson, patch: LineProtocolInput): LineProtocolJson | null {
+  const next: Record<string, unknown> = { ...own };
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === null) delete next[k];
+    else if (v !== undefined) next[k] = v;
+  }
+  return Object.keys(next).length === 0 ? null : (next as LineProtocolJson);
+}
+
+function lineProtocolOf(sql: Sql, own: LineProtocolJson, patch: LineProtocolInput | undefined) {
+  if (patch === undefined) return {};
+  const column = lineProtocolColumn(own, patch);
+  return { line_protocol: column === null ? null : sql.json(column) };
+}
+
 /** The new tenant, or null when the id is taken. */
 export async function createTenant(sql: Sql, input: TenantCreate): Promise<TenantRow | null> {
   const row = {
@@ -49,6 +73,7 @@ export async function createTenant(sql: Sql, input: TenantCreate): Promise<Tenan
     name: input.name ?? input.id,
     device_policy: input.device_policy,
     ...limitColumns(input.limits),
+    ...lineProtocolOf(sql, {}, input.line_protocol),
   };
   const [created] = await sql`INSERT INTO tenants ${sql(row)} ON CONFLICT (id) DO NOTHING RETURNING *`;
   return created ?? null;
@@ -67,6 +92,11 @@ export async function updateTenant(sql: Sql, id: string, patch: TenantPatch): Pr
   const changes: Record<string, unknown> = { ...limitColumns(patch.limits) };
   if (patch.name !== undefined) changes.name = patch.name;
   if (patch.device_policy !== undefined) changes.device_policy = patch.device_policy;
+  if (patch.line_protocol !== undefined) {
+    const current = await getTenant(sql, id);
+    if (!current) return undefined;
+    Object.assign(changes, lineProtocolOf(sql, ownLineProtocol(current), patch.line_protocol));
+  }
   if (patch.status !== undefined) {
     changes.status = patch.status;
     changes.suspended_reason = patch.status === "suspended" ? patch.suspended_reason! : null;

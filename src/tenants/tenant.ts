@@ -6,6 +6,7 @@ import { z } from "zod";
 import type { Config } from "../config/schema.ts";
 import { deviceIdProblem } from "../core/record.ts";
 import { TENANT_ID_PATTERN } from "../core/subject.ts";
+import type { LineMapping } from "../core/line-protocol-map.ts";
 import type { TenantLimits, TenantSettings } from "../core/tenant.ts";
 
 /** Limit name (JSON and column) -> setting. */
@@ -31,6 +32,31 @@ export function tenantDefaults(config: Config): TenantLimits {
   };
 }
 
+/** Line-protocol mapping setting (JSON key of the line_protocol column) -> LineMapping field. */
+const LINE_PROTOCOL_KEYS = {
+  device_tags: "deviceTags",
+  bare_measurements: "bareMeasurements",
+  lat_fields: "latFields",
+  lon_fields: "lonFields",
+} as const satisfies Record<string, keyof LineMapping>;
+type LineProtocolKey = keyof typeof LINE_PROTOCOL_KEYS;
+export type LineProtocolJson = Partial<Record<LineProtocolKey, string[]>>;
+
+/** The tenant's own line-protocol settings from its row (jsonb; a string in drivers that do not parse it). */
+export function ownLineProtocol(row: TenantRow): LineProtocolJson {
+  const raw = typeof row.line_protocol === "string" ? JSON.parse(row.line_protocol) : row.line_protocol;
+  if (!raw || typeof raw !== "object") return {};
+  const own: LineProtocolJson = {};
+  for (const key of Object.keys(LINE_PROTOCOL_KEYS) as LineProtocolKey[])
+    if (Array.isArray(raw[key])) own[key] = raw[key].map(String);
+  return own;
+}
+
+function lineProtocolSettings(row: TenantRow): Partial<LineMapping> | null {
+  const own = Object.entries(ownLineProtocol(row)) as [LineProtocolKey, string[]][];
+  return own.length === 0 ? null : Object.fromEntries(own.map(([k, v]) => [LINE_PROTOCOL_KEYS[k], v]));
+}
+
 /** A `tenants` row as postgres.js returns it. */
 export type TenantRow = Record<string, any>;
 
@@ -44,6 +70,7 @@ export function tenantSettings(row: TenantRow, defaults: TenantLimits): TenantSe
     suspendedReason: row.suspended_reason,
     devicePolicy: row.device_policy,
     limits,
+    lineProtocol: lineProtocolSettings(row),
   };
 }
 
@@ -58,6 +85,8 @@ export function tenantJson(row: TenantRow, defaults: TenantLimits) {
     device_policy: s.devicePolicy,
     limits: Object.fromEntries(LIMIT_NAMES.map((c) => [c, s.limits[LIMIT_COLUMNS[c]]])) as Record<LimitColumn, number>,
     own_limits: LIMIT_NAMES.filter((c) => row[c] !== null),
+    /** The tenant's own line-protocol mapping; absent keys follow the server's TELEMETRY_LP_* settings. */
+    line_protocol: ownLineProtocol(row),
     created_at: (row.created_at as Date).toISOString(),
   };
 }
@@ -74,6 +103,17 @@ const limitsInput = z.strictObject({
 });
 export type LimitsInput = z.output<typeof limitsInput>;
 
+const lpNames = (min: number) =>
+  z.array(z.string().min(1).max(128), { error: "must be an array of names" }).min(min).max(32).nullable().optional();
+/** The tenant's own line-protocol settings; a null key goes back to the server's setting. */
+const lineProtocolInput = z.strictObject({
+  device_tags: lpNames(1),
+  bare_measurements: lpNames(0),
+  lat_fields: lpNames(1),
+  lon_fields: lpNames(1),
+});
+export type LineProtocolInput = z.output<typeof lineProtocolInput>;
+
 const name = z.string().trim().min(1).max(128);
 const devicePolicy = z.enum(["auto", "reject"], { error: "must be auto or reject" });
 
@@ -82,6 +122,7 @@ export const tenantCreate = z.strictObject({
   name: name.optional(),
   device_policy: devicePolicy.default("auto"),
   limits: limitsInput.default({}),
+  line_protocol: lineProtocolInput.optional(),
 });
 export type TenantCreate = z.output<typeof tenantCreate>;
 
@@ -92,6 +133,7 @@ export const tenantPatch = z
     suspended_reason: z.string().trim().min(1).max(500).optional(),
     device_policy: devicePolicy.optional(),
     limits: limitsInput.optional(),
+    line_protocol: lineProtocolInput.optional(),
   })
   .refine((p) => (p.status === "suspended") === (p.suspended_reason !== undefined), {
     message: "suspending takes a suspended_reason (and only suspending does)",

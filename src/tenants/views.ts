@@ -20,6 +20,16 @@ export const tenantSchema = z
     own_limits: z
       .array(z.string())
       .meta({ description: "limits set for this tenant; the rest follow the server's defaults" }),
+    line_protocol: z
+      .object({
+        device_tags: z.array(z.string()).optional(),
+        bare_measurements: z.array(z.string()).optional(),
+        lat_fields: z.array(z.string()).optional(),
+        lon_fields: z.array(z.string()).optional(),
+      })
+      .meta({
+        description: "the tenant's own line-protocol mapping; absent keys follow the server's TELEMETRY_LP_* settings",
+      }),
     created_at: iso,
   })
   .meta({ id: "Tenant" });

@@ -15,6 +15,13 @@ describe("event ids", () => {
     expect(canonicalName({ ...id, lat: null, lon: null })).toBe("v1|acme|truck-1|2026-11-22T10:00:00.005Z||");
   });
 
+  test("a line-protocol identity suffix extends the canonical form; without one nothing changes", () => {
+    const lp = { ...id, lat: null, lon: null, suffix: "lp|cpu|idle,usage" };
+    expect(canonicalName(lp)).toBe("v1|acme|truck-1|2026-11-22T10:00:00.005Z|||lp|cpu|idle,usage");
+    expect(eventId(lp)).toBe(v5("v1|acme|truck-1|2026-11-22T10:00:00.005Z|||lp|cpu|idle,usage", EVENT_NAMESPACE));
+    expect(eventId({ ...id, suffix: undefined })).toBe(eventId(id));
+  });
+
   test("ids are stable forever (pinned values)", () => {
     expect(eventId(id)).toBe(v5("v1|acme|truck-1|2026-11-22T10:00:00.005Z|52.5200066|-0.1000000", EVENT_NAMESPACE));
     // Cross-checked with Python: uuid.uuid5(uuid.uuid5(uuid.NAMESPACE_URL, "telemetry.event.v1"), name)

@@ -1,12 +1,13 @@
 /**
  * Line-protocol points -> records: the device tag, metric names, location fields, attributes,
- * one record per device and millisecond, per-line errors; and the records pass the project's own
- * normalizeRecord, with the same event ids when a batch is sent again.
+ * one record per line with its identity (measurement + field keys), per-line errors; and the
+ * records pass the project's own normalizeRecord, with the same event ids when a batch is sent
+ * again and distinct ones for two measurements of one device at one millisecond.
  */
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { parseLineProtocol } from "../../src/core/line-protocol.ts";
-import { DEFAULT_LINE_MAPPING, type LineMapping, mapPoints } from "../../src/core/line-protocol-map.ts";
+import { DEFAULT_LINE_MAPPING, type LineMapping, lineIdentity, mapPoints } from "../../src/core/line-protocol-map.ts";
 import { normalizeRecord } from "../../src/core/record.ts";
 
 const NOW = Date.UTC(2026, 10, 22, 10, 0, 0);
@@ -29,7 +30,8 @@ describe("mapping", () => {
     expect(r.errors).toEqual([]);
     expect(r.records).toEqual([
       {
-        lines: [1],
+        line: 1,
+        identity: "lp|cpu|cores,free,throttled,usage_user",
         record: {
           device_id: "gw1",
           ts: NOW,
@@ -38,7 +40,8 @@ describe("mapping", () => {
         },
       },
       {
-        lines: [2],
+        line: 2,
+        identity: "lp|env|door,state,temp",
         record: {
           device_id: "sensor-7",
           ts: NOW,
@@ -53,7 +56,11 @@ describe("mapping", () => {
     const mapping = { ...DEFAULT_LINE_MAPPING, deviceTags: ["serial"], bareMeasurements: ["sensor"] };
     const r = map(`sensor,serial=X1,host=h temp=3 ${T}\nsensor,host=h temp=4 ${T}`, mapping);
     expect(r.records).toEqual([
-      { lines: [1], record: { device_id: "X1", ts: NOW, metrics: { temp: 3 }, attributes: { host: "h" } } },
+      {
+        line: 1,
+        identity: "lp|sensor|temp",
+        record: { device_id: "X1", ts: NOW, metrics: { temp: 3 }, attributes: { host: "h" } },
+      },
     ]);
     expect(r.errors).toEqual([{ line: 2, message: "point 'sensor' has no device tag (one of 'serial')" }]);
   });
@@ -93,61 +100,70 @@ describe("mapping", () => {
     ]);
   });
 
-  test("points of one device at one millisecond are one record (Telegraf's cpu and mem lines)", () => {
+  test("one line is one record: Telegraf's cpu and mem lines of one host at one millisecond are two", () => {
     const r = map(
       [
         `cpu,host=a,cpu=cpu-total usage=5 ${NOW}000001`,
         `mem,host=a used=70 ${NOW}000999`,
-        `mem,host=b used=10 ${NOW}000000`,
-        `mem,host=a used=71 ${NOW + 1}000000`,
         `gps,host=a lat=1,lon=2 ${T}`,
       ].join("\n"),
     );
     expect(r.errors).toEqual([]);
     expect(r.records).toEqual([
       {
-        lines: [1, 2, 5],
-        record: {
-          device_id: "a",
-          ts: NOW,
-          location: { lat: 1, lon: 2 },
-          metrics: { cpu_usage: 5, mem_used: 70 },
-          attributes: { cpu: "cpu-total" },
-        },
+        line: 1,
+        identity: "lp|cpu|usage",
+        record: { device_id: "a", ts: NOW, metrics: { cpu_usage: 5 }, attributes: { cpu: "cpu-total" } },
       },
-      { lines: [3], record: { device_id: "b", ts: NOW, metrics: { mem_used: 10 } } },
-      { lines: [4], record: { device_id: "a", ts: NOW + 1, metrics: { mem_used: 71 } } },
+      { line: 2, identity: "lp|mem|used", record: { device_id: "a", ts: NOW, metrics: { mem_used: 70 } } },
+      { line: 3, identity: "lp|gps|lat,lon", record: { device_id: "a", ts: NOW, location: { lat: 1, lon: 2 } } },
     ]);
   });
 
-  test("a point giving a metric, attribute or location of that record another value is an error, and none of it is used", () => {
+  test("the identity is the measurement and the sorted field keys; tags and values are not part of it", () => {
+    const identities = map(
+      [
+        `cpu,host=a,cpu=cpu0 usage=5,idle=1 ${T}`,
+        `cpu,host=a,cpu=cpu0 idle=1,usage=5 ${T}`,
+        `cpu,host=a usage=5 ${T}`,
+        `cpu\\,x|y,host=a a\\,b=1,c%d=2,e|f=3 ${T}`,
+      ].join("\n"),
+    ).records.map((x) => x.identity);
+    expect(identities).toEqual([
+      "lp|cpu|idle,usage",
+      "lp|cpu|idle,usage",
+      "lp|cpu|usage",
+      "lp|cpu%2Cx%7Cy|a%2Cb,c%25d,e%7Cf",
+    ]);
+    // a key holding a comma is not two keys
+    const [one, two] = map(`m,host=a a\\,b=1 ${T}\nm,host=a a=1,b=1 ${T}`).records.map((x) => x.identity);
+    expect(one).not.toBe(two);
+  });
+
+  test("the same reading again in a request: identical is kept (a duplicate), other values are an error of its line", () => {
     const r = map(
       [
         `cpu,host=a,cpu=cpu0 usage=5 ${T}`,
-        `cpu,host=a,cpu=cpu1 usage=6,other=1 ${T}`,
-        `cpu,host=a,cpu=cpu1 idle=1 ${T}`,
+        `cpu,host=a,cpu=cpu1 usage=6 ${T}`,
         `cpu,host=a,cpu=cpu0 usage=5 ${T}`,
+        `cpu,host=a,cpu=cpu2 usage=5 ${T}`,
+        `cpu,host=a usage=7 ${NOW + 1}000000`,
         `gps,host=a lat=1,lon=2 ${T}`,
         `gps,host=a lat=1,lon=3 ${T}`,
       ].join("\n"),
     );
-    expect(r.records).toEqual([
-      {
-        lines: [1, 4, 5],
-        record: {
-          device_id: "a",
-          ts: NOW,
-          location: { lat: 1, lon: 2 },
-          metrics: { cpu_usage: 5 },
-          attributes: { cpu: "cpu0" },
-        },
-      },
-    ]);
-    const at = `of device 'a' at epoch ms ${NOW}`;
+    expect(r.records.map((x) => x.line)).toEqual([1, 3, 5, 6, 7]);
     expect(r.errors).toEqual([
-      { line: 2, message: `metric 'cpu_usage' ${at} is already set to another value by line 1` },
-      { line: 3, message: `attribute 'cpu' ${at} is already set to another value by line 1` },
-      { line: 6, message: `location ${at} is already set to another value by line 5` },
+      {
+        line: 2,
+        message:
+          "point 'cpu' is the reading of line 1 (same device, time, measurement and field keys) with other values: tags other than the device tag are attributes, not part of a reading's identity",
+      },
+      {
+        line: 4,
+        message:
+          "point 'cpu' is the reading of line 1 (same device, time, measurement and field keys) with other values: tags other than the device tag are attributes, not part of a reading's identity",
+      },
     ]);
   });
 
@@ -170,6 +186,16 @@ describe("mapped records through the project's normalizeRecord", () => {
     const parsed = parseLineProtocol(body, { precision: "ns", receivedAtMs: NOW });
     const mapped = mapPoints(parsed.points);
     expect([...parsed.errors, ...mapped.errors]).toEqual([]);
+    return mapped.records.map(({ record, identity }) => {
+      const n = normalizeRecord(record, { ...opts, identity });
+      if (!n.ok) throw new Error(JSON.stringify(n.errors));
+      return n.reading;
+    });
+  }
+
+  function jsonReadings() {
+    const parsed = parseLineProtocol(body, { precision: "ns", receivedAtMs: NOW });
+    const mapped = mapPoints(parsed.points);
     return mapped.records.map(({ record }) => {
       const n = normalizeRecord(record, opts);
       if (!n.ok) throw new Error(JSON.stringify(n.errors));
@@ -180,17 +206,20 @@ describe("mapped records through the project's normalizeRecord", () => {
   test("every mapped record is accepted and normalized", () => {
     const rs = readings();
     expect(rs.map((r) => [r.deviceId, r.ts, r.lat, r.lon, r.metrics, r.attributes])).toEqual([
-      [
-        "gw-1",
-        NOW,
-        null,
-        null,
-        { cpu_usage: 12.5, cpu_cores: 8, cpu_ok: 1, mem_used: 70, disk_free: 1 },
-        { region: "eu" },
-      ],
+      ["gw-1", NOW, null, null, { cpu_usage: 12.5, cpu_cores: 8, cpu_ok: 1 }, { region: "eu" }],
+      ["gw-1", NOW, null, null, { mem_used: 70 }, null],
       ["tracker:7", NOW - 1000, 52.5200067, -0.1, null, { gps_note: "moving" }],
+      ["gw-1", NOW, null, null, { disk_free: 1 }, null],
     ]);
-    expect(new Set(rs.map((r) => r.eventId)).size).toBe(2);
+    expect(new Set(rs.map((r) => r.eventId)).size).toBe(4);
+  });
+
+  test("the identity suffix changes line-protocol ids only: without it the ids are JSON's", () => {
+    const lp = readings();
+    const json = jsonReadings();
+    // JSON's rule would give cpu, mem and disk of gw-1 at NOW one id: the old merge problem.
+    expect(new Set(json.map((r) => r.eventId)).size).toBe(2);
+    expect(lp.map((r) => r.eventId)).not.toEqual(json.map((r) => r.eventId));
   });
 
   test("the same batch sent again gives the same event ids (no new rows on a retry)", () => {
@@ -244,21 +273,35 @@ describe("mapping properties", () => {
     return `${[l.measurement, ...tags].join(",")} ${fields.join(",")} ${l.ms}000000`;
   };
 
-  test("every line is in exactly one record or one error; one record per device and millisecond", () => {
+  test("every line is one record or one error; ids are equal exactly when device, time, location, measurement and field keys are", () => {
     fc.assert(
       fc.property(fc.array(line, { maxLength: 12 }), (ls) => {
         const parsed = parseLineProtocol(ls.map(toText).join("\n"), { precision: "ns", receivedAtMs: NOW });
         expect(parsed.errors).toEqual([]);
         const r = mapPoints(parsed.points);
-        const used = [...r.records.flatMap((x) => x.lines), ...r.errors.map((e) => e.line)].sort((a, b) => a - b);
+        const used = [...r.records.map((x) => x.line), ...r.errors.map((e) => e.line)].sort((a, b) => a - b);
         expect(used).toEqual(ls.map((_, i) => i + 1));
-        const keys = r.records.map((x) => `${x.record.device_id}|${x.record.ts}`);
-        expect(new Set(keys).size).toBe(keys.length);
-        for (const { record } of r.records) {
-          const n = normalizeRecord(record, opts);
-          if (!n.ok)
+        const byId = new Map<string, string>();
+        for (const { record, identity, line } of r.records) {
+          expect(identity).toBe(lineIdentity(parsed.points[line - 1]!));
+          const n = normalizeRecord(record, { ...opts, identity });
+          if (!n.ok) {
             expect(n.errors).toEqual([{ path: "", message: "a record needs a location or at least one metric" }]);
+            continue;
+          }
+          const p = parsed.points[line - 1]!;
+          const key = JSON.stringify([
+            record.device_id,
+            record.ts,
+            record.location ?? null,
+            p.measurement,
+            p.fields.map(([k]) => k).sort(),
+          ]);
+          const had = byId.get(n.reading.eventId);
+          if (had !== undefined) expect(had).toBe(key);
+          byId.set(n.reading.eventId, key);
         }
+        expect(new Set(byId.values()).size).toBe(byId.size);
       }),
       { numRuns: 500 },
     );

@@ -76,13 +76,21 @@ describe("mountGroup", () => {
   });
 });
 
+/** Tenant routes outside /api/v1: where InfluxDB clients write (their paths are InfluxDB's). */
+const INFLUX_TENANT_PATHS = new Set(["/api/v2/write", "/write", "/api/v3/write_lp", "/query"]);
+
 test("every declared route is unique and in the group its path says", () => {
   const keys = ALL_ROUTES.map((r) => `${r.method} ${r.path}`);
   expect(new Set(keys).size).toBe(keys.length);
   // Device protocols whose clients cannot send a Bearer header (OsmAnd, OwnTracks): a tenant key outside /api/v1.
   const tenantPath = (p: string) => p.startsWith("/api/v1/") || /^\/(osmand|owntracks)(\/|$)/.test(p);
   for (const r of ALL_ROUTES) {
-    const expected = tenantPath(r.path) ? "tenant" : r.path.startsWith("/admin/v1/") ? "admin" : "none";
+    const expected =
+      tenantPath(r.path) || INFLUX_TENANT_PATHS.has(r.path)
+        ? "tenant"
+        : r.path.startsWith("/admin/v1/")
+          ? "admin"
+          : "none";
     expect(`${r.method} ${r.path} ${r.auth}`).toBe(`${r.method} ${r.path} ${expected}`);
   }
 });
