@@ -2,8 +2,9 @@
 import { alertRoutes, type AlertDeps } from "./alerts.ts";
 import { deviceAdminRoutes, type DeviceAdminDeps } from "./device-admin.ts";
 import { deviceRoutes, type DeviceDeps } from "./devices.ts";
+import { exportRoutes, type ExportDeps } from "./export.ts";
 import { ruleRoutes, type RuleDeps } from "./rules.ts";
 
-export type ApiDeps = DeviceDeps & DeviceAdminDeps & RuleDeps & AlertDeps;
+export type ApiDeps = DeviceDeps & DeviceAdminDeps & RuleDeps & AlertDeps & ExportDeps;
 
-export const apiRoutes = [...deviceRoutes, ...deviceAdminRoutes, ...ruleRoutes, ...alertRoutes];
+export const apiRoutes = [...deviceRoutes, ...exportRoutes, ...deviceAdminRoutes, ...ruleRoutes, ...alertRoutes];

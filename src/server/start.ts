@@ -45,7 +45,7 @@ import { databaseUrlFor, natsUrlFor } from "./services.ts";
 const log = logger("server");
 
 /** The tenant API's paths: any method or sub-path there meets the key check before a 404. */
-const TENANT_API_PATHS = ["devices", "rules", "alerts", "channels"]
+const TENANT_API_PATHS = ["devices", "readings", "rules", "alerts", "channels"]
   .flatMap((r) => [`/api/v1/${r}`, `/api/v1/${r}/*`])
   .concat("/api/v1/dashboard/*");
 
@@ -261,6 +261,11 @@ export async function startServer(config: Config): Promise<RunningServer> {
         onAlertChange: () => localNotifier?.wake(),
         secrets,
         targets: config.webhookAllow,
+        // PGlite is one backend: a cursor would hold it for a whole export (db/export.ts).
+        exports: {
+          mode: databaseKind === "embedded" ? "keyset" : "cursor",
+          slots: Math.max(1, Math.floor(config.databasePoolMax / 4)),
+        } as const,
       };
       routes.push(mountGroup("tenant", tenantAuth, tenantApiRoutes, apiDeps, TENANT_API_PATHS));
       routes.push(mountGroup("none", null, publicApiRoutes, undefined));
