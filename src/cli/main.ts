@@ -4,6 +4,7 @@ import { defineCommand, runMain } from "citty";
 import pkg from "../../package.json" with { type: "json" };
 import { config } from "./config.ts";
 import { dlq } from "./dlq.ts";
+import { exportCommand } from "./export.ts";
 import { keys } from "./keys.ts";
 import { migrate } from "./migrate.ts";
 import { migrateTo } from "./migrate-to.ts";
@@ -30,6 +31,7 @@ const main = defineCommand({
     replay,
     quarantine,
     dlq,
+    export: exportCommand,
     tenants,
     keys,
     mqtt,

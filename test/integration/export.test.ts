@@ -6,13 +6,17 @@
  * database connection and its export slot.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { request, type IncomingMessage } from "node:http";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import { createGunzip } from "node:zlib";
 import { createSql, type Sql } from "../../src/db/client.ts";
 import { BASE_TS, validRecords } from "../helpers/data.ts";
 import { check, freshDatabase, startNats } from "../helpers/services.ts";
 import { KEY, rssMiB, spawnServer, stopAll, TENANT, type ServerProcess } from "../fault/harness.ts";
 
+const ROOT = resolve(import.meta.dir, "../..");
 const OTHER = "other";
 const OTHER_KEY = "other-key-0123456789abcdef";
 const BULK = 1_000_000;
@@ -292,4 +296,31 @@ describe("a client that leaves mid-export", () => {
     expect(after.status).toBe(200);
     expect(after.body.trim().split("\n")).toHaveLength(small.filter((r) => r.device_id === "dev-0").length);
   }, 120_000);
+});
+
+describe("telemetry export", () => {
+  const cli = (args: string[]) =>
+    Bun.spawnSync({ cmd: [process.execPath, "src/cli/main.ts", "export", "--url", server.url, ...args], cwd: ROOT });
+
+  test("writes the export to a file (or stdout); a bad parameter exits 1 with the server's code", () => {
+    const dir = mkdtempSync(join(tmpdir(), "telemetry-export-"));
+    try {
+      writeFileSync(join(dir, "key"), `${KEY}\n`);
+      const out = join(dir, "dev-0.ndjson");
+      const r = cli(["--key-file", join(dir, "key"), "--device", "dev-0", "--format", "ndjson", "-o", out]);
+      expect(r.exitCode).toBe(0);
+      const lines = readFileSync(out, "utf8").trim().split("\n");
+      expect(lines).toHaveLength(small.filter((x) => x.device_id === "dev-0").length);
+      expect(JSON.parse(lines[0]!).device_id).toBe("dev-0");
+      const csv = cli(["--key-file", join(dir, "key"), "--device", "dev-1", "--metric", "temp"]);
+      expect(csv.exitCode).toBe(0);
+      expect(csv.stdout.toString().split("\n")[0]).toBe("ts,device_id,event_id,lat,lon,metric,value");
+      const bad = cli(["--key-file", join(dir, "key"), "--format", "xml"]);
+      expect(bad.exitCode).toBe(1);
+      expect(bad.stderr.toString()).toContain("invalid_format");
+      expect(bad.stderr.toString()).not.toContain(KEY);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
