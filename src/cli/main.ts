@@ -5,6 +5,7 @@ import pkg from "../../package.json" with { type: "json" };
 import { config } from "./config.ts";
 import { dlq } from "./dlq.ts";
 import { exportCommand } from "./export.ts";
+import { grafana } from "./grafana.ts";
 import { keys } from "./keys.ts";
 import { migrate } from "./migrate.ts";
 import { migrateTo } from "./migrate-to.ts";
@@ -32,6 +33,7 @@ const main = defineCommand({
     quarantine,
     dlq,
     export: exportCommand,
+    grafana,
     tenants,
     keys,
     mqtt,

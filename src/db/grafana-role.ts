@@ -50,15 +50,16 @@ export async function ensureGrafanaRole(sql: Sql, name: string, password: string
     // A verifier, not a password: the only secret material in these statements is the hash.
     if (existing)
       await tx`ALTER ROLE ${role} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD ${tx.unsafe(`'${verifier}'`)}`;
-    else await tx`CREATE ROLE ${role} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD ${tx.unsafe(`'${verifier}'`)}`;
+    else
+      await tx`CREATE ROLE ${role} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD ${tx.unsafe(`'${verifier}'`)}`;
     await tx`ALTER ROLE ${role} SET default_transaction_read_only = on`;
     await tx`ALTER ROLE ${role} SET statement_timeout = '30s'`;
-    const [{ db }] = (await tx`SELECT current_database() AS db`) as unknown as [{ db: string }];
-    await tx`GRANT CONNECT ON DATABASE ${tx(db)} TO ${role}`;
+    // CONNECT: PUBLIC has it on a new database; a database that revoked it grants it itself.
     await tx`GRANT USAGE ON SCHEMA public TO ${role}`;
     for (const g of GRAFANA_GRANTS) {
       await tx`REVOKE ALL ON ${tx(g.table)} FROM ${role}`;
-      if (g.columns) await tx`GRANT SELECT (${tx.unsafe(g.columns.map((c) => `"${c}"`).join(", "))}) ON ${tx(g.table)} TO ${role}`;
+      if (g.columns)
+        await tx`GRANT SELECT (${tx.unsafe(g.columns.map((c) => `"${c}"`).join(", "))}) ON ${tx(g.table)} TO ${role}`;
       else await tx`GRANT SELECT ON ${tx(g.table)} TO ${role}`;
     }
     return !existing;

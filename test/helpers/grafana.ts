@@ -99,7 +99,9 @@ function macro(name: string, args: string[], ctx: GrafanaContext): string {
     case "__timeGroup": {
       if (args.length < 2) throw new Error(`macro ${name} needs time column and interval and optional fill value`);
       const s = intervalSeconds(args[1]!);
-      return ctx.timescaledb ? `time_bucket('${s.toFixed(3)}s',${args[0]})` : `floor(extract(epoch from ${args[0]})/${s})*${s}`;
+      return ctx.timescaledb
+        ? `time_bucket('${s.toFixed(3)}s',${args[0]})`
+        : `floor(extract(epoch from ${args[0]})/${s})*${s}`;
     }
     case "__timeGroupAlias":
       return `${macro("__timeGroup", args, ctx)} AS "time"`;

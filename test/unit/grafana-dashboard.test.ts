@@ -55,8 +55,7 @@ describe("dashboard model", () => {
       ...panels.flatMap((p) => p.targets.map((t: any) => t.rawSql)),
       ...dashboard.templating.list.filter((v: any) => v.type === "query").map((v: any) => v.query),
     ];
-    for (const sql of sqls)
-      for (const m of sql.matchAll(/\$\{?([a-zA-Z]\w*)/g)) expect(defined.has(m[1]!)).toBe(true);
+    for (const sql of sqls) for (const m of sql.matchAll(/\$\{?([a-zA-Z]\w*)/g)) expect(defined.has(m[1]!)).toBe(true);
     for (const p of panels.filter((p) => p.type === "geomap"))
       for (const layer of p.options.layers)
         expect(p.targets.map((t: any) => t.refId)).toContain(layer.filterData.options);
@@ -83,11 +82,23 @@ describe("macro expansion (cases of Grafana's macros_test.go)", () => {
   const ts = { ...ctx, timescaledb: true };
   const cases: [GrafanaContext, string, string][] = [
     [ctx, "select $__time(time_column)", 'select time_column AS "time"'],
-    [ctx, "WHERE $__timeFilter(time_column)", "WHERE time_column BETWEEN '2018-04-12T18:00:00Z' AND '2018-04-12T18:05:00Z'"],
+    [
+      ctx,
+      "WHERE $__timeFilter(time_column)",
+      "WHERE time_column BETWEEN '2018-04-12T18:00:00Z' AND '2018-04-12T18:05:00Z'",
+    ],
     [ctx, "select $__timeFrom()", "select '2018-04-12T18:00:00Z'"],
     [ctx, "select $__timeTo()", "select '2018-04-12T18:05:00Z'"],
-    [ctx, "SELECT $__timeGroup(time_column,'5m'), value", 'SELECT floor(extract(epoch from time_column)/300)*300 AS "time", value'],
-    [ctx, "SELECT $__timeGroup(time_column,'5m') as time, value", "SELECT floor(extract(epoch from time_column)/300)*300 as time, value"],
+    [
+      ctx,
+      "SELECT $__timeGroup(time_column,'5m'), value",
+      'SELECT floor(extract(epoch from time_column)/300)*300 AS "time", value',
+    ],
+    [
+      ctx,
+      "SELECT $__timeGroup(time_column,'5m') as time, value",
+      "SELECT floor(extract(epoch from time_column)/300)*300 as time, value",
+    ],
     [ctx, "$__timeGroupAlias(time_column , '5m')", 'floor(extract(epoch from time_column)/300)*300 AS "time"'],
     [ts, "GROUP BY $__timeGroup(time_column,'5m')", "GROUP BY time_bucket('300.000s',time_column)"],
     [ts, "GROUP BY $__timeGroup(time_column , '12d')", "GROUP BY time_bucket('1036800.000s',time_column)"],
@@ -101,7 +112,13 @@ describe("macro expansion (cases of Grafana's macros_test.go)", () => {
 
   test("RFC 3339 with nanoseconds drops trailing zeros; intervals format like gtime", () => {
     expect(rfc3339Nano(new Date(Date.UTC(1960, 1, 1, 7, 0, 0, 500)))).toBe("1960-02-01T07:00:00.5Z");
-    expect([500, 1_000, 90_000, 3_600_000, 2 * 86_400_000].map(formatInterval)).toEqual(["500ms", "1s", "1m", "1h", "2d"]);
+    expect([500, 1_000, 90_000, 3_600_000, 2 * 86_400_000].map(formatInterval)).toEqual([
+      "500ms",
+      "1s",
+      "1m",
+      "1h",
+      "2d",
+    ]);
   });
 
   test("template variables: single value with ' doubled, multi-value and :sqlstring quoted", () => {
