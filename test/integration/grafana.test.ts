@@ -288,6 +288,32 @@ describe("PostgreSQL", () => {
     expect(rolpassword).toMatch(/^SCRAM-SHA-256\$4096:/);
   });
 
+  test("telemetry grafana write: the provisioning files with this database's address, no secret", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "telemetry-grafana-out-"));
+    try {
+      const child = Bun.spawn({
+        cmd: [process.execPath, "src/cli/main.ts", "grafana", "write", dir, "--database-url", url],
+        cwd: ROOT,
+        env: { PATH: process.env.PATH, LOG_LEVEL: "warn" },
+        stderr: "pipe",
+      });
+      expect(await child.exited).toBe(0);
+      const ds = Bun.YAML.parse(readFileSync(join(dir, "provisioning/datasources/telemetry.yaml"), "utf8")) as any;
+      const u = new URL(url);
+      expect(ds.datasources[0]).toMatchObject({
+        uid: "telemetry-pg",
+        url: `127.0.0.1:${u.port}`,
+        user: ROLE,
+        jsonData: { database: "fleet", sslmode: "disable", timescaledb: false },
+        secureJsonData: { password: "$__file{/etc/grafana/telemetry-grafana.password}" },
+      });
+      expect(JSON.parse(readFileSync(join(dir, "dashboards/telemetry-fleet.json"), "utf8"))).toEqual(dashboard);
+      expect(readFileSync(join(dir, "provisioning/dashboards/provider.yaml"), "utf8")).toContain("type: file");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   dashboardQueries(false, () => (sql) => grafana.unsafe(sql) as never, { alerts: true });
 });
 
