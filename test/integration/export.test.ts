@@ -13,6 +13,7 @@ import { join, resolve } from "node:path";
 import { createGunzip } from "node:zlib";
 import { createSql, type Sql } from "../../src/db/client.ts";
 import { BASE_TS, validRecords } from "../helpers/data.ts";
+import { startTestServer, TEST_KEY } from "../helpers/server.ts";
 import { check, freshDatabase, startNats } from "../helpers/services.ts";
 import { KEY, rssMiB, spawnServer, stopAll, TENANT, type ServerProcess } from "../fault/harness.ts";
 
@@ -53,7 +54,7 @@ beforeAll(async () => {
   await db`INSERT INTO readings (tenant, device_id, ts, event_id, lat, lon, metrics, received_at)
     SELECT ${TENANT}, 'bulk-' || (i % 10), ${BULK_FROM}::timestamptz + i * interval '1 second', gen_random_uuid(),
            CASE WHEN i % 2 = 0 THEN 52.5 + (i % 1000) / 1e5 END, CASE WHEN i % 2 = 0 THEN 13.4 END,
-           jsonb_build_object('temp', (i % 400) / 10.0), now()
+           jsonb_build_object('temp', ((i % 400) / 10.0)::float8), now()
     FROM generate_series(0, ${BULK - 1}::int) AS i`;
   // Another tenant, same devices, same range: must never show up in the first tenant's export.
   await db`INSERT INTO readings (tenant, device_id, ts, event_id, metrics, received_at)
@@ -76,7 +77,7 @@ afterAll(async () => {
 }, 60_000);
 
 /** The server's export queries (cursor open) right now. */
-const exporting = async () =>
+const exporting = async (): Promise<number> =>
   (
     await db`SELECT count(*)::int AS n FROM pg_stat_activity
       WHERE application_name = 'telemetry-ingest+writer+api' AND query LIKE '%ORDER BY device_id, ts, event_id%'
@@ -323,4 +324,55 @@ describe("telemetry export", () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 60_000);
+});
+
+describe("the embedded database (PGlite): keyset pages", () => {
+  test("a paused export does not hold the backend: the writer stores meanwhile; every row exactly once", async () => {
+    await using ownNats = await startNats(); // its own stream: the other server's writer must not take these
+    await using srv = await startTestServer({ NATS_URL: ownNats.url, TELEMETRY_DATABASE: "embedded" });
+    // 100,000 rows (~15 MB of NDJSON): more than the socket buffers hold, so the export really waits for the client.
+    const direct = createSql(srv.databaseUrl!, { max: 1, name: "export-probe" });
+    try {
+      await direct`INSERT INTO readings (tenant, device_id, ts, event_id, metrics, received_at)
+        SELECT 'acme', 'bulk-' || (i % 10), ${BULK_FROM}::timestamptz + i * interval '1 second', gen_random_uuid(),
+               jsonb_build_object('temp', i), now()
+        FROM generate_series(0, 99999) AS i`;
+    } finally {
+      await direct.end({ timeout: 1 });
+    }
+    // node:http, paused after the first chunk: a client that really stops reading (fetch would buffer).
+    const res = await new Promise<IncomingMessage>((resolve, reject) =>
+      request(`${srv.url}/api/v1/readings/export?format=ndjson&to=${BULK_TO}`, {
+        headers: { authorization: `Bearer ${TEST_KEY}` },
+      })
+        .on("response", resolve)
+        .on("error", reject)
+        .end(),
+    );
+    expect(res.statusCode).toBe(200);
+    let text = await new Promise<string>((resolve) => res.once("data", (b: Buffer) => resolve(b.toString())));
+    res.pause();
+    // Mid-export, the client not reading: readings sent now still get written (a cursor would hold PGlite's one backend).
+    const late = validRecords(200, 4);
+    const r = await fetch(`${srv.url}/api/v1/telemetry`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${TEST_KEY}`, "content-type": "application/json" },
+      body: JSON.stringify(late),
+    });
+    expect(r.status).toBe(202);
+    await check(() => srv.writer!.stats.readings >= late.length, {
+      what: "the writer to store while the export waits",
+      timeoutMs: 20_000,
+    });
+    res.resume();
+    for await (const chunk of res) text += (chunk as Buffer).toString();
+    const temps = text
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l))
+      .filter((x) => x.device_id.startsWith("bulk-"))
+      .map((x) => x.metrics.temp as number);
+    expect(temps).toHaveLength(100_000); // pages neither overlap nor skip
+    expect(new Set(temps).size).toBe(100_000);
+  }, 180_000);
 });
