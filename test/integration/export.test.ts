@@ -299,6 +299,21 @@ describe("a client that leaves mid-export", () => {
   }, 120_000);
 });
 
+describe("a client that stops reading for good", () => {
+  test("is cut off by the HTTP idle timeout (Bun's 10 s) and its cursor closed", async () => {
+    const res = await get(bulkPath("csv"));
+    await new Promise<void>((resolve) => res.once("data", () => resolve()));
+    res.pause();
+    const started = Date.now();
+    await check(async () => (await exporting()) === 1, { what: "the export's query to be running" });
+    await check(async () => (await exporting()) === 0, { what: "the stuck export to be closed", timeoutMs: 30_000 });
+    const waited = Date.now() - started;
+    console.log(`export.test: a client that stopped reading was cut off after ${(waited / 1000).toFixed(1)} s`);
+    expect(waited).toBeGreaterThan(5_000); // not at once: only a client that reads nothing for a while
+    res.destroy();
+  }, 60_000);
+});
+
 describe("telemetry export", () => {
   const cli = (args: string[]) =>
     Bun.spawnSync({ cmd: [process.execPath, "src/cli/main.ts", "export", "--url", server.url, ...args], cwd: ROOT });
