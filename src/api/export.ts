@@ -20,10 +20,23 @@ const log = logger("export");
 /** At most this many devices or metrics in one filter. */
 export const MAX_FILTER_ITEMS = 100;
 
+/** Exports running at once (each holds a database connection while it runs). */
+export class ExportSlots {
+  private running = 0;
+  constructor(readonly max: number) {}
+  take(): boolean {
+    if (this.running >= this.max) return false;
+    this.running++;
+    return true;
+  }
+  give(): void {
+    this.running--;
+  }
+}
+
 export interface ExportSettings {
   mode: ExportMode;
-  /** Exports running at once in this process (each holds a database connection while it runs). */
-  slots: number;
+  slots: ExportSlots;
 }
 
 export interface ExportDeps {
@@ -88,8 +101,6 @@ const wantsGzip = (accept: string | undefined) =>
     return coding?.trim().toLowerCase() === "gzip" && (q === undefined || Number(q.slice(2)) > 0);
   });
 
-let running = 0;
-
 /** The export as a pull stream of UTF-8 chunks; the slot is given back when it ends, fails or is cancelled. */
 function exportStream(deps: ExportDeps, query: ExportQuery, format: ExportFormat): ReadableStream<Uint8Array> {
   const encoder = new TextEncoder();
@@ -100,7 +111,7 @@ function exportStream(deps: ExportDeps, query: ExportQuery, format: ExportFormat
   const release = () => {
     if (released) return;
     released = true;
-    running--;
+    deps.exports.slots.give();
   };
   let started = false;
   let cancelled = false;
@@ -164,11 +175,10 @@ export const exportRoutes = [
     },
     handler: function exportReadings(c, deps) {
       const { query, format } = parseExport(c, c.get("tenant"));
-      if (running >= deps.exports.slots)
+      if (!deps.exports.slots.take())
         throw new HttpError(429, "export_busy", "too many exports are running; retry later", undefined, {
           "Retry-After": "5",
         });
-      running++;
       let body: ReadableStream<Uint8Array> = exportStream(deps, query, format);
       const headers: Record<string, string> = {
         "Content-Type": CONTENT_TYPES[format],

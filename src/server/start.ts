@@ -33,6 +33,7 @@ import { DeviceRegistry } from "../tenants/devices.ts";
 import { RateLimiter } from "../tenants/limits.ts";
 import { TenantLookup } from "../tenants/lookup.ts";
 import { adminRoutes } from "../tenants/routes.ts";
+import { ExportSlots } from "../api/export.ts";
 import { publicApiRoutes, tenantApiRoutes } from "./surface.ts";
 import { tenantDefaults } from "../tenants/tenant.ts";
 import { registerGauges } from "./gauges.ts";
@@ -263,9 +264,9 @@ export async function startServer(config: Config): Promise<RunningServer> {
         targets: config.webhookAllow,
         // PGlite is one backend: a cursor would hold it for a whole export (db/export.ts).
         exports: {
-          mode: databaseKind === "embedded" ? "keyset" : "cursor",
-          slots: Math.max(1, Math.floor(config.databasePoolMax / 4)),
-        } as const,
+          mode: databaseKind === "embedded" ? ("keyset" as const) : ("cursor" as const),
+          slots: new ExportSlots(Math.max(1, Math.floor(config.databasePoolMax / 4))),
+        },
       };
       routes.push(mountGroup("tenant", tenantAuth, tenantApiRoutes, apiDeps, TENANT_API_PATHS));
       routes.push(mountGroup("none", null, publicApiRoutes, undefined));

@@ -299,6 +299,29 @@ describe("a client that leaves mid-export", () => {
   }, 120_000);
 });
 
+describe("export slots", () => {
+  test("beyond TELEMETRY_DB_POOL_MAX / 4 running exports (2 here): 429 export_busy with Retry-After", async () => {
+    const running = [await get(bulkPath("csv")), await get(bulkPath("csv"))];
+    try {
+      for (const r of running) expect(r.statusCode).toBe(200);
+      const busy = await fetch(`${server.url}${bulkPath("csv")}`, { headers: { authorization: `Bearer ${KEY}` } });
+      expect(busy.status).toBe(429);
+      expect(busy.headers.get("retry-after")).toBe("5");
+      expect(((await busy.json()) as { error: { code: string } }).error.code).toBe("export_busy");
+    } finally {
+      for (const r of running) r.destroy();
+    }
+    await check(async () => (await exporting()) === 0, { what: "both exports closed", timeoutMs: 15_000 });
+    expect(
+      (
+        await fetch(`${server.url}/api/v1/readings/export?device=dev-0`, {
+          headers: { authorization: `Bearer ${KEY}` },
+        })
+      ).status,
+    ).toBe(200);
+  }, 60_000);
+});
+
 describe("a client that stops reading for good", () => {
   test("is cut off by the HTTP idle timeout (Bun's 10 s) and its cursor closed", async () => {
     const res = await get(bulkPath("csv"));
