@@ -64,6 +64,7 @@ function time(name: string, text: string | undefined, dflt: Date): Date {
   if (text === undefined) return dflt;
   const r = timeParam.safeParse(text);
   if (!r.success) throw bad("invalid_time", `${name}: ${r.error.issues[0]?.message ?? "not a time"}`);
+  if (Number.isNaN(r.data.getTime())) throw bad("invalid_time", `${name}: out of range`);
   return r.data;
 }
 

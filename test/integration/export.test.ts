@@ -261,6 +261,8 @@ describe("scope, shape and errors", () => {
     ["format=xml", "invalid_format"],
     ["from=yesterday", "invalid_time"],
     ["to=2026-13-01T00:00:00Z", "invalid_time"],
+    ["to=99999999999999999", "invalid_time"],
+    ["device=", "invalid_device"],
     ["from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z", "invalid_range"],
     ["device=a.b", "invalid_device"],
     [`device=${Array.from({ length: 101 }, (_, i) => `d${i}`).join(",")}`, "invalid_device"],
