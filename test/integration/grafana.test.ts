@@ -8,7 +8,8 @@
  * PostgreSQL: a server of its own with password (SCRAM) logins over TCP, so the role logs in
  * exactly as Grafana would. TimescaleDB: PGlite's TimescaleDB (one connection at a time, no
  * password auth: the queries run after SET ROLE), and a real server when
- * TELEMETRY_TEST_TIMESCALE_URL is set.
+ * TELEMETRY_TEST_TIMESCALE_URL is set. The TimescaleDB runs also export the fixture through
+ * GET /api/v1/readings/export (its cursor over the readings hypertable), reusing the same data.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -19,7 +20,7 @@ import { freePort } from "../../src/embedded/process.ts";
 import { apiClient } from "../helpers/api.ts";
 import { expandGrafanaSql, type GrafanaContext } from "../helpers/grafana.ts";
 import { check, startNats, startPostgres } from "../helpers/services.ts";
-import { OTHER_KEY, startTestServer, type TestServer } from "../helpers/server.ts";
+import { OTHER_KEY, startTestServer, TEST_KEY, type TestServer } from "../helpers/server.ts";
 import { REAL_TIMESCALE_URL, realTimescale, startTimescale, type TimescaleDb } from "../helpers/timescale.ts";
 
 const ROOT = resolve(import.meta.dir, "../..");
@@ -348,6 +349,27 @@ for (const [name, start] of [
     afterAll(async () => {
       await tsdb?.[Symbol.asyncDispose]();
       await nats?.[Symbol.asyncDispose]();
+    }, 60_000);
+
+    test("the export reads the hypertable through a cursor too", async () => {
+      await using api = await startTestServer({
+        NATS_URL: nats.url,
+        DATABASE_URL: tsdb.url,
+        TELEMETRY_ROLES: "api",
+        TELEMETRY_DB_POOL_MAX: "1",
+        TELEMETRY_AUTO_MIGRATE: "false",
+      });
+      const res = await fetch(`${api.url}/api/v1/readings/export?format=ndjson&device=truck-1,truck-2`, {
+        headers: { authorization: `Bearer ${TEST_KEY}` },
+      });
+      expect(res.status).toBe(200);
+      const lines = (await res.text())
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l));
+      expect(lines.map((r) => `${r.device_id}@${Date.parse(r.ts)}`)).toEqual(
+        fixture().map((r) => `${r.device_id}@${r.ts}`),
+      );
     }, 60_000);
 
     // PGlite has no password logins: the queries run as the role after SET ROLE, one at a time.
