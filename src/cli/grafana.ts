@@ -65,11 +65,16 @@ export interface GrafanaTarget {
 
 /** The three provisioning files (relative path -> content) for one database. */
 export function grafanaFiles(t: GrafanaTarget): Record<string, string> {
+  // The ${TELEMETRY_…} placeholders Grafana would expand from its environment, filled in here.
+  const values: Record<string, string> = {
+    TELEMETRY_DB_HOST: t.host,
+    TELEMETRY_DB_PORT: t.port,
+    TELEMETRY_GRAFANA_USER: t.user,
+    TELEMETRY_DB_NAME: t.database,
+    TELEMETRY_DB_SSLMODE: t.sslmode,
+  };
   const ds = datasource
-    .replace("${TELEMETRY_DB_HOST}:${TELEMETRY_DB_PORT}", `${t.host}:${t.port}`)
-    .replace("${TELEMETRY_GRAFANA_USER}", t.user)
-    .replace("${TELEMETRY_DB_NAME}", t.database)
-    .replace("${TELEMETRY_DB_SSLMODE}", t.sslmode)
+    .replace(/\$\{(TELEMETRY_[A-Z_]+)\}/g, (whole: string, name: string) => values[name] ?? whole)
     .replace("timescaledb: false", `timescaledb: ${t.timescaledb}`)
     .replace(`$__file{${DEFAULT_PASSWORD_PATH}}`, `$__file{${t.passwordPath}}`);
   return {

@@ -124,7 +124,8 @@ describe("macro expansion (cases of Grafana's macros_test.go)", () => {
   test("template variables: single value with ' doubled, multi-value and :sqlstring quoted", () => {
     const v = { ...ctx, vars: { tenant: "o'neil", device: ["a", "b'c"] } };
     expect(expandGrafanaSql("t = '$tenant' AND d IN ($device)", v)).toBe("t = 'o''neil' AND d IN ('a','b''c')");
-    expect(expandGrafanaSql("d IN (${device:sqlstring}) OR x = ${tenant:sqlstring}", v)).toBe(
+    const sqlstring = (name: string) => `$\{${name}:sqlstring}`; // Grafana's ${var:sqlstring}
+    expect(expandGrafanaSql(`d IN (${sqlstring("device")}) OR x = ${sqlstring("tenant")}`, v)).toBe(
       "d IN ('a','b''c') OR x = 'o''neil'",
     );
     expect(() => expandGrafanaSql("$__nope(x)", ctx)).toThrow('unknown macro "__nope"');
