@@ -3,8 +3,16 @@ import { alertRoutes, type AlertDeps } from "./alerts.ts";
 import { deviceAdminRoutes, type DeviceAdminDeps } from "./device-admin.ts";
 import { deviceKeyRoutes, type DeviceKeyDeps } from "./device-keys.ts";
 import { deviceRoutes, type DeviceDeps } from "./devices.ts";
+import { exportRoutes, type ExportDeps } from "./export.ts";
 import { ruleRoutes, type RuleDeps } from "./rules.ts";
 
-export type ApiDeps = DeviceDeps & DeviceAdminDeps & DeviceKeyDeps & RuleDeps & AlertDeps;
+export type ApiDeps = DeviceDeps & DeviceAdminDeps & DeviceKeyDeps & RuleDeps & AlertDeps & ExportDeps;
 
-export const apiRoutes = [...deviceRoutes, ...deviceAdminRoutes, ...deviceKeyRoutes, ...ruleRoutes, ...alertRoutes];
+export const apiRoutes = [
+  ...deviceRoutes,
+  ...exportRoutes,
+  ...deviceAdminRoutes,
+  ...deviceKeyRoutes,
+  ...ruleRoutes,
+  ...alertRoutes,
+];

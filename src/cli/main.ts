@@ -4,6 +4,8 @@ import { defineCommand, runMain } from "citty";
 import pkg from "../../package.json" with { type: "json" };
 import { config } from "./config.ts";
 import { dlq } from "./dlq.ts";
+import { exportCommand } from "./export.ts";
+import { grafana } from "./grafana.ts";
 import { keys } from "./keys.ts";
 import { migrate } from "./migrate.ts";
 import { migrateTo } from "./migrate-to.ts";
@@ -30,6 +32,8 @@ const main = defineCommand({
     replay,
     quarantine,
     dlq,
+    export: exportCommand,
+    grafana,
     tenants,
     keys,
     mqtt,

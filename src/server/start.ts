@@ -38,6 +38,7 @@ import { RateLimiter } from "../tenants/limits.ts";
 import { TenantLookup } from "../tenants/lookup.ts";
 import { adminRoutes } from "../tenants/routes.ts";
 import { provisionRoutes } from "../api/device-keys.ts";
+import { ExportSlots } from "../api/export.ts";
 import { publicApiRoutes, tenantApiRoutes } from "./surface.ts";
 import { tenantDefaults } from "../tenants/tenant.ts";
 import { registerGauges } from "./gauges.ts";
@@ -50,7 +51,7 @@ import { databaseUrlFor, natsUrlFor } from "./services.ts";
 const log = logger("server");
 
 /** The tenant API's paths: any method or sub-path there meets the key check before a 404. */
-const TENANT_API_PATHS = ["devices", "rules", "alerts", "channels"]
+const TENANT_API_PATHS = ["devices", "readings", "rules", "alerts", "channels"]
   .flatMap((r) => [`/api/v1/${r}`, `/api/v1/${r}/*`])
   .concat("/api/v1/dashboard/*");
 
@@ -280,6 +281,11 @@ export async function startServer(config: Config, hooks: StartHooks = {}): Promi
         onAlertChange: () => localNotifier?.wake(),
         secrets,
         targets: config.webhookAllow,
+        // PGlite is one backend: a cursor would hold it for a whole export (db/export.ts).
+        exports: {
+          mode: databaseKind === "embedded" ? ("keyset" as const) : ("cursor" as const),
+          slots: new ExportSlots(Math.max(1, Math.floor(config.databasePoolMax / 4))),
+        },
       };
       // Tenant keys only; device keys write readings (ingest), provisioning tokens only provision.
       const apiAuth = requireTenant(keys.resolve, bearerKey, ["tenant"]);

@@ -70,18 +70,29 @@ test("another tenant's key gets 404 or an empty list on every route, and changes
     enabled: false,
   });
   expect(channel.status).toBe(201);
+  const deviceKey = await a().post(`/api/v1/devices/${SECRET_DEVICE}/keys`, { name: "acme's tracker" });
+  expect(deviceKey.status).toBe(201);
   const ids: Record<string, string> = {
     devices: SECRET_DEVICE,
     rules: ruleId,
     alerts: alert.id,
     channels: channel.body.id,
   };
-  const secrets = [SECRET_DEVICE, String(SECRET_VALUE), ruleId, alert.id, channel.body.id];
+  const secrets = [
+    SECRET_DEVICE,
+    String(SECRET_VALUE),
+    ruleId,
+    alert.id,
+    channel.body.id,
+    deviceKey.body.id,
+    deviceKey.body.prefix,
+  ];
   const before = JSON.stringify([
     await a().get(`/api/v1/devices/${SECRET_DEVICE}/readings`),
     await a().get(`/api/v1/rules/${ruleId}`),
     await a().get(`/api/v1/alerts/${alert.id}`),
     await a().get(`/api/v1/channels/${channel.body.id}`),
+    await a().get(`/api/v1/devices/${SECRET_DEVICE}/keys`),
   ]);
 
   const routes = [
@@ -105,21 +116,45 @@ test("another tenant's key gets 404 or an empty list on every route, and changes
     "PATCH /api/v1/channels/:id": { name: "stolen" },
     "POST /api/v1/devices": { device_id: SECRET_DEVICE },
   };
+  /** Routes answering other than JSON: asked for a form this client parses (empty NDJSON is no body). */
+  const queries: Record<string, string> = { "GET /api/v1/readings/export": "?format=ndjson" };
   // Reads first, then changes to acme's ids, then creations (which act on beta's own data).
-  const rank = (r: { method: string; path: string }) => (r.method === "GET" ? 0 : r.path.includes(":") ? 1 : 2);
+  // A device's id names it within its tenant: creating a key for device X with beta's key is beta's own X.
+  const creation = (r: { method: string; path: string }) =>
+    !r.path.includes(":") || (r.method === "POST" && r.path === "/api/v1/devices/:id/keys");
+  const rank = (r: { method: string; path: string }) => (r.method === "GET" ? 0 : creation(r) ? 2 : 1);
   routes.sort((x, y) => rank(x) - rank(y));
   expect(routes.length).toBeGreaterThanOrEqual(20);
+  // The line-protocol writes take text: acme's device id written with beta's key is beta's own device.
+  const lineProtocol = new Set(["/api/v2/write", "/api/v3/write_lp"]);
+  const writeLines = async (path: string) => {
+    const res = await fetch(`${server.url}${path}?precision=ms`, {
+      method: "POST",
+      headers: { authorization: `Token ${OTHER_KEY}` },
+      body: `m,device=${SECRET_DEVICE} temp=1 ${BASE_TS + 180_000}`,
+    });
+    const text = await res.text();
+    return { status: res.status === 204 ? 202 : res.status, body: text ? JSON.parse(text) : null };
+  };
   for (const r of routes) {
-    const path = r.path.replace(":id", ids[r.path.split("/")[3]!] ?? ":id").replace(":metric", "temp");
+    const path =
+      r.path
+        .replace(":id", ids[r.path.split("/")[3]!] ?? ":id")
+        .replace(":metric", "temp")
+        .replace(":key", deviceKey.body.id) + (queries[`${r.method} ${r.path}`] ?? "");
     expect(path, `${r.method} ${r.path}: a parameter this test does not know`).not.toContain(":");
-    const res = await b().call(
-      r.method,
-      path,
-      bodies[`${r.method} ${r.path}`] ?? (r.method === "GET" || r.method === "DELETE" ? undefined : {}),
-    );
+    const res = lineProtocol.has(r.path)
+      ? await writeLines(path)
+      : await b().call(
+          r.method,
+          path,
+          bodies[`${r.method} ${r.path}`] ?? (r.method === "GET" || r.method === "DELETE" ? undefined : {}),
+        );
     const what = `${r.method} ${path} -> ${res.status} ${JSON.stringify(res.body)}`;
-    if (rank(r) === 1) expect(res.status, what).toBe(404);
-    else if (r.path.includes(":"))
+    // Only a provisioning token may provision (device-keys.test.ts); a tenant key is refused there.
+    if (r.path === "/api/v1/provision") expect(res.body?.error?.code, what).toBe("key_not_allowed");
+    else if (rank(r) === 1) expect(res.status, what).toBe(404);
+    else if (r.path.includes(":") && rank(r) !== 2)
       expect(res.status === 404 || (res.status === 200 && onlyEmptyLists(res.body)), what).toBe(true);
     else expect([200, 201, 202], what).toContain(res.status);
     // A route with acme's device id in it may echo the id; nothing else of acme's may show.
@@ -133,6 +168,7 @@ test("another tenant's key gets 404 or an empty list on every route, and changes
     await a().get(`/api/v1/rules/${ruleId}`),
     await a().get(`/api/v1/alerts/${alert.id}`),
     await a().get(`/api/v1/channels/${channel.body.id}`),
+    await a().get(`/api/v1/devices/${SECRET_DEVICE}/keys`),
   ]);
   expect(after).toBe(before);
   // Beta's own device of the same name is beta's: acme's stays as it was.
