@@ -12,8 +12,14 @@ import { benchReading, DEVICES, PER_REQUEST, RUN } from "./data.ts";
 
 export const MEASUREMENT = "bench";
 
-const escapeMeasurement = (s: string) => s.replace(/[, \\]/g, (c) => `\\${c}`);
-const escapeKey = (s: string) => s.replace(/[,= \\]/g, (c) => `\\${c}`);
+/** Names line protocol cannot carry: empty, ending with a backslash, or with a tab or line break. */
+function checked(s: string): string {
+  if (s === "" || s.endsWith("\\") || /[\t\r\n]/.test(s))
+    throw new Error(`line protocol cannot carry the name ${JSON.stringify(s)}`);
+  return s;
+}
+const escapeMeasurement = (s: string) => checked(s).replace(/[, \\]/g, (c) => `\\${c}`);
+const escapeKey = (s: string) => checked(s).replace(/[,= \\]/g, (c) => `\\${c}`);
 
 function floatField(value: number): string {
   if (!Number.isFinite(value)) throw new Error(`line protocol has no float for ${value}`);
