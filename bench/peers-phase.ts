@@ -25,8 +25,8 @@ interface Spec {
   start(work: string, executable: string): Promise<System>;
 }
 
-const OURS =
-  "202 only after the JetStream PubAck (file store); rows committed in PostgreSQL (fsync on) before the broker ack";
+const ours = (status: number) =>
+  `${status} only after the JetStream PubAck (file store); rows committed in PostgreSQL (fsync on) before the broker ack`;
 
 function debianVersion(pkg: string): string {
   const out = Bun.spawnSync({ cmd: ["dpkg-query", "-W", pkg] }); // "<package>\t<version>"
@@ -38,13 +38,13 @@ function specs(): Spec[] {
     {
       name: "ndjson",
       label: "telemetry (compiled, all roles; NDJSON /api/v1/telemetry)",
-      durability: OURS,
+      durability: ours(202),
       start: (work, exe) => startTelemetry(work, exe, "ndjson"),
     },
     {
       name: "lp",
       label: "telemetry (compiled, all roles; line protocol /api/v2/write)",
-      durability: OURS,
+      durability: ours(204),
       start: (work, exe) => startTelemetry(work, exe, "lp"),
     },
     {
@@ -56,7 +56,7 @@ function specs(): Spec[] {
     {
       name: "victoriametrics",
       label: `VictoriaMetrics ${debianVersion("victoria-metrics")} (Debian victoria-metrics; line protocol /write)`,
-      durability: "204 once buffered in memory; written to disk about a second later (a crash loses up to ~1 s)",
+      durability: "204 once buffered in memory; flushed to disk about a second later (a crash loses up to that)",
       start: (work) => startVictoriaMetrics(work),
     },
   ];
