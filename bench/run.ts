@@ -15,7 +15,8 @@
  * BENCH_SECONDS (default 60) sets the batched phase; the naive baseline and the single records run
  * min(BENCH_SECONDS, 20) s.
  * BENCH_BACKLOG (default 1,000,000) the backlog; BENCH_RAW (default 300,000) the raw parts' rows;
- * BENCH_READINGS (default 1,000,000) the peers phase's batched readings per system.
+ * BENCH_READINGS (default 1,000,000) the peers phase's batched readings per system;
+ * BENCH_EXECUTABLE a telemetry executable to measure instead of building one from this checkout.
  */
 import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { cpus, loadavg, tmpdir, totalmem } from "node:os";
@@ -47,9 +48,11 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => 
 process.on("exit", () => rmSync(work, { recursive: true, force: true }));
 const rows: Row[] = [];
 const step = (what: string) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${what}`);
-const executable = join(work, "telemetry");
+const prebuilt = process.env.BENCH_EXECUTABLE;
+const executable = prebuilt ?? join(work, "telemetry");
 
-if (selection.server || selection.peers.has("ndjson") || selection.peers.has("lp")) {
+if (prebuilt) step(`using the executable ${prebuilt} (BENCH_EXECUTABLE)`);
+else if (selection.server || selection.peers.has("ndjson") || selection.peers.has("lp")) {
   step("building the executable");
   buildExecutable(executable);
 }
