@@ -206,5 +206,29 @@ export function peersTable(results: readonly PeerResult[], readings: number, sin
       `| Ratio: ${name} / InfluxDB | | ${ratio(accepted(m), accepted(influx))} | **${ratio(m.e2e, influx.e2e)}** | ${ratio(rps(m), rps(influx))} req/s, p99 ${ratio(m.single.p99, influx.single.p99)} | ${ratio(total(m.cpu), total(influx.cpu))} | ${ratio(total(m.singleCpu), total(influx.singleCpu))} |`,
     );
   }
-  return lines.join("\n");
+  lines.push("", "Ratios: above 1 is better for rates, below 1 for p99 and CPU.");
+  return [...lines, ...targets(results, influx)].join("\n");
+}
+
+/** Issue 17's targets that this phase measures, for each protocol of the server. */
+function targets(results: readonly PeerResult[], influx: Measured | undefined): string[] {
+  const rows: string[] = [];
+  const yes = (met: boolean) => (met ? "yes" : "**no**");
+  for (const r of results) {
+    if (!r.m || (r.spec.name !== "ndjson" && r.spec.name !== "lp")) continue;
+    const m = r.m;
+    const name = r.spec.name === "ndjson" ? "NDJSON" : "line protocol";
+    if (influx) {
+      rows.push(
+        `| ${name}: batched end to end ≥ InfluxDB's | ${ratio(m.e2e, influx.e2e)} (${fmt(m.e2e)} vs ${fmt(influx.e2e)} readings/s) | ${yes(m.e2e >= influx.e2e)} |`,
+        `| ${name}: single records, closed loop, req/s ≥ InfluxDB's | ${ratio(rps(m), rps(influx))} (${fmt(rps(m))} vs ${fmt(rps(influx))}) | ${yes(rps(m) >= rps(influx))} |`,
+      );
+    }
+    rows.push(
+      `| ${name}: batched end to end ≥ 100,000 readings/s (milestone) | ${fmt(m.e2e)} | ${yes(m.e2e >= 100_000)} |`,
+      `| ${name}: CPU per reading, all processes, batched ≤ 10 µs | ${us(total(m.cpu))} µs | ${yes(total(m.cpu) <= 10)} |`,
+      `| ${name}: CPU per single-record request in the server process (all roles, until queryable) ≤ 40 µs | ${us(m.singleCpu.server ?? Number.NaN)} µs | ${yes((m.singleCpu.server ?? Infinity) <= 40)} |`,
+    );
+  }
+  return rows.length ? ["", "| Target (issue 17) | Measured | Met |", "| --- | --- | --- |", ...rows] : [];
 }
