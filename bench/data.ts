@@ -11,13 +11,32 @@ export const PER_REQUEST = 250;
 export const RUN = 25;
 export const DEVICES = 20_000;
 export const TENANT = "bench";
-const BASE_TS = Date.UTC(2026, 0, 1);
+export const BASE_TS = Date.UTC(2026, 0, 1);
 
-/** The i-th record of a run as an NDJSON line. */
+/** The i-th reading of a run: `run` consecutive readings per device, a location on every third. */
+export interface BenchReading {
+  device: string;
+  ts: number;
+  location: { lat: number; lon: number } | null;
+  temp: number;
+  seq: number;
+}
+
+export function benchReading(runId: string, i: number, devices = DEVICES, run = RUN): BenchReading {
+  return {
+    device: `${runId}-${Math.floor(i / run) % devices}`,
+    ts: BASE_TS + i * 1000,
+    location: i % 3 === 0 ? { lat: 52.5 + (i % 1000) / 1e5, lon: 13.4 - (i % 500) / 1e5 } : null,
+    temp: 20 + (i % 17) / 10,
+    seq: i,
+  };
+}
+
+/** The i-th record of a run as an NDJSON line (bench/line-protocol.ts encodes the same reading as line protocol). */
 export function recordLine(runId: string, i: number, devices = DEVICES, run = RUN): string {
-  const device = `${runId}-${Math.floor(i / run) % devices}`;
-  const loc = i % 3 === 0 ? `,"location":{"lat":${52.5 + (i % 1000) / 1e5},"lon":${13.4 - (i % 500) / 1e5}}` : "";
-  return `{"device_id":"${device}","ts":${BASE_TS + i * 1000}${loc},"metrics":{"temp":${20 + (i % 17) / 10},"seq":${i}}}`;
+  const r = benchReading(runId, i, devices, run);
+  const loc = r.location ? `,"location":{"lat":${r.location.lat},"lon":${r.location.lon}}` : "";
+  return `{"device_id":"${r.device}","ts":${r.ts}${loc},"metrics":{"temp":${r.temp},"seq":${r.seq}}}`;
 }
 
 /** Request n of a run: PER_REQUEST records as an NDJSON body. */

@@ -1,9 +1,9 @@
 /** What the bench phases share: the services, the compiled server as a child process, load runs, probes. */
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Sql } from "../src/db/client.ts";
 import { freePort, waitFor } from "../src/embedded/process.ts";
-import type { LoadResult } from "./load.ts";
+import type { LoadResult, Target } from "./load.ts";
 
 export const ROOT = resolve(import.meta.dir, "..");
 export const KEY = "bench-key-0123456789abcdef";
@@ -57,10 +57,20 @@ export async function startServer(executable: string, env: Record<string, string
   };
 }
 
-/** Runs bench/load.ts in its own process. */
-export async function runLoad(url: string, ...args: (string | number)[]): Promise<LoadResult> {
+/** The server's NDJSON/JSON endpoint with the bench's key. */
+export const ndjsonTarget = (url: string): Target => ({
+  url,
+  path: "/api/v1/telemetry",
+  headers: { authorization: `Bearer ${KEY}` },
+  format: "ndjson",
+  ok: 202,
+});
+
+/** Runs bench/load.ts in its own process against a target (a URL: the server's NDJSON endpoint). */
+export async function runLoad(target: string | Target, ...args: (string | number)[]): Promise<LoadResult> {
+  const t = typeof target === "string" ? ndjsonTarget(target) : target;
   const p = Bun.spawn({
-    cmd: [process.execPath, join(ROOT, "bench/load.ts"), url, KEY, ...args.map(String)],
+    cmd: [process.execPath, join(ROOT, "bench/load.ts"), JSON.stringify(t), ...args.map(String)],
     stdout: "pipe",
     stderr: "inherit",
   });
@@ -74,10 +84,41 @@ export function rssMiB(pid: number): number {
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
+/** The fields of /proc/<pid>/stat after the command (field 3, the state, is index 0); null when gone. */
+function statFields(pid: number): string[] | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(") ") + 2).split(" ");
+  } catch {
+    return null;
+  }
+}
+
 /** CPU seconds (user + system) a process has used so far, from /proc. */
 export function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  const fields = statFields(pid);
+  if (!fields) throw new Error(`no process ${pid}`);
   return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/**
+ * CPU seconds of a process and all its descendants (PostgreSQL's backends): its own utime+stime,
+ * its exited and reaped children's (cutime+cstime), and each live child's tree.
+ */
+export function treeCpuSeconds(pid: number): number {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const ppid = Number(statFields(Number(entry))?.[1]);
+    if (ppid) children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
+  }
+  const tree = (p: number): number => {
+    const f = statFields(p);
+    if (!f) return 0;
+    const own = Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+    return own / 100 + (children.get(p) ?? []).reduce((sum, c) => sum + tree(c), 0);
+  };
+  return tree(pid);
 }
 
 export async function rowCount(sql: Sql): Promise<number> {

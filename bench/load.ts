@@ -1,14 +1,30 @@
 /**
  * HTTP load generator, run as its own process so it never shares the server's event loop.
- *   bun bench/load.ts <url> <key> batch  <runId> <seconds> <concurrency> [maxReadings]
- *   bun bench/load.ts <url> <key> single <runId> <seconds> <ratePerSecond>
- * batch: closed loop, `concurrency` requests in flight, NDJSON bodies of bench/data.ts (250
- * records in runs of 25 per device); stops after `seconds` or `maxReadings`, whichever first.
- * single: open loop at a fixed rate, one JSON record per request; latency is measured from each
+ *   bun bench/load.ts <target-json> batch  <runId> <seconds> <concurrency> [maxReadings]
+ *   bun bench/load.ts <target-json> single <runId> <seconds> <ratePerSecond>
+ *   bun bench/load.ts <target-json> closed <runId> <seconds> <concurrency>
+ * The target (see Target) says where to send, with which headers, in which format (the bench's
+ * NDJSON or the same readings as line protocol, bench/line-protocol.ts) and which status is success.
+ * batch: closed loop, `concurrency` requests in flight, bodies of bench/data.ts (250 records in runs
+ * of 25 per device); stops after `seconds` or `maxReadings`, whichever first.
+ * single: open loop at a fixed rate, one record per request; latency is measured from each
  * request's scheduled time, so a stalled server cannot hide its queueing (no coordinated omission).
+ * closed: one record per request, closed loop, `concurrency` requests in flight, for `seconds`.
  * Prints one JSON line: requests, statuses, accepted readings, elapsed, latency percentiles (ms).
  */
 import { PER_REQUEST, recordLine, requestBody } from "./data.ts";
+import { lpBody, recordLp } from "./line-protocol.ts";
+
+export interface Target {
+  /** Base URL, e.g. http://127.0.0.1:8086 */
+  url: string;
+  /** Path and query of the write endpoint, e.g. /write?db=bench&precision=ms */
+  path: string;
+  headers: Record<string, string>;
+  format: "ndjson" | "lp";
+  /** The success status: 202 (the server's JSON answer, whose `accepted` counts) or 204 (every line written). */
+  ok: number;
+}
 
 export interface LoadResult {
   mode: string;
@@ -22,76 +38,101 @@ export interface LoadResult {
   max: number;
 }
 
-const [url, key, mode, runId, secondsArg, a, b] = process.argv.slice(2) as [
-  string,
-  string,
-  string,
-  string,
-  string,
-  string,
-  string?,
-];
-const seconds = Number(secondsArg);
-const endpoint = `${url}/api/v1/telemetry`;
-const statuses: Record<string, number> = {};
-const latencies: number[] = [];
-let accepted = 0;
+/** Single records: one reading per device per request, so each request is its own write. */
+const SINGLE_DEVICES = 5_000;
 
-async function send(body: string, contentType: string, scheduled: number) {
-  try {
-    const res = await fetch(endpoint, {
-      method: "POST",
-      headers: { authorization: `Bearer ${key}`, "content-type": contentType },
-      body,
-    });
-    const json = (await res.json()) as { accepted?: number };
-    statuses[res.status] = (statuses[res.status] ?? 0) + 1;
-    if (res.status === 202) accepted += json.accepted ?? 0;
-  } catch {
-    statuses[0] = (statuses[0] ?? 0) + 1;
-  }
-  latencies.push(performance.now() - scheduled);
+if (import.meta.main) {
+  const [targetArg, mode, runId, secondsArg, a, b] = process.argv.slice(2) as [
+    string,
+    string,
+    string,
+    string,
+    string,
+    string?,
+  ];
+  const result = await run(JSON.parse(targetArg) as Target, mode, runId, Number(secondsArg), Number(a), b);
+  console.log(JSON.stringify(result));
 }
 
-const started = performance.now();
-const deadline = started + seconds * 1000;
-if (mode === "batch") {
-  const concurrency = Number(a);
-  const maxRequests = b ? Math.ceil(Number(b) / PER_REQUEST) : Infinity;
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (performance.now() < deadline && next < maxRequests)
-        await send(requestBody(runId, next++), "application/x-ndjson", performance.now());
-    }),
-  );
-} else {
-  const rate = Number(a);
-  const inflight: Promise<void>[] = [];
-  const total = Math.floor(rate * seconds);
-  for (let i = 0; i < total; i++) {
-    const scheduled = started + (i * 1000) / rate;
-    const wait = scheduled - performance.now();
-    if (wait > 1) await Bun.sleep(wait);
-    // one reading per device here: every request is its own broker message
-    // sent up to 1 ms early (sleeps are coarse): then timed from the actual send
-    inflight.push(send(recordLine(runId, i, 5_000, 1), "application/json", Math.min(scheduled, performance.now())));
+async function run(
+  target: Target,
+  mode: string,
+  runId: string,
+  seconds: number,
+  n: number,
+  maxReadings: string | undefined,
+): Promise<LoadResult> {
+  const endpoint = `${target.url}${target.path}`;
+  const lp = target.format === "lp";
+  const batchType = lp ? "text/plain; charset=utf-8" : "application/x-ndjson";
+  const singleType = lp ? "text/plain; charset=utf-8" : "application/json";
+  const batchBody = lp ? lpBody : requestBody;
+  const single = (i: number) => (lp ? recordLp : recordLine)(runId, i, SINGLE_DEVICES, 1);
+  const statuses: Record<string, number> = {};
+  const latencies: number[] = [];
+  let accepted = 0;
+
+  async function send(body: string, readings: number, contentType: string, scheduled: number) {
+    try {
+      const res = await fetch(endpoint, {
+        method: "POST",
+        headers: { ...target.headers, "content-type": contentType },
+        body,
+      });
+      const text = await res.text();
+      statuses[res.status] = (statuses[res.status] ?? 0) + 1;
+      if (res.status === target.ok)
+        accepted += target.ok === 204 ? readings : ((JSON.parse(text) as { accepted?: number }).accepted ?? 0);
+    } catch {
+      statuses[0] = (statuses[0] ?? 0) + 1;
+    }
+    latencies.push(performance.now() - scheduled);
   }
-  await Promise.all(inflight);
+
+  const started = performance.now();
+  const deadline = started + seconds * 1000;
+  if (mode === "batch") {
+    const maxRequests = maxReadings ? Math.ceil(Number(maxReadings) / PER_REQUEST) : Infinity;
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: n }, async () => {
+        while (performance.now() < deadline && next < maxRequests)
+          await send(batchBody(runId, next++), PER_REQUEST, batchType, performance.now());
+      }),
+    );
+  } else if (mode === "closed") {
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: n }, async () => {
+        while (performance.now() < deadline) await send(single(next++), 1, singleType, performance.now());
+      }),
+    );
+  } else if (mode === "single") {
+    const inflight: Promise<void>[] = [];
+    const total = Math.floor(n * seconds);
+    for (let i = 0; i < total; i++) {
+      const scheduled = started + (i * 1000) / n;
+      const wait = scheduled - performance.now();
+      if (wait > 1) await Bun.sleep(wait);
+      // one reading per device here: every request is its own broker message
+      // sent up to 1 ms early (sleeps are coarse): then timed from the actual send
+      inflight.push(send(single(i), 1, singleType, Math.min(scheduled, performance.now())));
+    }
+    await Promise.all(inflight);
+  } else throw new Error(`unknown mode ${mode}: batch, single or closed`);
+  const elapsed = (performance.now() - started) / 1000;
+  latencies.sort((x, y) => x - y);
+  const pct = (p: number) =>
+    Number((latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? 0).toFixed(2));
+  return {
+    mode,
+    requests: latencies.length,
+    statuses,
+    accepted,
+    elapsed,
+    p50: pct(0.5),
+    p90: pct(0.9),
+    p99: pct(0.99),
+    max: pct(1),
+  };
 }
-const elapsed = (performance.now() - started) / 1000;
-latencies.sort((x, y) => x - y);
-const pct = (p: number) =>
-  Number((latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? 0).toFixed(2));
-const result: LoadResult = {
-  mode: mode!,
-  requests: latencies.length,
-  statuses,
-  accepted,
-  elapsed,
-  p50: pct(0.5),
-  p90: pct(0.9),
-  p99: pct(0.99),
-  max: pct(1),
-};
-console.log(JSON.stringify(result));
