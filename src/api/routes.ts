@@ -4,7 +4,15 @@ import { deviceAdminRoutes, type DeviceAdminDeps } from "./device-admin.ts";
 import { deviceKeyRoutes, type DeviceKeyDeps } from "./device-keys.ts";
 import { deviceRoutes, type DeviceDeps } from "./devices.ts";
 import { ruleRoutes, type RuleDeps } from "./rules.ts";
+import { trackRoutes } from "./track.ts";
 
 export type ApiDeps = DeviceDeps & DeviceAdminDeps & DeviceKeyDeps & RuleDeps & AlertDeps;
 
-export const apiRoutes = [...deviceRoutes, ...deviceAdminRoutes, ...deviceKeyRoutes, ...ruleRoutes, ...alertRoutes];
+export const apiRoutes = [
+  ...deviceRoutes,
+  ...trackRoutes,
+  ...deviceAdminRoutes,
+  ...deviceKeyRoutes,
+  ...ruleRoutes,
+  ...alertRoutes,
+];

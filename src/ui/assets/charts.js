@@ -87,6 +87,7 @@ export function lineChart(opts) {
     role: "img",
     "aria-label": opts.label ?? opts.series.map((s) => s.name).join(", "),
   });
+  root.timeScale = { t0, span, L, R, W, H }; // for a cursor tied to the chart (track.js)
   for (const v of niceTicks(lo, hi, 4)) {
     root.append(svg("line", { x1: L, x2: W - R, y1: y(v), y2: y(v), class: "grid" }));
     const t = svg("text", { x: L - 6, y: y(v) + 4, class: "tick", "text-anchor": "end" });
