@@ -63,10 +63,10 @@ export const trackRoutes = [
         const width = (to.getTime() - from.getTime()) / (q.max_points - 1);
         rows = (await sql`
           SELECT t, lat, lon FROM (
-            SELECT DISTINCT ON (floor(((extract(epoch FROM ts) * 1000) - ${from.getTime()}) / ${width}))
-                   ${t} AS t, lat, lon
-            FROM readings WHERE ${where}
-            ORDER BY floor(((extract(epoch FROM ts) * 1000) - ${from.getTime()}) / ${width}), ts, event_id) b
+            SELECT DISTINCT ON (b) t, lat, lon FROM (
+              SELECT floor((${t} - ${from.getTime()}) / ${width}) AS b, ${t} AS t, lat, lon, ts, event_id
+              FROM readings WHERE ${where}) x
+            ORDER BY b, ts, event_id) b
           UNION ALL
           (SELECT ${t}, lat, lon FROM readings WHERE ${where} ORDER BY ts DESC, event_id DESC LIMIT 1)
           ORDER BY 1`.values()) as unknown as Point[];
