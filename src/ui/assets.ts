@@ -41,7 +41,9 @@ import clusterCss from "leaflet.markercluster/dist/MarkerCluster.css" with { typ
 import clusterDefaultCss from "leaflet.markercluster/dist/MarkerCluster.Default.css" with { type: "text" };
 // The package's exports map offers only the unminified build (twice the size): the minified one by path.
 // @ts-expect-error a browser script imported as text
-import geomanJs from "../../node_modules/@geoman-io/leaflet-geoman-free/dist/leaflet-geoman.min.js" with { type: "text" };
+import geomanJs from "../../node_modules/@geoman-io/leaflet-geoman-free/dist/leaflet-geoman.min.js" with {
+  type: "text",
+};
 import geomanCss from "@geoman-io/leaflet-geoman-free/dist/leaflet-geoman.css" with { type: "text" };
 // @ts-expect-error a browser script imported as text
 import swaggerBundle from "swagger-ui-dist/swagger-ui-bundle.js" with { type: "text" };

@@ -61,7 +61,8 @@ export function startTileServer(): TileServer {
     hostname: "127.0.0.1",
     port: 0,
     fetch(req) {
-      if (!/^\/\d+\/\d+\/\d+\.png$/.test(new URL(req.url).pathname)) return new Response("no such tile", { status: 404 });
+      if (!/^\/\d+\/\d+\/\d+\.png$/.test(new URL(req.url).pathname))
+        return new Response("no such tile", { status: 404 });
       served++;
       return new Response(png, { headers: { "content-type": "image/png", "cache-control": "no-store" } });
     },

@@ -120,7 +120,10 @@ describe("fleet map", () => {
     const [, , lat, lon] = (await api().get("/api/v1/dashboard/devices")).body.rows.find(
       (r: any[]) => r[0] === "bus-007",
     );
-    await page.evaluate(([la, lo]) => document.querySelector("#fleet-map").leafletMap.setView([la, lo], 17), [lat, lon]);
+    await page.evaluate(
+      ([la, lo]) => document.querySelector("#fleet-map").leafletMap.setView([la, lo], 17),
+      [lat, lon],
+    );
     const marker = page.locator("#fleet-map .device-marker[data-device=bus-007]");
     await marker.waitFor();
     expect(await marker.getAttribute("class")).toContain("stale"); // i % 7 === 0: three hours ago
@@ -213,12 +216,15 @@ describe("track", () => {
     await shot(page, "track-hover-chart");
 
     // Track -> chart: hovering point 700 on the line puts the chart's cursor at its time.
-    const at = await page.evaluate(([lat, lon]) => {
-      const el = document.querySelector("#track-map");
-      const pt = el.leafletMap.latLngToContainerPoint([lat, lon]);
-      const r = el.getBoundingClientRect();
-      return [r.left + pt.x, r.top + pt.y];
-    }, [walk[700]!.location.lat, walk[700]!.location.lon]);
+    const at = await page.evaluate(
+      ([lat, lon]) => {
+        const el = document.querySelector("#track-map");
+        const pt = el.leafletMap.latLngToContainerPoint([lat, lon]);
+        const r = el.getBoundingClientRect();
+        return [r.left + pt.x, r.top + pt.y];
+      },
+      [walk[700]!.location.lat, walk[700]!.location.lon],
+    );
     await page.mouse.move(at[0]! - 3, at[1]!);
     await page.mouse.move(at[0]!, at[1]!);
     await page.waitForFunction(
@@ -271,15 +277,13 @@ describe("geofences", () => {
     await page.waitForSelector("table.rules tr:has-text('depot')");
     const rule = (await api().get("/api/v1/rules")).body.rules.find((r: any) => r.name === "depot");
     expect(rule.condition).toEqual({ type: "geofence", on: "enter", polygon });
-    expect(rule.metric).toBeUndefined();
+    expect(rule.metric).toBeNull();
 
     // Outside, then inside: the rule fires with the place it happened.
     const lats = polygon.map((p) => p[0]!);
     const lons = polygon.map((p) => p[1]!);
-    const inside = {
-      lat: (Math.min(...lats) + Math.max(...lats)) / 2,
-      lon: (Math.min(...lons) + Math.max(...lons)) / 2,
-    };
+    const mid = (v: number[]) => Math.round(((Math.min(...v) + Math.max(...v)) / 2) * 1e5) / 1e5;
+    const inside = { lat: mid(lats), lon: mid(lons) };
     const now = Date.now();
     await api().ingest([
       { device_id: "van-9", ts: new Date(now - 60_000).toISOString(), location: { lat: 10, lon: 10 } },
