@@ -386,3 +386,51 @@ test("10,000 devices: all on the map in clusters; frame time while panning and z
   await p.close();
   expect(pageErrors).toEqual([]);
 }, 240_000);
+
+// The live stream (GET /api/v1/stream, src/ui/assets/stream.js) comes from the data-out issue; this
+// test runs once that client is in the tree.
+const HAS_STREAM = existsSync(join(import.meta.dir, "../../src/ui/assets/stream.js"));
+test.skipIf(!HAS_STREAM)(
+  "live: a reading moves its marker without a reload and without polling",
+  async () => {
+    const p = await signedIn(TEST_KEY, "#/devices");
+    await check(async () => (await shownOnMap(p)).total >= 200, { timeoutMs: 20_000, what: "the fleet shown" });
+    const polls: number[] = [];
+    p.on("request", (r) => {
+      if (r.url().includes("/api/v1/dashboard/devices")) polls.push(Date.now());
+    });
+    // Zoomed on bus-003 so it has a marker of its own; mark the page to prove there is no reload.
+    const [, , lat, lon] = (await api().get("/api/v1/dashboard/devices")).body.rows.find(
+      (r: any[]) => r[0] === "bus-003",
+    );
+    await p.evaluate(([la, lo]) => document.querySelector("#fleet-map").leafletMap.setView([la, lo], 16), [lat, lon]);
+    await p.waitForSelector("#fleet-map .device-marker[data-device=bus-003]");
+    await p.evaluate(() => (document.body.dataset.marker = "before"));
+    const markerAt = () =>
+      p.evaluate(() => {
+        const el = document.querySelector("#fleet-map .device-marker[data-device=bus-003]");
+        const r = el?.getBoundingClientRect();
+        return r ? [Math.round(r.left), Math.round(r.top)] : null;
+      });
+    const before = (await markerAt())!;
+    const sent = Date.now();
+    await api().ingest([
+      { device_id: "bus-003", ts: new Date().toISOString(), location: { lat: lat + 0.001, lon: lon + 0.001 } },
+    ]);
+    await check(
+      async () => {
+        const now = await markerAt();
+        return now && (now[0] !== before[0] || now[1] !== before[1]);
+      },
+      { timeoutMs: 15_000, what: "the marker moved" },
+    );
+    const after = (await markerAt())!;
+    expect(after[0]!).toBeGreaterThan(before[0]!); // east
+    expect(after[1]!).toBeLessThan(before[1]!); // north
+    expect(await p.evaluate(() => document.body.dataset.marker)).toBe("before");
+    expect(polls.filter((t) => t >= sent)).toEqual([]); // the stream moved it, not a poll
+    await shot(p, "live-moved");
+    await p.close();
+  },
+  120_000,
+);
