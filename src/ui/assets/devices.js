@@ -169,23 +169,43 @@ export function mountDevices(view) {
   }
 
   let fencesAt = 0;
+  let known = new Set();
+  async function poll() {
+    const d = await api("GET", "/api/v1/dashboard/devices");
+    state.rows = d.rows;
+    state.truncated = d.truncated;
+    known = new Set(d.rows.map((r) => r[0]));
+    render();
+    await fleet.update(d.rows);
+    if (Date.now() - fencesAt > 30_000) {
+      fencesAt = Date.now();
+      await fleet.fences();
+    }
+    await refreshLatest();
+  }
+  // Live: a reading moves its marker; a new device or a geofence alert loads the page's data again.
+  let soon = null;
+  const pollSoon = () => {
+    soon ??= setTimeout(() => {
+      soon = null;
+      poll().catch(() => {});
+    }, 1000);
+  };
   const stop = liveOrPoll({
-    onReading: (r) => fleet.move(r),
-    poll: async () => {
-      const d = await api("GET", "/api/v1/dashboard/devices");
-      state.rows = d.rows;
-      state.truncated = d.truncated;
-      render();
-      await fleet.update(d.rows);
-      if (Date.now() - fencesAt > 30_000) {
-        fencesAt = Date.now();
-        await fleet.fences();
-      }
-      await refreshLatest();
+    onReading: (r) => {
+      fleet.move(r);
+      if (!known.has(r.device_id) && !state.truncated) pollSoon();
     },
+    onAlert: (e) => {
+      if (e.alert?.details?.event === undefined) return;
+      fencesAt = 0;
+      pollSoon();
+    },
+    poll,
   });
   return () => {
     stop();
+    clearTimeout(soon);
     fleet.destroy();
   };
 }
