@@ -114,6 +114,11 @@ describe("fleet map", () => {
     await check(async () => (await shownOnMap(page)).total === 200, { timeoutMs: 20_000, what: "200 on the map" });
     const far = await shownOnMap(page);
     expect(far.clusters).toBeGreaterThan(0);
+    // Clusters take the colour of most of their devices (6 in 7 reported a minute ago); the title counts them.
+    expect(await page.locator("#fleet-map .marker-cluster.cluster-fresh").count()).toBeGreaterThan(0);
+    expect(await page.locator("#fleet-map .marker-cluster div").first().getAttribute("title")).toMatch(
+      /^\d+ devices: \d+ fresh, \d+ in the last hour, \d+ older$/,
+    );
     await shot(page, "fleet-clusters");
 
     // Zoomed in on one device, its cluster splits: the device has a marker of its own, coloured by freshness.

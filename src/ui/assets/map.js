@@ -57,6 +57,21 @@ const icons = {};
 const iconFor = (cls) =>
   (icons[cls] ??= L.divIcon({ className: `device-marker ${cls}`, iconSize: [14, 14], iconAnchor: [7, 7] }));
 
+/** A cluster coloured like most of its devices (fresh, recent or stale), with their count. */
+function clusterIcon(c) {
+  const counts = { fresh: 0, recent: 0, stale: 0 };
+  for (const m of c.getAllChildMarkers()) counts[m.options.freshness]++;
+  const cls = Object.entries(counts).sort((a, b) => b[1] - a[1])[0][0];
+  const n = c.getChildCount();
+  const size = n < 10 ? "small" : n < 100 ? "medium" : "large";
+  const title = `${n} devices: ${counts.fresh} fresh, ${counts.recent} in the last hour, ${counts.stale} older`;
+  return L.divIcon({
+    html: `<div title="${title}"><span>${n}</span></div>`,
+    className: `marker-cluster marker-cluster-${size} cluster-${cls}`,
+    iconSize: L.point(40, 40),
+  });
+}
+
 /** Geofence rules' shapes and geofence alerts' places on a map; returns the layer group. */
 export function geofenceLayer(rules, alerts = []) {
   const group = L.featureGroup();
@@ -91,22 +106,35 @@ export function geofenceLayer(rules, alerts = []) {
 export function fleetMap(el) {
   const markers = new Map(); // device id -> { marker, cls, seen }
   const ready = baseMap(el).then((map) => {
-    const cluster = L.markerClusterGroup({ chunkedLoading: true, showCoverageOnHover: false, maxClusterRadius: 60 });
+    const cluster = L.markerClusterGroup({
+      chunkedLoading: true,
+      showCoverageOnHover: false,
+      maxClusterRadius: 60,
+      iconCreateFunction: clusterIcon,
+    });
     map.addLayer(cluster);
     return { map, cluster, fenced: null, fitted: false };
   });
 
   const marker = (id, lat, lon, cls) => {
-    const m = L.marker([lat, lon], { icon: iconFor(cls), title: id, keyboard: false });
+    const m = L.marker([lat, lon], { icon: iconFor(cls), title: id, keyboard: false, freshness: cls });
     m.on("add", () => m.getElement()?.setAttribute("data-device", id));
     m.on("click", () => (location.hash = `#/devices/${encodeURIComponent(id)}`));
     return m;
+  };
+
+  const recolour = (known, cls) => {
+    known.cls = cls;
+    known.marker.options.freshness = cls;
+    known.marker.setIcon(iconFor(cls));
+    return known.marker;
   };
 
   async function update(rows) {
     const s = await ready;
     const now = Date.now();
     const added = [];
+    const recoloured = [];
     const seenIds = new Set();
     for (const [id, seen, lat, lon] of rows) {
       if (lat === null || lon === null) continue;
@@ -121,9 +149,10 @@ export function fleetMap(el) {
       }
       const at = known.marker.getLatLng();
       if (at.lat !== lat || at.lng !== lon) known.marker.setLatLng([lat, lon]);
-      if (known.cls !== cls) known.marker.setIcon(iconFor((known.cls = cls)));
+      if (known.cls !== cls) recoloured.push(recolour(known, cls));
       known.seen = seen;
     }
+    if (recoloured.length) s.cluster.refreshClusters(recoloured);
     const gone = [...markers.keys()].filter((id) => !seenIds.has(id));
     if (gone.length) {
       s.cluster.removeLayers(gone.map((id) => markers.get(id).marker));
@@ -155,7 +184,7 @@ export function fleetMap(el) {
     known.seen = seen;
     known.marker.setLatLng([lat, lon]);
     const cls = freshness(seen);
-    if (known.cls !== cls) known.marker.setIcon(iconFor((known.cls = cls)));
+    if (known.cls !== cls) s.cluster.refreshClusters([recolour(known, cls)]);
   }
 
   /** Geofence rules and the last day's geofence alerts. */
