@@ -44,12 +44,41 @@ function readPackage(dir: string): Package {
   };
 }
 
+/**
+ * Prebuilt browser bundles the executable embeds as text (the dashboard's map): they carry their
+ * npm dependencies inside, which the metafile cannot see, so those are listed too (all of them,
+ * transitively: a superset of what the bundle kept).
+ */
+const PREBUILT = ["@geoman-io/leaflet-geoman-free"];
+
+function withBundledDeps(root: string, dirs: string[]): string[] {
+  const out = new Set(dirs);
+  const queue = dirs.filter((d) => PREBUILT.some((name) => d.endsWith(`node_modules/${name}`)));
+  while (queue.length) {
+    const dir = queue.shift()!;
+    const deps = Object.keys(JSON.parse(readFileSync(join(dir, "package.json"), "utf8")).dependencies ?? {});
+    for (const name of deps) {
+      const found = [join(dir, "node_modules", name), join(root, "node_modules", name)].find((d) =>
+        existsSync(join(d, "package.json")),
+      );
+      if (found && !out.has(found)) {
+        out.add(found);
+        queue.push(found);
+      }
+    }
+  }
+  return [...out];
+}
+
 export async function npmLicenses(root: string, entry: string): Promise<{ text: string; packages: number }> {
   const probe = await Bun.build({ entrypoints: [entry], target: "bun", metafile: true, root });
   if (!probe.success || !probe.metafile)
     throw new Error(`bundling ${entry} to list its packages failed: ${probe.logs.join("\n")}`);
   const dirs = packageDirs(Object.keys(probe.metafile.inputs)).map((d) => (d.startsWith("/") ? d : join(root, d)));
-  const packages = dirs.filter((d) => existsSync(join(d, "package.json"))).map(readPackage);
+  const packages = withBundledDeps(
+    root,
+    dirs.filter((d) => existsSync(join(d, "package.json"))),
+  ).map(readPackage);
   packages.sort((a, b) => a.name.localeCompare(b.name) || a.version.localeCompare(b.version));
   const unique = packages.filter(
     (p, i) => i === 0 || p.name !== packages[i - 1]!.name || p.version !== packages[i - 1]!.version,

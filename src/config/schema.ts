@@ -9,6 +9,7 @@ import { parseCidr } from "../core/address.ts";
 import { DATABASE_CHOICES } from "../core/database-mode.ts";
 import { PLAUSIBLE_KEY } from "../core/key-guard.ts";
 import { TENANT_ID_PATTERN } from "../core/subject.ts";
+import { tileSource } from "../core/map-tiles.ts";
 import { parseAllowList } from "../core/target-policy.ts";
 
 export const ROLES = ["ingest", "writer", "evaluator", "api"] as const;
@@ -551,6 +552,30 @@ export const SETTINGS = {
     default: "",
     doc: "Webhook and hub targets allowed although not public: comma-separated host names (whatever they resolve to), IP addresses and CIDR ranges, e.g. hub.internal,10.1.0.0/16,127.0.0.1; empty allows public unicast addresses only",
   },
+  mapTileUrl: {
+    env: "TELEMETRY_MAP_TILE_URL",
+    flag: "map-tile-url",
+    default: "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+    doc: "The dashboard map's tile URL template ({z}/{x}/{y}, optional {s} as the host's first label): OpenStreetMap's by default; a self-hosted tile server (an http(s) URL or a path on this server) for air-gapped sites. The page's CSP allows images from its origin",
+  },
+  mapAttribution: {
+    env: "TELEMETRY_MAP_ATTRIBUTION",
+    flag: "map-attribution",
+    default: "© OpenStreetMap contributors",
+    doc: "The map's attribution text (shown as text, linked to TELEMETRY_MAP_ATTRIBUTION_URL)",
+  },
+  mapAttributionUrl: {
+    env: "TELEMETRY_MAP_ATTRIBUTION_URL",
+    flag: "map-attribution-url",
+    default: "https://www.openstreetmap.org/copyright",
+    doc: "Where the attribution links to (empty: no link)",
+  },
+  mapMaxZoom: {
+    env: "TELEMETRY_MAP_MAX_ZOOM",
+    flag: "map-max-zoom",
+    default: "19",
+    doc: "The deepest zoom level the tile server has",
+  },
   logLevel: { env: "LOG_LEVEL", flag: "log-level", default: "info", doc: "trace, debug, info, warn, error" },
 } as const satisfies Record<string, Setting>;
 
@@ -661,6 +686,19 @@ export const configSchema = z.object({
     }
     return list as number[];
   }),
+  mapTileUrl: z.string().transform((text, ctx) => {
+    const source = tileSource(text);
+    if ("error" in source) {
+      ctx.addIssue({ code: "custom", message: source.error });
+      return z.NEVER;
+    }
+    return source;
+  }),
+  mapAttribution: z.string().max(500, "must be at most 500 characters"),
+  mapAttributionUrl: z
+    .string()
+    .refine((t) => t === "" || /^https?:\/\/[^\s"'<>]+$/.test(t), "must be empty or an http(s) URL"),
+  mapMaxZoom: int(1, 24),
   webhookAllow: z.string().transform((text, ctx) => {
     const { policy, problems } = parseAllowList(text);
     for (const message of problems) ctx.addIssue({ code: "custom", message });

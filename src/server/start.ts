@@ -293,7 +293,13 @@ export async function startServer(config: Config, hooks: StartHooks = {}): Promi
         mountGroup("tenant", requireTenant(keys.resolve, bearerKey, ["provision"]), provisionRoutes, apiDeps),
       );
       routes.push(mountGroup("tenant", apiAuth, tenantApiRoutes, apiDeps, TENANT_API_PATHS));
-      routes.push(mountGroup("none", null, publicApiRoutes, undefined));
+      const map = {
+        tiles: config.mapTileUrl,
+        attribution: config.mapAttribution,
+        attributionUrl: config.mapAttributionUrl,
+        maxZoom: config.mapMaxZoom,
+      };
+      routes.push(mountGroup("none", null, publicApiRoutes, { map }));
       if (config.adminToken)
         routes.push(
           mountGroup("admin", requireAdmin(config.adminToken), adminRoutes, { sql, cache: keys, defaults }, [

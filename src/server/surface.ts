@@ -17,7 +17,7 @@ import { buildDocument } from "../openapi/document.ts";
 import { errorSchema } from "../openapi/views.ts";
 import { adminRoutes } from "../tenants/routes.ts";
 import { dashboardApiRoutes } from "../ui/api.ts";
-import { uiRoutes } from "../ui/routes.ts";
+import { type UiDeps, uiRoutes } from "../ui/routes.ts";
 
 let cached: string | null = null;
 
@@ -40,7 +40,7 @@ const openApiRoute = routesOf<unknown>()({
 /** The API role's tenant routes: devices, rules, alerts, channels, the dashboard's reads. */
 export const tenantApiRoutes = [...apiRoutes, ...channelRoutes, ...dashboardApiRoutes];
 /** The API role's public routes: the API description, its docs page and the dashboard's pages. */
-export const publicApiRoutes = [openApiRoute, ...uiRoutes];
+export const publicApiRoutes: readonly Route<UiDeps>[] = [openApiRoute, ...uiRoutes];
 
 /** Every route of the server, whichever role serves it. */
 export const ALL_ROUTES: readonly Route[] = [

@@ -24,6 +24,28 @@ import overview from "./assets/overview.js" with { type: "text" };
 // @ts-expect-error a browser script imported as text
 import rules from "./assets/rules.js" with { type: "text" };
 // @ts-expect-error a browser script imported as text
+import fleetMap from "./assets/map.js" with { type: "text" };
+// @ts-expect-error a browser script imported as text
+import track from "./assets/track.js" with { type: "text" };
+// @ts-expect-error a browser script imported as text
+import geofenceEditor from "./assets/geofence-editor.js" with { type: "text" };
+// @ts-expect-error a browser script imported as text
+import live from "./assets/live.js" with { type: "text" };
+// The map's libraries (Leaflet, its marker clusters, Geoman's drawing tools), loaded as classic scripts (window.L).
+// @ts-expect-error a browser script imported as text
+import leafletJs from "leaflet/dist/leaflet.js" with { type: "text" };
+import leafletCss from "leaflet/dist/leaflet.css" with { type: "text" };
+// @ts-expect-error a browser script imported as text
+import clusterJs from "leaflet.markercluster/dist/leaflet.markercluster.js" with { type: "text" };
+import clusterCss from "leaflet.markercluster/dist/MarkerCluster.css" with { type: "text" };
+import clusterDefaultCss from "leaflet.markercluster/dist/MarkerCluster.Default.css" with { type: "text" };
+// The package's exports map offers only the unminified build (twice the size): the minified one by path.
+// @ts-expect-error a browser script imported as text
+import geomanJs from "../../node_modules/@geoman-io/leaflet-geoman-free/dist/leaflet-geoman.min.js" with {
+  type: "text",
+};
+import geomanCss from "@geoman-io/leaflet-geoman-free/dist/leaflet-geoman.css" with { type: "text" };
+// @ts-expect-error a browser script imported as text
 import swaggerBundle from "swagger-ui-dist/swagger-ui-bundle.js" with { type: "text" };
 import swaggerCss from "swagger-ui-dist/swagger-ui.css" with { type: "text" };
 
@@ -48,6 +70,17 @@ export const uiAssets: Record<string, Asset> = {
   "alerts.js": js(alerts),
   "rules.js": js(rules),
   "style.css": css(style),
+  "map.js": js(fleetMap),
+  "track.js": js(track),
+  "geofence-editor.js": js(geofenceEditor),
+  "live.js": js(live),
+  "leaflet.js": js(leafletJs),
+  "leaflet.css": css(leafletCss),
+  "leaflet.markercluster.js": js(clusterJs),
+  "MarkerCluster.css": css(clusterCss),
+  "MarkerCluster.Default.css": css(clusterDefaultCss),
+  "leaflet-geoman.js": js(geomanJs),
+  "leaflet-geoman.css": css(geomanCss),
 };
 
 export const docsAssets: Record<string, Asset> = {

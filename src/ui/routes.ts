@@ -4,19 +4,46 @@
  * API with the key the person signs in with.
  */
 import type { Context } from "hono";
+import { z } from "zod";
+import type { TileSource } from "../core/map-tiles.ts";
 import { HttpError } from "../http/errors.ts";
 import { ok, page, routesOf } from "../http/route.ts";
 import { err } from "../openapi/views.ts";
 import { docsAssets, pages, uiAssets, type Asset } from "./assets.ts";
 
-/** Scripts only from this server; inline styles for Swagger UI; images may be data: URLs. */
-const CSP =
-  "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'";
+/** The dashboard map's tiles (settings TELEMETRY_MAP_*). */
+export interface MapSettings {
+  tiles: TileSource;
+  attribution: string;
+  attributionUrl: string;
+  maxZoom: number;
+}
+export interface UiDeps {
+  map: MapSettings;
+}
 
-const html = (c: Context, body: string) =>
+/**
+ * Scripts only from this server; inline styles for Swagger UI and Leaflet; images may be data:
+ * URLs, and the map's tiles come from the tile server's origin.
+ */
+const csp = (tiles = "") =>
+  `default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:${tiles && tiles !== "'self'" ? ` ${tiles}` : ""}; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'`;
+
+export const mapSettingsSchema = z
+  .object({
+    tile_url: z
+      .string()
+      .meta({ description: "Leaflet URL template, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png" }),
+    attribution: z.string().meta({ description: "plain text" }),
+    attribution_url: z.string().meta({ description: "empty: no link" }),
+    max_zoom: z.number().int(),
+  })
+  .meta({ id: "MapSettings" });
+
+const html = (c: Context, body: string, tiles?: string) =>
   c.body(body, 200, {
     "Content-Type": "text/html; charset=utf-8",
-    "Content-Security-Policy": CSP,
+    "Content-Security-Policy": csp(tiles),
     "Cache-Control": "no-cache",
     "X-Content-Type-Options": "nosniff",
   });
@@ -32,7 +59,7 @@ const asset = (c: Context, files: Record<string, Asset>) => {
   });
 };
 
-const route = routesOf<unknown>();
+const route = routesOf<UiDeps>();
 const files = { ...page("JavaScript or CSS", "text/javascript"), 404: err("no such file") };
 
 /** In the order the API description lists them: the docs page, then the dashboard. */
@@ -84,8 +111,25 @@ export const uiRoutes = [
     summary: "The dashboard (sign in with a tenant key)",
     auth: "none",
     responses: page("HTML"),
-    handler: function dashboardPage(c) {
-      return html(c, pages.index);
+    handler: function dashboardPage(c, { map }) {
+      return html(c, pages.index, map.tiles.cspSource);
+    },
+  }),
+  route({
+    method: "get",
+    path: "/ui/map.json",
+    tag: "dashboard",
+    summary: "The dashboard map's tile server and attribution (settings TELEMETRY_MAP_*)",
+    auth: "none",
+    responses: { 200: ok("the tile URL template, attribution and deepest zoom", mapSettingsSchema) },
+    handler: function mapSettings(c, { map }) {
+      const body: z.output<typeof mapSettingsSchema> = {
+        tile_url: map.tiles.template,
+        attribution: map.attribution,
+        attribution_url: map.attributionUrl,
+        max_zoom: map.maxZoom,
+      };
+      return c.json(body, 200, { "Cache-Control": "no-cache" });
     },
   }),
   route({

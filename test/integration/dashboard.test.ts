@@ -1,7 +1,7 @@
 /**
  * The dashboard in a real browser: Debian's headless Chromium driven by playwright-core against a
  * running server (real NATS and PostgreSQL). Sign in, see the live charts, see a device appear
- * after ingest, its page with readings, rollup band and alert marker, create a rule (with a
+ * after ingest (in the list and on the map), its page with readings, rollup band and alert marker, create a rule (with a
  * field error first), see an alert appear after a threshold reading and acknowledge it.
  * Screenshots: test-artifacts/dashboard-*.png (one per test).
  */
@@ -125,7 +125,9 @@ describe("dashboard", () => {
       document.querySelector("tr[data-device=truck-42] .last-value")?.textContent?.includes("temp 21.5"),
     );
     expect(await page.locator("#map h3").textContent()).toContain("of 301 devices");
-    expect(await page.locator("svg.map path.dots.fresh").getAttribute("d")).toMatch(/^M[\d.]+,[\d.]+h0/);
+    // On the fleet map (test/integration/map.test.ts has the rest): zoomed in, its own fresh marker.
+    await page.evaluate(() => document.querySelector("#fleet-map").leafletMap.setView([52.45, 13.3], 17));
+    await page.waitForSelector("#fleet-map .device-marker.fresh[data-device=truck-42]");
     // sorting by device id puts bus-000 first
     await page.click("th[data-sort=device_id]");
     await page.waitForFunction(

@@ -1,6 +1,5 @@
 // Plain SVG charts for the dashboard: a time-series line chart (with an optional band and event
-// markers on the same time axis) and a lat/lon scatter plot drawn as one <path> per colour, so
-// 10,000 devices are two DOM nodes. No dependencies.
+// markers on the same time axis). No dependencies. (Positions are on the map: map.js.)
 const NS = "http://www.w3.org/2000/svg";
 
 export function svg(tag, attrs = {}, ...children) {
@@ -87,6 +86,7 @@ export function lineChart(opts) {
     role: "img",
     "aria-label": opts.label ?? opts.series.map((s) => s.name).join(", "),
   });
+  root.timeScale = { t0, span, L, R, W, H }; // for a cursor tied to the chart (track.js)
   for (const v of niceTicks(lo, hi, 4)) {
     root.append(svg("line", { x1: L, x2: W - R, y1: y(v), y2: y(v), class: "grid" }));
     const t = svg("text", { x: L - 6, y: y(v) + 4, class: "tick", "text-anchor": "end" });
@@ -175,84 +175,5 @@ export function lineChart(opts) {
     t.textContent = opts.empty ?? "no data yet";
     root.append(t);
   }
-  return root;
-}
-
-/**
- * Devices on a lat/lon plot (equirectangular, fitted to the points, graticule labelled).
- * points: [{id, lat, lon, fresh}]; onPick(id) on a click near a point.
- */
-export function mapPlot(points, { selected, onPick, width = 1200, height = 400 } = {}) {
-  const W = width,
-    H = height,
-    P = 28;
-  const root = svg("svg", {
-    viewBox: `0 0 ${W} ${H}`,
-    class: "map",
-    role: "img",
-    "aria-label": `positions of ${points.length} devices`,
-  });
-  root.append(svg("rect", { x: 0, y: 0, width: W, height: H, class: "sea" }));
-  if (!points.length) {
-    const t = svg("text", { x: W / 2, y: H / 2, class: "empty", "text-anchor": "middle" });
-    t.textContent = "no device has reported a position yet";
-    root.append(t);
-    return root;
-  }
-  let [la0, la1, lo0, lo1] = [Infinity, -Infinity, Infinity, -Infinity];
-  for (const p of points) {
-    la0 = Math.min(la0, p.lat);
-    la1 = Math.max(la1, p.lat);
-    lo0 = Math.min(lo0, p.lon);
-    lo1 = Math.max(lo1, p.lon);
-  }
-  const k = Math.cos((((la0 + la1) / 2) * Math.PI) / 180) || 1;
-  const spanX = Math.max((lo1 - lo0) * k, 0.02),
-    spanY = Math.max(la1 - la0, 0.02);
-  const scale = Math.min((W - 2 * P) / spanX, (H - 2 * P) / spanY) / 1.1;
-  const cx = ((lo0 + lo1) / 2) * k,
-    cy = (la0 + la1) / 2;
-  const X = (lon) => W / 2 + (lon * k - cx) * scale;
-  const Y = (lat) => H / 2 - (lat - cy) * scale;
-  const lonRange = [cx / k - W / 2 / scale / k, cx / k + W / 2 / scale / k];
-  const latRange = [cy - H / 2 / scale, cy + H / 2 / scale];
-  for (const lon of niceTicks(lonRange[0], lonRange[1], 6)) {
-    root.append(svg("line", { x1: X(lon), x2: X(lon), y1: 0, y2: H, class: "grid" }));
-    const t = svg("text", { x: X(lon) + 3, y: H - 4, class: "tick" });
-    t.textContent = `${formatNumber(lon)}°`;
-    root.append(t);
-  }
-  for (const lat of niceTicks(latRange[0], latRange[1], 5)) {
-    root.append(svg("line", { x1: 0, x2: W, y1: Y(lat), y2: Y(lat), class: "grid" }));
-    const t = svg("text", { x: 3, y: Y(lat) - 3, class: "tick" });
-    t.textContent = `${formatNumber(lat)}°`;
-    root.append(t);
-  }
-  const paths = { fresh: "", stale: "" };
-  for (const p of points) paths[p.fresh ? "fresh" : "stale"] += `M${X(p.lon).toFixed(1)},${Y(p.lat).toFixed(1)}h0`;
-  root.append(svg("path", { d: paths.stale, class: "dots stale" }));
-  root.append(svg("path", { d: paths.fresh, class: "dots fresh" }));
-  const sel = points.find((p) => p.id === selected);
-  if (sel) {
-    root.append(svg("circle", { cx: X(sel.lon), cy: Y(sel.lat), r: 8, class: "selected" }));
-    const t = svg("text", { x: X(sel.lon) + 11, y: Y(sel.lat) + 4, class: "label" });
-    t.textContent = sel.id;
-    root.append(t);
-  }
-  root.addEventListener("click", (ev) => {
-    const box = root.getBoundingClientRect();
-    const mx = ((ev.clientX - box.left) / box.width) * W,
-      my = ((ev.clientY - box.top) / box.height) * H;
-    let best = null,
-      bestD = (12 * W) / box.width;
-    for (const p of points) {
-      const d = Math.hypot(X(p.lon) - mx, Y(p.lat) - my);
-      if (d < bestD) {
-        best = p;
-        bestD = d;
-      }
-    }
-    if (best && onPick) onPick(best.id);
-  });
   return root;
 }

@@ -1,15 +1,36 @@
-// Devices: every device of the tenant on a lat/lon plot and in a sortable, filterable list (one
-// page of rows in the DOM at a time; last values fetched only for that page), and a device page.
-import { ago, api, every, h } from "./lib.js";
-import { formatNumber, lineChart, mapPlot } from "./charts.js";
+// Devices: every device of the tenant on the fleet map and in a sortable, filterable list (one
+// page of rows in the DOM at a time; last values fetched only for that page), and a device page
+// with its track. Live readings (live.js) move markers; the list polls.
+import { ago, api, h } from "./lib.js";
+import { formatNumber, lineChart } from "./charts.js";
 import { mountDeviceKeys } from "./device-keys.js";
+import { liveOrPoll } from "./live.js";
+import { fleetMap } from "./map.js";
+import { trackView } from "./track.js";
 
 const PAGE = 100;
-const FRESH_MS = 5 * 60_000;
 
 export function mountDevices(view) {
   const state = { rows: [], sort: "last_seen", dir: -1, filter: "", page: 0, latest: {}, truncated: false };
-  const mapBox = h("div", { class: "card", id: "map" });
+  const mapTitle = h("h3", {});
+  const mapEl = h("div", { id: "fleet-map" });
+  const mapBox = h(
+    "div",
+    { class: "card", id: "map" },
+    mapTitle,
+    h(
+      "p",
+      { class: "muted small legend" },
+      h("span", { class: "dot fresh" }, "●"),
+      " reported in the last 5 min  ",
+      h("span", { class: "dot recent" }, "●"),
+      " in the last hour  ",
+      h("span", { class: "dot stale" }, "●"),
+      " older — numbers are clusters; click a device to open it",
+    ),
+    mapEl,
+  );
+  const fleet = fleetMap(mapEl);
   const tableBox = h("div", { class: "card", id: "device-list" });
   const filter = h("input", {
     type: "search",
@@ -58,27 +79,8 @@ export function mountDevices(view) {
     const pages = Math.max(1, Math.ceil(rows.length / PAGE));
     state.page = Math.min(state.page, pages - 1);
     const page = rows.slice(state.page * PAGE, (state.page + 1) * PAGE);
-    const now = Date.now();
-    const withPos = state.rows
-      .filter((r) => r[2] !== null)
-      .map((r) => ({ id: r[0], lat: r[2], lon: r[3], fresh: now - r[1] < FRESH_MS }));
-    mapBox.replaceChildren(
-      h(
-        "h3",
-        {},
-        `Positions (${withPos.length} of ${state.rows.length} devices)`,
-        h(
-          "span",
-          { class: "muted small" },
-          "   ",
-          h("span", { class: "dot fresh" }, "●"),
-          " reported in the last 5 min  ",
-          h("span", { class: "dot stale" }, "●"),
-          " older — click a dot to open the device",
-        ),
-      ),
-      mapPlot(withPos, { onPick: (id) => (location.hash = `#/devices/${encodeURIComponent(id)}`) }),
-    );
+    const withPos = state.rows.filter((r) => r[2] !== null).length;
+    mapTitle.textContent = `Positions (${withPos} of ${state.rows.length} devices)`;
     const lastValue = (id) => {
       const l = state.latest[id];
       if (!l) return "";
@@ -166,13 +168,46 @@ export function mountDevices(view) {
     render();
   }
 
-  return every(5000, async () => {
+  let fencesAt = 0;
+  let known = new Set();
+  async function poll() {
     const d = await api("GET", "/api/v1/dashboard/devices");
     state.rows = d.rows;
     state.truncated = d.truncated;
+    known = new Set(d.rows.map((r) => r[0]));
     render();
+    await fleet.update(d.rows);
+    if (Date.now() - fencesAt > 30_000) {
+      fencesAt = Date.now();
+      await fleet.fences();
+    }
     await refreshLatest();
+  }
+  // Live: a reading moves its marker; a new device or a geofence alert loads the page's data again.
+  let soon = null;
+  const pollSoon = () => {
+    soon ??= setTimeout(() => {
+      soon = null;
+      poll().catch(() => {});
+    }, 1000);
+  };
+  const stop = liveOrPoll({
+    onReading: (r) => {
+      fleet.move(r);
+      if (!known.has(r.device_id) && !state.truncated) pollSoon();
+    },
+    onAlert: (e) => {
+      if (e.alert?.details?.event === undefined) return;
+      fencesAt = 0;
+      pollSoon();
+    },
+    poll,
   });
+  return () => {
+    stop();
+    clearTimeout(soon);
+    fleet.destroy();
+  };
 }
 
 const RANGES = { "1h": 3_600_000, "6h": 6 * 3_600_000, "24h": 86_400_000, "7d": 7 * 86_400_000 };
@@ -184,12 +219,15 @@ export function mountDevice(view, id) {
   const info = h("div", { class: "card", id: "device-info" });
   const controls = h("div", { class: "toolbar" });
   const chart = h("div", { class: "card chart-card", id: "device-chart" });
+  const trackBox = h("div", { class: "card", id: "device-track" });
+  const track = trackView(trackBox, id);
   const alerts = h("div", { class: "card", id: "device-alerts" });
   const keys = h("div", { class: "card", id: "device-keys" });
   view.append(
     h("div", { class: "toolbar" }, h("a", { href: "#/devices" }, "‹ all devices"), h("h2", {}, id)),
     info,
     controls,
+    trackBox,
     chart,
     alerts,
     keys,
@@ -290,6 +328,7 @@ export function mountDevice(view, id) {
     const from = to - RANGES[state.range];
     const deviceAlerts = (await api("GET", `/api/v1/alerts?device=${encodeURIComponent(id)}&since=${from}&limit=200`))
       .alerts;
+    await track.load(from, to, deviceAlerts);
     if (state.metric) {
       const m = encodeURIComponent(state.metric);
       const [{ readings }, { buckets }] = await Promise.all([
@@ -343,6 +382,8 @@ export function mountDevice(view, id) {
           empty: "no readings of this metric in the range",
         }),
       );
+      const svgEl = chart.querySelector("svg.chart");
+      if (svgEl) track.attachChart(svgEl);
     } else {
       chart.replaceChildren(h("p", { class: "muted" }, "This device has reported no metrics."));
     }
@@ -366,5 +407,18 @@ export function mountDevice(view, id) {
     );
   }
   renderControls();
-  return every(5000, refresh);
+  // A live reading of this device refreshes the page (at most once a second).
+  let pending = null;
+  const soon = () => {
+    pending ??= setTimeout(() => {
+      pending = null;
+      refresh().catch(() => {});
+    }, 1000);
+  };
+  const stop = liveOrPoll({ device: id, onReading: soon, onAlert: soon, poll: refresh });
+  return () => {
+    stop();
+    clearTimeout(pending);
+    track.destroy();
+  };
 }

@@ -1,5 +1,6 @@
 // Rules: list, create, edit, enable/disable, delete. Validation is the server's (the same zod
 // schema as the API); its errors are shown next to the field their path names.
+import { geofenceEditor } from "./geofence-editor.js";
 import { api, every, h } from "./lib.js";
 
 const CONDITION_FIELDS = {
@@ -158,7 +159,7 @@ export function mountRules(view) {
       );
     const condBox = h("div", { class: "condition-fields" });
     const typeSelect = selectOf("condition.type", Object.keys(CONDITION_FIELDS), c.type);
-    const renderCondition = (type, values) =>
+    const renderCondition = (type, values) => {
       condBox.replaceChildren(
         ...CONDITION_FIELDS[type].map(([path, kind]) => {
           const current = path.split(".").reduce((o, k) => o?.[k], values);
@@ -174,6 +175,8 @@ export function mountRules(view) {
           return field(`condition.${path}`, path, input);
         }),
       );
+      if (type === "geofence") geofenceEditor(condBox);
+    };
     typeSelect.addEventListener("change", () => renderCondition(typeSelect.value, {}));
     renderCondition(c.type, c);
     const formError = h("p", { class: "error", id: "form-error" });
