@@ -24,7 +24,15 @@ import { logger } from "../lib/log.ts";
 import { StopStack } from "../pipeline/stop.ts";
 import { connectBroker, type Broker } from "../nats/connection.ts";
 import { ensureStream } from "../nats/stream.ts";
-import { committedStream, dlqStream, DURABLE, MQTT_BATCH, mqttStream, pipelineStreams } from "../nats/topology.ts";
+import {
+  alertStream,
+  committedStream,
+  dlqStream,
+  DURABLE,
+  MQTT_BATCH,
+  mqttStream,
+  pipelineStreams,
+} from "../nats/topology.ts";
 import { startMqttBridge } from "../mqtt/bridge.ts";
 import { startMqttUserSync } from "../mqtt/sync.ts";
 import { startNotifier, type Notifier } from "../notify/notifier.ts";
@@ -39,6 +47,7 @@ import { TenantLookup } from "../tenants/lookup.ts";
 import { adminRoutes } from "../tenants/routes.ts";
 import { provisionRoutes } from "../api/device-keys.ts";
 import { publicApiRoutes, tenantApiRoutes } from "./surface.ts";
+import { LiveStream } from "../api/stream.ts";
 import { tenantDefaults } from "../tenants/tenant.ts";
 import { registerGauges } from "./gauges.ts";
 import { startMemoryGovernor } from "./memory.ts";
@@ -50,7 +59,7 @@ import { databaseUrlFor, natsUrlFor } from "./services.ts";
 const log = logger("server");
 
 /** The tenant API's paths: any method or sub-path there meets the key check before a 404. */
-const TENANT_API_PATHS = ["devices", "rules", "alerts", "channels"]
+const TENANT_API_PATHS = ["devices", "rules", "alerts", "channels", "stream"]
   .flatMap((r) => [`/api/v1/${r}`, `/api/v1/${r}/*`])
   .concat("/api/v1/dashboard/*");
 
@@ -66,6 +75,8 @@ export interface RunningServer {
   readonly evaluator: Evaluator | null;
   readonly notifier: Notifier | null;
   readonly broker: Broker;
+  /** The live stream's sessions and fan-outs (API role). */
+  readonly live: LiveStream | null;
   /** The HTTP app (its routes, for tests). */
   readonly app: Hono;
   /** Set when this start generated the default key (shown once). */
@@ -262,8 +273,17 @@ export async function startServer(config: Config, hooks: StartHooks = {}): Promi
       onStop(() => e.stop(remaining()));
     }
 
+    let live: LiveStream | null = null;
     if (has("api")) {
       const localNotifier = notifier;
+      await ensureStream(broker.jsm, alertStream()); // the live stream reads alert changes there (the notifier's settings)
+      live = new LiveStream(broker, {
+        stream: config.streamName,
+        writerDurable: DURABLE.writer,
+        maxSubscribers: config.liveMaxSubscribers,
+        maxPerTenant: config.liveMaxPerTenant,
+        heartbeatMs: config.liveHeartbeat,
+      });
       // drizzle's postgres-js driver replaces the client's date parsers and serializers (dates become
       // strings), so it gets a client of its own and every other query keeps real Dates.
       const drizzleSql = createSql(databaseUrl, {
@@ -280,6 +300,7 @@ export async function startServer(config: Config, hooks: StartHooks = {}): Promi
         onAlertChange: () => localNotifier?.wake(),
         secrets,
         targets: config.webhookAllow,
+        live,
       };
       // Tenant keys only; device keys write readings (ingest), provisioning tokens only provision.
       const apiAuth = requireTenant(keys.resolve, bearerKey, ["tenant"]);
@@ -319,6 +340,8 @@ export async function startServer(config: Config, hooks: StartHooks = {}): Promi
     onStop(async () => {
       await http.stop(false);
     });
+    // Before the HTTP server's stop, which waits for open responses: live streams never end by themselves.
+    if (live) onStop(() => live.close());
     let osmand: ReturnType<typeof Bun.serve> | null = null;
     if (trackers && config.osmandPort) {
       // Every path of this port carries a key (Traccar's port ignores the path): all are redacted.
@@ -352,6 +375,7 @@ export async function startServer(config: Config, hooks: StartHooks = {}): Promi
       evaluator,
       notifier,
       broker,
+      live,
       app,
       generatedKey: bootstrap.generated,
       stop() {
