@@ -24,6 +24,8 @@ import overview from "./assets/overview.js" with { type: "text" };
 // @ts-expect-error a browser script imported as text
 import rules from "./assets/rules.js" with { type: "text" };
 // @ts-expect-error a browser script imported as text
+import liveStream from "./assets/stream.js" with { type: "text" };
+// @ts-expect-error a browser script imported as text
 import swaggerBundle from "swagger-ui-dist/swagger-ui-bundle.js" with { type: "text" };
 import swaggerCss from "swagger-ui-dist/swagger-ui.css" with { type: "text" };
 
@@ -47,6 +49,7 @@ export const uiAssets: Record<string, Asset> = {
   "device-keys.js": js(deviceKeys),
   "alerts.js": js(alerts),
   "rules.js": js(rules),
+  "stream.js": js(liveStream),
   "style.css": css(style),
 };
 

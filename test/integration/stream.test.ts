@@ -8,7 +8,7 @@ import { connect } from "@nats-io/transport-node";
 import { createSql, type Sql } from "../../src/db/client.ts";
 import { apiClient } from "../helpers/api.ts";
 import { check, freshDatabase, startNats } from "../helpers/services.ts";
-import { OTHER_KEY, startTestServer, type TestServer } from "../helpers/server.ts";
+import { OTHER_KEY, startTestServer, TEST_KEY, type TestServer } from "../helpers/server.ts";
 import { openSse, type SseClient } from "../helpers/sse.ts";
 
 let nats: Awaited<ReturnType<typeof startNats>>;
@@ -230,4 +230,36 @@ describe("bounds", () => {
       await nc.close();
     }
   }, 30_000);
+});
+
+describe("the dashboard's client (src/ui/assets/stream.js)", () => {
+  test("reads the stream over fetch with the key in a header, resumes after a break without gap or repeat", async () => {
+    await using writer = await startTestServer({ ...env(), TELEMETRY_ROLES: "writer" });
+    void writer;
+    // @ts-expect-error a browser script without types
+    const { openStream } = await import("../../src/ui/assets/stream.js");
+    const got: any[] = [];
+    const statuses: string[] = [];
+    const s = openStream({
+      baseUrl: server.url,
+      key: TEST_KEY,
+      device: ["ui1"],
+      onReading: (r: any) => got.push(r),
+      onStatus: (st: string) => statuses.push(st),
+    });
+    try {
+      await check(() => statuses.includes("open"), { what: "the client to connect" });
+      for (const v of [1, 2]) await apiClient(server).ingest([rec("ui1", { v })]);
+      await check(() => got.length === 2, { what: "two readings" });
+      s.reconnect();
+      await apiClient(server).ingest([rec("ui1", { v: 3 })]); // while it is away
+      await check(() => statuses.filter((x) => x === "open").length === 2, { what: "the reconnect" });
+      await apiClient(server).ingest([rec("ui1", { v: 4 })]);
+      await check(() => got.length >= 4, { what: "the readings after the break" });
+      expect(got.map((r) => r.metrics.v)).toEqual([1, 2, 3, 4]);
+    } finally {
+      s.close();
+    }
+    await closeAll();
+  }, 60_000);
 });
