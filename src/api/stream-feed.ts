@@ -46,6 +46,8 @@ export class Feed<T> {
   private messages: ConsumerMessages | null = null;
   private idleTimer: ReturnType<typeof setTimeout> | null = null;
   private closed = false;
+  /** Catch-ups at once per feed: each is a consumer on the broker. */
+  private readonly slots = new Slots(8);
   /** Bumped by each start and stop: a loop of an earlier start ends. */
   private generation = 0;
 
@@ -96,6 +98,15 @@ export class Feed<T> {
    * the gate), then returns. `stopped` ends it early.
    */
   async catchUp(tenant: string, fromSeq: number, deliver: Listener<T>, stopped: () => boolean): Promise<void> {
+    await this.slots.take();
+    try {
+      await this.readFrom(tenant, fromSeq, deliver, stopped);
+    } finally {
+      this.slots.give();
+    }
+  }
+
+  private async readFrom(tenant: string, fromSeq: number, deliver: Listener<T>, stopped: () => boolean) {
     const { jsm, js } = this.broker;
     const info = await jsm.consumers.add(this.opts.stream, {
       filter_subject: this.opts.tenantSubjects(tenant),
@@ -105,21 +116,22 @@ export class Feed<T> {
       inactive_threshold: nanos(60_000),
       mem_storage: true,
     });
-    let left = info.num_pending;
     try {
-      if (left === 0) return;
-      const consumer = await js.consumers.get(this.opts.stream, info.name);
-      const messages = await consumer.consume({ max_messages: Math.min(256, left) });
-      try {
-        for await (const msg of messages) {
-          if (stopped()) return;
+      // What the stream held at creation: read that much, or until it runs dry (messages aged out meanwhile).
+      let left = info.num_pending;
+      const consumer = left > 0 ? await js.consumers.get(this.opts.stream, info.name) : null;
+      while (consumer && left > 0 && !stopped()) {
+        const batch = await consumer.fetch({ max_messages: Math.min(256, left), expires: 2_000 });
+        let got = 0;
+        for await (const msg of batch) {
+          got++;
+          left = msg.info.pending === 0 ? 0 : left - 1;
+          if (stopped()) break;
           await this.opts.gate?.(msg.seq, stopped);
           const value = this.opts.decode(msg);
           if (value !== null) deliver({ seq: msg.seq, value });
-          if (--left <= 0) return;
         }
-      } finally {
-        await messages.close().catch(() => {});
+        if (got === 0) break;
       }
     } finally {
       await jsm.consumers.delete(this.opts.stream, info.name).catch(() => {});
@@ -220,5 +232,23 @@ export class CommitGate {
       // No writer consumer yet, or the broker is away: nothing is committed as far as we can tell.
     }
     if (this.floor === before) await sleep(this.pollMs);
+  }
+}
+
+/** A counting semaphore: take() waits while all slots are taken. */
+class Slots {
+  private readonly waiting: Array<() => void> = [];
+  constructor(private free: number) {}
+  async take(): Promise<void> {
+    if (this.free > 0) {
+      this.free--;
+      return;
+    }
+    await new Promise<void>((resolve) => this.waiting.push(resolve));
+  }
+  give(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.free++;
   }
 }

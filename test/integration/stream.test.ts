@@ -151,13 +151,20 @@ describe("resume", () => {
     await closeAll(c2, c3);
   }, 60_000);
 
-  test("a bad Last-Event-ID is 400; one past the broker's streams gets a reset event", async () => {
+  test("a bad Last-Event-ID or filter is 400, a device key 403; one past the broker's streams gets a reset event", async () => {
     const bad = await openSse(server, "", { lastEventId: "yesterday" });
     expect(bad.status).toBe(400);
     expect(bad.body.error.code).toBe("invalid_last_event_id");
     const ahead = await stream("", { lastEventId: "99999999-0" });
     await check(() => ahead.of("reset").length > 0, { what: "the reset event" });
     expect(ahead.of("reset")[0]!.data.reason).toBe("unknown");
+    const created = await apiClient(server).post("/api/v1/devices/dk1/keys", { name: "dk1 key" });
+    expect(created.status).toBe(201);
+    const deviceKey = await openSse(server, "", { key: created.body.key });
+    expect(deviceKey.status).toBe(403);
+    expect(deviceKey.body.error.code).toBe("key_not_allowed");
+    const none = await fetch(`${server.url}/api/v1/stream`);
+    expect(none.status).toBe(401);
     const badFilter = await openSse(server, "device=a.b");
     expect(badFilter.status).toBe(400);
     expect(badFilter.body.error.code).toBe("invalid_query");
