@@ -3,6 +3,7 @@
  * tenant isolation, exact resume with Last-Event-ID, alert changes, the subscriber bounds.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { connect as tcpConnect } from "node:net";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { createSql, type Sql } from "../../src/db/client.ts";
@@ -23,6 +24,8 @@ const env = () => ({
   TELEMETRY_LIVE_MAX_SUBSCRIBERS: "6",
   TELEMETRY_LIVE_HEARTBEAT: "300ms",
   TELEMETRY_DELIVERY_SCHEDULE: "0,100ms,200ms",
+  TELEMETRY_DEVICE_BURST: "100000",
+  TELEMETRY_DEVICE_RATE: "100000",
 });
 
 beforeAll(async () => {
@@ -218,6 +221,28 @@ describe("bounds", () => {
     expect(again.status).toBe(200);
     await closeAll(again);
   }, 60_000);
+
+  test("a client that stops reading is cut off once its queue is full; the server goes on", async () => {
+    await using writer = await startTestServer({ ...env(), TELEMETRY_ROLES: "writer" });
+    void writer;
+    const sock = tcpConnect(server.port, "127.0.0.1");
+    await new Promise((resolve) => sock.once("connect", resolve));
+    sock.write(`GET /api/v1/stream?device=slow HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer ${TEST_KEY}\r\n\r\n`);
+    await check(() => server.live!.size === 1, { what: "the stream to open" });
+    sock.pause(); // reads nothing more: the socket's buffers fill, then the session's queue
+    // ~3 KB per event: 100 metrics and 7 attributes of 250 characters.
+    const metrics = Object.fromEntries(Array.from({ length: 100 }, (_, k) => [`m${k}`, k + 0.123456]));
+    const attributes = Object.fromEntries(Array.from({ length: 7 }, (_, k) => [`a${k}`, "x".repeat(250)]));
+    try {
+      // Up to ~30 MB of events: more than the kernel's socket buffers and the 1 MiB queue.
+      for (let i = 0; i < 50 && server.live!.size > 0; i++)
+        await apiClient(server).ingest(Array.from({ length: 200 }, () => rec("slow", metrics, { attributes })));
+      await check(() => server.live!.size === 0, { what: "the slow session to be cut off", timeoutMs: 20_000 });
+    } finally {
+      sock.destroy();
+    }
+    expect((await fetch(`${server.url}/health`)).status).toBe(200);
+  }, 90_000);
 
   test("a position older than the stream keeps gets a reset event (expired)", async () => {
     const c = await stream("device=old");
