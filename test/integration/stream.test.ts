@@ -154,6 +154,29 @@ describe("resume", () => {
     await closeAll(c2, c3);
   }, 60_000);
 
+  test("ids are broker positions: a stream cut by a server's shutdown resumes on another process", async () => {
+    await using writer = await startTestServer({ ...env(), TELEMETRY_ROLES: "writer" });
+    void writer;
+    const other = await startTestServer({ ...env(), TELEMETRY_ROLES: "api" });
+    let c1: SseClient;
+    try {
+      c1 = await openSse(other, "device=x1");
+      await check(() => c1.of("open").length > 0, { what: "the open event" });
+      await apiClient(server).ingest([rec("x1", { v: 1 })]);
+      await check(() => readings(c1).length === 1, { what: "the first reading" });
+    } finally {
+      const stopping = Date.now();
+      await other[Symbol.asyncDispose](); // with the stream still open: the shutdown ends it
+      expect(Date.now() - stopping).toBeLessThan(10_000);
+    }
+    await c1.ended;
+    await apiClient(server).ingest([rec("x1", { v: 2 })]);
+    const c2 = await stream("device=x1", { lastEventId: c1.lastId()! });
+    await check(() => readings(c2).length >= 1, { what: "the reading sent while it was away" });
+    expect([...readings(c1), ...readings(c2)].map((r) => r.metrics.v)).toEqual([1, 2]);
+    await closeAll(c2);
+  }, 60_000);
+
   test("a bad Last-Event-ID or filter is 400, a device key 403; one past the broker's streams gets a reset event", async () => {
     const bad = await openSse(server, "", { lastEventId: "yesterday" });
     expect(bad.status).toBe(400);
