@@ -15,6 +15,7 @@ import type { TenantEnv } from "../http/auth.ts";
 import { HttpError } from "../http/errors.ts";
 import { ok, retryAfter, routesOf } from "../http/route.ts";
 import { logger } from "../lib/log.ts";
+import { scrapeGauge } from "../lib/metrics.ts";
 import type { Broker } from "../nats/connection.ts";
 import { ALERT_STREAM, alertSubject } from "../nats/topology.ts";
 import { err } from "../openapi/views.ts";
@@ -75,6 +76,9 @@ export class LiveStream {
         }
       },
     });
+    scrapeGauge("telemetry_live_streams", "Live streams (GET /api/v1/stream) this process serves", [], async (set) =>
+      set({}, this.sessions.size),
+    );
     this.heartbeat = setInterval(() => {
       for (const s of this.sessions) s.write(": keep-alive\n\n");
     }, opts.heartbeatMs);
