@@ -31,6 +31,8 @@ export interface FeedOptions<T> {
   /** Null: not shown (undecodable). */
   decode: (msg: JsMsg) => T | null;
   gate?: (seq: number, stopped: () => boolean) => Promise<void>;
+  /** Where the fan-out starts, given the stream's last sequence (default: after it). */
+  startAfter?: (last: number) => Promise<number>;
   /** How long the fan-out keeps running with no session (default 30 s). */
   idleMs?: number;
 }
@@ -146,9 +148,10 @@ export class Feed<T> {
 
   private async start(): Promise<void> {
     const { last } = await this.bounds();
-    this.startSeq = last + 1;
-    this.lastDispatched = last;
-    void this.run(last + 1, ++this.generation);
+    const after = Math.min(last, (await this.opts.startAfter?.(last)) ?? last);
+    this.startSeq = after + 1;
+    this.lastDispatched = after;
+    void this.run(after + 1, ++this.generation);
   }
 
   /** The fan-out loop; after an error it starts again after the last message it handed on. */
@@ -220,6 +223,17 @@ export class CommitGate {
         this.polling = null;
       });
       await this.polling;
+    }
+  }
+
+  /** The ack floor now (null when the broker cannot tell). */
+  async current(): Promise<number | null> {
+    try {
+      const info = await this.broker.jsm.consumers.info(this.stream, this.durable);
+      this.floor = Math.max(this.floor, info.ack_floor.stream_seq);
+      return this.floor;
+    } catch {
+      return null;
     }
   }
 

@@ -63,6 +63,8 @@ export class LiveStream {
         }
       },
       gate: (seq, stopped) => gate.reach(seq, stopped),
+      // From the first message not yet committed: what the writer commits after a session opened is shown to it.
+      startAfter: async (last) => (await gate.current()) ?? last,
     });
     this.alerts = new Feed(broker, {
       stream: ALERT_STREAM,
@@ -185,7 +187,10 @@ export const streamRoutes = [
       200: { description: "the event stream", contentType: "text/event-stream" },
       400: err("bad filter or Last-Event-ID"),
       429: { ...err("too many live streams of this tenant on this server"), headers: retryAfter },
-      503: { ...err("this server serves as many live streams as it may"), headers: retryAfter },
+      503: {
+        ...err("this server serves as many live streams as it may (stream_capacity), or cannot read the broker now"),
+        headers: retryAfter,
+      },
     },
     handler: async function liveStream(c: Context<TenantEnv>, { live }) {
       if (!live) throw new HttpError(503, "stream_unavailable", "this server does not serve the live stream");
@@ -195,7 +200,14 @@ export const streamRoutes = [
         metrics: listOf(c, "metric", metricProblem),
       };
       const resume = lastEventId(c);
-      await Promise.all([live.readings.ensureRunning(), live.alerts.ensureRunning()]);
+      try {
+        await Promise.all([live.readings.ensureRunning(), live.alerts.ensureRunning()]);
+      } catch (e) {
+        log.warn({ err: (e as Error).message }, "live stream feeds could not start");
+        throw new HttpError(503, "stream_unavailable", "the broker cannot be read right now; retry later", undefined, {
+          "Retry-After": "5",
+        });
+      }
       const start: Cursor = resume ?? {
         seq: live.readings.lastDispatched,
         index: null,

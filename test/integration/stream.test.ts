@@ -110,16 +110,19 @@ describe("readings", () => {
     // A second process with ingest and API but no writer: its readings wait in JetStream.
     await using ingestOnly = await startTestServer({ ...env(), TELEMETRY_ROLES: "ingest,api" });
     await server.writer!.stop(5_000);
+    // One reading sent before the stream opens (this process's first: its fan-out starts then), one after.
+    await apiClient(ingestOnly).ingest([rec("held", { temp: 1 })]);
     const c = await openSse(ingestOnly, "device=held");
     await check(() => c.of("open").length > 0, { what: "the open event" });
-    await apiClient(ingestOnly).ingest([rec("held", { temp: 1 })]);
+    await apiClient(ingestOnly).ingest([rec("held", { temp: 2 })]);
     await Bun.sleep(1_500); // long enough for several ack-floor polls: nothing may appear
     expect(readings(c)).toEqual([]);
-    // A writer starts: the reading is committed, then shown.
+    // A writer starts: both are committed after the stream opened, then shown.
     await using writer = await startTestServer({ ...env(), TELEMETRY_ROLES: "writer" });
-    await check(() => readings(c).length === 1, { what: "the reading after the commit" });
+    await check(() => readings(c).length === 2, { what: "the readings after the commit" });
+    expect(readings(c).map((r) => r.metrics.temp)).toEqual([1, 2]);
     const [row] = await sql`SELECT count(*)::int AS n FROM readings WHERE device_id = 'held'`;
-    expect(row!.n).toBe(1);
+    expect(row!.n).toBe(2);
     c.close();
     void writer;
   }, 60_000);
