@@ -24,15 +24,7 @@ import { logger } from "../lib/log.ts";
 import { StopStack } from "../pipeline/stop.ts";
 import { connectBroker, type Broker } from "../nats/connection.ts";
 import { ensureStream } from "../nats/stream.ts";
-import {
-  alertStream,
-  committedStream,
-  dlqStream,
-  DURABLE,
-  MQTT_BATCH,
-  mqttStream,
-  pipelineStreams,
-} from "../nats/topology.ts";
+import { committedStream, dlqStream, DURABLE, MQTT_BATCH, mqttStream, pipelineStreams } from "../nats/topology.ts";
 import { startMqttBridge } from "../mqtt/bridge.ts";
 import { startMqttUserSync } from "../mqtt/sync.ts";
 import { startNotifier, type Notifier } from "../notify/notifier.ts";
@@ -48,6 +40,7 @@ import { adminRoutes } from "../tenants/routes.ts";
 import { provisionRoutes } from "../api/device-keys.ts";
 import { publicApiRoutes, tenantApiRoutes } from "./surface.ts";
 import { LiveStream } from "../api/stream.ts";
+import { alertStream } from "../nats/topology.ts";
 import { tenantDefaults } from "../tenants/tenant.ts";
 import { registerGauges } from "./gauges.ts";
 import { startMemoryGovernor } from "./memory.ts";
