@@ -91,11 +91,13 @@ try {
   const openMs = performance.now() - t0;
   await Bun.sleep(seconds * 1000);
   const idle = usage(proc.pid);
+  const metrics = await (await fetch(`${url}/metrics`)).text();
+  const stillOpen = Number(/^telemetry_live_streams (\d+)/m.exec(metrics)?.[1] ?? -1);
   const idleCpu = idle.cpuS - opened.cpuS;
   const f = (x: number, d = 1) => x.toFixed(d);
   console.log(
     [
-      `${n} idle live streams, server process (pid ${proc.pid}), heartbeat 15 s:`,
+      `${n} idle live streams, server process (pid ${proc.pid}), heartbeat 15 s; still open after ${seconds} s: ${stillOpen}`,
       `  RSS before ${f(before.rssMiB)} MiB, with the streams open ${f(opened.rssMiB)} MiB, after ${seconds} s idle ${f(idle.rssMiB)} MiB` +
         ` (+${f(idle.rssMiB - before.rssMiB)} MiB, ${f(((idle.rssMiB - before.rssMiB) * 1024) / n)} KiB per stream)`,
       `  CPU to open them: ${f(opened.cpuS - before.cpuS, 2)} s in ${f(openMs / 1000, 1)} s;` +
