@@ -40,6 +40,8 @@ import { adminRoutes } from "../tenants/routes.ts";
 import { provisionRoutes } from "../api/device-keys.ts";
 import { ExportSlots } from "../api/export.ts";
 import { publicApiRoutes, tenantApiRoutes } from "./surface.ts";
+import { LiveStream } from "../api/stream.ts";
+import { alertStream } from "../nats/topology.ts";
 import { tenantDefaults } from "../tenants/tenant.ts";
 import { registerGauges } from "./gauges.ts";
 import { startMemoryGovernor } from "./memory.ts";
@@ -51,7 +53,7 @@ import { databaseUrlFor, natsUrlFor } from "./services.ts";
 const log = logger("server");
 
 /** The tenant API's paths: any method or sub-path there meets the key check before a 404. */
-const TENANT_API_PATHS = ["devices", "readings", "rules", "alerts", "channels"]
+const TENANT_API_PATHS = ["devices", "readings", "rules", "alerts", "channels", "stream"]
   .flatMap((r) => [`/api/v1/${r}`, `/api/v1/${r}/*`])
   .concat("/api/v1/dashboard/*");
 
@@ -67,6 +69,8 @@ export interface RunningServer {
   readonly evaluator: Evaluator | null;
   readonly notifier: Notifier | null;
   readonly broker: Broker;
+  /** The live stream's sessions and fan-outs (API role). */
+  readonly live: LiveStream | null;
   /** The HTTP app (its routes, for tests). */
   readonly app: Hono;
   /** Set when this start generated the default key (shown once). */
@@ -263,8 +267,17 @@ export async function startServer(config: Config, hooks: StartHooks = {}): Promi
       onStop(() => e.stop(remaining()));
     }
 
+    let live: LiveStream | null = null;
     if (has("api")) {
       const localNotifier = notifier;
+      await ensureStream(broker.jsm, alertStream()); // the live stream reads alert changes there (the notifier's settings)
+      live = new LiveStream(broker, {
+        stream: config.streamName,
+        writerDurable: DURABLE.writer,
+        maxSubscribers: config.liveMaxSubscribers,
+        maxPerTenant: config.liveMaxPerTenant,
+        heartbeatMs: config.liveHeartbeat,
+      });
       // drizzle's postgres-js driver replaces the client's date parsers and serializers (dates become
       // strings), so it gets a client of its own and every other query keeps real Dates.
       const drizzleSql = createSql(databaseUrl, {
@@ -286,6 +299,7 @@ export async function startServer(config: Config, hooks: StartHooks = {}): Promi
           mode: databaseKind === "embedded" ? ("keyset" as const) : ("cursor" as const),
           slots: new ExportSlots(Math.max(1, Math.floor(config.databasePoolMax / 4))),
         },
+        live,
       };
       // Tenant keys only; device keys write readings (ingest), provisioning tokens only provision.
       const apiAuth = requireTenant(keys.resolve, bearerKey, ["tenant"]);
@@ -331,6 +345,8 @@ export async function startServer(config: Config, hooks: StartHooks = {}): Promi
     onStop(async () => {
       await http.stop(false);
     });
+    // Before the HTTP server's stop, which waits for open responses: live streams never end by themselves.
+    if (live) onStop(() => live.close());
     let osmand: ReturnType<typeof Bun.serve> | null = null;
     if (trackers && config.osmandPort) {
       // Every path of this port carries a key (Traccar's port ignores the path): all are redacted.
@@ -364,6 +380,7 @@ export async function startServer(config: Config, hooks: StartHooks = {}): Promi
       evaluator,
       notifier,
       broker,
+      live,
       app,
       generatedKey: bootstrap.generated,
       stop() {

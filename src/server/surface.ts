@@ -6,6 +6,7 @@
 import pkg from "../../package.json" with { type: "json" };
 import { provisionRoutes } from "../api/device-keys.ts";
 import { apiRoutes } from "../api/routes.ts";
+import { streamRoutes } from "../api/stream.ts";
 import { serviceRoutes } from "../http/app.ts";
 import { page, routesOf, type Route } from "../http/route.ts";
 import { ingestRoutes } from "../ingest/sources/http-json.ts";
@@ -38,7 +39,7 @@ const openApiRoute = routesOf<unknown>()({
 });
 
 /** The API role's tenant routes: devices, rules, alerts, channels, the dashboard's reads. */
-export const tenantApiRoutes = [...apiRoutes, ...channelRoutes, ...dashboardApiRoutes];
+export const tenantApiRoutes = [...apiRoutes, ...channelRoutes, ...dashboardApiRoutes, ...streamRoutes];
 /** The API role's public routes: the API description, its docs page and the dashboard's pages. */
 export const publicApiRoutes: readonly Route<UiDeps>[] = [openApiRoute, ...uiRoutes];
 

@@ -46,6 +46,8 @@ import geomanJs from "../../node_modules/@geoman-io/leaflet-geoman-free/dist/lea
 };
 import geomanCss from "@geoman-io/leaflet-geoman-free/dist/leaflet-geoman.css" with { type: "text" };
 // @ts-expect-error a browser script imported as text
+import liveStream from "./assets/stream.js" with { type: "text" };
+// @ts-expect-error a browser script imported as text
 import swaggerBundle from "swagger-ui-dist/swagger-ui-bundle.js" with { type: "text" };
 import swaggerCss from "swagger-ui-dist/swagger-ui.css" with { type: "text" };
 
@@ -69,6 +71,7 @@ export const uiAssets: Record<string, Asset> = {
   "device-keys.js": js(deviceKeys),
   "alerts.js": js(alerts),
   "rules.js": js(rules),
+  "stream.js": js(liveStream),
   "style.css": css(style),
   "map.js": js(fleetMap),
   "track.js": js(track),
