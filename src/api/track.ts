@@ -9,6 +9,7 @@ import type { Sql } from "../db/client.ts";
 import { HttpError } from "../http/errors.ts";
 import { ok, routesOf } from "../http/route.ts";
 import { parseQuery, timeParam } from "../http/validate.ts";
+import { err } from "../openapi/views.ts";
 
 export const MAX_TRACK_POINTS = 10_000;
 
@@ -41,12 +42,18 @@ export const trackRoutes = [
     summary: "A device's positions in a time range, downsampled on the server for long ranges",
     auth: "tenant",
     query: trackQuery,
-    responses: { 200: ok("at most max_points positions, oldest first", trackResponse) },
+    responses: {
+      200: ok("at most max_points positions, oldest first", trackResponse),
+      404: err("no such device (it has sent nothing yet)"),
+    },
     handler: async function deviceTrack(c, { sql }) {
       const q = parseQuery(trackQuery, c);
       const to = q.to ?? new Date();
       const from = q.from ?? new Date(to.getTime() - 86_400_000);
       if (from >= to) throw new HttpError(400, "invalid_query", "from must be before to");
+      const [known] =
+        await sql`SELECT 1 FROM devices WHERE tenant = ${c.get("tenant")} AND device_id = ${c.req.param("id")}`;
+      if (!known) throw new HttpError(404, "not_found", "no such device");
       const where = sql`tenant = ${c.get("tenant")} AND device_id = ${c.req.param("id")}
         AND ts >= ${from.toISOString()}::timestamptz AND ts < ${to.toISOString()}::timestamptz
         AND lat IS NOT NULL AND lon IS NOT NULL`;
