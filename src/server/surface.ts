@@ -13,6 +13,7 @@ import { osmandRoutes } from "../ingest/sources/osmand.ts";
 import { owntracksRoutes } from "../ingest/sources/owntracks.ts";
 import { influxPublicRoutes, influxRoutes } from "../ingest/sources/influx.ts";
 import { channelRoutes } from "../notify/routes.ts";
+import { messageRoutes } from "../notify/message-routes.ts";
 import { buildDocument } from "../openapi/document.ts";
 import { errorSchema } from "../openapi/views.ts";
 import { adminRoutes } from "../tenants/routes.ts";
@@ -37,8 +38,8 @@ const openApiRoute = routesOf<unknown>()({
   },
 });
 
-/** The API role's tenant routes: devices, rules, alerts, channels, the dashboard's reads. */
-export const tenantApiRoutes = [...apiRoutes, ...channelRoutes, ...dashboardApiRoutes];
+/** The API role's tenant routes: devices, rules, alerts, channels, message routes, the dashboard's reads. */
+export const tenantApiRoutes = [...apiRoutes, ...channelRoutes, ...messageRoutes, ...dashboardApiRoutes];
 /** The API role's public routes: the API description, its docs page and the dashboard's pages. */
 export const publicApiRoutes = [openApiRoute, ...uiRoutes];
 

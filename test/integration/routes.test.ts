@@ -1,0 +1,299 @@
+/**
+ * Message routes against a real nats-server, PostgreSQL and a local HTTP receiver: a webhook that
+ * fails for a while, then drops 30 % of requests, then recovers gets every matching reading, each
+ * batch signed, none accepted twice by a receiver deduplicating on delivery id; pausing and
+ * resuming loses nothing; the failed list and replay; SIGKILL of the server (a subprocess)
+ * mid-delivery loses nothing; NATS and MQTT republish reach the tenant's subscribers only.
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { join } from "node:path";
+import { freePort } from "../../src/embedded/process.ts";
+import { verifySignature } from "../../src/notify/signing.ts";
+import { connectBroker } from "../../src/nats/connection.ts";
+import { apiClient } from "../helpers/api.ts";
+import { BASE_TS } from "../helpers/data.ts";
+import { OTHER_KEY, post, startTestServer, TEST_KEY } from "../helpers/server.ts";
+import { check, freshDatabase, startNats } from "../helpers/services.ts";
+
+const SECRET = "route-secret-0123456789abcdef";
+/** Long enough that nothing dies while the receiver is down in the first test. */
+const PATIENT = `0,${Array(40).fill("150ms").join(",")}`;
+let nats: Awaited<ReturnType<typeof startNats>>;
+
+beforeAll(async () => {
+  nats = await startNats();
+}, 60_000);
+afterAll(async () => {
+  await nats?.[Symbol.asyncDispose]();
+});
+
+interface Receiver {
+  url: string;
+  /** Accepted readings' event ids, in arrival order (a repeated delivery id is not accepted again). */
+  accepted: string[];
+  requests: number;
+  /** Requests answered 503 while dropping. */
+  dropped: number;
+  badSignatures: number;
+  mode: "fail" | "drop" | "ok";
+  stop(): void;
+}
+
+/** A receiver that deduplicates on X-Telemetry-Delivery and checks every signature. */
+function receiver(): Receiver {
+  const seen = new Set<string>();
+  let seed = 7;
+  const random = () => (seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31;
+  const r: Receiver = {
+    url: "",
+    accepted: [],
+    requests: 0,
+    dropped: 0,
+    badSignatures: 0,
+    mode: "ok",
+    stop: () => server.stop(true),
+  };
+  const server = Bun.serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    async fetch(req) {
+      r.requests++;
+      const body = await req.text();
+      if (!verifySignature(SECRET, body, req.headers, Date.now() / 1000)) r.badSignatures++;
+      if (r.mode === "fail") return new Response("down", { status: 503 });
+      if (r.mode === "drop" && random() < 0.3) {
+        r.dropped++;
+        return new Response("dropped", { status: 503 });
+      }
+      const id = req.headers.get("x-telemetry-delivery")!;
+      const batch = JSON.parse(body) as { delivery_id: string; readings: Array<{ event_id: string }> };
+      expect(batch.delivery_id).toBe(id);
+      if (!seen.has(id)) {
+        seen.add(id);
+        r.accepted.push(...batch.readings.map((x) => x.event_id));
+      }
+      return new Response(null, { status: 204 });
+    },
+  });
+  r.url = `http://127.0.0.1:${server.port}/hook`;
+  return r;
+}
+
+let calls = 0;
+/**
+ * `n` records per device for `devices`; speed alternates above and below 80. Every call gets its
+ * own time range: a record identical to an earlier one (same device and time) is the same reading,
+ * which the stream's duplicate window drops.
+ */
+function records(prefix: string, devices: string[], n: number, offset = 0) {
+  const base = BASE_TS + ++calls * 86_400_000;
+  return devices.flatMap((d) =>
+    Array.from({ length: n }, (_, i) => ({
+      device_id: d,
+      ts: base + (offset + i) * 1000,
+      metrics: { speed: (offset + i) % 2 === 0 ? 100 : 10, temp: 20 },
+      attributes: { tag: `${prefix}-${offset + i}` },
+    })),
+  );
+}
+
+/** Event ids of what the ingest accepted, for the records matching the route (veh-*, speed > 80). */
+async function ingest(server: { url: string }, recs: ReturnType<typeof records>): Promise<string[]> {
+  const res = await post(server, recs);
+  expect(res.status).toBe(202);
+  return res.body.results
+    .map((x: { event_id: string }, i: number) => ({ id: x.event_id, rec: recs[i]! }))
+    .filter((x: { rec: (typeof recs)[number] }) => x.rec.device_id.startsWith("veh-") && x.rec.metrics.speed > 80)
+    .map((x: { id: string }) => x.id);
+}
+
+const webhookRoute = (url: string) => ({
+  name: "fleet-hook",
+  filter: { device_pattern: "veh-*", condition: "speed > 80", metrics: ["speed"] },
+  destination: { type: "webhook", url, secret: SECRET },
+});
+
+test("webhook: failing, then dropping 30 %, then recovering: every matching reading once, all signed; pause/resume loses nothing", async () => {
+  const hook = receiver();
+  await using server = await startTestServer({
+    NATS_URL: nats.url,
+    DATABASE_URL: await freshDatabase("routes"),
+    TELEMETRY_WEBHOOK_ALLOW: "127.0.0.1",
+    TELEMETRY_ROUTE_SCHEDULE: PATIENT,
+  });
+  const api = apiClient(server);
+  const created = await api.post("/api/v1/routes", webhookRoute(hook.url));
+  expect(created.status).toBe(201);
+  expect(created.body.secret).toBe(SECRET);
+  expect(JSON.stringify((await api.get(`/api/v1/routes/${created.body.id}`)).body)).not.toContain(SECRET);
+  const id = created.body.id as string;
+  await server.routes!.syncNow();
+
+  const expected: string[] = [];
+  hook.mode = "fail";
+  expected.push(...(await ingest(server, records("a", ["veh-1", "veh-2", "other"], 20))));
+  await check(() => hook.requests >= 3, { what: "the failing receiver asked a few times" });
+  hook.mode = "drop";
+  for (let k = 1; k <= 12; k++) {
+    expected.push(...(await ingest(server, records("b", ["veh-1", "veh-3", "car-9"], 6, k * 100))));
+    await check(() => hook.accepted.length >= expected.length, { what: `deliveries while dropping (${k})` });
+  }
+  expect(hook.dropped).toBeGreaterThan(0);
+  hook.mode = "ok";
+  await check(() => hook.accepted.length >= expected.length, { what: "all matching readings", timeoutMs: 30_000 });
+
+  // Paused: nothing goes out, the lag shows what waits; resumed: it all arrives.
+  expect((await api.post(`/api/v1/routes/${id}/pause`)).body.state).toBe("paused");
+  await server.routes!.syncNow();
+  const before = hook.accepted.length;
+  expected.push(...(await ingest(server, records("c", ["veh-1", "veh-4"], 10, 5_000))));
+  await check(async () => (await api.get(`/api/v1/routes/${id}`)).body.lag >= 1, { what: "lag while paused" });
+  expect(hook.accepted.length).toBe(before);
+  expect((await api.post(`/api/v1/routes/${id}/resume`)).body.state).toBe("active");
+  await check(() => hook.accepted.length >= expected.length, { what: "readings after resume", timeoutMs: 30_000 });
+
+  expect(new Set(hook.accepted).size).toBe(hook.accepted.length); // none accepted twice
+  expect([...hook.accepted].sort()).toEqual([...expected].sort());
+  expect(hook.badSignatures).toBe(0);
+  await check(async () => (await api.get(`/api/v1/routes/${id}`)).body.lag === 0, { what: "no lag at the end" });
+  hook.stop();
+}, 120_000);
+
+test("a batch whose schedule runs out goes to the failed list; replay delivers it with the same delivery id", async () => {
+  const hook = receiver();
+  hook.mode = "fail";
+  await using server = await startTestServer({
+    NATS_URL: nats.url,
+    DATABASE_URL: await freshDatabase("routes"),
+    TELEMETRY_WEBHOOK_ALLOW: "127.0.0.1",
+    TELEMETRY_ROUTE_SCHEDULE: "0,50ms,50ms",
+  });
+  const api = apiClient(server);
+  const { id } = (await api.post("/api/v1/routes", webhookRoute(hook.url))).body;
+  await server.routes!.syncNow();
+  const expected = await ingest(server, records("f", ["veh-1"], 6));
+  const failed = await check(
+    async () => {
+      const f = (await api.get(`/api/v1/routes/${id}/failed`)).body.failed;
+      return f.length > 0 && f;
+    },
+    { what: "a failed batch" },
+  );
+  expect(failed[0].attempts).toBe(3);
+  expect(failed[0].last_error).toBe("http_503");
+  expect(hook.accepted).toEqual([]);
+  // Other tenants see nothing of it.
+  expect((await apiClient(server, OTHER_KEY).get(`/api/v1/routes/${id}/failed`)).status).toBe(404);
+  hook.mode = "ok";
+  expect((await api.post(`/api/v1/routes/${id}/replay`, {})).body.replayed).toBe(failed.length);
+  await check(() => hook.accepted.length >= expected.length, { what: "replayed readings" });
+  expect([...hook.accepted].sort()).toEqual([...expected].sort());
+  expect((await api.get(`/api/v1/routes/${id}/failed`)).body.failed).toEqual([]);
+  hook.stop();
+}, 60_000);
+
+test("a webhook URL on a private address is refused unless the operator allows it; bad filters get field errors", async () => {
+  await using server = await startTestServer({ NATS_URL: nats.url, DATABASE_URL: await freshDatabase("routes") });
+  const api = apiClient(server);
+  const blocked = await api.post("/api/v1/routes", webhookRoute("http://127.0.0.1:9/x"));
+  expect(blocked.status).toBe(422);
+  expect(blocked.body.error.code).toBe("blocked_address");
+  const bad = await api.post("/api/v1/routes", {
+    name: "x",
+    filter: { condition: "speed >> 80" },
+    destination: { type: "nats", subject: "routes.v1.beta.steal" },
+  });
+  expect(bad.status).toBe(422);
+  expect(JSON.stringify(bad.body)).toContain("condition");
+  const other = await api.post("/api/v1/routes", {
+    name: "x",
+    destination: { type: "nats", subject: "routes.v1.beta.steal" },
+  });
+  expect(other.status).toBe(422);
+  expect(other.body.error.details[0].path).toBe("destination.subject");
+  expect((await api.get("/api/v1/routes")).body.routes).toEqual([]);
+});
+
+test("SIGKILL of the server mid-delivery loses nothing; the receiver never accepts a reading twice", async () => {
+  const hook = receiver();
+  const databaseUrl = await freshDatabase("routes");
+  const port = await freePort();
+  const dataDir = join(nats.dir, `srv-${Date.now()}`);
+  const start = () =>
+    Bun.spawn({
+      cmd: [process.execPath, "src/cli/main.ts", "serve"],
+      cwd: join(import.meta.dir, "../.."),
+      env: {
+        PATH: process.env.PATH!,
+        PORT: String(port),
+        HOST: "127.0.0.1",
+        TELEMETRY_DATA_DIR: dataDir,
+        NATS_URL: nats.url,
+        DATABASE_URL: databaseUrl,
+        TELEMETRY_API_KEYS: `acme:${TEST_KEY}`,
+        TELEMETRY_WEBHOOK_ALLOW: "127.0.0.1",
+        TELEMETRY_ROUTE_SCHEDULE: PATIENT,
+        LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "warn",
+      },
+      stdin: "ignore",
+      stdout: "ignore",
+      stderr: "inherit",
+    });
+  const server = { url: `http://127.0.0.1:${port}` };
+  const up = () =>
+    check(async () => (await fetch(`${server.url}/ready`).catch(() => null))?.ok, {
+      what: "server up",
+      timeoutMs: 60_000,
+    });
+  let proc = start();
+  try {
+    await up();
+    const api = apiClient(server);
+    expect((await api.post("/api/v1/routes", webhookRoute(hook.url))).status).toBe(201);
+    const expected: string[] = [];
+    hook.mode = "drop";
+    for (let k = 0; k < 3; k++) expected.push(...(await ingest(server, records("k", ["veh-1", "veh-2"], 20, k * 100))));
+    await check(() => hook.accepted.length > 0, { what: "some delivered before the kill" });
+    proc.kill("SIGKILL");
+    await proc.exited;
+    proc = start();
+    await up();
+    for (let k = 3; k < 5; k++) expected.push(...(await ingest(server, records("k", ["veh-1", "veh-2"], 20, k * 100))));
+    hook.mode = "ok";
+    await check(() => hook.accepted.length >= expected.length, {
+      what: "everything after the restart",
+      timeoutMs: 60_000,
+    });
+    expect(new Set(hook.accepted).size).toBe(hook.accepted.length);
+    expect([...hook.accepted].sort()).toEqual([...expected].sort());
+  } finally {
+    proc.kill("SIGKILL");
+    await proc.exited;
+    hook.stop();
+  }
+}, 180_000);
+
+test("NATS republish: a subscriber on routes.v1.<tenant>.<route> gets the matching readings", async () => {
+  await using server = await startTestServer({ NATS_URL: nats.url, DATABASE_URL: await freshDatabase("routes") });
+  const api = apiClient(server);
+  const sub = await connectBroker(nats.url, { name: "route-sub" });
+  try {
+    const got: Array<{ event_id: string; metrics: Record<string, number> }> = [];
+    sub.nc.subscribe("routes.v1.acme.hot", { callback: (_e, m) => void got.push(m.json()) });
+    await sub.nc.flush();
+    const created = await api.post("/api/v1/routes", {
+      name: "hot",
+      filter: { devices: ["veh-1"], condition: "speed > 80" },
+      destination: { type: "nats" },
+    });
+    expect(created.body.destination).toEqual({ type: "nats", subject: "routes.v1.acme.hot" });
+    await server.routes!.syncNow();
+    const expected = await ingest(server, records("n", ["veh-1", "veh-2"], 10));
+    const want = expected.length / 2; // veh-1 only
+    await check(() => got.length >= want, { what: "republished readings" });
+    expect(got.length).toBe(want);
+    expect(got.every((r) => (r.metrics.speed ?? 0) > 80)).toBe(true);
+  } finally {
+    await sub.close();
+  }
+}, 60_000);
