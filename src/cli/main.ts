@@ -10,6 +10,7 @@ import { migrateTo } from "./migrate-to.ts";
 import { mqtt } from "./mqtt.ts";
 import { quarantine } from "./quarantine.ts";
 import { replay } from "./replay.ts";
+import { routes } from "./routes.ts";
 import { serve } from "./serve.ts";
 import { status } from "./status.ts";
 import { tenants } from "./tenants.ts";
@@ -30,6 +31,7 @@ const main = defineCommand({
     replay,
     quarantine,
     dlq,
+    routes,
     tenants,
     keys,
     mqtt,

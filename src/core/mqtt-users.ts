@@ -19,7 +19,7 @@
  * NATS port need not be on loopback.
  */
 import { mqttPublishSubject } from "./mqtt.ts";
-import { routeSubscribeSubject } from "./routes.ts";
+import { routeSubscribeSubjects } from "./routes.ts";
 
 export const INTERNAL_USER = "telemetry-internal";
 const INTERNAL_PASSWORD = "loopback-only-not-a-secret";
@@ -69,7 +69,11 @@ export function renderUsers(
       .sort((a, b) => (a.prefix < b.prefix ? -1 : a.prefix > b.prefix ? 1 : 0))
       .map(
         (k) =>
-          `    { user: ${q(k.prefix)}, password: ${q(k.mqttHash)}, allowed_connection_types: ["MQTT"], permissions: { publish: { allow: [${q(mqttPublishSubject(k.tenant, k.device ?? null))}] }, subscribe: { allow: [${q(routeSubscribeSubject(k.tenant))}] } } }`,
+          `    { user: ${q(k.prefix)}, password: ${q(k.mqttHash)}, allowed_connection_types: ["MQTT"], permissions: { publish: { allow: [${q(mqttPublishSubject(k.tenant, k.device ?? null))}] }, subscribe: { allow: [${routeSubscribeSubjects(
+            k.tenant,
+          )
+            .map((x) => q(x))
+            .join(", ")}] } } }`,
       ),
   ];
   return `${opts.header ?? SUPERVISED_HEADER}\nauthorization {\n  users = [\n${users.join("\n")}\n  ]\n}\n`;

@@ -81,8 +81,11 @@ export const routeName = z
 
 /** Where a route's NATS and MQTT republishes may go: under `routes.v1.<tenant>.`. */
 export const tenantRoutePrefix = (tenant: string) => `${ROUTE_PREFIX}.${tenant}`;
-/** What a tenant's MQTT users may subscribe to. */
-export const routeSubscribeSubject = (tenant: string) => `${tenantRoutePrefix(tenant)}.>`;
+/**
+ * What a tenant's MQTT users may subscribe to: its route subjects (and the prefix itself, which
+ * the MQTT filter `routes/v1/<tenant>/#` also covers).
+ */
+export const routeSubscribeSubjects = (tenant: string) => [tenantRoutePrefix(tenant), `${tenantRoutePrefix(tenant)}.>`];
 
 /**
  * The NATS subject a nats or mqtt destination publishes to (an MQTT topic a/b/c is the subject

@@ -10,6 +10,7 @@ import { v4 as uuidv4 } from "uuid";
 import { z } from "zod";
 import { publicDeliveryError } from "../core/delivery-error.ts";
 import { destinationSchema, filterSchema, republishSubject, routeName, type RouteDestination } from "../core/routes.ts";
+import { tenantFilter } from "../core/subject.ts";
 import { blockedMessage, checkUrlTarget, STRICT_POLICY, type TargetPolicy } from "../core/target-policy.ts";
 import type { Sql } from "../db/client.ts";
 import type { TenantEnv } from "../http/auth.ts";
@@ -84,7 +85,7 @@ function destinationJson(r: Record<string, any>) {
   };
 }
 
-async function routeJson(r: Record<string, any>, deps: MessageRouteDeps): Promise<z.output<typeof routeSchema>> {
+export async function routeJson(r: Record<string, any>, deps: MessageRouteDeps): Promise<z.output<typeof routeSchema>> {
   const [counts] = await deps.sql`
     SELECT count(*) FILTER (WHERE status = 'pending')::int AS pending, count(*) FILTER (WHERE status = 'failed')::int AS failed
     FROM route_batches WHERE route_id = ${r.id}`;
@@ -147,6 +148,22 @@ async function setState(c: Context<TenantEnv>, deps: MessageRouteDeps, state: "a
   return c.json(await routeJson(row!, deps));
 }
 
+/** Creates a route at the end of the telemetry stream; the webhook secret is in the answer, only there. */
+export async function insertRoute(deps: MessageRouteDeps, tenant: string, input: z.output<typeof routeCreate>) {
+  checkDestination(tenant, input.name, input.destination, deps.targets ?? STRICT_POLICY);
+  const secret =
+    input.destination.type === "webhook" ? (input.destination.secret ?? randomBytes(32).toString("base64url")) : null;
+  const start = (await deps.broker.jsm.streams.info(deps.stream)).state.last_seq;
+  const rows = await deps.sql`
+    INSERT INTO routes (id, tenant, name, state, filter, destination, secret_encrypted, consumed_seq)
+    VALUES (${uuidv4()}, ${tenant}, ${input.name}, ${input.state}, ${deps.sql.json(input.filter as never)},
+            ${deps.sql.json(stored(input.destination) as never)}, ${secret === null ? null : deps.secrets.encrypt(secret)}, ${start})
+    ON CONFLICT (tenant, name) DO NOTHING RETURNING *`;
+  if (!rows[0]) throw new HttpError(409, "conflict", `a route named ${input.name} exists`);
+  changed(deps);
+  return { ...(await routeJson(rows[0], deps)), ...(secret === null ? {} : { secret }) };
+}
+
 export const messageRoutes = [
   route({
     method: "post",
@@ -161,22 +178,8 @@ export const messageRoutes = [
       422: invalid,
     },
     handler: async function createRoute(c, deps) {
-      const input = await parseJson(routeCreate, c);
-      const tenant = c.get("tenant");
-      checkDestination(tenant, input.name, input.destination, deps.targets ?? STRICT_POLICY);
-      const secret =
-        input.destination.type === "webhook"
-          ? (input.destination.secret ?? randomBytes(32).toString("base64url"))
-          : null;
-      const start = (await deps.broker.jsm.streams.info(deps.stream)).state.last_seq;
-      const rows = await deps.sql`
-        INSERT INTO routes (id, tenant, name, state, filter, destination, secret_encrypted, consumed_seq)
-        VALUES (${uuidv4()}, ${tenant}, ${input.name}, ${input.state}, ${deps.sql.json(input.filter as never)},
-                ${deps.sql.json(stored(input.destination) as never)}, ${secret === null ? null : deps.secrets.encrypt(secret)}, ${start})
-        ON CONFLICT (tenant, name) DO NOTHING RETURNING *`;
-      if (!rows[0]) throw new HttpError(409, "conflict", `a route named ${input.name} exists`);
-      changed(deps);
-      return c.json({ ...(await routeJson(rows[0], deps)), ...(secret === null ? {} : { secret }) }, 201);
+      const created = await insertRoute(deps, c.get("tenant"), await parseJson(routeCreate, c));
+      return c.json(created, 201);
     },
   }),
   route({

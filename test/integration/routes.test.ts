@@ -7,7 +7,9 @@
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { join } from "node:path";
+import { createSql } from "../../src/db/client.ts";
 import { freePort } from "../../src/embedded/process.ts";
+import { createKey } from "../../src/tenants/store.ts";
 import { verifySignature } from "../../src/notify/signing.ts";
 import { connectBroker } from "../../src/nats/connection.ts";
 import { apiClient } from "../helpers/api.ts";
@@ -297,3 +299,116 @@ test("NATS republish: a subscriber on routes.v1.<tenant>.<route> gets the matchi
     await sub.close();
   }
 }, 60_000);
+
+/** A mosquitto_sub with -d: its SUBACK line tells whether the subscription was granted. */
+function mqttSub(port: number, user: string, password: string, topic: string) {
+  const proc = Bun.spawn({
+    cmd: [
+      "stdbuf",
+      "-oL",
+      "mosquitto_sub",
+      "-d",
+      "-h",
+      "127.0.0.1",
+      "-p",
+      String(port),
+      "-q",
+      "0",
+      "-t",
+      topic,
+      "-u",
+      user,
+      "-P",
+      password,
+    ],
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const lines: string[] = [];
+  void (async () => {
+    const decoder = new TextDecoder();
+    let rest = "";
+    for await (const chunk of proc.stdout) {
+      rest += decoder.decode(chunk);
+      const parts = rest.split("\n");
+      rest = parts.pop()!;
+      lines.push(...parts);
+    }
+  })();
+  return {
+    lines,
+    payloads: () => lines.filter((l) => l.startsWith("{")).map((l) => JSON.parse(l)),
+    /** The granted QoS of the SUBACK (128: refused), or undefined before it came. */
+    suback: () => {
+      const l = lines.find((x) => /Subscribed \(mid: \d+\): /.test(x));
+      return l === undefined ? undefined : Number(l.split(": ").at(-1));
+    },
+    exited: () => proc.exitCode !== null,
+    stop: () => proc.kill(),
+  };
+}
+
+test("MQTT republish: the tenant's mosquitto_sub receives the matching readings; another tenant's credentials receive nothing", async () => {
+  const databaseUrl = await freshDatabase("routes");
+  const mqttPort = await freePort();
+  await using server = await startTestServer({
+    DATABASE_URL: databaseUrl,
+    TELEMETRY_NATS_PORT: String(await freePort()),
+    TELEMETRY_MQTT_PORT: String(mqttPort),
+    TELEMETRY_MQTT_HOST: "127.0.0.1",
+    TELEMETRY_AUTH_CACHE_TTL: "1s",
+  });
+  const sql = createSql(databaseUrl, { max: 2, name: "test" });
+  const subs: Array<ReturnType<typeof mqttSub>> = [];
+  try {
+    const acme = (await createKey(sql, "acme", "subscriber"))!;
+    const beta = (await createKey(sql, "beta", "intruder"))!;
+    // The key store reaches nats-server's users within the sync interval: retry until granted.
+    const subscribe = async (key: typeof acme, topic: string) =>
+      check(
+        async () => {
+          const s = mqttSub(mqttPort, key.row.prefix, key.key, topic);
+          // Before the users sync, the CONNACK refuses (5) and mosquitto_sub exits without a SUBACK.
+          const answered = await check(() => s.suback() !== undefined || s.exited(), { what: "SUBACK" }).catch(
+            () => false,
+          );
+          if (answered && s.suback() !== undefined) {
+            subs.push(s);
+            return s;
+          }
+          s.stop();
+          await Bun.sleep(300);
+          return false;
+        },
+        { what: `MQTT subscription to ${topic}`, timeoutMs: 30_000 },
+      );
+    const mine = await subscribe(acme, "routes/v1/acme/#");
+    expect(mine.suback()).toBe(0);
+    const stolen = await subscribe(beta, "routes/v1/acme/#");
+    expect(stolen.suback()).toBe(128); // refused: not beta's topics
+    const own = await subscribe(beta, "routes/v1/beta/#");
+    expect(own.suback()).toBe(0); // granted: its own route topics
+    const api = apiClient(server);
+    const created = await api.post("/api/v1/routes", {
+      name: "speeding",
+      filter: { device_pattern: "veh-*", condition: "speed > 80" },
+      destination: { type: "mqtt" },
+    });
+    expect(created.status).toBe(201);
+    expect(created.body.destination).toEqual({ type: "mqtt", subject: "routes/v1/acme/speeding" });
+    await server.routes!.syncNow();
+    const expected = await ingest(server, records("m", ["veh-1", "car-2"], 10));
+    await check(() => mine.payloads().length >= expected.length, { what: "readings over MQTT" });
+    expect(
+      mine
+        .payloads()
+        .map((p: { event_id: string }) => p.event_id)
+        .sort(),
+    ).toEqual([...expected].sort());
+    expect(stolen.payloads()).toEqual([]);
+    expect(own.payloads()).toEqual([]);
+  } finally {
+    for (const s of subs) s.stop();
+    await sql.end({ timeout: 5 });
+  }
+}, 90_000);
