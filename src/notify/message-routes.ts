@@ -23,6 +23,10 @@ import { err } from "../openapi/views.ts";
 import { ROUTES_CHANGED_SUBJECT } from "./route-delivery.ts";
 import type { SecretBox } from "./secrets.ts";
 
+/** A `routes` row as postgres.js returns it. */
+// biome-ignore lint/suspicious/noExplicitAny: a database row
+type RouteRow = Record<string, any>;
+
 export interface MessageRouteDeps {
   sql: Sql;
   secrets: SecretBox;
@@ -75,7 +79,7 @@ const failedSchema = z.object({
   first_reading: z.record(z.string(), z.unknown()).nullable(),
 });
 
-function destinationJson(r: Record<string, any>) {
+function destinationJson(r: RouteRow) {
   const d = r.destination as RouteDestination;
   if (d.type === "webhook") return { type: d.type, url: d.url, has_secret: r.secret_encrypted !== null };
   const s = republishSubject(r.tenant, r.name, d);
@@ -85,16 +89,13 @@ function destinationJson(r: Record<string, any>) {
   };
 }
 
-export async function routeJson(r: Record<string, any>, deps: MessageRouteDeps): Promise<z.output<typeof routeSchema>> {
+export async function routeJson(r: RouteRow, deps: MessageRouteDeps): Promise<z.output<typeof routeSchema>> {
   const [counts] = await deps.sql`
     SELECT count(*) FILTER (WHERE status = 'pending')::int AS pending, count(*) FILTER (WHERE status = 'failed')::int AS failed
     FROM route_batches WHERE route_id = ${r.id}`;
-  const lag = await pendingAfter(
-    deps.broker.jsm,
-    deps.stream,
-    `telemetry.v1.${r.tenant}.*`,
-    Number(r.consumed_seq),
-  ).catch(() => null);
+  const lag = await pendingAfter(deps.broker.jsm, deps.stream, tenantFilter(r.tenant), Number(r.consumed_seq)).catch(
+    () => null,
+  );
   return {
     id: r.id,
     name: r.name,
