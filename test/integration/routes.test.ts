@@ -412,3 +412,76 @@ test("MQTT republish: the tenant's mosquitto_sub receives the matching readings;
     await sql.end({ timeout: 5 });
   }
 }, 90_000);
+
+test("CLI: telemetry routes create|list|pause|show|resume|delete, and the lag in telemetry status", async () => {
+  const databaseUrl = await freshDatabase("routes");
+  await using server = await startTestServer({ NATS_URL: nats.url, DATABASE_URL: databaseUrl });
+  const cli = (...args: string[]) => {
+    const r = Bun.spawnSync({
+      cmd: [process.execPath, "src/cli/main.ts", ...args],
+      cwd: join(import.meta.dir, "../.."),
+      env: {
+        PATH: process.env.PATH!,
+        NATS_URL: nats.url,
+        DATABASE_URL: databaseUrl,
+        LOG_LEVEL: "warn",
+        TELEMETRY_SECRET_KEY: Buffer.alloc(32, 1).toString("base64"),
+      },
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    return { code: r.exitCode, out: r.stdout.toString(), err: r.stderr.toString() };
+  };
+  const made = cli(
+    "routes",
+    "create",
+    "acme",
+    "--name",
+    "fast",
+    "--destination",
+    '{"type":"nats"}',
+    "--filter",
+    '{"condition":"speed > 80"}',
+    "--json",
+  );
+  expect(made.err).toBe("");
+  expect(JSON.parse(made.out)).toMatchObject({
+    name: "fast",
+    state: "active",
+    destination: { subject: "routes.v1.acme.fast" },
+  });
+  const bad = cli(
+    "routes",
+    "create",
+    "acme",
+    "--name",
+    "x",
+    "--destination",
+    '{"type":"nats"}',
+    "--filter",
+    '{"condition":"speed"}',
+  );
+  expect(bad.code).not.toBe(0);
+  expect(bad.err).toContain("filter.condition");
+  expect(cli("routes", "pause", "acme", "fast").out).toContain("fast\tpaused");
+  await server.routes!.syncNow();
+  await ingest(server, records("cli", ["veh-1"], 4));
+  const shown = await check(
+    () => {
+      const v = JSON.parse(cli("routes", "show", "acme", "fast", "--json").out);
+      return v.lag >= 1 && v;
+    },
+    { what: "lag of the paused route" },
+  );
+  expect(shown.failed).toEqual([]);
+  const status = JSON.parse(cli("status", "--json").out);
+  expect(status.database.routes).toEqual([
+    expect.objectContaining({ tenant: "acme", name: "fast", state: "paused", lag: shown.lag, pending_batches: 0 }),
+  ]);
+  expect(cli("routes", "list", "beta").out.trim()).toBe("no routes");
+  expect(cli("routes", "resume", "acme", "fast").out).toContain("fast\tactive");
+  await server.routes!.syncNow();
+  await check(() => JSON.parse(cli("routes", "show", "acme", "fast", "--json").out).lag === 0, { what: "caught up" });
+  expect(cli("routes", "delete", "acme", "fast").code).toBe(0);
+  expect(cli("routes", "show", "acme", "fast").err).toContain("no route fast");
+}, 90_000);
