@@ -37,7 +37,10 @@ interface Receiver {
   /** Requests answered 503 while dropping. */
   dropped: number;
   badSignatures: number;
-  mode: "fail" | "drop" | "ok";
+  /** slow: accepts, then answers only after 3 s (a kill meanwhile leaves the batch delivered but not recorded). */
+  mode: "fail" | "drop" | "ok" | "slow";
+  /** Requests of the slow mode received so far. */
+  slowSeen: number;
   stop(): void;
 }
 
@@ -51,6 +54,7 @@ function receiver(): Receiver {
     accepted: [],
     requests: 0,
     dropped: 0,
+    slowSeen: 0,
     badSignatures: 0,
     mode: "ok",
     stop: () => server.stop(true),
@@ -73,6 +77,10 @@ function receiver(): Receiver {
       if (!seen.has(id)) {
         seen.add(id);
         r.accepted.push(...batch.readings.map((x) => x.event_id));
+      }
+      if (r.mode === "slow") {
+        r.slowSeen++;
+        await Bun.sleep(3_000);
       }
       return new Response(null, { status: 204 });
     },
@@ -253,17 +261,32 @@ test("SIGKILL of the server mid-delivery loses nothing; the receiver never accep
     const api = apiClient(server);
     expect((await api.post("/api/v1/routes", webhookRoute(hook.url))).status).toBe(201);
     const expected: string[] = [];
-    hook.mode = "drop";
-    for (let k = 0; k < 3; k++) expected.push(...(await ingest(server, records("k", ["veh-1", "veh-2"], 20, k * 100))));
-    await check(() => hook.accepted.length > 0, { what: "some delivered before the kill" });
+    expected.push(...(await ingest(server, records("k", ["veh-1", "veh-2"], 20))));
+    await check(() => hook.accepted.length >= expected.length, { what: "delivered before the kill" });
+    // Killed while the receiver holds a batch it accepted: delivered, not recorded as delivered.
+    hook.mode = "slow";
+    expected.push(...(await ingest(server, records("k", ["veh-1", "veh-2"], 20))));
+    await check(() => hook.slowSeen > 0, { what: "a batch in flight" });
     proc.kill("SIGKILL");
     await proc.exited;
+    // Back with a failing receiver: the batch is sent again (same delivery id), and retried.
+    hook.mode = "fail";
     proc = start();
     await up();
-    for (let k = 3; k < 5; k++) expected.push(...(await ingest(server, records("k", ["veh-1", "veh-2"], 20, k * 100))));
+    const before = hook.requests;
+    expected.push(...(await ingest(server, records("k", ["veh-1", "veh-2"], 20))));
+    await check(() => hook.requests >= before + 2, { what: "retries after the restart" });
+    // Killed again while batches are pending and being retried.
+    proc.kill("SIGKILL");
+    await proc.exited;
+    hook.mode = "drop";
+    proc = start();
+    await up();
+    for (let k = 0; k < 2; k++) expected.push(...(await ingest(server, records("k", ["veh-1", "veh-2"], 20))));
+    await check(() => hook.dropped > 0, { what: "a dropped request" });
     hook.mode = "ok";
     await check(() => hook.accepted.length >= expected.length, {
-      what: "everything after the restart",
+      what: "everything after the restarts",
       timeoutMs: 60_000,
     });
     expect(new Set(hook.accepted).size).toBe(hook.accepted.length);
