@@ -70,15 +70,20 @@ async function republish(route: RouteTarget, batch: Batch, deps: SendDeps): Prom
   if ("error" in s) return { ok: false, error: "invalid_subject", detail: s.error };
   for (const r of batch.readings) deps.broker.nc.publish(s.subject, JSON.stringify({ route: route.name, ...r }));
   // The server has them all once the flush comes back (core NATS: subscribers online receive them).
-  await Promise.race([
-    deps.broker.nc.flush(),
-    new Promise((_, reject) =>
-      setTimeout(
-        () => reject(Object.assign(new Error(`timed out after ${deps.timeoutMs} ms`), { name: "TimeoutError" })),
-        deps.timeoutMs,
-      ),
-    ),
-  ]);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await Promise.race([
+      deps.broker.nc.flush(),
+      new Promise((_, reject) => {
+        timer = setTimeout(
+          () => reject(Object.assign(new Error(`timed out after ${deps.timeoutMs} ms`), { name: "TimeoutError" })),
+          deps.timeoutMs,
+        );
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
   return { ok: true };
 }
 

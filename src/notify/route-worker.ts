@@ -132,7 +132,15 @@ export function startRouteWorker(
 
   /** Messages the route's consumer delivered, not yet taken; the reader waits while it is full. */
   type Seen = { seq: number; body: string; pending: number };
-  let reader: { buffer: Seen[]; wake: (() => void) | null; room: (() => void) | null; stop(): void } | null = null;
+  interface Reader {
+    buffer: Seen[];
+    wake: (() => void) | null;
+    room: (() => void) | null;
+    /** The consumer's iterator ended (an error, or stop): the next take starts a new one. */
+    ended: boolean;
+    stop(): void;
+  }
+  let reader: Reader | null = null;
 
   const openReader = async () => {
     const consumer = await send.broker.js.consumers.get(o.stream, {
@@ -141,19 +149,19 @@ export function startRouteWorker(
       opt_start_seq: position + 1,
     });
     const messages = await consumer.consume({ max_messages: o.fetchMax });
-    const r = {
-      buffer: [] as Seen[],
-      wake: null as (() => void) | null,
-      room: null as (() => void) | null,
-      stop: () => messages.stop(),
-    };
+    const r: Reader = { buffer: [], wake: null, room: null, ended: false, stop: () => messages.stop() };
     void (async () => {
       for await (const m of messages) {
         r.buffer.push({ seq: m.seq, body: m.string(), pending: m.info.pending });
         r.wake?.();
         if (r.buffer.length >= o.fetchMax) await new Promise<void>((resolve) => (r.room = resolve));
       }
-    })().catch((err) => log.warn({ route: route.id, err: errorText(err) }, "route consumer stopped"));
+    })()
+      .catch((err) => log.warn({ route: route.id, err: errorText(err) }, "route consumer stopped"))
+      .finally(() => {
+        r.ended = true;
+        r.wake?.();
+      });
     return r;
   };
 
@@ -175,6 +183,7 @@ export function startRouteWorker(
         }
         r.wake = done;
       });
+    if (r.ended && r.buffer.length === 0) throw new Error("the route's stream consumer ended");
     const seen = r.buffer.splice(0, o.fetchMax);
     r.room?.();
     r.room = null;
