@@ -508,3 +508,42 @@ test("CLI: telemetry routes create|list|pause|show|resume|delete, and the lag in
   expect(cli("routes", "delete", "acme", "fast").code).toBe(0);
   expect(cli("routes", "show", "acme", "fast").err).toContain("no route fast");
 }, 90_000);
+
+test("a dead webhook holds only its own route: another route and the writer keep up meanwhile", async () => {
+  const dead = receiver();
+  dead.mode = "fail";
+  const databaseUrl = await freshDatabase("routes");
+  await using server = await startTestServer({
+    NATS_URL: nats.url,
+    DATABASE_URL: databaseUrl,
+    TELEMETRY_WEBHOOK_ALLOW: "127.0.0.1",
+    TELEMETRY_ROUTE_SCHEDULE: PATIENT,
+  });
+  const api = apiClient(server);
+  const sub = await connectBroker(nats.url, { name: "route-sub" });
+  const sql = createSql(databaseUrl, { max: 1, name: "test" });
+  try {
+    const got: string[] = [];
+    sub.nc.subscribe("routes.v1.acme.live", {
+      callback: (_e, m) => void got.push(m.json<{ event_id: string }>().event_id),
+    });
+    await sub.nc.flush();
+    const hook = (await api.post("/api/v1/routes", webhookRoute(dead.url))).body;
+    await api.post("/api/v1/routes", { name: "live", filter: webhookRoute("").filter, destination: { type: "nats" } });
+    await server.routes!.syncNow();
+    const expected: string[] = [];
+    for (let k = 0; k < 5; k++) expected.push(...(await ingest(server, records("d", ["veh-1", "veh-2"], 30))));
+    await check(() => got.length >= expected.length, { what: "the live route's readings" });
+    expect(got.sort()).toEqual([...expected].sort());
+    const stored = async () =>
+      (await sql`SELECT count(*)::int AS n FROM readings WHERE tenant = 'acme' AND device_id LIKE 'veh-%'`)[0]!.n;
+    await check(async () => (await stored()) === 5 * 60, { what: "the writer stored them all" });
+    const stuck = (await api.get(`/api/v1/routes/${hook.id}`)).body;
+    expect(stuck.pending_batches + stuck.lag).toBeGreaterThan(0);
+    expect(dead.accepted).toEqual([]);
+  } finally {
+    await sub.close();
+    await sql.end({ timeout: 5 });
+    dead.stop();
+  }
+}, 60_000);
