@@ -208,28 +208,33 @@ export const messageRoutes = [
     method: "patch",
     path: "/api/v1/routes/:id",
     tag: "routes",
-    summary: "Change a route's filter or destination (a new webhook secret, when given, replaces the old)",
+    summary:
+      "Change a route's filter or destination (a new webhook secret, when given, replaces the old; a webhook that had none gets one, in this response only)",
     auth: "tenant",
     body: routePatch,
-    responses: { ...one, 422: invalid },
+    responses: { 200: ok("the route", routeSchema.extend({ secret: z.string().optional() })), 422: invalid },
     handler: async function patchRoute(c, deps) {
       const current = await find(c, deps.sql);
       const patch = await parseJson(routePatch, c);
       const d = patch.destination;
       if (d) checkDestination(current.tenant, current.name, d, deps.targets ?? STRICT_POLICY);
+      // A webhook is always signed: one that had no secret (it was NATS or MQTT) gets a new one, shown once.
+      const fresh =
+        d?.type === "webhook"
+          ? (d.secret ?? (current.secret_encrypted ? null : randomBytes(32).toString("base64url")))
+          : null;
       const secret =
-        d?.type === "webhook" && d.secret
-          ? deps.secrets.encrypt(d.secret)
-          : d && d.type !== "webhook"
-            ? null
-            : current.secret_encrypted;
+        fresh !== null ? deps.secrets.encrypt(fresh) : d && d.type !== "webhook" ? null : current.secret_encrypted;
       const [row] = await deps.sql`
         UPDATE routes SET filter = ${deps.sql.json((patch.filter ?? current.filter) as never)},
                destination = ${deps.sql.json((d ? stored(d) : current.destination) as never)},
                secret_encrypted = ${secret}, updated_at = now()
         WHERE id = ${current.id} RETURNING *`;
       changed(deps);
-      return c.json(await routeJson(row!, deps));
+      return c.json({
+        ...(await routeJson(row!, deps)),
+        ...(fresh !== null && d?.type === "webhook" && !d.secret ? { secret: fresh } : {}),
+      });
     },
   }),
   route({

@@ -222,6 +222,22 @@ test("a webhook URL on a private address is refused unless the operator allows i
   expect(other.status).toBe(422);
   expect(other.body.error.details[0].path).toBe("destination.subject");
   expect((await api.get("/api/v1/routes")).body.routes).toEqual([]);
+  // A NATS route turned into a webhook is signed from then on: a secret is made and shown once.
+  const made = await api.post("/api/v1/routes", { name: "later-hook", destination: { type: "nats" } });
+  expect(made.body.secret).toBeUndefined();
+  const refused = await api.patch(`/api/v1/routes/${made.body.id}`, {
+    destination: { type: "webhook", url: "http://10.0.0.1/x" },
+  });
+  expect(refused.body.error.code).toBe("blocked_address");
+  const patched = await api.patch(`/api/v1/routes/${made.body.id}`, {
+    destination: { type: "webhook", url: "https://example.com/hook" },
+  });
+  expect(patched.status).toBe(200);
+  expect(patched.body.secret).toHaveLength(43);
+  const shown = (await api.get(`/api/v1/routes/${made.body.id}`)).body;
+  expect(shown.destination).toEqual({ type: "webhook", url: "https://example.com/hook", has_secret: true });
+  expect(JSON.stringify(shown)).not.toContain(patched.body.secret);
+  expect((await apiClient(server, OTHER_KEY).get("/api/v1/routes")).body.routes).toEqual([]);
 });
 
 test("SIGKILL of the server mid-delivery loses nothing; the receiver never accepts a reading twice", async () => {
