@@ -33,6 +33,8 @@ interface Receiver {
   url: string;
   /** Accepted readings' event ids, in arrival order (a repeated delivery id is not accepted again). */
   accepted: string[];
+  /** The same readings' device and time, to check the order per device. */
+  order: Array<{ device: string; ts: string }>;
   requests: number;
   /** Requests answered 503 while dropping. */
   dropped: number;
@@ -52,6 +54,7 @@ function receiver(): Receiver {
   const r: Receiver = {
     url: "",
     accepted: [],
+    order: [],
     requests: 0,
     dropped: 0,
     slowSeen: 0,
@@ -72,11 +75,15 @@ function receiver(): Receiver {
         return new Response("dropped", { status: 503 });
       }
       const id = req.headers.get("x-telemetry-delivery")!;
-      const batch = JSON.parse(body) as { delivery_id: string; readings: Array<{ event_id: string }> };
+      const batch = JSON.parse(body) as {
+        delivery_id: string;
+        readings: Array<{ event_id: string; device_id: string; ts: string }>;
+      };
       expect(batch.delivery_id).toBe(id);
       if (!seen.has(id)) {
         seen.add(id);
         r.accepted.push(...batch.readings.map((x) => x.event_id));
+        r.order.push(...batch.readings.map((x) => ({ device: x.device_id, ts: x.ts })));
       }
       if (r.mode === "slow") {
         r.slowSeen++;
@@ -165,6 +172,9 @@ test("webhook: failing, then dropping 30 %, then recovering: every matching read
   expect(new Set(hook.accepted).size).toBe(hook.accepted.length); // none accepted twice
   expect([...hook.accepted].sort()).toEqual([...expected].sort());
   expect(hook.badSignatures).toBe(0);
+  // In order per device (ISO times of one format compare as text).
+  for (const [device, list] of Map.groupBy(hook.order, (x) => x.device))
+    expect([device, list.map((x) => x.ts)]).toEqual([device, list.map((x) => x.ts).sort()]);
   await check(async () => (await api.get(`/api/v1/routes/${id}`)).body.lag === 0, { what: "no lag at the end" });
   hook.stop();
 }, 120_000);
