@@ -212,8 +212,9 @@ export function startRouteWorker(
       if (moved.length === 0) throw new Error("the route's position moved elsewhere (another instance, or a reset)");
       for (const readings of chunk(matched))
         await tx`
-          INSERT INTO route_batches (id, route_id, first_seq, last_seq, readings, count)
-          VALUES (${uuidv4()}, ${route.id}, ${first}, ${last.seq}, ${tx.json(readings as never)}, ${readings.length})`;
+          INSERT INTO route_batches (id, route_id, first_seq, last_seq, readings, count, next_attempt_at)
+          VALUES (${uuidv4()}, ${route.id}, ${first}, ${last.seq}, ${tx.json(readings as never)}, ${readings.length},
+                  now() + ${o.scheduleMs[0] ?? 0} * interval '1 millisecond')`;
     });
     position = last.seq;
     stats.lag = last.pending;
