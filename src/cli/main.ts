@@ -12,6 +12,7 @@ import { migrateTo } from "./migrate-to.ts";
 import { mqtt } from "./mqtt.ts";
 import { quarantine } from "./quarantine.ts";
 import { replay } from "./replay.ts";
+import { routes } from "./routes.ts";
 import { serve } from "./serve.ts";
 import { status } from "./status.ts";
 import { tenants } from "./tenants.ts";
@@ -34,6 +35,7 @@ const main = defineCommand({
     dlq,
     export: exportCommand,
     grafana,
+    routes,
     tenants,
     keys,
     mqtt,

@@ -5,8 +5,20 @@ import type { Sql } from "../db/client.ts";
 import { renderJob, timescaleJobs, type TimescaleJob } from "../db/jobs.ts";
 import type { Broker } from "../nats/connection.ts";
 import { committedStream, dlqStream, DURABLE, mqttStream } from "../nats/topology.ts";
+import { tenantFilter } from "../core/subject.ts";
+import { pendingAfter } from "../nats/pending.ts";
 import { configOrExit, settingArgs } from "./common.ts";
 import { withBroker, withDatabase } from "./services.ts";
+
+interface RouteStatus {
+  tenant: string;
+  name: string;
+  state: string;
+  pending_batches: number;
+  failed_batches: number;
+  lag?: number | null;
+  consumed_seq: number;
+}
 
 interface Status {
   stream:
@@ -20,6 +32,8 @@ interface Status {
     error?: string;
     quarantine?: Record<string, number>;
     outbox?: Record<string, number>;
+    /** Message routes: state, batches waiting and failed, and (from the stream) the lag. */
+    routes?: RouteStatus[];
     /** TimescaleDB's background jobs; absent on plain PostgreSQL. */
     timescale_jobs?: TimescaleJob[] | { error: string };
   };
@@ -66,11 +80,18 @@ async function databaseStatus(sql: Sql): Promise<Status["database"]> {
     const q = await sql`SELECT source, count(*)::int AS n FROM quarantine GROUP BY source`;
     const o = await sql`SELECT status, count(*)::int AS n FROM outbox WHERE status <> 'delivered' GROUP BY status`;
     const jobs = await timescaleJobs(sql).catch((err) => ({ error: errorText(err) }));
+    const routes = (await sql`
+      SELECT r.tenant, r.name, r.state, r.consumed_seq::float8 AS consumed_seq,
+             count(b.id) FILTER (WHERE b.status = 'pending')::int AS pending_batches,
+             count(b.id) FILTER (WHERE b.status = 'failed')::int AS failed_batches
+      FROM routes r LEFT JOIN route_batches b ON b.route_id = r.id
+      GROUP BY r.id ORDER BY r.tenant, r.name`.catch(() => [])) as unknown as RouteStatus[];
     return {
       reachable: true,
       mode: mode?.value ?? "not migrated",
       quarantine: Object.fromEntries(q.map((r) => [r.source, r.n])),
       outbox: Object.fromEntries(o.map((r) => [r.status, r.n])),
+      routes: [...routes],
       ...(jobs ? { timescale_jobs: jobs } : {}),
     };
   } catch (err) {
@@ -99,6 +120,10 @@ function render(s: Status): string {
     lines.push(`quarantine: ${q.length ? q.map(([k, v]) => `${k} ${v}`).join(", ") : "empty"}`);
     const o = Object.entries(d.outbox ?? {});
     lines.push(`outbox:     ${o.length ? o.map(([k, v]) => `${k} ${v}`).join(", ") : "nothing waiting"}`);
+    for (const r of d.routes ?? [])
+      lines.push(
+        `route:      ${r.tenant}/${r.name} ${r.state}, lag ${r.lag ?? "unknown"}, pending ${r.pending_batches}, failed ${r.failed_batches}`,
+      );
     const jobs = d.timescale_jobs;
     if (jobs && "error" in jobs) lines.push(`jobs:       unknown (${jobs.error})`);
     else if (jobs)
@@ -128,6 +153,14 @@ export const status = defineCommand({
       reachable: false,
       error: (err as Error).message,
     }));
+    const routes = database.reachable && "routes" in database ? (database.routes ?? []) : [];
+    if (routes.length)
+      await withBroker(config, async (broker) => {
+        for (const r of routes)
+          r.lag = await pendingAfter(broker.jsm, config.streamName, tenantFilter(r.tenant), r.consumed_seq).catch(
+            () => null,
+          );
+      }).catch(() => {});
     const s: Status = { ...nats, database };
     process.stdout.write(`${args.json ? JSON.stringify(s, null, 2) : render(s)}\n`);
     const healthy = !("error" in s.stream) && s.database.reachable;

@@ -45,12 +45,17 @@ export function wrapLine(line: string, width: number): string[] {
     head = " ".repeat(indent);
   }
   let current = head;
-  for (const word of text.split(/ +/)) {
-    if (current.length > indent && current.length + 1 + word.length > width) {
+  // A word wider than the line (the list of commands: a|b|c) may break after a `|`.
+  const pieces = text
+    .split(/ +/)
+    .flatMap((w) => (w.length > width - indent ? w.split(/(?<=\|)/) : [w]).map((p, i) => ({ p, attached: i > 0 })));
+  for (const { p: word, attached } of pieces) {
+    const gap = current.length > indent && !attached ? " " : "";
+    if (current.length > indent && current.length + gap.length + word.length > width) {
       out.push(current);
       current = " ".repeat(indent) + word;
     } else {
-      current += (current.length > indent ? " " : "") + word;
+      current += gap + word;
     }
   }
   out.push(current);

@@ -564,6 +564,12 @@ export const SETTINGS = {
     default: "0,5s,5m,30m,2h,5h,10h",
     doc: "Webhook retry delays, attempt by attempt; after the last, a delivery is failed",
   },
+  routeSchedule: {
+    env: "TELEMETRY_ROUTE_SCHEDULE",
+    flag: "route-schedule",
+    default: "0,1s,5s,30s,2m,10m,30m",
+    doc: "Message-route retry delays, attempt by attempt; after the last, a batch goes to the route's failed list",
+  },
   webhookAllow: {
     env: "TELEMETRY_WEBHOOK_ALLOW",
     flag: "webhook-allow",
@@ -598,6 +604,19 @@ export const SETTINGS = {
 } as const satisfies Record<string, Setting>;
 
 export type SettingKey = keyof typeof SETTINGS;
+
+/** A retry schedule: delays attempt by attempt. */
+const schedule = z.string().transform((text, ctx) => {
+  const list = text.split(",").map((p) => parseDuration(p.trim()));
+  if (list.length === 0 || list.some((ms) => ms === null)) {
+    ctx.addIssue({
+      code: "custom",
+      message: `must be a comma-separated list of durations like 0,5s,5m, got ${JSON.stringify(text)}`,
+    });
+    return z.NEVER;
+  }
+  return list as number[];
+});
 
 export const configSchema = z.object({
   roles,
@@ -696,17 +715,8 @@ export const configSchema = z.object({
       (t) => t === "" || Buffer.from(t, "base64").length === 32,
       "must be empty or the base64 of 32 bytes (openssl rand -base64 32)",
     ),
-  deliverySchedule: z.string().transform((text, ctx) => {
-    const list = text.split(",").map((p) => parseDuration(p.trim()));
-    if (list.length === 0 || list.some((ms) => ms === null)) {
-      ctx.addIssue({
-        code: "custom",
-        message: `must be a comma-separated list of durations like 0,5s,5m, got ${JSON.stringify(text)}`,
-      });
-      return z.NEVER;
-    }
-    return list as number[];
-  }),
+  deliverySchedule: schedule,
+  routeSchedule: schedule,
   mapTileUrl: z.string().transform((text, ctx) => {
     const source = tileSource(text);
     if ("error" in source) {

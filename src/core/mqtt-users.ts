@@ -10,7 +10,8 @@
  * - one user per active API key of an active tenant: username = the key's prefix, password = the
  *   key, checked by nats-server against the key's bcrypt hash (the key store keeps it for this;
  *   the key itself is never written anywhere), MQTT connections only, publish only to its
- *   tenant's device topics (a device key: only its own device's topic), subscribe to nothing.
+ *   tenant's device topics (a device key: only its own device's topic), subscribe only to its
+ *   tenant's message-route topics (`routes/v1/<tenant>/...`, decision 0610).
  *   Provisioning tokens have no MQTT user.
  *
  * For a nats-server run by the operator (`telemetry mqtt users`), the internal user is left out
@@ -18,6 +19,7 @@
  * NATS port need not be on loopback.
  */
 import { mqttPublishSubject } from "./mqtt.ts";
+import { routeSubscribeSubjects } from "./routes.ts";
 
 export const INTERNAL_USER = "telemetry-internal";
 const INTERNAL_PASSWORD = "loopback-only-not-a-secret";
@@ -67,7 +69,11 @@ export function renderUsers(
       .sort((a, b) => (a.prefix < b.prefix ? -1 : a.prefix > b.prefix ? 1 : 0))
       .map(
         (k) =>
-          `    { user: ${q(k.prefix)}, password: ${q(k.mqttHash)}, allowed_connection_types: ["MQTT"], permissions: { publish: { allow: [${q(mqttPublishSubject(k.tenant, k.device ?? null))}] }, subscribe: { deny: [">"] } } }`,
+          `    { user: ${q(k.prefix)}, password: ${q(k.mqttHash)}, allowed_connection_types: ["MQTT"], permissions: { publish: { allow: [${q(mqttPublishSubject(k.tenant, k.device ?? null))}] }, subscribe: { allow: [${routeSubscribeSubjects(
+            k.tenant,
+          )
+            .map((x) => q(x))
+            .join(", ")}] } } }`,
       ),
   ];
   return `${opts.header ?? SUPERVISED_HEADER}\nauthorization {\n  users = [\n${users.join("\n")}\n  ]\n}\n`;

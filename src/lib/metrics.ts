@@ -78,6 +78,11 @@ export const metrics = {
     "Notification delivery attempts by result (delivered, retried, failed)",
     ["result"],
   ),
+  routeDeliveries: counter(
+    "telemetry_route_deliveries_total",
+    "Message-route batch delivery attempts by result (delivered, retried, failed)",
+    ["result"],
+  ),
 };
 
 /** A gauge computed at scrape time; failures of the probe leave the last value. */

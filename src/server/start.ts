@@ -28,6 +28,7 @@ import { committedStream, dlqStream, DURABLE, MQTT_BATCH, mqttStream, pipelineSt
 import { startMqttBridge } from "../mqtt/bridge.ts";
 import { startMqttUserSync } from "../mqtt/sync.ts";
 import { startNotifier, type Notifier } from "../notify/notifier.ts";
+import { startRouteDelivery, type RouteDelivery } from "../notify/route-delivery.ts";
 import { createSecretBox, loadOrCreateKey, parseKey } from "../notify/secrets.ts";
 import { startRetention } from "../writer/retention.ts";
 import { startWriter, type Writer } from "../writer/writer.ts";
@@ -53,7 +54,7 @@ import { databaseUrlFor, natsUrlFor } from "./services.ts";
 const log = logger("server");
 
 /** The tenant API's paths: any method or sub-path there meets the key check before a 404. */
-const TENANT_API_PATHS = ["devices", "readings", "rules", "alerts", "channels", "stream"]
+const TENANT_API_PATHS = ["devices", "readings", "rules", "alerts", "channels", "stream", "routes"]
   .flatMap((r) => [`/api/v1/${r}`, `/api/v1/${r}/*`])
   .concat("/api/v1/dashboard/*");
 
@@ -68,6 +69,8 @@ export interface RunningServer {
   readonly writer: Writer | null;
   readonly evaluator: Evaluator | null;
   readonly notifier: Notifier | null;
+  /** Message-route delivery (with the evaluator role). */
+  readonly routes: RouteDelivery | null;
   readonly broker: Broker;
   /** The live stream's sessions and fan-outs (API role). */
   readonly live: LiveStream | null;
@@ -248,6 +251,7 @@ export async function startServer(config: Config, hooks: StartHooks = {}): Promi
 
     let evaluator: Evaluator | null = null;
     let notifier: Notifier | null = null;
+    let routeDelivery: RouteDelivery | null = null;
     if (has("evaluator")) {
       // Its own pool (and optionally its own database role): evaluation trouble never queues the writer's queries.
       const evalSql = createSql(config.evaluatorDatabaseUrl || databaseUrl, { max: 4, name: "evaluator" });
@@ -265,6 +269,15 @@ export async function startServer(config: Config, hooks: StartHooks = {}): Promi
       }));
       onStop(() => n.stop(remaining()));
       onStop(() => e.stop(remaining()));
+      // Message routes read the telemetry stream with their own consumers and use their own
+      // pool: a slow destination never holds the evaluator's connections (decision 0610).
+      const routeSql = createSql(databaseUrl, { max: 4, name: "routes" });
+      onStop(() => routeSql.end({ timeout: 1 }));
+      const r = (routeDelivery = startRouteDelivery(
+        { sql: routeSql, broker, secrets },
+        { stream: config.streamName, scheduleMs: config.routeSchedule, targets: config.webhookAllow },
+      ));
+      onStop(() => r.stop());
     }
 
     let live: LiveStream | null = null;
@@ -300,6 +313,7 @@ export async function startServer(config: Config, hooks: StartHooks = {}): Promi
           slots: new ExportSlots(Math.max(1, Math.floor(config.databasePoolMax / 4))),
         },
         live,
+        stream: config.streamName,
       };
       // Tenant keys only; device keys write readings (ingest), provisioning tokens only provision.
       const apiAuth = requireTenant(keys.resolve, bearerKey, ["tenant"]);
@@ -379,6 +393,7 @@ export async function startServer(config: Config, hooks: StartHooks = {}): Promi
       writer,
       evaluator,
       notifier,
+      routes: routeDelivery,
       broker,
       live,
       app,

@@ -14,6 +14,7 @@ import { osmandRoutes } from "../ingest/sources/osmand.ts";
 import { owntracksRoutes } from "../ingest/sources/owntracks.ts";
 import { influxPublicRoutes, influxRoutes } from "../ingest/sources/influx.ts";
 import { channelRoutes } from "../notify/routes.ts";
+import { messageRoutes } from "../notify/message-routes.ts";
 import { buildDocument } from "../openapi/document.ts";
 import { errorSchema } from "../openapi/views.ts";
 import { adminRoutes } from "../tenants/routes.ts";
@@ -38,8 +39,14 @@ const openApiRoute = routesOf<unknown>()({
   },
 });
 
-/** The API role's tenant routes: devices, rules, alerts, channels, the dashboard's reads. */
-export const tenantApiRoutes = [...apiRoutes, ...channelRoutes, ...dashboardApiRoutes, ...streamRoutes];
+/** The API role's tenant routes: devices, rules, alerts, channels, message routes, the dashboard's reads, the live stream. */
+export const tenantApiRoutes = [
+  ...apiRoutes,
+  ...channelRoutes,
+  ...messageRoutes,
+  ...dashboardApiRoutes,
+  ...streamRoutes,
+];
 /** The API role's public routes: the API description, its docs page and the dashboard's pages. */
 export const publicApiRoutes: readonly Route<UiDeps>[] = [openApiRoute, ...uiRoutes];
 

@@ -60,6 +60,7 @@ describe("--help", () => {
       ["quarantine", "list"],
       ["dlq", "replay"],
       ["mqtt", "users"],
+      ["routes", "create"],
       [],
     ];
     for (const command of commands) {
@@ -68,6 +69,7 @@ describe("--help", () => {
       const usage = r.out.split("\n").find((l) => l.startsWith("USAGE "));
       expect(usage).toStartWith(`USAGE ${["telemetry", ...command].join(" ")}`);
       expect(r.out).not.toContain(ESC);
+      expect(Math.max(...r.out.split("\n").map((l) => l.length))).toBeLessThanOrEqual(100);
     }
   });
 

@@ -70,6 +70,8 @@ afterAll(async () => {
 
 describe("dashboard", () => {
   test("a wrong key is refused; the right key signs in and shows the live overview", async () => {
+    const route = { name: "dash-route", destination: { type: "nats" }, state: "paused" };
+    expect((await api().post("/api/v1/routes", route)).status).toBe(201);
     await page.goto(`${server.url}/`);
     await page.fill("#key", "not-a-key-0123456789");
     await page.click("#signin button[type=submit]");
@@ -98,6 +100,13 @@ describe("dashboard", () => {
       });
       await page.waitForFunction(
         () => (document.querySelector("#chart-flush path[data-series=mean]")?.getAttribute("d") ?? "").length > 0,
+      );
+      // The message routes section: the route, paused, with its lag.
+      await page.waitForFunction(() =>
+        [...document.querySelectorAll("#routes td")]
+          .map((td) => td.textContent)
+          .join(" ")
+          .startsWith("dash-route paused nats routes.v1.acme.dash-route"),
       );
     } finally {
       clearInterval(feeder);

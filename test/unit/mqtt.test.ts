@@ -66,7 +66,7 @@ test("users: the internal user is standard-only; each key may publish only to it
   expect(lines).toHaveLength(3);
   expect(lines[0]).toContain('allowed_connection_types: ["STANDARD"]');
   expect(lines[1]).toContain(
-    'user: "Aa1", password: "$2b$06$y", allowed_connection_types: ["MQTT"], permissions: { publish: { allow: ["tenant.acme.device.*.telemetry"] }, subscribe: { deny: [">"] } }',
+    'user: "Aa1", password: "$2b$06$y", allowed_connection_types: ["MQTT"], permissions: { publish: { allow: ["tenant.acme.device.*.telemetry"] }, subscribe: { allow: ["routes.v1.acme", "routes.v1.acme.>"] } }',
   );
   expect(lines[2]).toContain('"tenant.beta.device.*.telemetry"');
 });

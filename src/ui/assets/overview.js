@@ -1,5 +1,6 @@
 // Overview: the tenant's counts and the server's charts (ingest and rejected rate, consumer lag,
-// writer flush latency), refreshed every 2 s from /api/v1/dashboard/stats.
+// writer flush latency), refreshed every 2 s from /api/v1/dashboard/stats; the tenant's message
+// routes with their lag, every 10 s from /api/v1/routes.
 import { api, every, h } from "./lib.js";
 import { formatNumber, lineChart } from "./charts.js";
 
@@ -23,6 +24,7 @@ export function mountOverview(view) {
       card("records/s accepted", "kpi-rate"),
     ),
     h("div", { class: "grid2" }, ...Object.values(charts)),
+    h("div", { class: "card", id: "routes" }, h("h3", {}, "Message routes"), h("p", { class: "muted" }, "–")),
     h(
       "p",
       { class: "muted small" },
@@ -30,7 +32,9 @@ export function mountOverview(view) {
     ),
   );
   const title = (text) => h("h3", {}, text);
+  let tick = 0;
   return every(2000, async () => {
+    if (tick++ % 5 === 0) await showRoutes(view.querySelector("#routes"));
     const s = await api("GET", "/api/v1/dashboard/stats");
     const p = s.points;
     const last = p.at(-1);
@@ -79,4 +83,30 @@ export function mountOverview(view) {
       lineChart({ domain, yMin: 0, series: [{ name: "inserted", color: "#16a34a", points: series("written_rate") }] }),
     );
   });
+}
+
+/** The tenant's routes: state, destination, lag (stream messages not yet taken), pending and failed batches. */
+async function showRoutes(card) {
+  const { routes } = await api("GET", "/api/v1/routes");
+  const cell = (text) => h("td", {}, String(text));
+  const body = routes.length
+    ? h(
+        "table",
+        { class: "table" },
+        h("tr", {}, ...["route", "state", "destination", "lag", "pending", "failed"].map((t) => h("th", {}, t))),
+        ...routes.map((r) =>
+          h(
+            "tr",
+            {},
+            cell(r.name),
+            cell(r.state),
+            cell(`${r.destination.type} ${r.destination.url ?? r.destination.subject}`),
+            cell(r.lag === null ? "?" : formatNumber(r.lag)),
+            cell(r.pending_batches),
+            cell(r.failed_batches),
+          ),
+        ),
+      )
+    : h("p", { class: "muted" }, "No routes (POST /api/v1/routes or telemetry routes create).");
+  card.replaceChildren(h("h3", {}, "Message routes"), body);
 }
