@@ -199,7 +199,7 @@ describe("track", () => {
       expect([r.status, query]).toEqual([code, query]);
       expect(r.body.error.code).toBeString();
     }
-    expect((await api(OTHER_KEY).get(`${path}?from=${t0}`)).body.total).toBe(0); // another tenant's device
+    expect((await api(OTHER_KEY).get(`${path}?from=${t0}`)).status).toBe(404); // another tenant's device: not found
   }, 120_000);
 
   test("a 1,000-point track renders; hovering the chart shows the point on the track and back; playback runs", async () => {
