@@ -16,16 +16,8 @@ import type postgres from "postgres";
 import type { Sql } from "../db/client.ts";
 import type { Envelope } from "../core/envelope.ts";
 import { insertQuarantine, type QuarantineRow } from "../db/quarantine.ts";
-import {
-  batchRows,
-  COPY_COLUMNS,
-  copyText,
-  iso,
-  rollupsOf,
-  summarizeDevices,
-  type DeviceState,
-  type Row,
-} from "./rows.ts";
+import { batchRows, COPY_COLUMNS, iso, rollupsOf, summarizeDevices, type DeviceState, type Row } from "./rows.ts";
+import { copyBinary } from "./copy-binary.ts";
 
 export { summarizeDevices } from "./rows.ts";
 
@@ -96,11 +88,11 @@ async function copySupported(sql: Sql): Promise<boolean> {
 }
 
 async function copyRows(tx: Tx, rows: readonly Row[]): Promise<void> {
-  const stream = await tx.unsafe(`COPY readings (${COPY_COLUMNS}) FROM STDIN`).writable();
+  const stream = await tx.unsafe(`COPY readings (${COPY_COLUMNS}) FROM STDIN (FORMAT binary)`).writable();
   await new Promise<void>((resolve, reject) => {
     stream.on("error", reject);
     stream.on("finish", resolve);
-    stream.end(copyText(rows));
+    stream.end(copyBinary(rows));
   });
 }
 
