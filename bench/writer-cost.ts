@@ -13,8 +13,9 @@ import { createSql } from "../src/db/client.ts";
 import { migrate } from "../src/db/migrate.ts";
 import { startLocalPostgres } from "../src/embedded/postgres.ts";
 import { configureLogger } from "../src/lib/log.ts";
-import { writeBatch } from "../src/writer/sink.ts";
-import { batchRows, COPY_COLUMNS, copyText } from "../src/writer/rows.ts";
+import { summarizeDevices, upsertDevices, upsertRollups, writeBatch } from "../src/writer/sink.ts";
+import { batchRows, COPY_COLUMNS } from "../src/writer/rows.ts";
+import { copyBinary } from "../src/writer/copy-binary.ts";
 import type { Envelope } from "../src/core/envelope.ts";
 import { plannedMessages } from "./data.ts";
 import { treeCpuSeconds } from "./env.ts";
@@ -36,13 +37,14 @@ if (process.env.SETUP) await sql.unsafe(process.env.SETUP);
 async function experiment(v: string, batch: Envelope[]): Promise<number> {
   const rows = batchRows(batch);
   await sql.begin(async (tx) => {
-    const stream = await tx.unsafe(`COPY readings (${COPY_COLUMNS}) FROM STDIN`).writable();
+    const stream = await tx.unsafe(`COPY readings (${COPY_COLUMNS}) FROM STDIN (FORMAT binary)`).writable();
     await new Promise<void>((resolve, reject) => {
       stream.on("error", reject);
       stream.on("finish", resolve);
-      stream.end(copyText(rows));
+      stream.end(copyBinary(rows));
     });
-    if (v === "copy") return;
+    if (v === "rollups") await upsertRollups(tx, rows);
+    if (v === "devices") await upsertDevices(tx, summarizeDevices(batch));
   });
   return rows.length;
 }

@@ -1,7 +1,7 @@
 /**
  * What one writer batch becomes before it reaches SQL, free of I/O: the readings' rows (a copy
- * redelivered inside the batch dropped), the same rows in COPY text format, the 1-minute rollups
- * of those rows and the per-device summary.
+ * redelivered inside the batch dropped; copy-binary.ts turns them into COPY's binary format), the
+ * 1-minute rollups of those rows and the per-device summary.
  */
 import type { Envelope } from "../core/envelope.ts";
 import type { AttributeValue } from "../core/record.ts";
@@ -69,28 +69,6 @@ export function batchRows(envelopes: readonly Envelope[]): Row[] {
 
 /** Column order of COPY_COLUMNS. */
 export const COPY_COLUMNS = "tenant, device_id, ts, event_id, lat, lon, metrics, attributes, received_at";
-
-/**
- * PostgreSQL COPY text format: tab-separated, `\N` for NULL, backslash escapes. Tenant and device
- * ids cannot hold tabs, newlines or backslashes (their patterns forbid them); JSON.stringify
- * escapes every control character, so only its backslashes need doubling.
- */
-export function copyText(rows: readonly Row[]): string {
-  const lines: string[] = new Array(rows.length);
-  for (let i = 0; i < rows.length; i++) {
-    const r = rows[i]!;
-    const m = r.metrics ? jsonField(r.metrics) : "\\N";
-    const a = r.attributes ? jsonField(r.attributes) : "\\N";
-    lines[i] =
-      `${r.tenant}\t${r.deviceId}\t${iso(r.ts)}\t${r.eventId}\t${r.lat ?? "\\N"}\t${r.lon ?? "\\N"}\t${m}\t${a}\t${iso(r.receivedAt)}\n`;
-  }
-  return lines.join("");
-}
-
-function jsonField(v: object): string {
-  const s = JSON.stringify(v);
-  return s.includes("\\") ? s.replaceAll("\\", "\\\\") : s;
-}
 
 /**
  * The 1-minute rollups of `rows` (count, sum, sum of squares, min, max per tenant, device, metric,

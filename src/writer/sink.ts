@@ -96,7 +96,7 @@ async function copyRows(tx: Tx, rows: readonly Row[]): Promise<void> {
   });
 }
 
-function upsertRollups(tx: Tx, rows: readonly Row[]) {
+export function upsertRollups(tx: Tx, rows: readonly Row[]) {
   const g = rollupsOf(rows);
   if (g.length === 0) return Promise.resolve([]);
   return tx`
@@ -159,7 +159,7 @@ function insertReturningRollups(tx: Tx, rows: readonly Row[]) {
     SELECT (SELECT count(*) FROM ins)::int AS inserted, (SELECT count(*) FROM rollup)::int AS buckets`;
 }
 
-function upsertDevices(tx: Tx, devices: readonly DeviceState[]) {
+export function upsertDevices(tx: Tx, devices: readonly DeviceState[]) {
   if (devices.length === 0) return Promise.resolve([]);
   return tx`
     INSERT INTO devices AS d (tenant, device_id, first_seen, last_seen, last_received_at, last_lat, last_lon, last_location_at)
