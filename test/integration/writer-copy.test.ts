@@ -86,6 +86,29 @@ test("binary COPY and the upsert path store the same rows and rollups", async ()
   const rollups = (sql: Sql) =>
     sql`SELECT device_id, metric, bucket::text, count, sum, sum_sq, min, max FROM readings_1m ORDER BY 1, 2, 3`;
   expect(await rollups(copy)).toEqual(await rollups(upsert));
+  const devices = await copy`
+    SELECT device_id, first_seen::text, last_seen::text, last_received_at::text, last_lat, last_lon, last_location_at::text
+    FROM devices ORDER BY device_id`;
+  expect(devices).toEqual([
+    {
+      device_id: "plain-1",
+      first_seen: "2026-12-01 11:59:59.999+00",
+      last_seen: "2026-12-01 12:00:00.001+00",
+      last_received_at: "2026-12-01 12:00:00.123+00",
+      last_lat: 52.520008,
+      last_lon: 13.404954,
+      last_location_at: "2026-12-01 11:59:59.999+00",
+    },
+    {
+      device_id: "ünïcode-Gerät-🚚",
+      first_seen: "1969-07-20 20:17:40.005+00",
+      last_seen: "2000-01-01 00:00:00+00",
+      last_received_at: "1999-12-31 23:59:59.999+00",
+      last_lat: 0,
+      last_lon: -0.000001,
+      last_location_at: "2000-01-01 00:00:00+00",
+    },
+  ]);
 });
 
 test("a batch meeting a stored event goes the upsert way and adds only the new rows", async () => {
