@@ -89,7 +89,7 @@ test("binary COPY and the upsert path store the same rows and rollups", async ()
   const devices = await copy`
     SELECT device_id, first_seen::text, last_seen::text, last_received_at::text, last_lat, last_lon, last_location_at::text
     FROM devices ORDER BY device_id`;
-  expect(devices).toEqual([
+  expect([...devices]).toEqual([
     {
       device_id: "plain-1",
       first_seen: "2026-12-01 11:59:59.999+00",
