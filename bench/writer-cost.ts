@@ -4,6 +4,9 @@
  * `connections` connections, and report wall time, this process's CPU and PostgreSQL's (all
  * backends) per reading.
  *   bun bench/writer-cost.ts [readings=300000] [batch=2000] [connections=2]
+ * Experiments (decision 0520): VARIANT=copy|rollups|devices writes only the readings' binary COPY,
+ * or it plus the rollups or the devices, in the same transaction shape; SETUP='<sql>' runs first
+ * (e.g. a different key on `readings`).
  */
 import { chmodSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
