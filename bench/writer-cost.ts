@@ -5,7 +5,8 @@
  * backends) per reading.
  *   bun bench/writer-cost.ts [readings=300000] [batch=2000] [connections=2]
  * Experiments (decision 0520): VARIANT=copy|rollups|devices writes only the readings' binary COPY,
- * or it plus the rollups or the devices, in the same transaction shape; SETUP='<sql>' runs first
+ * or it plus the rollups or the devices, in the same transaction shape; VARIANT=recompute the COPY,
+ * then the batch's touched minutes recomputed from `readings`; SETUP='<sql>' runs first
  * (e.g. a different key on `readings`).
  */
 import { chmodSync, mkdtempSync } from "node:fs";
@@ -17,7 +18,7 @@ import { migrate } from "../src/db/migrate.ts";
 import { startLocalPostgres } from "../src/embedded/postgres.ts";
 import { configureLogger } from "../src/lib/log.ts";
 import { summarizeDevices, upsertDevices, upsertRollups, writeBatch } from "../src/writer/sink.ts";
-import { batchRows, COPY_COLUMNS } from "../src/writer/rows.ts";
+import { batchRows, COPY_COLUMNS, type Row } from "../src/writer/rows.ts";
 import { copyBinary } from "../src/writer/copy-binary.ts";
 import type { Envelope } from "../src/core/envelope.ts";
 import { plannedMessages } from "./data.ts";
@@ -49,7 +50,27 @@ async function experiment(v: string, batch: Envelope[]): Promise<number> {
     if (v === "rollups") await upsertRollups(tx, rows);
     if (v === "devices") await upsertDevices(tx, summarizeDevices(batch));
   });
+  if (v === "recompute") await recompute(rows);
   return rows.length;
+}
+/** Experiment: the batch's touched minutes recomputed from `readings` after COMMIT (replacing, not adding). */
+async function recompute(rows: Row[]): Promise<void> {
+  const seen = new Map<string, [string, string, string]>();
+  for (const r of rows) {
+    const b = r.ts - (r.ts % 60_000);
+    seen.set(`${r.tenant}\u0000${r.deviceId}\u0000${b}`, [r.tenant, r.deviceId, new Date(b).toISOString()]);
+  }
+  const t = [...seen.values()];
+  await sql`
+    INSERT INTO readings_1m AS o (tenant, device_id, metric, bucket, count, sum, sum_sq, min, max)
+    SELECT r.tenant, r.device_id, kv.key, u.b, count(*), sum(kv.value::float8), sum(kv.value::float8 * kv.value::float8),
+           min(kv.value::float8), max(kv.value::float8)
+    FROM unnest(${t.map((x) => x[0])}::text[], ${t.map((x) => x[1])}::text[], ${t.map((x) => x[2])}::timestamptz[]) AS u(tenant, device_id, b)
+    JOIN readings r ON r.tenant = u.tenant AND r.device_id = u.device_id AND r.ts >= u.b AND r.ts < u.b + interval '1 minute'
+    CROSS JOIN LATERAL jsonb_each(r.metrics) AS kv
+    GROUP BY 1, 2, 3, 4
+    ON CONFLICT (tenant, device_id, metric, bucket) DO UPDATE SET
+      count = EXCLUDED.count, sum = EXCLUDED.sum, sum_sq = EXCLUDED.sum_sq, min = EXCLUDED.min, max = EXCLUDED.max`;
 }
 const self0 = process.cpuUsage();
 const pg0 = treeCpuSeconds(pg.pid!);
