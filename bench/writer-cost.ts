@@ -9,7 +9,7 @@
  * then the batch's touched minutes recomputed from `readings`; SETUP='<sql>' runs first
  * (e.g. a different key on `readings`).
  */
-import { chmodSync, mkdtempSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { decodeEnvelope } from "../src/core/envelope.ts";
@@ -31,6 +31,7 @@ const batchSize = Number(batchArg);
 const connections = Number(connArg);
 const work = mkdtempSync(join(tmpdir(), "telemetry-writer-cost-"));
 chmodSync(work, 0o755);
+process.on("exit", () => rmSync(work, { recursive: true, force: true }));
 await using pg = await startLocalPostgres({ dataDir: join(work, "pg") });
 const messages = plannedMessages(`wc${Date.now()}`, readings, 25);
 const sql = createSql(pg.url, { max: connections, name: "writer-cost" });
