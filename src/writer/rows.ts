@@ -1,7 +1,7 @@
 /**
  * What one writer batch becomes before it reaches SQL, free of I/O: the readings' rows (a copy
- * redelivered inside the batch dropped), the same rows in COPY text format, the 1-minute rollups
- * of those rows and the per-device summary.
+ * redelivered inside the batch dropped; copy-binary.ts turns them into COPY's binary format), the
+ * 1-minute rollups of those rows and the per-device summary.
  */
 import type { Envelope } from "../core/envelope.ts";
 import type { AttributeValue } from "../core/record.ts";
@@ -71,40 +71,38 @@ export function batchRows(envelopes: readonly Envelope[]): Row[] {
 export const COPY_COLUMNS = "tenant, device_id, ts, event_id, lat, lon, metrics, attributes, received_at";
 
 /**
- * PostgreSQL COPY text format: tab-separated, `\N` for NULL, backslash escapes. Tenant and device
- * ids cannot hold tabs, newlines or backslashes (their patterns forbid them); JSON.stringify
- * escapes every control character, so only its backslashes need doubling.
- */
-export function copyText(rows: readonly Row[]): string {
-  const lines: string[] = new Array(rows.length);
-  for (let i = 0; i < rows.length; i++) {
-    const r = rows[i]!;
-    const m = r.metrics ? jsonField(r.metrics) : "\\N";
-    const a = r.attributes ? jsonField(r.attributes) : "\\N";
-    lines[i] =
-      `${r.tenant}\t${r.deviceId}\t${iso(r.ts)}\t${r.eventId}\t${r.lat ?? "\\N"}\t${r.lon ?? "\\N"}\t${m}\t${a}\t${iso(r.receivedAt)}\n`;
-  }
-  return lines.join("");
-}
-
-function jsonField(v: object): string {
-  const s = JSON.stringify(v);
-  return s.includes("\\") ? s.replaceAll("\\", "\\\\") : s;
-}
-
-/**
  * The 1-minute rollups of `rows` (count, sum, sum of squares, min, max per tenant, device, metric,
  * minute), sorted by key like the SQL path's ORDER BY, so concurrent flushes lock in one order.
  */
 export function rollupsOf(rows: readonly Row[]): Rollup[] {
-  const map = new Map<string, Rollup>();
+  // Rows come a device's run at a time (one envelope = one device, in ts order), so the device and
+  // minute lookups are mostly skipped; no key string is built per reading and metric.
+  const devices = new Map<string, Map<number, Map<string, Rollup>>>();
+  const out: Rollup[] = [];
+  let lastTenant = "";
+  let lastDevice = "";
+  let buckets: Map<number, Map<string, Rollup>> | undefined;
+  let lastBucket = Number.NaN;
+  let metrics: Map<string, Rollup> | undefined;
   for (const r of rows) {
     if (!r.metrics) continue;
+    if (buckets === undefined || r.tenant !== lastTenant || r.deviceId !== lastDevice) {
+      const key = `${r.tenant}\u0000${r.deviceId}`;
+      buckets = devices.get(key);
+      if (!buckets) devices.set(key, (buckets = new Map()));
+      lastTenant = r.tenant;
+      lastDevice = r.deviceId;
+      lastBucket = Number.NaN;
+    }
     const bucket = r.ts - (((r.ts % 60_000) + 60_000) % 60_000);
+    if (metrics === undefined || bucket !== lastBucket) {
+      metrics = buckets.get(bucket);
+      if (!metrics) buckets.set(bucket, (metrics = new Map()));
+      lastBucket = bucket;
+    }
     for (const metric in r.metrics) {
       const v = r.metrics[metric]!;
-      const key = `${r.tenant}\u0000${r.deviceId}\u0000${metric}\u0000${bucket}`;
-      const g = map.get(key);
+      const g = metrics.get(metric);
       if (g) {
         g.count++;
         g.sum += v;
@@ -112,7 +110,7 @@ export function rollupsOf(rows: readonly Row[]): Rollup[] {
         if (v < g.min) g.min = v;
         if (v > g.max) g.max = v;
       } else {
-        map.set(key, {
+        const n = {
           tenant: r.tenant,
           deviceId: r.deviceId,
           metric,
@@ -122,11 +120,13 @@ export function rollupsOf(rows: readonly Row[]): Rollup[] {
           sumSq: v * v,
           min: v,
           max: v,
-        });
+        };
+        metrics.set(metric, n);
+        out.push(n);
       }
     }
   }
-  return [...map.values()].sort(
+  return out.sort(
     (a, b) => cmp(a.tenant, b.tenant) || cmp(a.deviceId, b.deviceId) || cmp(a.metric, b.metric) || a.bucket - b.bucket,
   );
 }

@@ -16,16 +16,8 @@ import type postgres from "postgres";
 import type { Sql } from "../db/client.ts";
 import type { Envelope } from "../core/envelope.ts";
 import { insertQuarantine, type QuarantineRow } from "../db/quarantine.ts";
-import {
-  batchRows,
-  COPY_COLUMNS,
-  copyText,
-  iso,
-  rollupsOf,
-  summarizeDevices,
-  type DeviceState,
-  type Row,
-} from "./rows.ts";
+import { batchRows, COPY_COLUMNS, iso, rollupsOf, summarizeDevices, type DeviceState, type Row } from "./rows.ts";
+import { copyBinary } from "./copy-binary.ts";
 
 export { summarizeDevices } from "./rows.ts";
 
@@ -96,15 +88,15 @@ async function copySupported(sql: Sql): Promise<boolean> {
 }
 
 async function copyRows(tx: Tx, rows: readonly Row[]): Promise<void> {
-  const stream = await tx.unsafe(`COPY readings (${COPY_COLUMNS}) FROM STDIN`).writable();
+  const stream = await tx.unsafe(`COPY readings (${COPY_COLUMNS}) FROM STDIN (FORMAT binary)`).writable();
   await new Promise<void>((resolve, reject) => {
     stream.on("error", reject);
     stream.on("finish", resolve);
-    stream.end(copyText(rows));
+    stream.end(copyBinary(rows));
   });
 }
 
-function upsertRollups(tx: Tx, rows: readonly Row[]) {
+export function upsertRollups(tx: Tx, rows: readonly Row[]) {
   const g = rollupsOf(rows);
   if (g.length === 0) return Promise.resolve([]);
   return tx`
@@ -167,7 +159,7 @@ function insertReturningRollups(tx: Tx, rows: readonly Row[]) {
     SELECT (SELECT count(*) FROM ins)::int AS inserted, (SELECT count(*) FROM rollup)::int AS buckets`;
 }
 
-function upsertDevices(tx: Tx, devices: readonly DeviceState[]) {
+export function upsertDevices(tx: Tx, devices: readonly DeviceState[]) {
   if (devices.length === 0) return Promise.resolve([]);
   return tx`
     INSERT INTO devices AS d (tenant, device_id, first_seen, last_seen, last_received_at, last_lat, last_lon, last_location_at)
