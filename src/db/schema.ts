@@ -217,3 +217,33 @@ export const deviceRegistrations = pgTable(
   },
   (t) => [primaryKey({ name: "device_registrations_pkey", columns: [t.tenant, t.deviceId] })],
 );
+
+/** Message routes (migrations/0008_routes.sql, decision 0610); queried with SQL in notify/route-*.ts. */
+export const routes = pgTable("routes", {
+  id: uuid("id").primaryKey(),
+  tenant: text("tenant").notNull(),
+  name: text("name").notNull(),
+  state: text("state").notNull().default("active"),
+  filter: jsonb("filter").notNull(),
+  destination: jsonb("destination").notNull(),
+  secretEncrypted: text("secret_encrypted"),
+  consumedSeq: bigint("consumed_seq", { mode: "number" }).notNull().default(0),
+  createdAt: tstz("created_at").notNull().defaultNow(),
+  updatedAt: tstz("updated_at").notNull().defaultNow(),
+});
+
+export const routeBatches = pgTable("route_batches", {
+  id: uuid("id").primaryKey(),
+  n: bigint("n", { mode: "number" }).notNull().generatedAlwaysAsIdentity(),
+  routeId: uuid("route_id").notNull(),
+  firstSeq: bigint("first_seq", { mode: "number" }).notNull(),
+  lastSeq: bigint("last_seq", { mode: "number" }).notNull(),
+  readings: jsonb("readings").notNull(),
+  count: integer("count").notNull(),
+  status: text("status").notNull().default("pending"),
+  attempts: integer("attempts").notNull().default(0),
+  nextAttemptAt: tstz("next_attempt_at").notNull().defaultNow(),
+  lastError: text("last_error"),
+  createdAt: tstz("created_at").notNull().defaultNow(),
+  failedAt: tstz("failed_at"),
+});

@@ -183,9 +183,9 @@ describe("a million rows", () => {
           if (r.attributes !== undefined || Object.keys(r.metrics).join() !== "temp") throw new Error(line);
         },
         3_000,
-        // Reading the million rows takes the server ~4 s when nobody waits: after 3 s of a client
-        // not reading, the query must still be open, waiting for the client (not read ahead).
-        async () => expect(await exporting()).toBeGreaterThanOrEqual(1),
+        // No "query still open" check here (the CSV case has it): gzip shrinks the range to a few
+        // MB, which loopback socket buffers may take whole while the client is not reading.
+        async () => {},
       );
     });
     console.log(`export.test: gzipped NDJSON of ${BULK} rows, server RSS idle ${idle} MiB, peak ${peak} MiB`);
