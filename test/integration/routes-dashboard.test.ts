@@ -86,6 +86,7 @@ test("a NATS route made on the page forwards a reading ingested afterwards; paus
     await page.click("#save-route");
     await page.waitForSelector("[data-error-for='filter.condition']:has-text('metric')");
     expect(await page.locator("#route-form .field.invalid").count()).toBe(1);
+    await shot("form-error");
     expect((await api().get("/api/v1/routes")).body.routes).toEqual([]);
     await page.fill("#route-form [name=condition]", "speed > 80");
     await page.click("#save-route");
