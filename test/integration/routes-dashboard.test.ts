@@ -2,7 +2,7 @@
  * The dashboard's Routes page in Debian's headless Chromium (playwright-core) against a running
  * server (real NATS and PostgreSQL): create a NATS route from the form (a field error first) and
  * a subscriber gets a reading ingested afterwards; pause and resume from the page, the API
- * agreeing; a webhook route (its secret shown once) whose receiver refuses: the batch shows in the
+ * agreeing; a webhook route (a private target refused by its field first, then its secret shown once) whose receiver refuses: the batch shows in the
  * failed list, and Replay delivers it, signed with that secret, once the receiver accepts; delete.
  * Screenshots: test-artifacts/routes-*.png.
  */
@@ -139,6 +139,11 @@ test("a refused webhook batch shows in the failed list; Replay delivers it once 
     await page.click("#new-route");
     await page.fill("#route-form [name=name]", "hook");
     await page.fill("#route-form [name=devices]", "truck-1, truck-2");
+    // A private target the policy refuses: the server's error by the URL field, nothing made.
+    await page.fill("#route-form [name='destination.target']", "http://10.0.0.1/in");
+    await page.click("#save-route");
+    await page.waitForSelector("[data-error-for='destination.target']:has-text('10.0.0.1 is private')");
+    expect(await routeByName("hook")).toBeUndefined();
     await page.fill("#route-form [name='destination.target']", `http://127.0.0.1:${receiver.port}/in`);
     await page.click("#save-route");
     await page.waitForSelector("tr[data-route=hook]");
