@@ -22,6 +22,8 @@ import lib from "./assets/lib.js" with { type: "text" };
 // @ts-expect-error a browser script imported as text
 import overview from "./assets/overview.js" with { type: "text" };
 // @ts-expect-error a browser script imported as text
+import messageRoutes from "./assets/message-routes.js" with { type: "text" };
+// @ts-expect-error a browser script imported as text
 import rules from "./assets/rules.js" with { type: "text" };
 // @ts-expect-error a browser script imported as text
 import fleetMap from "./assets/map.js" with { type: "text" };
@@ -71,6 +73,7 @@ export const uiAssets: Record<string, Asset> = {
   "device-keys.js": js(deviceKeys),
   "alerts.js": js(alerts),
   "rules.js": js(rules),
+  "message-routes.js": js(messageRoutes),
   "stream.js": js(liveStream),
   "style.css": css(style),
   "map.js": js(fleetMap),

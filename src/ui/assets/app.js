@@ -4,6 +4,7 @@ import { mountOverview } from "./overview.js";
 import { mountDevices, mountDevice } from "./devices.js";
 import { mountAlerts } from "./alerts.js";
 import { mountRules } from "./rules.js";
+import { mountMessageRoutes } from "./message-routes.js";
 import { KEY, ApiError, api, h } from "./lib.js";
 
 const root = document.getElementById("app");
@@ -61,6 +62,7 @@ const ROUTES = [
   [/^#\/devices\/(.+)$/, "devices", () => mountDevice],
   [/^#\/alerts$/, "alerts", () => mountAlerts],
   [/^#\/rules$/, "rules", () => mountRules],
+  [/^#\/routes$/, "routes", () => mountMessageRoutes],
 ];
 
 function start() {
@@ -72,6 +74,7 @@ function start() {
       ["devices", "Devices"],
       ["alerts", "Alerts"],
       ["rules", "Rules"],
+      ["routes", "Routes"],
     ].map(([id, label]) => h("a", { href: `#/${id}`, "data-nav": id }, label)),
     h("a", { href: "/docs", target: "_blank", class: "ext" }, "API docs"),
   );

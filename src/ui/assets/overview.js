@@ -107,6 +107,10 @@ async function showRoutes(card) {
           ),
         ),
       )
-    : h("p", { class: "muted" }, "No routes (POST /api/v1/routes or telemetry routes create).");
+    : h(
+        "p",
+        { class: "muted" },
+        "No routes (create one on the Routes page, POST /api/v1/routes or telemetry routes create).",
+      );
   card.replaceChildren(h("h3", {}, "Message routes"), body);
 }
