@@ -87,7 +87,14 @@ test("another tenant's key gets 404 or an empty list on every route, and changes
   expect(channel.status).toBe(201);
   const deviceKey = await a().post(`/api/v1/devices/${SECRET_DEVICE}/keys`, { name: "acme's tracker" });
   expect(deviceKey.status).toBe(201);
+  const route = await a().post("/api/v1/routes", {
+    name: "acme-route",
+    filter: { devices: [SECRET_DEVICE] },
+    destination: { type: "nats" },
+  });
+  expect(route.status).toBe(201);
   const ids: Record<string, string> = {
+    routes: route.body.id,
     devices: SECRET_DEVICE,
     rules: ruleId,
     alerts: alert.id,
@@ -101,6 +108,7 @@ test("another tenant's key gets 404 or an empty list on every route, and changes
     channel.body.id,
     deviceKey.body.id,
     deviceKey.body.prefix,
+    route.body.id,
   ];
   const before = JSON.stringify([
     await a().get(`/api/v1/devices/${SECRET_DEVICE}/readings`),
@@ -108,6 +116,7 @@ test("another tenant's key gets 404 or an empty list on every route, and changes
     await a().get(`/api/v1/alerts/${alert.id}`),
     await a().get(`/api/v1/channels/${channel.body.id}`),
     await a().get(`/api/v1/devices/${SECRET_DEVICE}/keys`),
+    await a().get(`/api/v1/routes/${route.body.id}`),
   ]);
 
   const routes = [
@@ -130,6 +139,7 @@ test("another tenant's key gets 404 or an empty list on every route, and changes
     },
     "PATCH /api/v1/channels/:id": { name: "stolen" },
     "POST /api/v1/devices": { device_id: SECRET_DEVICE },
+    "POST /api/v1/routes": { name: "acme-route", filter: {}, destination: { type: "nats" } },
   };
   /** Routes answering other than JSON: asked for a form this client parses (empty NDJSON is no body). */
   const queries: Record<string, string> = { "GET /api/v1/readings/export": "?format=ndjson" };
@@ -190,6 +200,7 @@ test("another tenant's key gets 404 or an empty list on every route, and changes
     await a().get(`/api/v1/alerts/${alert.id}`),
     await a().get(`/api/v1/channels/${channel.body.id}`),
     await a().get(`/api/v1/devices/${SECRET_DEVICE}/keys`),
+    await a().get(`/api/v1/routes/${route.body.id}`),
   ]);
   expect(after).toBe(before);
   // Beta's own device of the same name is beta's: acme's stays as it was.
