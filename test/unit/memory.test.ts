@@ -4,10 +4,10 @@ import { loadConfig } from "../../src/config/load.ts";
 
 const MiB = 2 ** 20;
 
-test("asks for a concurrent collection above the limit, a synchronous one only a quarter above it, each at most once per gap", () => {
+test("asks for a concurrent collection above the limit, a synchronous one only a fifth above it, each at most once per gap", () => {
   const none = { concurrent: -Infinity, full: -Infinity };
-  const over = { rss: 200 * MiB, heap: 100 * MiB };
-  const far = { rss: 250 * MiB, heap: 100 * MiB };
+  const over = { rss: 225 * MiB, heap: 100 * MiB };
+  const far = { rss: 235 * MiB, heap: 100 * MiB };
   expect(collectionFor({ rss: 100 * MiB, heap: 90 * MiB }, 192 * MiB, 10_000, none)).toBe("none");
   expect(collectionFor(over, 192 * MiB, 10_000, none)).toBe("concurrent");
   expect(collectionFor({ rss: 200 * MiB, heap: 40 * MiB }, 192 * MiB, 10_000, none)).toBe("none"); // the heap is not what fills RSS
