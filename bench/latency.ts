@@ -4,7 +4,7 @@
  * server from that checkout's source (all roles in one process), an open loop at RATE req/s for
  * SECONDS (p50/p99/max, server CPU µs per request, forced collections), then a closed loop of 64
  * connections for SECONDS (req/s, p99).
- *   bun bench/latency.ts <checkout>... (env: ROUNDS=3 SECONDS=15 RATE=5000 CLOSED=64, LAT_ENV='{"K":"V"}')
+ *   bun bench/latency.ts <checkout>[#NAME=value,...]... (env: ROUNDS=3 SECONDS=15 RATE=5000 CLOSED=64, LAT_ENV='{"K":"V"}')
  */
 import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -16,7 +16,12 @@ import { configureLogger } from "../src/lib/log.ts";
 import { cpuSeconds, KEY, rssMiB, runLoad } from "./env.ts";
 
 configureLogger("warn", true);
-const dirs = process.argv.slice(2).map((d) => resolve(d));
+/** `<checkout>` or `<checkout>#NAME=value,NAME=value`: a checkout with its own environment on top. */
+const runs = process.argv.slice(2).map((arg) => {
+  const [dir = ".", vars = ""] = arg.split("#");
+  const env = Object.fromEntries(vars.split(",").filter(Boolean).map((kv) => kv.split("=") as [string, string]));
+  return { dir: resolve(dir), env, name: `${dir.split("/").at(-1)}${vars ? `#${vars}` : ""}` };
+});
 const rounds = Number(process.env.ROUNDS ?? 3);
 const seconds = Number(process.env.SECONDS ?? 15);
 const rate = Number(process.env.RATE ?? 5_000);
@@ -37,7 +42,7 @@ async function metric(url: string, name: string): Promise<number> {
 
 let n = 0;
 for (let r = 0; r < rounds; r++) {
-  for (const dir of dirs) {
+  for (const { dir, env: ownEnv, name } of runs) {
     const port = await freePort();
     const server = Bun.spawn({
       cmd: [process.execPath, join(dir, "src/cli/main.ts"), "serve"],
@@ -54,6 +59,7 @@ for (let r = 0; r < rounds; r++) {
         TELEMETRY_TENANT_BURST: "100000000",
         TELEMETRY_MAX_DEVICES: "100000000",
         ...extraEnv,
+        ...ownEnv,
       },
       stdout: "inherit",
       stderr: "inherit",
@@ -79,7 +85,7 @@ for (let r = 0; r < rounds; r++) {
     console.log(
       JSON.stringify({
         round: r,
-        dir: dir.split("/").at(-1),
+        dir: name,
         open: {
           p50: open.p50,
           p99: open.p99,
