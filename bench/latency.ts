@@ -19,7 +19,12 @@ configureLogger("warn", true);
 /** `<checkout>` or `<checkout>#NAME=value,NAME=value`: a checkout with its own environment on top. */
 const runs = process.argv.slice(2).map((arg) => {
   const [dir = ".", vars = ""] = arg.split("#");
-  const env = Object.fromEntries(vars.split(",").filter(Boolean).map((kv) => kv.split("=") as [string, string]));
+  const env = Object.fromEntries(
+    vars
+      .split(",")
+      .filter(Boolean)
+      .map((kv) => kv.split("=") as [string, string]),
+  );
   return { dir: resolve(dir), env, name: `${dir.split("/").at(-1)}${vars ? `#${vars}` : ""}` };
 });
 const rounds = Number(process.env.ROUNDS ?? 3);
