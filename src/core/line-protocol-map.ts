@@ -54,15 +54,6 @@ export interface MapResult {
   errors: LineError[];
 }
 
-export interface MappedPoint {
-  line: number;
-  deviceId: string;
-  ms: number;
-  location: { lat: number; lon: number } | null;
-  metrics: Map<string, number>;
-  attributes: Map<string, string>;
-}
-
 export type Outcome<T> = { ok: true; value: T } | { ok: false; message: string };
 
 function numeric(value: FieldValue): number | null {
@@ -76,10 +67,32 @@ function list(names: readonly string[]): string {
   return names.map((n) => `'${n}'`).join(", ");
 }
 
-function locationOf(p: LinePoint, m: LineMapping): Outcome<{ lat: number; lon: number } | null> {
-  const latField = p.fields.find(([k]) => m.latFields.includes(k));
-  const lonField = p.fields.find(([k]) => m.lonFields.includes(k));
-  if (!latField && !lonField) return { ok: true, value: null };
+/** A mapping's name lists as Sets (Array.prototype.includes on the frozen default lists is slow). */
+interface Compiled {
+  lat: Set<string>;
+  lon: Set<string>;
+  bare: Set<string>;
+}
+const compiledOf = new WeakMap<LineMapping, Compiled>();
+function compiled(m: LineMapping): Compiled {
+  let c = compiledOf.get(m);
+  if (!c) {
+    c = { lat: new Set(m.latFields), lon: new Set(m.lonFields), bare: new Set(m.bareMeasurements) };
+    compiledOf.set(m, c);
+  }
+  return c;
+}
+
+/** The first field whose key is one of `names`, or undefined. */
+function firstField(p: LinePoint, names: Set<string>): [string, FieldValue] | undefined {
+  for (const f of p.fields) if (names.has(f[0])) return f;
+  return undefined;
+}
+
+function locationOf(p: LinePoint, m: Compiled): Outcome<{ lat: number; lon: number } | null> {
+  const latField = firstField(p, m.lat);
+  const lonField = firstField(p, m.lon);
+  if (!latField && !lonField) return NO_LOCATION;
   if (!latField) return { ok: false, message: `field '${lonField![0]}' is a longitude without a latitude field` };
   if (!lonField) return { ok: false, message: `field '${latField[0]}' is a latitude without a longitude field` };
   const lat = latField[1].type === "boolean" ? null : numeric(latField[1]);
@@ -88,33 +101,50 @@ function locationOf(p: LinePoint, m: LineMapping): Outcome<{ lat: number; lon: n
   if (lon === null) return { ok: false, message: `field '${lonField[0]}' must be a number to be a longitude` };
   return { ok: true, value: { lat, lon } };
 }
+const NO_LOCATION = Object.freeze({ ok: true, value: null }) as Outcome<null>;
 
-/** The reading of one point, or why it has none. */
-export function mapPoint(p: LinePoint, m: LineMapping = DEFAULT_LINE_MAPPING): Outcome<MappedPoint> {
-  const identity = m.deviceTags.find((name) => p.tags.some(([k]) => k === name));
+/** Sets an own property, `__proto__` too (which normalizeRecord then refuses by name). */
+function put<T>(o: Record<string, T>, k: string, v: T): void {
+  if (k === "__proto__")
+    Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
+  else o[k] = v;
+}
+
+/** The record of one point, or why it has none. Plain objects, built once (no Maps copied). */
+export function mapPoint(p: LinePoint, m: LineMapping = DEFAULT_LINE_MAPPING): Outcome<LineRecord> {
+  let identity: string | undefined;
+  for (const name of m.deviceTags) {
+    for (const t of p.tags) if (t[0] === name) identity = name;
+    if (identity !== undefined) break;
+  }
   if (identity === undefined) {
     return { ok: false, message: `point '${p.measurement}' has no device tag (one of ${list(m.deviceTags)})` };
   }
-  const location = locationOf(p, m);
+  const c = compiled(m);
+  const location = locationOf(p, c);
   if (!location.ok) return location;
-  const bare = m.bareMeasurements.includes(p.measurement);
-  const metrics = new Map<string, number>();
-  const attributes = new Map<string, string>();
+  const bare = c.bare.has(p.measurement);
+  let metrics: Record<string, number> | undefined;
+  let attributes: Record<string, string> | undefined;
   let deviceId = "";
   for (const [k, v] of p.tags) {
     if (k === identity) deviceId = v;
-    else attributes.set(k, v);
+    else put((attributes ??= {}), k, v);
   }
   for (const [k, v] of p.fields) {
-    if (location.value && (m.latFields.includes(k) || m.lonFields.includes(k))) continue;
+    if (location.value && (c.lat.has(k) || c.lon.has(k))) continue;
     const name = bare ? k : `${p.measurement}_${k}`;
     const n = numeric(v);
-    if (n !== null) metrics.set(name, n);
-    else if (attributes.has(name))
+    if (n !== null) put((metrics ??= {}), name, n);
+    else if (attributes && Object.hasOwn(attributes, name))
       return { ok: false, message: `string field '${k}' and tag '${name}' are both attribute '${name}'` };
-    else attributes.set(name, (v as { value: string }).value);
+    else put((attributes ??= {}), name, (v as { value: string }).value);
   }
-  return { ok: true, value: { line: p.line, deviceId, ms: p.ms, location: location.value, metrics, attributes } };
+  const record: LineRecord = { device_id: deviceId, ts: p.ms };
+  if (location.value) record.location = location.value;
+  if (metrics) record.metrics = metrics;
+  if (attributes) record.attributes = attributes;
+  return { ok: true, value: record };
 }
 
 /** Escapes the separators of the identity suffix, so that distinct names never give one suffix. */
@@ -132,13 +162,41 @@ export function lineIdentity(p: LinePoint): string {
   return `lp|${part(p.measurement)}|${keys.join(",")}`;
 }
 
-function toRecord(r: MappedPoint): LineRecord {
-  const record: LineRecord = { device_id: r.deviceId, ts: r.ms };
-  if (r.location) record.location = r.location;
-  // Object.fromEntries makes own properties even of '__proto__', which normalizeRecord then refuses by name.
-  if (r.metrics.size > 0) record.metrics = Object.fromEntries(r.metrics);
-  if (r.attributes.size > 0) record.attributes = Object.fromEntries(r.attributes);
-  return record;
+/** Whether two points have the same measurement and field keys in the same order (then the same identity). */
+function sameShape(a: LinePoint, b: LinePoint): boolean {
+  if (a.measurement !== b.measurement || a.fields.length !== b.fields.length) return false;
+  for (let k = 0; k < a.fields.length; k++) if (a.fields[k]![0] !== b.fields[k]![0]) return false;
+  return true;
+}
+
+/** Readings of one device, millisecond and identity: usually one; by location string past a few. */
+interface Bucket {
+  records: MappedRecord[];
+  byLocation?: Map<string, MappedRecord>;
+}
+const LINEAR = 8;
+const SHAPES = 4;
+const locationKey = (r: LineRecord) => (r.location ? `${r.location.lat},${r.location.lon}` : "");
+const sameLocation = (a: LineRecord, b: LineRecord) =>
+  a.location === undefined
+    ? b.location === undefined
+    : b.location !== undefined && a.location.lat === b.location.lat && a.location.lon === b.location.lon;
+
+/** The earlier record of the same reading (device, millisecond, location, identity) in `bucket`. */
+function firstOf(bucket: Bucket, record: LineRecord): MappedRecord | undefined {
+  if (bucket.byLocation) return bucket.byLocation.get(locationKey(record));
+  for (const r of bucket.records) if (sameLocation(r.record, record)) return r;
+  return undefined;
+}
+
+function remember(bucket: Bucket, r: MappedRecord): void {
+  if (bucket.byLocation) {
+    bucket.byLocation.set(locationKey(r.record), r);
+    return;
+  }
+  bucket.records.push(r);
+  if (bucket.records.length > LINEAR)
+    bucket.byLocation = new Map(bucket.records.map((x) => [locationKey(x.record), x] as const));
 }
 
 /**
@@ -146,29 +204,40 @@ function toRecord(r: MappedPoint): LineRecord {
  * none. A point that is the same reading as an earlier one of the request (device, millisecond,
  * location, measurement and field keys) with other values is an error of its line: its event id
  * would make it a duplicate, silently dropped (Telegraf's per-CPU `cpu` lines of one host).
- * The same line again is kept, and admitted as a duplicate.
+ * The same line again is kept, and admitted as a duplicate. Lines of a shape seen among the last
+ * few (Telegraf's and the bench's) reuse its identity.
  */
 export function mapPoints(points: readonly LinePoint[], m: LineMapping = DEFAULT_LINE_MAPPING): MapResult {
   const records: MappedRecord[] = [];
   const errors: LineError[] = [];
-  const seen = new Map<string, MappedRecord>();
+  const seen = new Map<string, Bucket>();
+  /** The identities of the last shapes seen (the bench alternates two). */
+  const shapes: Array<{ p: LinePoint; identity: string }> = [];
   for (const p of points) {
     const mapped = mapPoint(p, m);
     if (!mapped.ok) {
       errors.push({ line: p.line, message: mapped.message });
       continue;
     }
-    const identity = lineIdentity(p);
-    const record = toRecord(mapped.value);
-    const loc = record.location;
-    const reading = `${record.device_id}\u0000${record.ts}\u0000${loc ? `${loc.lat},${loc.lon}` : ""}\u0000${identity}`;
-    const first = seen.get(reading);
+    let identity = shapes.find((x) => sameShape(x.p, p))?.identity;
+    if (identity === undefined) {
+      identity = lineIdentity(p);
+      shapes.unshift({ p, identity });
+      if (shapes.length > SHAPES) shapes.pop();
+    }
+    const record = mapped.value;
+    const key = `${record.device_id}\u0000${record.ts}\u0000${identity}`;
+    let bucket = seen.get(key);
+    const first = bucket && firstOf(bucket, record);
     if (first && !sameValues(first.record, record)) {
       errors.push({ line: p.line, message: sameReading(p, first.line) });
       continue;
     }
     const mappedRecord = { line: p.line, identity, record };
-    if (!first) seen.set(reading, mappedRecord);
+    if (!first) {
+      if (!bucket) seen.set(key, (bucket = { records: [] }));
+      remember(bucket, mappedRecord);
+    }
     records.push(mappedRecord);
   }
   return { records, errors };

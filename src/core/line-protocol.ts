@@ -99,15 +99,34 @@ function scanLine(text: string, start: number): number {
   return i;
 }
 
+const COMMA = 44;
+const SPACE = 32;
+const EQUALS = 61;
+const BACKSLASH = 92;
+const TAB = 9;
+const QUOTE = 34;
+
 /**
- * Reads an escaped name (`what`, for errors) up to one of `stops`; returns it and the index of the
- * stop (or the end). As in InfluxDB 3, a name may not contain a tab or end with a backslash.
+ * Reads an escaped name (`what`, for errors: a function, so a message is only built for a bad
+ * line) up to one of `stops`; returns it and the index of the stop (or the end). As in InfluxDB 3,
+ * a name may not contain a tab or end with a backslash. A name without a backslash or a tab (the
+ * usual one) is one slice, found by char codes.
  */
-function readName(s: string, i: number, stops: string, escapable: string, what: string): [string, number] {
+function readName(s: string, i: number, stops: string, escapable: string, what: () => string): [string, number] {
+  const atEquals = stops.length === 3; // ",= " or ", "
+  for (let j = i; j < s.length; j++) {
+    const c = s.charCodeAt(j);
+    if (c === COMMA || c === SPACE || (atEquals && c === EQUALS)) return [s.slice(i, j), j];
+    if (c === BACKSLASH || c === TAB) return readEscapedName(s, i, stops, escapable, what);
+  }
+  return [s.slice(i), s.length];
+}
+
+function readEscapedName(s: string, i: number, stops: string, escapable: string, what: () => string): [string, number] {
   let out = "";
   let from = i;
   while (i < s.length && !stops.includes(s[i]!)) {
-    if (s[i] === "\t") fail(`a tab in ${what}: tabs are not allowed in names`);
+    if (s[i] === "\t") fail(`a tab in ${what()}: tabs are not allowed in names`);
     if (s[i] === "\\" && i + 1 < s.length && (escapable.includes(s[i + 1]!) || s[i + 1] === "\\")) {
       out += s.slice(from, i);
       from = i + 1;
@@ -117,22 +136,35 @@ function readName(s: string, i: number, stops: string, escapable: string, what: 
     }
   }
   out += s.slice(from, i);
-  if (out.endsWith("\\")) fail(`${what} ends with a backslash`);
+  if (out.endsWith("\\")) fail(`${what()} ends with a backslash`);
   return [out, i];
 }
 
+const TAG_KEY = () => "a tag key";
+const FIELD_KEY = () => "a field key";
+const MEASUREMENT = () => "the measurement";
+
+/** Whether `key` is the first element of one of `pairs` (a Set only for many: lines are short). */
+function hasKey(pairs: readonly [string, unknown][], key: string, seen: Set<string> | null): boolean {
+  if (seen) return seen.has(key);
+  for (let k = 0; k < pairs.length; k++) if (pairs[k]![0] === key) return true;
+  return false;
+}
+const MANY = 16;
+
 function readTags(s: string, i: number, tags: [string, string][]): number {
-  const seen = new Set<string>();
-  while (s[i] === ",") {
-    const [key, afterKey] = readName(s, i + 1, ",= ", ",= ", "a tag key");
+  let seen: Set<string> | null = null;
+  while (s.charCodeAt(i) === COMMA) {
+    const [key, afterKey] = readName(s, i + 1, ",= ", ",= ", TAG_KEY);
     if (key === "") fail("missing tag key");
-    if (s[afterKey] !== "=") fail(`missing tag value for tag '${key}'`);
+    if (s.charCodeAt(afterKey) !== EQUALS) fail(`missing tag value for tag '${key}'`);
     // An unescaped '=' in a tag value is part of it, as InfluxDB 3 reads it.
-    const [value, afterValue] = readName(s, afterKey + 1, ", ", ",= ", `the value of tag '${key}'`);
+    const [value, afterValue] = readName(s, afterKey + 1, ", ", ",= ", () => `the value of tag '${key}'`);
     if (value === "") fail(`missing tag value for tag '${key}'`);
-    if (seen.has(key)) fail(`duplicate tag '${key}'`);
-    seen.add(key);
+    if (hasKey(tags, key, seen)) fail(`duplicate tag '${key}'`);
     tags.push([key, value]);
+    if (tags.length === MANY) seen = new Set(tags.map(([k]) => k));
+    else seen?.add(key);
     i = afterValue;
   }
   return i;
@@ -172,6 +204,13 @@ function bigInteger(digits: string, key: string, min: bigint, max: bigint, kind:
 
 /** Interprets an unquoted field value. */
 export function scalarValue(raw: string, key: string): FieldValue {
+  const lastCode = raw.charCodeAt(raw.length - 1);
+  if (((lastCode >= 48 && lastCode <= 57) || lastCode === 46) && FLOAT.test(raw)) {
+    // the usual field: a float (nothing ending in a digit or '.' is an integer or a boolean)
+    const value = Number(raw);
+    if (!Number.isFinite(value)) fail(`float field '${key}' out of range`);
+    return { type: "float", value };
+  }
   const last = raw[raw.length - 1];
   if (last === "i" && /^-?\d+i$/.test(raw)) {
     return { type: "integer", value: bigInteger(raw.slice(0, -1), key, INT64_MIN, INT64_MAX, "integer") };
@@ -195,48 +234,49 @@ export function scalarValue(raw: string, key: string): FieldValue {
 }
 
 function readFields(s: string, i: number, fields: [string, FieldValue][]): number {
-  const seen = new Set<string>();
+  let seen: Set<string> | null = null;
   for (;;) {
-    const [key, afterKey] = readName(s, i, ",= ", ",= ", "a field key");
+    const [key, afterKey] = readName(s, i, ",= ", ",= ", FIELD_KEY);
     if (key === "") fail(afterKey >= s.length && fields.length === 0 ? "missing fields" : "missing field key");
-    if (s[afterKey] !== "=") fail(`missing field value for field '${key}'`);
+    if (s.charCodeAt(afterKey) !== EQUALS) fail(`missing field value for field '${key}'`);
     let value: FieldValue;
     let end: number;
-    if (s[afterKey + 1] === '"') {
+    if (s.charCodeAt(afterKey + 1) === QUOTE) {
       [value, end] = readString(s, afterKey + 1, key);
       if (end < s.length && s[end] !== "," && s[end] !== " ") fail(`unexpected text after string field '${key}'`);
     } else {
       end = afterKey + 1;
-      while (end < s.length && s[end] !== "," && s[end] !== " ") end++;
+      for (let c = s.charCodeAt(end); end < s.length && c !== COMMA && c !== SPACE; c = s.charCodeAt(++end));
       if (end === afterKey + 1) fail(`missing field value for field '${key}'`);
       value = scalarValue(s.slice(afterKey + 1, end), key);
     }
-    if (seen.has(key)) fail(`duplicate field '${key}'`);
-    seen.add(key);
+    if (hasKey(fields, key, seen)) fail(`duplicate field '${key}'`);
     fields.push([key, value]);
-    if (s[end] !== ",") return end;
+    if (fields.length === MANY) seen = new Set(fields.map(([k]) => k));
+    else seen?.add(key);
+    if (s.charCodeAt(end) !== COMMA) return end;
     i = end + 1;
   }
 }
 
 function parseLine(s: string, line: number, opts: ParseOptions): LinePoint {
-  const [measurement, afterName] = readName(s, 0, ", ", ", ", "the measurement");
+  const [measurement, afterName] = readName(s, 0, ", ", ", ", MEASUREMENT);
   if (measurement === "") fail("missing measurement");
   const tags: [string, string][] = [];
   let i = readTags(s, afterName, tags);
   if (i >= s.length) fail("missing fields");
-  while (s[i] === " ") i++;
+  while (s.charCodeAt(i) === SPACE) i++;
   if (i >= s.length) fail("missing fields");
   const fields: [string, FieldValue][] = [];
   i = readFields(s, i, fields);
-  while (s[i] === " ") i++;
+  while (s.charCodeAt(i) === SPACE) i++;
   if (i >= s.length) {
     const ms = opts.receivedAtMs;
     return { line, measurement, tags, fields, ns: BigInt(ms) * 1_000_000n, ms, timestamped: false };
   }
   let end = i;
-  while (end < s.length && s[end] !== " ") end++;
-  if (s.slice(end).trim() !== "") fail("unexpected text after the timestamp");
+  while (end < s.length && s.charCodeAt(end) !== SPACE) end++;
+  if (end < s.length && s.slice(end).trim() !== "") fail("unexpected text after the timestamp");
   const time = convertTimestamp(s.slice(i, end), opts.precision);
   if (!time.ok) return fail(time.message);
   return { line, measurement, tags, fields, ns: time.ns, ms: time.ms, timestamped: true };
@@ -254,11 +294,18 @@ export function parseLineProtocol(text: string, opts: ParseOptions): ParseResult
   let errorCount = 0;
   let start = 0;
   let line = 1;
+  // A line without a double quote ends at the next LF (only a quoted string holds one): no scan.
+  let nextQuote = text.indexOf('"');
   while (start <= text.length) {
-    const end = scanLine(text, start);
+    let end = text.indexOf("\n", start);
+    if (end < 0) end = text.length;
+    if (nextQuote >= 0 && nextQuote < start) nextQuote = text.indexOf('"', start);
+    const simple = nextQuote < 0 || nextQuote >= end;
+    if (!simple) end = scanLine(text, start);
     let raw = text.slice(start, end);
-    if (raw.endsWith("\r")) raw = raw.slice(0, -1);
-    const s = raw.replace(/^[ \t]+/, "");
+    if (raw.charCodeAt(raw.length - 1) === 13) raw = raw.slice(0, -1);
+    const first = raw.charCodeAt(0);
+    const s = first === SPACE || first === TAB ? raw.replace(/^[ \t]+/, "") : raw;
     if (s !== "" && s[0] !== "#") {
       try {
         points.push(parseLine(s, line, opts));
@@ -267,7 +314,7 @@ export function parseLineProtocol(text: string, opts: ParseOptions): ParseResult
         if (errorCount++ < maxErrors) errors.push({ line, message: `unable to parse '${quote(raw)}': ${e.message}` });
       }
     }
-    for (let k = start; k < end; k++) if (text.charCodeAt(k) === 10) line++;
+    if (!simple) for (let k = start; k < end; k++) if (text.charCodeAt(k) === 10) line++;
     line++;
     start = end + 1;
   }

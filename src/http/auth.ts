@@ -52,7 +52,15 @@ function bearer(header: string | undefined, what: string): string {
  */
 export function requestOrigin(c: Context): RequestOrigin {
   const server = c.env as { requestIP?: (req: Request) => { address: string } | null } | undefined;
-  return { peer: server?.requestIP?.(c.req.raw)?.address ?? "unknown", forwardedFor: c.req.header("x-forwarded-for") };
+  // Read only when asked: the key cache needs the origin only for a key it has not verified.
+  return {
+    get peer() {
+      return server?.requestIP?.(c.req.raw)?.address ?? "unknown";
+    },
+    get forwardedFor() {
+      return c.req.header("x-forwarded-for");
+    },
+  };
 }
 
 const seconds = (ms: number) => String(Math.max(1, Math.ceil(ms / 1000)));

@@ -62,11 +62,13 @@ export const metrics = {
   alerts: counter("telemetry_alerts_total", "Alert changes made by the evaluator (opened, resolved)", ["event"]),
   forcedGc: counter(
     "telemetry_memory_forced_gc_total",
-    "Full garbage collections forced because RSS was above TELEMETRY_SOFT_MEMORY_LIMIT",
+    "Full garbage collections forced because RSS was above TELEMETRY_SOFT_MEMORY_LIMIT, by kind (concurrent: asked for, the loop runs on; full: synchronous, above the limit by a fifth)",
+    ["kind"],
   ),
   forcedGcSeconds: counter(
     "telemetry_memory_forced_gc_seconds_total",
-    "Time spent in those collections (the event loop pauses meanwhile)",
+    "Time the event loop spent in forcing those collections, by kind",
+    ["kind"],
   ),
   evaluatorErrors: counter("telemetry_evaluator_errors_total", "Failed evaluations (retried)"),
   lateReadings: counter(

@@ -3,9 +3,13 @@
  * 100k+ readings/s makes request bodies, records and envelopes by the hundred megabytes), so RSS
  * climbs far above what is live: measured in the benchmark, 244 MiB at rest after a batched run
  * and a 292 MiB peak while a 1M backlog was pushed, against 133 / 231 MiB with a full collection
- * every second. Every CHECK_MS, when RSS is above the limit, one full collection runs (at most one
- * every MIN_GAP_MS, and only while the heap is a sizeable part of it): a pause (~60 ms on this machine at these heap sizes) paid only under memory pressure. Like Go's
- * GOMEMLIMIT it is soft: live data above the limit stays, the process only collects more often.
+ * every second. Every CHECK_MS, while the JavaScript heap is a sizeable part of RSS:
+ * - RSS above the limit: a concurrent full collection is asked for (`Bun.gc(false)`: the call returns
+ *   in ~1–2 ms and the collection runs beside the event loop, not the 40–80 ms of a synchronous one);
+ * - RSS above the limit by a fifth (HARD_FACTOR: 230 MiB at the default) still: one synchronous full collection, the
+ *   pause paid only when the concurrent ones did not keep up.
+ * At most one of each every MIN_GAP_MS. Like Go's GOMEMLIMIT it is soft: live data above the limit
+ * stays, the process only collects more often. Decision 0007 (and 0510 for the two tiers).
  */
 import { logger } from "../lib/log.ts";
 import { metrics } from "../lib/metrics.ts";
@@ -13,22 +17,28 @@ import { metrics } from "../lib/metrics.ts";
 const log = logger("memory");
 const CHECK_MS = 500;
 const MIN_GAP_MS = 1_000;
+/** RSS above limit × HARD_FACTOR: the synchronous collection. */
+export const HARD_FACTOR = 1.2;
+
+export type Collection = "none" | "concurrent" | "full";
 
 /**
- * Whether to force a collection now (pure; `lastAt` is the previous forced one, -Infinity if none).
- * Only when the JavaScript heap is a third of the limit or more: RSS is also the runtime, the JIT
- * and the allocator's pages, and a full collection of a small heap frees nothing but still pauses
- * (at 5,000 single-record req/s RSS hovers near 192 MiB with a 20–70 MiB heap: forced collections
- * there took p99 from 27 to 38 ms).
+ * Which collection to force now (pure; `last` holds the previous forced ones' times, -Infinity if
+ * none). Only when the JavaScript heap is a third of the limit or more: RSS is also the runtime, the
+ * JIT and the allocator's pages, and a full collection of a small heap frees nothing but still pauses
+ * (at 5,000 single-record req/s RSS hovers near 192 MiB with a 20–70 MiB heap: forced synchronous
+ * collections there took p99 from 27 to 38 ms, and later to 90 ms).
  */
-export function shouldCollect(
+export function collectionFor(
   m: { rss: number; heap: number },
   limitBytes: number,
   nowMs: number,
-  lastAt: number,
+  last: { concurrent: number; full: number },
   minGapMs = MIN_GAP_MS,
-): boolean {
-  return limitBytes > 0 && m.rss > limitBytes && m.heap >= limitBytes / 3 && nowMs - lastAt >= minGapMs;
+): Collection {
+  if (limitBytes <= 0 || m.rss <= limitBytes || m.heap < limitBytes / 3) return "none";
+  if (m.rss > limitBytes * HARD_FACTOR && nowMs - last.full >= minGapMs) return "full";
+  return nowMs - last.concurrent >= minGapMs ? "concurrent" : "none";
 }
 
 export interface MemoryGovernor {
@@ -37,7 +47,11 @@ export interface MemoryGovernor {
 
 export function startMemoryGovernor(
   limitBytes: number,
-  deps: { memory?: () => { rss: number; heap: number }; gc?: () => void; now?: () => number } = {},
+  deps: {
+    memory?: () => { rss: number; heap: number };
+    gc?: (sync: boolean) => void;
+    now?: () => number;
+  } = {},
 ): MemoryGovernor {
   if (limitBytes <= 0) return { stop() {} };
   const memory =
@@ -46,28 +60,30 @@ export function startMemoryGovernor(
       const m = process.memoryUsage();
       return { rss: m.rss, heap: m.heapUsed };
     });
-  const gc = deps.gc ?? (() => Bun.gc(true));
+  const gc = deps.gc ?? ((sync: boolean) => Bun.gc(sync));
   const now = deps.now ?? (() => performance.now());
-  let lastAt = -Infinity;
+  const last = { concurrent: -Infinity, full: -Infinity };
   const timer = setInterval(() => {
     const before = memory();
     const t = now();
-    if (!shouldCollect(before, limitBytes, t, lastAt)) return;
-    lastAt = t;
-    gc();
+    const kind = collectionFor(before, limitBytes, t, last);
+    if (kind === "none") return;
+    last[kind] = t;
+    gc(kind === "full");
     const seconds = (now() - t) / 1000;
-    metrics.forcedGc.inc();
-    metrics.forcedGcSeconds.inc(seconds);
+    metrics.forcedGc.inc({ kind });
+    metrics.forcedGcSeconds.inc({ kind }, seconds);
     const after = memory();
     log.debug(
       {
+        kind,
         rssMiB: Math.round(before.rss / 2 ** 20),
         heapMiB: Math.round(before.heap / 2 ** 20),
         afterRssMiB: Math.round(after.rss / 2 ** 20),
         afterHeapMiB: Math.round(after.heap / 2 ** 20),
         ms: Math.round(seconds * 1000),
       },
-      "RSS above the soft limit: full collection",
+      "RSS above the soft limit: collection",
     );
   }, CHECK_MS);
   timer.unref();

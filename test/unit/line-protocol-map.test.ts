@@ -167,6 +167,22 @@ describe("mapping", () => {
     ]);
   });
 
+  test("many locations of one device at one millisecond: each its own reading; a repeat with other values still an error", () => {
+    // past a few readings of one device, time and identity, they are looked up by location (mapPoints' buckets)
+    const lines = Array.from({ length: 30 }, (_, k) => `gps,host=a lat=${k},lon=2,v=1 ${T}`);
+    lines.push(
+      `gps,host=a lat=3,lon=2,v=1 ${T}`,
+      `gps,host=a lat=20,lon=2,v=9 ${T}`,
+      `gps,host=a lat=2,lon=2,v=9 ${T}`,
+    );
+    const r = map(lines.join("\n"));
+    expect(r.records.map((x) => x.line)).toEqual([...Array.from({ length: 31 }, (_, k) => k + 1)]);
+    expect(r.errors.map((e) => [e.line, /reading of line (\d+)/.exec(e.message)?.[1]])).toEqual([
+      [32, "21"],
+      [33, "3"],
+    ]);
+  });
+
   test("a string field and a tag that would be the same attribute are an error", () => {
     const r = map(`m,host=a,m_s=x s="y" ${T}`);
     expect(r.errors).toEqual([{ line: 1, message: "string field 's' and tag 'm_s' are both attribute 'm_s'" }]);

@@ -245,6 +245,10 @@ describe("bad input: a specific error per line", () => {
     ["cpu =1", "missing field key"],
     ["cpu f=1,", "missing field key"],
     ["cpu f=1,g=2,f=3", "duplicate field 'f'"],
+    // past 16 keys in a line, duplicates are found by a Set instead of a scan: both ways
+    [`cpu ${Array.from({ length: 20 }, (_, k) => `f${k}=1`).join(",")},f3=2`, "duplicate field 'f3'"],
+    [`cpu ${Array.from({ length: 20 }, (_, k) => `f${k}=1`).join(",")},f19=2`, "duplicate field 'f19'"],
+    [`cpu,${Array.from({ length: 20 }, (_, k) => `t${k}=v`).join(",")},t17=w f=1`, "duplicate tag 't17'"],
     ['cpu f="abc', "unterminated string in field 'f'"],
     ['cpu f="abc\\"', "unterminated string in field 'f'"],
     ['cpu f="x"y', "unexpected text after string field 'f'"],
