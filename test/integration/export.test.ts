@@ -29,7 +29,7 @@ const BULK_TO = "2025-02-01T00:00:00.000Z";
  * docs/export.md); the CSV alone is ~95 MB and the NDJSON ~130 MB, so a server that held the range
  * (as text, let alone as row objects) would be far above this.
  */
-const MAX_GROWTH_MIB = 80;
+const MAX_GROWTH_MIB = 30;
 const small = validRecords(300, 5);
 
 let nats: Awaited<ReturnType<typeof startNats>>;
