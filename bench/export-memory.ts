@@ -46,7 +46,10 @@ for (const v of variants) {
   const runs: [string, boolean][] = [["csv", false]];
   if (!process.env.CSVONLY) runs.push(["ndjson", true]);
   for (const [format, gzip] of runs) {
-    const child = Bun.spawn([process.execPath, "bench/export-memory-server.ts", v, url], { stdout: "pipe", stderr: "inherit" });
+    const child = Bun.spawn([process.execPath, "bench/export-memory-server.ts", v, url], {
+      stdout: "pipe",
+      stderr: "inherit",
+    });
     const reader = child.stdout.getReader();
     const port = Number(new TextDecoder().decode((await reader.read()).value).trim());
     await read(port, format, gzip); // warm up

@@ -15,8 +15,7 @@ const TS = `to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
 
 /** The metrics of a row as (key, value, o) rows, only the wanted ones, in the filter's order or the stored order. */
 function metricRows(sql: Sql, only: readonly string[] | null): { from: Fragment; order: Fragment } {
-  if (!only)
-    return { from: sql`jsonb_each(metrics) WITH ORDINALITY AS m(key, value, o)`, order: sql`m.o` };
+  if (!only) return { from: sql`jsonb_each(metrics) WITH ORDINALITY AS m(key, value, o)`, order: sql`m.o` };
   return {
     from: sql`jsonb_each(metrics) WITH ORDINALITY AS m(key, value, o) WHERE m.key = ANY(${only as string[]}::text[])`,
     order: sql`array_position(${only as string[]}::text[], m.key)`,

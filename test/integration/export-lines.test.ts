@@ -72,7 +72,12 @@ describe.each(["cursor", "keyset"] as const)("%s", (mode) => {
 
   test("NDJSON: a metric filter that leaves none drops the metrics field", async () => {
     const out = await lines(q(["temp"]), "ndjson", mode);
-    expect(out.trim().split("\n").map((l) => JSON.parse(l))).toEqual([
+    expect(
+      out
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l)),
+    ).toEqual([
       {
         device_id: "truck-1",
         ts: "2026-11-30T08:00:00.005Z",
