@@ -44,7 +44,7 @@ export async function* exportChunks(
   mode: ExportMode,
   rows = EXPORT_CHUNK_ROWS,
 ): AsyncGenerator<Uint8Array> {
-  // A fragment is built per query: postgres.js fragments are not reusable across queries.
+  // Built afresh for each query (cheap), so no fragment object is shared between queries.
   const line = () => lineExpression(sql, format, q.metrics);
   if (mode === "cursor") {
     const cursor = sql`SELECT ${line()} AS line FROM readings WHERE ${filters(sql, q)}
