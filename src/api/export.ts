@@ -6,7 +6,7 @@
  */
 import type { Context } from "hono";
 import { z } from "zod";
-import { CONTENT_TYPES, CSV_HEADER, type ExportFormat, formatLines } from "../core/export-format.ts";
+import { CONTENT_TYPES, CSV_HEADER, type ExportFormat } from "../core/export-format.ts";
 import { deviceIdProblem, METRIC_NAME_PATTERN } from "../core/record.ts";
 import type { Sql } from "../db/client.ts";
 import { exportChunks, type ExportMode, type ExportQuery } from "../db/export.ts";
@@ -104,10 +104,7 @@ const wantsGzip = (accept: string | undefined) =>
 
 /** The export as a pull stream of UTF-8 chunks; the slot is given back when it ends, fails or is cancelled. */
 function exportStream(deps: ExportDeps, query: ExportQuery, format: ExportFormat): ReadableStream<Uint8Array> {
-  const encoder = new TextEncoder();
-  const lines = formatLines(format);
-  const only = query.metrics;
-  const it = exportChunks(deps.sql, query, deps.exports.mode)[Symbol.asyncIterator]();
+  const it = exportChunks(deps.sql, query, format, deps.exports.mode);
   let released = false;
   const release = () => {
     if (released) return;
@@ -122,7 +119,7 @@ function exportStream(deps: ExportDeps, query: ExportQuery, format: ExportFormat
       async pull(controller) {
         if (!started && format === "csv") {
           started = true;
-          controller.enqueue(encoder.encode(CSV_HEADER));
+          controller.enqueue(new TextEncoder().encode(CSV_HEADER));
           return;
         }
         started = true;
@@ -135,7 +132,7 @@ function exportStream(deps: ExportDeps, query: ExportQuery, format: ExportFormat
             controller.close();
             return;
           }
-          controller.enqueue(encoder.encode(lines(next.value, only)));
+          controller.enqueue(next.value);
         } catch (err) {
           pending = null;
           release();
@@ -149,7 +146,7 @@ function exportStream(deps: ExportDeps, query: ExportQuery, format: ExportFormat
         release();
         // A chunk in flight first: the cursor can be closed only between chunks.
         await pending?.catch(() => {});
-        await it.return?.();
+        await it.return(undefined);
       },
     },
     { highWaterMark: 0 },

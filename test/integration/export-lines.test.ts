@@ -1,0 +1,94 @@
+/**
+ * The export's lines as PostgreSQL writes them (src/db/export-sql.ts), against a real migrated
+ * database, in both read modes (the cursor and PGlite's keyset pages, here on PostgreSQL): exact
+ * CSV and NDJSON text for a reading with and without location, metrics and attributes, a metric
+ * filter's order, and keyset pages over timestamps that differ only in microseconds.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { createSql, type Sql } from "../../src/db/client.ts";
+import { type ExportMode, type ExportQuery, exportChunks } from "../../src/db/export.ts";
+import { migrate } from "../../src/db/migrate.ts";
+import { freshDatabase } from "../helpers/services.ts";
+
+const E1 = "118b9bbb-4ebb-5c49-9998-7290b5374396";
+const E2 = "228b9bbb-4ebb-5c49-9998-7290b5374396";
+const E3 = "338b9bbb-4ebb-5c49-9998-7290b5374396";
+let sql: Sql;
+
+beforeAll(async () => {
+  sql = createSql(await freshDatabase("export_lines"), { max: 2, name: "export-lines" });
+  await migrate(sql, { timescale: "off", retentionMs: null, compressAfterMs: 7 * 86_400_000 });
+  await sql`INSERT INTO readings (tenant, device_id, ts, event_id, lat, lon, metrics, attributes, received_at) VALUES
+    ('acme', 'truck-1', '2026-11-30T08:00:00.005123Z', ${E1}, 52.52, 13.405, '{"speed": 61.5, "temp": -2}',
+     ${sql.json({ fw: '1.2 "beta"', on: true, note: null })}, now()),
+    ('acme', 'truck-1', '2026-11-30T08:00:00.005456Z', ${E2}, NULL, NULL, '{"speed": 1e-7}', '{}', now()),
+    ('acme', 'truck-1', '2026-11-30T08:00:01Z', ${E3}, 52.5, 13.4, NULL, NULL, now()),
+    ('other', 'truck-1', '2026-11-30T08:00:00Z', gen_random_uuid(), NULL, NULL, '{"speed": 9}', NULL, now())`;
+}, 60_000);
+
+afterAll(() => sql?.end({ timeout: 1 }));
+
+const q = (metrics: string[] | null = null): ExportQuery => ({
+  tenant: "acme",
+  from: new Date("2026-11-30T00:00:00Z"),
+  to: new Date("2026-12-01T00:00:00Z"),
+  devices: ["truck-1"],
+  metrics,
+});
+
+async function lines(query: ExportQuery, format: "csv" | "ndjson", mode: ExportMode, rows?: number) {
+  let out = "";
+  for await (const chunk of exportChunks(sql, query, format, mode, rows)) out += Buffer.from(chunk).toString("utf8");
+  return out;
+}
+
+const HEAD1 = `2026-11-30T08:00:00.005Z,truck-1,${E1},52.52,13.405,`;
+const HEAD2 = `2026-11-30T08:00:00.005Z,truck-1,${E2},,,`;
+const HEAD3 = `2026-11-30T08:00:01.000Z,truck-1,${E3},52.5,13.4,`;
+
+describe.each(["cursor", "keyset"] as const)("%s", (mode) => {
+  test("CSV: a line per metric (in the stored order: jsonb keeps shorter names first), a position without metrics as one line with metric and value empty", async () => {
+    expect(await lines(q(), "csv", mode)).toBe(
+      `${HEAD1}temp,-2\n${HEAD1}speed,61.5\n${HEAD2}speed,0.0000001\n${HEAD3},\n`,
+    );
+  });
+
+  test("CSV: a metric filter keeps only those metrics, in the filter's order", async () => {
+    expect(await lines(q(["speed", "temp"]), "csv", mode)).toBe(
+      `${HEAD1}speed,61.5\n${HEAD1}temp,-2\n${HEAD2}speed,0.0000001\n`,
+    );
+  });
+
+  test("NDJSON: the ingest shape, compact; location, metrics and attributes only when there are any", async () => {
+    expect(await lines(q(), "ndjson", mode)).toBe(
+      [
+        `{"device_id":"truck-1","ts":"2026-11-30T08:00:00.005Z","location":{"lat":52.52,"lon":13.405},"metrics":{"temp":-2,"speed":61.5},"attributes":{"fw":"1.2 \\"beta\\"","on":true,"note":null}}`,
+        `{"device_id":"truck-1","ts":"2026-11-30T08:00:00.005Z","metrics":{"speed":0.0000001}}`,
+        `{"device_id":"truck-1","ts":"2026-11-30T08:00:01.000Z","location":{"lat":52.5,"lon":13.4}}`,
+        "",
+      ].join("\n"),
+    );
+  });
+
+  test("NDJSON: a metric filter that leaves none drops the metrics field", async () => {
+    const out = await lines(q(["temp"]), "ndjson", mode);
+    expect(
+      out
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l)),
+    ).toEqual([
+      {
+        device_id: "truck-1",
+        ts: "2026-11-30T08:00:00.005Z",
+        location: { lat: 52.52, lon: 13.405 },
+        metrics: { temp: -2 },
+        attributes: { fw: '1.2 "beta"', on: true, note: null },
+      },
+    ]);
+  });
+
+  test("one row per chunk: every reading once, even two within the same millisecond", async () => {
+    expect(await lines(q(), "csv", mode, 1)).toBe(await lines(q(), "csv", mode));
+  });
+});
