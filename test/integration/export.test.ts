@@ -183,7 +183,7 @@ describe("a million rows", () => {
           if (r.attributes !== undefined || Object.keys(r.metrics).join() !== "temp") throw new Error(line);
         },
         3_000,
-        // No "query still open" check here (the CSV case has it): gzip shrinks the range to a few
+        // No "query still open" check here (the uncompressed backpressure test below has it): gzip shrinks the range to a few
         // MB, which loopback socket buffers may take whole while the client is not reading.
         async () => {},
       );
