@@ -119,7 +119,9 @@ async function untilSettled(what: string, once: () => Promise<void>): Promise<vo
         err instanceof JetStreamApiError &&
         err.status >= 400 &&
         err.status < 500 &&
-        !/already (in use|exists)/i.test(err.message);
+        // Processes starting together on a cluster race to create the same stream: "already in
+        // use" and a "not found" while another's creation settles are passing states, not refusals.
+        !/already (in use|exists)|not found/i.test(err.message);
       if (refused || Date.now() >= deadline) throw err;
       const wait = backoffMs(attempt, 200, 2_000);
       log.warn(
