@@ -349,7 +349,7 @@ export const SETTINGS = {
     env: "TELEMETRY_TENANT_RATE",
     flag: "tenant-rate",
     default: "50000",
-    doc: "Default records per second of a tenant, per ingest process (token bucket)",
+    doc: "Default records per second of a tenant (token bucket), shared by the ingest processes unless TELEMETRY_RATE_SHARING is off",
   },
   tenantBurst: {
     env: "TELEMETRY_TENANT_BURST",
@@ -368,6 +368,12 @@ export const SETTINGS = {
     flag: "device-burst",
     default: "1000",
     doc: "Default burst of a device's bucket, in records",
+  },
+  rateSharing: {
+    env: "TELEMETRY_RATE_SHARING",
+    flag: "rate-sharing",
+    default: "1s",
+    doc: "How often each ingest process announces its per-tenant demand in the NATS KV bucket telemetry_rates and re-splits each tenant's rate and burst among the live ingest processes (by demand, see Scale-out); off: every process applies the whole limit (N processes allow N times the rate)",
   },
   maxDevices: {
     env: "TELEMETRY_MAX_DEVICES",
@@ -678,6 +684,7 @@ export const configSchema = z.object({
   tenantBurst: int(1),
   deviceRate: positive,
   deviceBurst: int(1),
+  rateSharing: optionalDuration.refine((ms) => ms === null || ms >= 100, "must be at least 100ms, or off"),
   maxDevices: int(1),
   streamName: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 letters, digits, '_' or '-'"),
   streamMaxAge: duration(60_000),

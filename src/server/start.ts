@@ -36,6 +36,7 @@ import { bootstrapKeys } from "../tenants/bootstrap.ts";
 import { KeyCache } from "../tenants/cache.ts";
 import { DeviceRegistry } from "../tenants/devices.ts";
 import { RateLimiter } from "../tenants/limits.ts";
+import { startRateSharing } from "../tenants/rate-share.ts";
 import { TenantLookup } from "../tenants/lookup.ts";
 import { adminRoutes } from "../tenants/routes.ts";
 import { provisionRoutes } from "../api/device-keys.ts";
@@ -188,6 +189,14 @@ export async function startServer(config: Config, hooks: StartHooks = {}): Promi
         now: hooks.clock,
       };
       const deps = { broker, devices, limits: new RateLimiter(), options };
+      if (config.rateSharing !== null) {
+        // Each tenant's rate split among the live ingest processes (decision 0560).
+        const sharing = await startRateSharing(broker, deps.limits, {
+          intervalMs: config.rateSharing,
+          replicas: config.streamReplicas,
+        });
+        onStop(() => sharing.stop());
+      }
       routes.push(mountGroup("tenant", tenantAuth, ingestRoutes, deps));
       trackers = { ...deps, sql, refusals: new RefusalLog() };
       routes.push(osmandRouter(keys.resolve, trackers), owntracksRouter(keys.resolve, trackers));

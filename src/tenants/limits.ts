@@ -3,7 +3,13 @@
  * device), both counting records. Limits come from the tenant's settings at each request, so a
  * change applies within the key cache's TTL. HTTP and the MQTT bridge share one limiter, so a
  * tenant's records count against the same buckets whichever way they come.
+ *
+ * With several ingest processes (tenants/rate-share.ts, decision 0560), a tenant's bucket gets
+ * this process's share of the tenant's rate and burst: `setShares` swaps the shares in (once an
+ * interval, off the request path) and `takeDemand` hands over the records asked for since. On the
+ * request path that is a map lookup and a counter, no await and no allocation beyond today's.
  */
+import { WHOLE, type Shares } from "../core/rate-share.ts";
 import { TokenBuckets, type Limit, type TakeResult } from "../core/token-bucket.ts";
 import type { TenantSettings } from "../core/tenant.ts";
 
@@ -15,13 +21,56 @@ export interface DeviceGrant {
 /** One MQTT message: all its records pass together, or it waits `waitMs` (over its tenant's or its device's limit). */
 export type MessageGrant = { ok: true } | { ok: false; waitMs: number; limit: "tenant" | "device" };
 
+interface SharedLimit {
+  rate: number;
+  burst: number;
+  share: number;
+  limit: Limit;
+}
+
 export class RateLimiter {
   private readonly tenants: TokenBuckets;
   private readonly devices: TokenBuckets;
+  private shares: Shares = WHOLE;
+  /** This process's part of each tenant's limit, built once per share and tenant setting. */
+  private readonly sharedLimits = new Map<string, SharedLimit>();
+  /** Records asked for per tenant since the last `takeDemand` (only while shares are kept). */
+  private asked: Map<string, number> | null = null;
 
   constructor(now: () => number = Date.now) {
     this.tenants = new TokenBuckets({ now });
     this.devices = new TokenBuckets({ now, maxEntries: 200_000 });
+  }
+
+  /** From now on each tenant's bucket holds this process's share of the tenant's limit. */
+  setShares(shares: Shares): void {
+    this.shares = shares;
+    this.sharedLimits.clear();
+  }
+
+  /** Starts counting demand (the first call) and returns what was asked for per tenant since the last call. */
+  takeDemand(): Map<string, number> {
+    const asked = this.asked ?? new Map<string, number>();
+    this.asked = new Map();
+    return asked;
+  }
+
+  private count(tenantId: string, records: number): void {
+    const asked = this.asked;
+    if (asked) asked.set(tenantId, (asked.get(tenantId) ?? 0) + records);
+  }
+
+  /** The tenant's limit, or this process's share of it. */
+  private tenantLimit(tenant: TenantSettings): Limit {
+    const shares = this.shares;
+    if (shares === WHOLE) return tenantLimit(tenant);
+    const share = shares.byTenant.get(tenant.id) ?? shares.fallback;
+    const { ratePerSecond: rate, burst } = tenant.limits;
+    const cached = this.sharedLimits.get(tenant.id);
+    if (cached && cached.share === share && cached.rate === rate && cached.burst === burst) return cached.limit;
+    const limit = { ratePerSecond: rate * share, burst: burst * share };
+    this.sharedLimits.set(tenant.id, { rate, burst, share, limit });
+    return limit;
   }
 
   /** How many records of each device may pass now (the first ones of the request). */
@@ -40,7 +89,8 @@ export class RateLimiter {
   }
 
   takeTenant(tenant: TenantSettings, records: number): TakeResult {
-    return this.tenants.take(tenant.id, records, tenantLimit(tenant));
+    this.count(tenant.id, records);
+    return this.tenants.take(tenant.id, records, this.tenantLimit(tenant));
   }
 
   /**
@@ -56,7 +106,8 @@ export class RateLimiter {
     const aheadTenant = new Map<string, number>();
     const aheadDevice = new Map<string, number>();
     return messages.map(({ tenant, deviceId, records }) => {
-      const tLimit = tenantLimit(tenant);
+      this.count(tenant.id, records);
+      const tLimit = this.tenantLimit(tenant);
       const dLimit = deviceLimit(tenant);
       const dKey = `${tenant.id}/${deviceId}`;
       const tAhead = aheadTenant.get(tenant.id) ?? 0;
