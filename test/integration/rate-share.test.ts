@@ -4,6 +4,7 @@
  * by its own client for the same tenant. Together they accept the tenant's rate plus its burst
  * (and one request's debt per process), not three times that; after one is killed (-9) the other
  * two get its share back within the stale bound, and after a clean stop the last one has it all.
+ * Shares follow demand: one busy process among idle ones gets most of the rate, not a third.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { jetstreamManager } from "@nats-io/jetstream";
@@ -82,6 +83,13 @@ test("three ingest processes together stay within the tenant's limit; the surviv
   const servers: ServerProcess[] = [];
   for (const name of ["ingest#1", "ingest#2", "ingest#3"]) servers.push(await spawnServer(env, "ingest", { name }));
   await check(async () => (await announced()) === 3, { what: "three processes announced", timeoutMs: 10_000 });
+
+  // Only ingest#1 busy, the others idle: once its demand is announced it gets most of the rate, not a third.
+  await hammer(servers.slice(0, 1), Date.now() + 2 * INTERVAL_MS);
+  const busy = (await hammer(servers.slice(0, 1), Date.now() + 2_000))[0]!;
+  console.log(`1 busy of 3 processes, 2 s: accepted ${busy}`);
+  expect(busy).toBeGreaterThanOrEqual(0.8 * RATE * 2);
+  expect(busy).toBeLessThanOrEqual(RATE * 2 + BURST + PER_REQUEST);
 
   // Three processes for 4 s: the tenant's rate × 4 s + its burst + one request's debt per process.
   const window = 4;
