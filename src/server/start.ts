@@ -37,6 +37,7 @@ import { KeyCache } from "../tenants/cache.ts";
 import { DeviceRegistry } from "../tenants/devices.ts";
 import { RateLimiter } from "../tenants/limits.ts";
 import { startRateSharing } from "../tenants/rate-share.ts";
+import { scrapeGauge } from "../lib/metrics.ts";
 import { TenantLookup } from "../tenants/lookup.ts";
 import { adminRoutes } from "../tenants/routes.ts";
 import { provisionRoutes } from "../api/device-keys.ts";
@@ -196,6 +197,12 @@ export async function startServer(config: Config, hooks: StartHooks = {}): Promi
           replicas: config.streamReplicas,
         });
         onStop(() => sharing.stop());
+        scrapeGauge(
+          "telemetry_rate_share_processes",
+          "Ingest processes sharing the tenants' rate limits, this one included (1: it applies the whole limits)",
+          [],
+          async (set) => set({}, sharing.processes()),
+        );
       }
       routes.push(mountGroup("tenant", tenantAuth, ingestRoutes, deps));
       trackers = { ...deps, sql, refusals: new RefusalLog() };

@@ -26,6 +26,8 @@ const PREFIX = `$KV.${RATE_BUCKET}`;
 const STALE_INTERVALS = 3;
 /** Tenants one announcement names at most (the busiest); the rest count as no demand. */
 export const MAX_ANNOUNCED_TENANTS = 10_000;
+/** The bucket's size bound (one key per process, each at most ~300 kB): full, announcements fail and the processes fall back to their whole limits. */
+const MAX_BUCKET_BYTES = 64 * 1024 * 1024;
 /** How long the start waits to have heard the processes already running. */
 const START_WAIT_MS = 2_000;
 
@@ -64,11 +66,23 @@ export async function startRateSharing(
     limiter.setShares(shares);
   };
 
-  await ensureBucket(broker, o.replicas, staleMs);
+  // Never fatal: without the bucket every process applies its whole limit until it is there.
+  const bucket = () => ensureBucket(broker, o.replicas, staleMs);
+  let bucketReady = await bucket().then(
+    () => true,
+    (err) => {
+      log.warn({ err: (err as Error).message }, "no rate bucket yet; the whole limits apply");
+      return false;
+    },
+  );
   limiter.takeDemand(); // starts the counting
   let smoothed = new Map<string, number>();
   let last = now();
   const announce = async () => {
+    if (!bucketReady) {
+      await bucket();
+      bucketReady = true;
+    }
     const t = now();
     const seconds = Math.max(0.001, (t - last) / 1000);
     last = t;
@@ -77,7 +91,7 @@ export async function startRateSharing(
       timeout: o.intervalMs,
     });
   };
-  await announce();
+  await announce().catch((err) => log.warn({ err: (err as Error).message }, "announcing the rate demand failed"));
 
   let messages: { stop(): void } | null = null;
   const watch = async () => {
@@ -89,11 +103,13 @@ export async function startRateSharing(
         });
         const iter = await consumer.consume({ max_messages: 256 });
         messages = iter;
+        if (stopped) iter.stop();
         for await (const m of iter) {
           hear(heard, m, now());
           if (m.info.pending === 0) caughtUp = true;
           reshare();
         }
+        if (!stopped) await sleep(o.intervalMs); // the consumer went away: a new one after a pause
       } catch (err) {
         if (stopped) break;
         log.warn({ err: (err as Error).message }, "watching the rate bucket failed; retrying");
@@ -176,6 +192,7 @@ async function ensureBucket(broker: Broker, replicas: number, ttlMs: number): Pr
     retention: RetentionPolicy.Limits,
     discard: DiscardPolicy.New,
     max_msgs_per_subject: 1,
+    max_bytes: MAX_BUCKET_BYTES,
     max_age: nanos(ttlMs),
     duplicate_window: nanos(Math.min(ttlMs, 120_000)),
     allow_rollup_hdrs: true,
