@@ -34,6 +34,42 @@ export const trackResponse = z
 type Point = [number, number, number];
 const route = routesOf<{ sql: Sql }>();
 
+/**
+ * One statement: whether the device is known, how many positions the range holds and the points
+ * — all of them up to maxPoints; beyond that maxPoints - 1 buckets of equal time, the first
+ * position of each, then the range's last position. The count is an InitPlan, so only the branch
+ * it selects scans the positions.
+ */
+async function trackRows(sql: Sql, tenant: string, deviceId: string, from: Date, to: Date, maxPoints: number) {
+  const where = sql`tenant = ${tenant} AND device_id = ${deviceId}
+    AND ts >= ${from.toISOString()}::timestamptz AND ts < ${to.toISOString()}::timestamptz
+    AND lat IS NOT NULL AND lon IS NOT NULL`;
+  const t = sql`(extract(epoch FROM ts) * 1000)::float8`;
+  const width = (to.getTime() - from.getTime()) / (maxPoints - 1);
+  const result = (await sql`
+    WITH n AS (SELECT count(*)::int AS total FROM readings WHERE ${where}),
+    pts AS (
+      (SELECT ${t} AS t, lat, lon, ts, event_id FROM readings
+       WHERE ${where} AND (SELECT total FROM n) <= ${maxPoints})
+      UNION ALL
+      (SELECT DISTINCT ON (b) t, lat, lon, ts, event_id FROM (
+         SELECT floor((${t} - ${from.getTime()}) / ${width}) AS b, ${t} AS t, lat, lon, ts, event_id
+         FROM readings WHERE ${where} AND (SELECT total FROM n) > ${maxPoints}) x
+       ORDER BY b, ts, event_id)
+      UNION ALL
+      (SELECT ${t}, lat, lon, ts, event_id FROM readings WHERE ${where} AND (SELECT total FROM n) > ${maxPoints}
+       ORDER BY ts DESC, event_id DESC LIMIT 1)
+    )
+    SELECT EXISTS (SELECT 1 FROM devices WHERE tenant = ${tenant} AND device_id = ${deviceId}) AS known,
+           n.total, p.t, p.lat, p.lon
+    FROM n LEFT JOIN pts p ON true
+    ORDER BY p.ts, p.event_id`.values()) as unknown as Array<[boolean, number, number | null, number, number]>;
+  const [known, total] = result[0]!;
+  let rows = result.filter((r) => r[2] !== null).map((r) => [r[2], r[3], r[4]] as Point);
+  if (total > maxPoints) rows = rows.filter((p, i) => i === 0 || p[0] !== rows[i - 1]![0]).slice(-maxPoints);
+  return { known, total, rows };
+}
+
 export const trackRoutes = [
   route({
     method: "get",
@@ -51,34 +87,8 @@ export const trackRoutes = [
       const to = q.to ?? new Date();
       const from = q.from ?? new Date(to.getTime() - 86_400_000);
       if (from >= to) throw new HttpError(400, "invalid_query", "from must be before to");
-      const [known] =
-        await sql`SELECT 1 FROM devices WHERE tenant = ${c.get("tenant")} AND device_id = ${c.req.param("id")}`;
+      const { known, total, rows } = await trackRows(sql, c.get("tenant"), c.req.param("id"), from, to, q.max_points);
       if (!known) throw new HttpError(404, "not_found", "no such device");
-      const where = sql`tenant = ${c.get("tenant")} AND device_id = ${c.req.param("id")}
-        AND ts >= ${from.toISOString()}::timestamptz AND ts < ${to.toISOString()}::timestamptz
-        AND lat IS NOT NULL AND lon IS NOT NULL`;
-      const [{ total }] = (await sql`SELECT count(*)::int AS total FROM readings WHERE ${where}`) as unknown as [
-        { total: number },
-      ];
-      const t = sql`(extract(epoch FROM ts) * 1000)::float8`;
-      let rows: Point[];
-      if (total <= q.max_points) {
-        rows =
-          (await sql`SELECT ${t}, lat, lon FROM readings WHERE ${where} ORDER BY ts, event_id`.values()) as unknown as Point[];
-      } else {
-        // max_points - 1 buckets of equal time, the first position of each, then the last position.
-        const width = (to.getTime() - from.getTime()) / (q.max_points - 1);
-        rows = (await sql`
-          SELECT t, lat, lon FROM (
-            SELECT DISTINCT ON (b) t, lat, lon FROM (
-              SELECT floor((${t} - ${from.getTime()}) / ${width}) AS b, ${t} AS t, lat, lon, ts, event_id
-              FROM readings WHERE ${where}) x
-            ORDER BY b, ts, event_id) b
-          UNION ALL
-          (SELECT ${t}, lat, lon FROM readings WHERE ${where} ORDER BY ts DESC, event_id DESC LIMIT 1)
-          ORDER BY 1`.values()) as unknown as Point[];
-        rows = rows.filter((p, i) => i === 0 || p[0] !== rows[i - 1]![0]).slice(-q.max_points);
-      }
       const body: z.output<typeof trackResponse> = {
         device_id: c.req.param("id"),
         from: from.toISOString(),

@@ -31,7 +31,7 @@ const limitArgs: ArgsDef = Object.fromEntries(
   ]),
 );
 
-const LP_KEYS = ["device_tags", "bare_measurements", "lat_fields", "lon_fields"] as const;
+const LP_KEYS = ["device_tags", "bare_measurements", "lat_fields", "lon_fields", "series_tags"] as const;
 const lineProtocolArgs: ArgsDef = Object.fromEntries(
   LP_KEYS.map((k) => [
     `lp-${k.replaceAll("_", "-")}`,

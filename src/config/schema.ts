@@ -508,6 +508,12 @@ export const SETTINGS = {
     default: "lon,lng,longitude",
     doc: "Line protocol: the fields that are a longitude (per tenant: line_protocol.lon_fields)",
   },
+  lpSeriesTags: {
+    env: "TELEMETRY_LP_SERIES_TAGS",
+    flag: "lp-series-tags",
+    default: "",
+    doc: "Line protocol: tags whose values join the metric name and the reading's identity, e.g. cpu: cpu_usage_user.cpu0 (per tenant: line_protocol.series_tags)",
+  },
   recordsPerMessage: {
     env: "TELEMETRY_RECORDS_PER_MESSAGE",
     flag: "records-per-message",
@@ -707,6 +713,7 @@ export const configSchema = z.object({
   lpBareMeasurements: names(0),
   lpLatFields: names(1),
   lpLonFields: names(1),
+  lpSeriesTags: names(0),
   recordsPerMessage: int(1, 10_000),
   publishTimeout: duration(100),
   dlqMaxAge: duration(60_000),

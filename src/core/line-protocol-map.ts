@@ -4,7 +4,9 @@
  *  - device_id: the first of `deviceTags` (default `device`, then `host`) the point has; a point
  *    with none is an error of its line. That tag is the identity; every other tag is an attribute.
  *  - metrics: every float, integer, unsigned and boolean field (booleans as 0/1), named
- *    `{measurement}_{field}`, or `{field}` for a measurement listed in `bareMeasurements`.
+ *    `{measurement}_{field}`, or `{field}` for a measurement listed in `bareMeasurements`; with
+ *    the values of the point's `seriesTags` (in their listed order) appended, each after a `.`:
+ *    `cpu,host=a,cpu=cpu0 usage_user=1` with seriesTags [cpu] is `cpu_usage_user.cpu0`.
  *    Integers become JS numbers (float64): beyond 2^53 they are rounded to the nearest double.
  *  - string fields: attributes, named like metrics.
  *  - location: the first of `latFields` and of `lonFields` (numeric fields, both or neither).
@@ -14,7 +16,8 @@
  * host at one timestamp are two readings, in one request or split over two; lines with the same
  * device, millisecond, location, measurement and field keys are one reading (the later one is a
  * duplicate, as in JSON), so a batch sent again makes no new rows; such a line with other values
- * in the same request is an error of its line (see mapPoints).
+ * in the same request is an error of its line (see mapPoints). Series tags (off by default) are
+ * part of the identity too: `cpu=cpu0` and `cpu=cpu1` lines of one host are two readings.
  */
 import type { FieldValue, LineError, LinePoint } from "./line-protocol.ts";
 
@@ -23,6 +26,8 @@ export interface LineMapping {
   bareMeasurements: readonly string[];
   latFields: readonly string[];
   lonFields: readonly string[];
+  /** Tags whose values are part of the metric names and the identity (per-CPU, per-disk series). */
+  seriesTags: readonly string[];
 }
 
 export const DEFAULT_LINE_MAPPING: LineMapping = Object.freeze({
@@ -30,6 +35,7 @@ export const DEFAULT_LINE_MAPPING: LineMapping = Object.freeze({
   bareMeasurements: Object.freeze([]),
   latFields: Object.freeze(["lat", "latitude"]),
   lonFields: Object.freeze(["lon", "lng", "longitude"]),
+  seriesTags: Object.freeze([]),
 });
 
 /** A record as JSON would carry it, ready for normalizeRecord. */
@@ -110,6 +116,13 @@ function put<T>(o: Record<string, T>, k: string, v: T): void {
   else o[k] = v;
 }
 
+/** The point's [tag, value] of each series tag it has, in the mapping's order; none: undefined. */
+function seriesOf(p: LinePoint, m: LineMapping): Array<[string, string]> | undefined {
+  let out: Array<[string, string]> | undefined;
+  for (const name of m.seriesTags) for (const t of p.tags) if (t[0] === name) (out ??= []).push(t);
+  return out;
+}
+
 /** The record of one point, or why it has none. Plain objects, built once (no Maps copied). */
 export function mapPoint(p: LinePoint, m: LineMapping = DEFAULT_LINE_MAPPING): Outcome<LineRecord> {
   let identity: string | undefined;
@@ -124,6 +137,8 @@ export function mapPoint(p: LinePoint, m: LineMapping = DEFAULT_LINE_MAPPING): O
   const location = locationOf(p, c);
   if (!location.ok) return location;
   const bare = c.bare.has(p.measurement);
+  const series = m.seriesTags.length > 0 ? seriesOf(p, m) : undefined;
+  const suffix = series ? `.${series.map((t) => t[1]).join(".")}` : "";
   let metrics: Record<string, number> | undefined;
   let attributes: Record<string, string> | undefined;
   let deviceId = "";
@@ -135,7 +150,7 @@ export function mapPoint(p: LinePoint, m: LineMapping = DEFAULT_LINE_MAPPING): O
     if (location.value && (c.lat.has(k) || c.lon.has(k))) continue;
     const name = bare ? k : `${p.measurement}_${k}`;
     const n = numeric(v);
-    if (n !== null) put((metrics ??= {}), name, n);
+    if (n !== null) put((metrics ??= {}), name + suffix, n);
     else if (attributes && Object.hasOwn(attributes, name))
       return { ok: false, message: `string field '${k}' and tag '${name}' are both attribute '${name}'` };
     else put((attributes ??= {}), name, (v as { value: string }).value);
@@ -151,6 +166,8 @@ export function mapPoint(p: LinePoint, m: LineMapping = DEFAULT_LINE_MAPPING): O
 const SEPARATORS = /[%|,]/;
 const part = (name: string) =>
   SEPARATORS.test(name) ? name.replaceAll("%", "%25").replaceAll("|", "%7C").replaceAll(",", "%2C") : name;
+/** The same for a series tag's name or value, `=` too (written %3D). */
+const seriesPart = (name: string) => part(name).replaceAll("=", "%3D");
 
 /**
  * The event-id suffix of a line (core/event-id.ts): `lp|{measurement}|{field keys}`, the keys
@@ -160,6 +177,16 @@ const part = (name: string) =>
 export function lineIdentity(p: LinePoint): string {
   const keys = p.fields.map(([k]) => part(k)).sort();
   return `lp|${part(p.measurement)}|${keys.join(",")}`;
+}
+
+/**
+ * The identity's series part: `|{tag}={value},…` for the series tags the point has, in the
+ * mapping's order (`=` written %3D too); "" when it has none, so the ids of lines without series
+ * tags, and of every line when none are set, are unchanged.
+ */
+export function seriesIdentity(p: LinePoint, m: LineMapping): string {
+  const series = m.seriesTags.length > 0 ? seriesOf(p, m) : undefined;
+  return series ? `|${series.map(([k, v]) => `${seriesPart(k)}=${seriesPart(v)}`).join(",")}` : "";
 }
 
 /** Whether two points have the same measurement and field keys in the same order (then the same identity). */
@@ -225,6 +252,7 @@ export function mapPoints(points: readonly LinePoint[], m: LineMapping = DEFAULT
       shapes.unshift({ p, identity });
       if (shapes.length > SHAPES) shapes.pop();
     }
+    identity += seriesIdentity(p, m);
     const record = mapped.value;
     const key = `${record.device_id}\u0000${record.ts}\u0000${identity}`;
     let bucket = seen.get(key);
@@ -253,5 +281,5 @@ const sameValues = (a: LineRecord, b: LineRecord) =>
   sameEntries(a.metrics, b.metrics) && sameEntries(a.attributes, b.attributes);
 
 function sameReading(p: LinePoint, line: number): string {
-  return `point '${p.measurement}' is the reading of line ${line} (same device, time, measurement and field keys) with other values: tags other than the device tag are attributes, not part of a reading's identity`;
+  return `point '${p.measurement}' is the reading of line ${line} (same device, time, measurement and field keys) with other values: tags other than the device tag are attributes, not part of a reading's identity, unless they are series tags (line_protocol.series_tags)`;
 }

@@ -6,7 +6,7 @@
  * errors. Zod's parse was the largest single cost of ingest (~14 % of the server's CPU under
  * batched load); test/unit/record-fast checks the two agree.
  */
-import { DEVICE_ID_PATTERN, MAX_METRICS, METRIC_NAME_PATTERN, RESERVED_NAMES } from "./record-limits.ts";
+import { DEVICE_ID_PATTERN, MAX_METRICS, METRIC_NAME_PATTERN, metricInRange, RESERVED_NAMES } from "./record-limits.ts";
 
 export interface FastRecord {
   device_id: string;
@@ -52,7 +52,7 @@ export function fastRecord(input: unknown): FastRecord | undefined {
         RESERVED_NAMES.has(name) ||
         !METRIC_NAME_PATTERN.test(name) ||
         typeof v !== "number" ||
-        !Number.isFinite(v)
+        !metricInRange(v)
       )
         return undefined;
     }

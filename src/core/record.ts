@@ -11,6 +11,8 @@ import {
   MAX_ATTRIBUTES,
   MAX_METRICS,
   METRIC_NAME_PATTERN,
+  METRIC_RANGE_MESSAGE,
+  metricInRange,
   RESERVED_NAMES,
 } from "./record-limits.ts";
 
@@ -19,8 +21,10 @@ export {
   DEVICE_ID_PATTERN,
   MAX_ATTRIBUTE_BYTES,
   MAX_ATTRIBUTES,
+  MAX_METRIC_MAGNITUDE,
   MAX_METRICS,
   METRIC_NAME_PATTERN,
+  MIN_METRIC_MAGNITUDE,
   RESERVED_NAMES,
 } from "./record-limits.ts";
 
@@ -66,7 +70,7 @@ const location = z.strictObject(
 const metrics = z
   .record(
     z.string().regex(METRIC_NAME_PATTERN, "metric names are 1-64 of letters, digits, '_', '.', ':', '/', '-'"),
-    z.number({ error: "metric values must be finite numbers" }),
+    z.number({ error: "metric values must be finite numbers" }).refine(metricInRange, METRIC_RANGE_MESSAGE),
     { error: (issue) => (issue.code === "invalid_type" ? "metrics must be an object of name -> number" : undefined) },
   )
   .refine((m) => Object.keys(m).length <= MAX_METRICS, `at most ${MAX_METRICS} metrics per record`);

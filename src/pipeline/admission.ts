@@ -18,7 +18,7 @@
  *   validated by the MQTT decoder (core/mqtt, through the same core/record normalization).
  */
 import { planMessages, type Plan } from "../core/plan.ts";
-import type { FieldError, Reading } from "../core/record.ts";
+import type { Reading } from "../core/record.ts";
 import { normalizeRecord } from "../core/record.ts";
 import type { TenantSettings } from "../core/tenant.ts";
 import { metrics } from "../lib/metrics.ts";
@@ -27,6 +27,21 @@ import { BrokerUnavailable, publishAll, type PublishOutcome } from "../nats/publ
 import type { DeviceRegistry } from "../tenants/devices.ts";
 import type { RateLimiter } from "../tenants/limits.ts";
 import type { TenantLookup, TenantLookupResult } from "../tenants/lookup.ts";
+import {
+  type Admission,
+  type Candidate,
+  fillOutcomes,
+  type MessageCandidate,
+  type RecordResult,
+  type Refusal,
+  type Reject,
+  reasonOf,
+  Refused,
+  type Valid,
+  type Verdict,
+} from "./admission-results.ts";
+
+export type * from "./admission-results.ts";
 
 export const MAX_MESSAGE_BYTES = 256 * 1024;
 /** Tenant settings or device list unreachable: try again after this. */
@@ -48,43 +63,6 @@ export interface AdmissionDeps {
   devices: DeviceRegistry;
   limits: RateLimiter;
   options: AdmissionOptions;
-}
-
-/** A decoded record (`value`, not validated yet), or the source's own error for it. */
-/** `identity`: a suffix of the record's event id (NormalizeOptions.identity), for line protocol. */
-export type Candidate = { index: number; value: unknown; identity?: string } | { index: number; error: FieldError };
-
-/** A field error, or a policy refusal with its code (unknown_device, device_limit, rate_limited). */
-export type RecordError = FieldError & { code?: string };
-
-export type RecordResult =
-  | { index: number; status: "accepted" | "duplicate"; event_id: string }
-  | { index: number; status: "dead_lettered"; event_id: string; error: string }
-  | { index: number; status: "rejected"; errors: RecordError[] };
-
-export interface Admission {
-  /** 202 once at least one record was published, 422 when every record was invalid. */
-  status: 202 | 422;
-  body: { accepted: number; duplicate: number; dead_lettered: number; rejected: number; results: RecordResult[] };
-}
-
-/** Why a whole request was refused; `retryAfterMs` when trying again later can help. */
-export type Refusal =
-  | { code: "unknown_device" | "device_limit"; message: string }
-  | { code: "rate_limited" | "devices_unavailable"; message: string; retryAfterMs: number }
-  | { code: "broker_unavailable"; message: string; retryAfterMs: number; detail: string; records: number };
-
-type Valid = { index: number; reading: Reading };
-type Reject = (index: number, errors: RecordError[], reason: string) => void;
-
-/** Low-cardinality reason for the rejected-records metric: the top-level field at fault. */
-const reasonOf = (errors: FieldError[]) =>
-  (errors[0]?.path.split(".")[0] || "record").replace(/[^a-z_]/g, "") || "record";
-
-class Refused extends Error {
-  constructor(readonly refusal: Refusal) {
-    super(refusal.message);
-  }
 }
 
 /** Admits the candidate records of one request: its results, or why it is refused as a whole. */
@@ -173,22 +151,6 @@ export async function publishReadings(
   }
 }
 
-/** Each published record's result from its broker message's outcome; in-request duplicates too. */
-function fillOutcomes(results: RecordResult[], valid: Valid[], plan: Plan, outcomes: PublishOutcome[]) {
-  const byIndex = new Map(valid.map((v) => [v.index, v.reading.eventId]));
-  plan.messages.forEach((m, i) => {
-    const o = outcomes[i]!;
-    for (const index of m.indexes) {
-      const event_id = byIndex.get(index)!;
-      results[index] =
-        o.status === "dead_lettered"
-          ? { index, status: "dead_lettered", event_id, error: o.error }
-          : { index, status: o.duplicate ? "duplicate" : "accepted", event_id };
-    }
-  });
-  for (const index of plan.duplicates) results[index] = { index, status: "duplicate", event_id: byIndex.get(index)! };
-}
-
 /** Drops the records of devices the tenant's policy refuses; refused when that leaves none. */
 async function applyDevicePolicy(
   devices: DeviceRegistry,
@@ -274,16 +236,6 @@ export interface MessageDeps {
   devices: DeviceRegistry;
   limits: RateLimiter;
 }
-
-/** A message with valid records, for the tenant and device its topic names. */
-export interface MessageCandidate {
-  tenant: string;
-  deviceId: string;
-  /** Valid records in the message. */
-  records: number;
-}
-
-export type Verdict = { pass: true } | { refused: string } | { retryMs: number; limit?: "tenant" | "device" };
 
 /**
  * One verdict per message, in order: the tenant's status (unknown or suspended: refused), its

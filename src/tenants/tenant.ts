@@ -38,6 +38,7 @@ const LINE_PROTOCOL_KEYS = {
   bare_measurements: "bareMeasurements",
   lat_fields: "latFields",
   lon_fields: "lonFields",
+  series_tags: "seriesTags",
 } as const satisfies Record<string, keyof LineMapping>;
 type LineProtocolKey = keyof typeof LINE_PROTOCOL_KEYS;
 export type LineProtocolJson = Partial<Record<LineProtocolKey, string[]>>;
@@ -111,6 +112,7 @@ const lineProtocolInput = z.strictObject({
   bare_measurements: lpNames(0),
   lat_fields: lpNames(1),
   lon_fields: lpNames(1),
+  series_tags: lpNames(0),
 });
 export type LineProtocolInput = z.output<typeof lineProtocolInput>;
 

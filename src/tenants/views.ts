@@ -26,6 +26,7 @@ export const tenantSchema = z
         bare_measurements: z.array(z.string()).optional(),
         lat_fields: z.array(z.string()).optional(),
         lon_fields: z.array(z.string()).optional(),
+        series_tags: z.array(z.string()).optional(),
       })
       .meta({
         description: "the tenant's own line-protocol mapping; absent keys follow the server's TELEMETRY_LP_* settings",

@@ -6,19 +6,15 @@
  * Screenshots: test-artifacts/dashboard-*.png (one per test).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { chromium, type Browser, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { apiClient } from "../helpers/api.ts";
+import { ARTIFACTS, launchBrowser, openPage, screenshots, UI_TIMEOUT } from "../helpers/browser.ts";
 import { freshDatabase, startNats } from "../helpers/services.ts";
 import { TEST_KEY, startTestServer, type TestServer } from "../helpers/server.ts";
 
 // The callbacks given to waitForFunction/evaluate run in the page.
 declare const document: any, sessionStorage: any, localStorage: any;
-
-const CHROMIUM = "/usr/bin/chromium";
-const ARTIFACTS = join(import.meta.dir, "../../test-artifacts");
-const UI_TIMEOUT = 45_000;
 
 let nats: Awaited<ReturnType<typeof startNats>>;
 let server: TestServer;
@@ -26,7 +22,8 @@ let browser: Browser;
 let page: Page;
 const pageErrors: string[] = [];
 
-const shot = (name: string) => page.screenshot({ path: join(ARTIFACTS, `dashboard-${name}.png`) });
+const screenshot = screenshots("dashboard");
+const shot = (name: string) => screenshot(page, name);
 const api = () => apiClient(server);
 
 /** A fleet around Berlin with positions, reported a few minutes ago (some long ago). */
@@ -41,24 +38,10 @@ function fleet(n: number) {
 }
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM))
-    throw new Error(`${CHROMIUM} is missing: run scripts/setup.sh (installs Debian's chromium)`);
-  mkdirSync(ARTIFACTS, { recursive: true });
+  browser = await launchBrowser();
   nats = await startNats();
   server = await startTestServer({ NATS_URL: nats.url, DATABASE_URL: await freshDatabase("dashboard") });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--no-first-run",
-    ],
-  });
-  page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
-  page.setDefaultTimeout(UI_TIMEOUT);
-  page.on("pageerror", (err) => pageErrors.push(err.message));
+  page = await openPage(browser, pageErrors, { width: 1280, height: 860 });
   await api().ingest(fleet(300));
 }, 120_000);
 

@@ -7,20 +7,17 @@
  * devices. Screenshots: test-artifacts/map-*.png.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { chromium, type Browser, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { apiClient } from "../helpers/api.ts";
+import { launchBrowser, openPage, screenshots, UI_TIMEOUT } from "../helpers/browser.ts";
 import { check, freshDatabase, startNats } from "../helpers/services.ts";
 import { OTHER_KEY, TEST_KEY, startTestServer, type TestServer } from "../helpers/server.ts";
 import { startTileServer, type TileServer } from "../helpers/tiles.ts";
 
 // The callbacks given to waitForFunction/evaluate run in the page.
 declare const document: any, sessionStorage: any, location: any, requestAnimationFrame: any, performance: any;
-
-const CHROMIUM = "/usr/bin/chromium";
-const ARTIFACTS = join(import.meta.dir, "../../test-artifacts");
-const UI_TIMEOUT = 45_000;
 
 let nats: Awaited<ReturnType<typeof startNats>>;
 let server: TestServer;
@@ -30,7 +27,7 @@ let page: Page;
 const pageErrors: string[] = [];
 
 const api = (key = TEST_KEY) => apiClient(server, key);
-const shot = (p: Page, name: string) => p.screenshot({ path: join(ARTIFACTS, `map-${name}.png`) });
+const shot = screenshots("map");
 
 /** 200 devices around Berlin, some reported long ago. */
 function fleet(n: number, prefix = "bus") {
@@ -44,9 +41,7 @@ function fleet(n: number, prefix = "bus") {
 }
 
 async function signedIn(key: string, hash: string): Promise<Page> {
-  const p = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  p.setDefaultTimeout(UI_TIMEOUT);
-  p.on("pageerror", (err) => pageErrors.push(err.message));
+  const p = await openPage(browser, pageErrors);
   p.on("console", (m) => m.type() === "error" && console.log(`[browser] ${m.text()}`));
   await p.goto(`${server.url}/ui/`);
   await p.evaluate((k) => sessionStorage.setItem("telemetry.key", k), key);
@@ -69,9 +64,7 @@ const shownOnMap = (p: Page) =>
   });
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM))
-    throw new Error(`${CHROMIUM} is missing: run scripts/setup.sh (installs Debian's chromium)`);
-  mkdirSync(ARTIFACTS, { recursive: true });
+  browser = await launchBrowser();
   tiles = startTileServer();
   nats = await startNats();
   server = await startTestServer({
@@ -80,10 +73,6 @@ beforeAll(async () => {
     TELEMETRY_MAP_TILE_URL: tiles.template,
     TELEMETRY_MAP_ATTRIBUTION: "test tiles <b>not bold</b>",
     TELEMETRY_MAX_DEVICES: "20000",
-  });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
   });
   await api().ingest(fleet(200));
   await check(async () => (await api().get("/api/v1/dashboard/devices")).body.rows.length === 200, {

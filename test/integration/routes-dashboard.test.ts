@@ -7,18 +7,13 @@
  * Screenshots: test-artifacts/routes-*.png.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { existsSync, mkdirSync } from "node:fs";
-import { join } from "node:path";
-import { chromium, type Browser, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { connectBroker } from "../../src/nats/connection.ts";
 import { verifySignature } from "../../src/notify/signing.ts";
 import { apiClient } from "../helpers/api.ts";
+import { launchBrowser, openPage, screenshots } from "../helpers/browser.ts";
 import { TEST_KEY, startTestServer, type TestServer } from "../helpers/server.ts";
 import { check, freshDatabase, startNats } from "../helpers/services.ts";
-
-const CHROMIUM = "/usr/bin/chromium";
-const ARTIFACTS = join(import.meta.dir, "../../test-artifacts");
-const UI_TIMEOUT = 45_000;
 
 let nats: Awaited<ReturnType<typeof startNats>>;
 let server: TestServer;
@@ -26,7 +21,8 @@ let browser: Browser;
 let page: Page;
 const pageErrors: string[] = [];
 const api = () => apiClient(server);
-const shot = (name: string) => page.screenshot({ path: join(ARTIFACTS, `routes-${name}.png`) });
+const screenshot = screenshots("routes");
+const shot = (name: string) => screenshot(page, name);
 const routeByName = async (name: string) =>
   (await api().get("/api/v1/routes")).body.routes.find((r: { name: string }) => r.name === name);
 
@@ -39,9 +35,7 @@ const reading = (device_id: string, speed: number) => ({
 });
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM))
-    throw new Error(`${CHROMIUM} is missing: run scripts/setup.sh (installs Debian's chromium)`);
-  mkdirSync(ARTIFACTS, { recursive: true });
+  browser = await launchBrowser();
   nats = await startNats();
   server = await startTestServer({
     NATS_URL: nats.url,
@@ -49,13 +43,7 @@ beforeAll(async () => {
     TELEMETRY_WEBHOOK_ALLOW: "127.0.0.1",
     TELEMETRY_ROUTE_SCHEDULE: "0,100ms",
   });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
-  });
-  page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  page.setDefaultTimeout(UI_TIMEOUT);
-  page.on("pageerror", (err) => pageErrors.push(err.message));
+  page = await openPage(browser, pageErrors);
   page.on("dialog", (d) => void d.accept());
   await page.goto(`${server.url}/`);
   await page.fill("#key", TEST_KEY);

@@ -157,14 +157,73 @@ describe("mapping", () => {
       {
         line: 2,
         message:
-          "point 'cpu' is the reading of line 1 (same device, time, measurement and field keys) with other values: tags other than the device tag are attributes, not part of a reading's identity",
+          "point 'cpu' is the reading of line 1 (same device, time, measurement and field keys) with other values: tags other than the device tag are attributes, not part of a reading's identity, unless they are series tags (line_protocol.series_tags)",
       },
       {
         line: 4,
         message:
-          "point 'cpu' is the reading of line 1 (same device, time, measurement and field keys) with other values: tags other than the device tag are attributes, not part of a reading's identity",
+          "point 'cpu' is the reading of line 1 (same device, time, measurement and field keys) with other values: tags other than the device tag are attributes, not part of a reading's identity, unless they are series tags (line_protocol.series_tags)",
       },
     ]);
+  });
+
+  test("series tags: their values join the metric names and the identity; per-CPU lines are distinct readings", () => {
+    const mapping = { ...DEFAULT_LINE_MAPPING, seriesTags: ["cpu", "path"] };
+    const text = [
+      `cpu,host=a,cpu=cpu0 usage_user=5,usage_system=1 ${T}`,
+      `cpu,host=a,cpu=cpu1 usage_user=6,usage_system=2 ${T}`,
+      `cpu,host=a,cpu=cpu-total usage_user=5.5,usage_system=1.5 ${T}`,
+      `disk,host=a,path=/var,fstype=ext4 used_percent=40 ${T}`,
+      `mem,host=a used_percent=30 ${T}`,
+      `cpu,host=a,cpu=cpu0 usage_user=5,usage_system=1 ${T}`,
+      `cpu,host=a,cpu=a=b usage_user=7,usage_system=3 ${T}`,
+    ].join("\n");
+    const r = map(text, mapping);
+    expect(r.errors).toEqual([]);
+    expect(r.records.map((x) => [x.identity, x.record.metrics, x.record.attributes])).toEqual([
+      [
+        "lp|cpu|usage_system,usage_user|cpu=cpu0",
+        { "cpu_usage_user.cpu0": 5, "cpu_usage_system.cpu0": 1 },
+        { cpu: "cpu0" },
+      ],
+      [
+        "lp|cpu|usage_system,usage_user|cpu=cpu1",
+        { "cpu_usage_user.cpu1": 6, "cpu_usage_system.cpu1": 2 },
+        { cpu: "cpu1" },
+      ],
+      [
+        "lp|cpu|usage_system,usage_user|cpu=cpu-total",
+        { "cpu_usage_user.cpu-total": 5.5, "cpu_usage_system.cpu-total": 1.5 },
+        { cpu: "cpu-total" },
+      ],
+      ["lp|disk|used_percent|path=/var", { "disk_used_percent./var": 40 }, { path: "/var", fstype: "ext4" }],
+      ["lp|mem|used_percent", { mem_used_percent: 30 }, undefined],
+      [
+        "lp|cpu|usage_system,usage_user|cpu=cpu0",
+        { "cpu_usage_user.cpu0": 5, "cpu_usage_system.cpu0": 1 },
+        { cpu: "cpu0" },
+      ],
+      [
+        "lp|cpu|usage_system,usage_user|cpu=a%3Db",
+        { "cpu_usage_user.a=b": 7, "cpu_usage_system.a=b": 3 },
+        { cpu: "a=b" },
+      ],
+    ]);
+    // Their event ids: distinct per CPU, the repeat a duplicate; normalizeRecord refuses a name with '='.
+    const readings = r.records.map((x) =>
+      normalizeRecord(x.record, { tenant: "acme", nowMs: NOW, maxFutureMs: 0, identity: x.identity }),
+    );
+    const ids = readings.map((n) => (n.ok ? n.reading.eventId : "refused"));
+    expect(new Set(ids.slice(0, 5)).size).toBe(5);
+    expect(ids[5]).toBe(ids[0]);
+    expect(ids[6]).toBe("refused");
+  });
+
+  test("series tags set, lines without them: identities (and so event ids) unchanged", () => {
+    const text = `cpu,host=a usage_user=5 ${T}\nmem,host=a,cpu=cpu0 used=1 ${T}`;
+    const plain = map(text);
+    const series = map(text, { ...DEFAULT_LINE_MAPPING, seriesTags: ["core"] });
+    expect(series.records).toEqual(plain.records);
   });
 
   test("many locations of one device at one millisecond: each its own reading; a repeat with other values still an error", () => {

@@ -9,6 +9,7 @@ import { decodeEnvelope, encodeEnvelope } from "../../src/core/envelope.ts";
 import { canonicalName, eventId } from "../../src/core/event-id.ts";
 import { planMessages } from "../../src/core/plan.ts";
 import { normalizeRecord, roundCoordinate } from "../../src/core/record.ts";
+import { metricInRange } from "../../src/core/record-limits.ts";
 import { parseRfc3339 } from "../../src/core/timestamp.ts";
 import { assetHash, telemetrySubject } from "../../src/core/subject.ts";
 import { parseBody } from "../../src/ingest/parse.ts";
@@ -59,7 +60,7 @@ describe("properties", () => {
         }
         if (reading.lat !== null) expect(roundCoordinate(reading.lat)).toBe(reading.lat);
         expect(Number.isInteger(reading.ts)).toBe(true);
-        for (const v of Object.values(reading.metrics ?? {})) expect(Number.isFinite(v)).toBe(true);
+        for (const v of Object.values(reading.metrics ?? {})) expect(metricInRange(v)).toBe(true);
       }),
       runs,
     );
@@ -164,7 +165,11 @@ describe("properties", () => {
           expect(new Set(carried).size).toBe(carried.length);
           expect(new Set(carried)).toEqual(new Set(valid.map((v) => v.reading.eventId)));
           for (const m of plan.messages) expect(decodeEnvelope(m.body).readings.length).toBeLessThanOrEqual(maxRecords);
-          expect(decodeEnvelope(encodeEnvelope(valid.map((v) => v.reading).slice(0, 1), NOW)).readings).toHaveLength(1);
+          // (every record can be out of range: metric values beyond 1e150, decision 0470)
+          if (valid.length > 0)
+            expect(decodeEnvelope(encodeEnvelope(valid.map((v) => v.reading).slice(0, 1), NOW)).readings).toHaveLength(
+              1,
+            );
         },
       ),
       { numRuns: 500 },

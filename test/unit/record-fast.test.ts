@@ -18,7 +18,11 @@ const name = fc.oneof(
   ),
   fc.string({ maxLength: 8 }),
 );
-const num = fc.oneof(fc.double(), fc.integer(), fc.constantFrom(-90, 90, -180, 180, 90.0000001, -0));
+const num = fc.oneof(
+  fc.double(),
+  fc.integer(),
+  fc.constantFrom(-90, 90, -180, 180, 90.0000001, -0, 1e150, -1.0000000000000002e150, 1e-150, -9.99e-151, 5e-324),
+);
 const value = fc.oneof(num, fc.string({ maxLength: 4 }), fc.boolean(), fc.constant(null));
 const record = fc.record(
   {

@@ -25,6 +25,12 @@ describe("normalizeRecord", () => {
     expect(Object.is(roundCoordinate(-0.00000001), -0)).toBe(false);
   });
 
+  test("accepts metric values of magnitude 1e-150 to 1e150, and 0", () => {
+    const metrics = { a: 1e150, b: -1e150, c: 1e-150, d: -1e-150, e: 0, f: -0 };
+    const r = norm({ ...base, metrics });
+    expect(r.ok && r.reading.metrics).toEqual(metrics);
+  });
+
   test("keeps attributes out of the event id", () => {
     const a = norm({ ...base, attributes: { fw: "1.0" } });
     const b = norm({ ...base, attributes: { fw: "2.0" }, metrics: { temp: 99 } });
@@ -56,6 +62,10 @@ describe("normalizeRecord", () => {
     [{ ...base, metrics: { temp: Infinity } }, "metrics.temp", "finite"],
     [{ ...base, metrics: { temp: "NaN" } }, "metrics.temp", "finite"],
     [{ ...base, metrics: { "bad name": 1 } }, "metrics.bad name", "metric names"],
+    [{ ...base, metrics: { big: 1.0000000000000002e150 } }, "metrics.big", "between 1e-150 and 1e150"],
+    [{ ...base, metrics: { big: -Number.MAX_VALUE } }, "metrics.big", "between 1e-150 and 1e150"],
+    [{ ...base, metrics: { tiny: 9.99e-151 } }, "metrics.tiny", "between 1e-150 and 1e150"],
+    [{ ...base, metrics: { tiny: -5e-324 } }, "metrics.tiny", "between 1e-150 and 1e150"],
     [{ device_id: "d", ts: base.ts }, "", "location or at least one metric"],
     [{ device_id: "d", ts: base.ts, metrics: {} }, "", "location or at least one metric"],
     [{ ...base, extra: 1 }, "extra", "unknown field"],

@@ -39,6 +39,7 @@ export function mappingFor(server: LineMapping, tenant: TenantSettings): LineMap
     bareMeasurements: own.bareMeasurements ?? server.bareMeasurements,
     latFields: own.latFields ?? server.latFields,
     lonFields: own.lonFields ?? server.lonFields,
+    seriesTags: own.seriesTags ?? server.seriesTags,
   };
 }
 

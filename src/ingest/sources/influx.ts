@@ -175,6 +175,7 @@ export const lineMapping = (config: Config): LineMapping => ({
   bareMeasurements: config.lpBareMeasurements,
   latFields: config.lpLatFields,
   lonFields: config.lpLonFields,
+  seriesTags: config.lpSeriesTags,
 });
 
 const WRITE_PATHS = ["/api/v2/write", "/write", "/api/v3/write_lp"];

@@ -67,3 +67,57 @@ export const ago = (ms) => {
   if (s < 86400) return `${Math.floor(s / 3600)}h ago`;
   return `${Math.floor(s / 86400)}d ago`;
 };
+
+/**
+ * A view's button handlers: `act(fn)` is a click handler that clears `message` (and `clear`),
+ * runs fn, shows its error in `message`, then calls `after` (the view's refresh) either way.
+ */
+export const actions =
+  (message, after, ...clear) =>
+  (fn) =>
+  async () => {
+    for (const el of [message, ...clear]) el.textContent = "";
+    try {
+      await fn();
+    } catch (err) {
+      message.textContent = err.message;
+    }
+    await after();
+  };
+
+/** A form field: its label around the input and a slot for the server's error on `path`. */
+export const field = (path, label, input) =>
+  h(
+    "div",
+    { class: "field", "data-field": path },
+    h("label", {}, label, input),
+    h("div", { class: "field-error", "data-error-for": path }),
+  );
+
+/** Clears the errors showFieldErrors placed. */
+export function clearFieldErrors(form, formError) {
+  for (const el of form.querySelectorAll("[data-error-for]")) el.textContent = "";
+  for (const el of form.querySelectorAll(".field.invalid")) el.classList.remove("invalid");
+  formError.textContent = "";
+}
+
+/**
+ * The server's field errors (err.body.error.details) next to the deepest field their path names
+ * (condition.circle.lat, condition.threshold, devices.0 -> devices), after `place` maps the path;
+ * the others, or the message when there are no details, in formError.
+ */
+export function showFieldErrors(form, formError, err, place = (path) => path) {
+  const details = err.body?.error?.details ?? [];
+  const unplaced = [];
+  for (const d of details) {
+    let path = place(d.path);
+    let slot = null;
+    while (path && !(slot = form.querySelector(`[data-error-for="${CSS.escape(path)}"]`)))
+      path = path.includes(".") ? path.slice(0, path.lastIndexOf(".")) : "";
+    if (slot) {
+      slot.textContent = d.message;
+      slot.parentElement.classList.add("invalid");
+    } else unplaced.push(d.message);
+  }
+  formError.textContent = details.length ? unplaced.join("; ") : err.message;
+}

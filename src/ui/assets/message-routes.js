@@ -2,7 +2,7 @@
 // webhook's signing secret shown once, in this page only, until it is left), pause/resume,
 // delete, and a route's failed list with replay of one batch or all. Validation is the server's;
 // its errors are shown next to the field their path names. The list refreshes every 5 s.
-import { api, every, h } from "./lib.js";
+import { actions, api, clearFieldErrors, every, field, h, showFieldErrors } from "./lib.js";
 
 const list = (text) =>
   text
@@ -66,16 +66,7 @@ export function mountMessageRoutes(view) {
     failedBox,
   );
 
-  const act = (fn) => async () => {
-    message.textContent = "";
-    note.textContent = "";
-    try {
-      await fn();
-    } catch (err) {
-      message.textContent = err.message;
-    }
-    await refresh();
-  };
+  const act = actions(message, () => refresh(), note);
 
   async function refresh() {
     const { routes } = await api("GET", "/api/v1/routes");
@@ -206,13 +197,6 @@ export function mountMessageRoutes(view) {
   }
 
   function openForm() {
-    const field = (path, label, input) =>
-      h(
-        "div",
-        { class: "field", "data-field": path },
-        h("label", {}, label, input),
-        h("div", { class: "field-error", "data-error-for": path }),
-      );
     const text = (name, placeholder, attrs = {}) => h("input", { name, placeholder, value: "", ...attrs });
     const select = (name, options) =>
       h(
@@ -256,9 +240,7 @@ export function mountMessageRoutes(view) {
     );
     form.addEventListener("submit", async (ev) => {
       ev.preventDefault();
-      for (const el of form.querySelectorAll("[data-error-for]")) el.textContent = "";
-      for (const el of form.querySelectorAll(".field.invalid")) el.classList.remove("invalid");
-      formError.textContent = "";
+      clearFieldErrors(form, formError);
       try {
         const created = await api(
           "POST",
@@ -280,7 +262,7 @@ export function mountMessageRoutes(view) {
         );
         await refresh();
       } catch (err) {
-        showErrors(form, formError, err);
+        showFieldErrors(form, formError, err, targetPath);
       }
     });
     formBox.replaceChildren(form);
@@ -290,20 +272,8 @@ export function mountMessageRoutes(view) {
   return every(5000, refresh);
 }
 
-/** The server's field errors next to their fields (destination.url/subject/topic -> the target field). */
-function showErrors(form, formError, err) {
-  const details = err.body?.error?.details ?? [];
-  const unplaced = [];
-  for (const d of details) {
-    let path = /^destination\.(url|subject|topic)$/.test(d.path) ? "destination.target" : d.path;
-    if (/^filter\.device_pattern/.test(path)) path = "filter.devices";
-    let slot = null;
-    while (path && !(slot = form.querySelector(`[data-error-for="${CSS.escape(path)}"]`)))
-      path = path.includes(".") ? path.slice(0, path.lastIndexOf(".")) : "";
-    if (slot) {
-      slot.textContent = d.message;
-      slot.parentElement.classList.add("invalid");
-    } else unplaced.push(d.message);
-  }
-  formError.textContent = details.length ? unplaced.join("; ") : err.message;
-}
+/** destination.url/subject/topic -> the target field; filter.device_pattern -> the devices field. */
+const targetPath = (path) =>
+  /^destination\.(url|subject|topic)$/.test(path)
+    ? "destination.target"
+    : path.replace(/^filter\.device_pattern/, "filter.devices");

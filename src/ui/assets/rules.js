@@ -1,7 +1,7 @@
 // Rules: list, create, edit, enable/disable, delete. Validation is the server's (the same zod
 // schema as the API); its errors are shown next to the field their path names.
 import { geofenceEditor } from "./geofence-editor.js";
-import { api, every, h } from "./lib.js";
+import { actions, api, clearFieldErrors, every, field, h, showFieldErrors } from "./lib.js";
 
 const CONDITION_FIELDS = {
   above_threshold: [
@@ -71,15 +71,7 @@ export function mountRules(view) {
     list,
   );
 
-  const act = (fn) => async () => {
-    message.textContent = "";
-    try {
-      await fn();
-    } catch (err) {
-      message.textContent = err.message;
-    }
-    await refresh();
-  };
+  const act = actions(message, () => refresh());
 
   async function refresh() {
     const { rules } = await api("GET", "/api/v1/rules");
@@ -143,13 +135,6 @@ export function mountRules(view) {
 
   function openForm(rule) {
     const c = rule?.condition ?? { type: "above_threshold" };
-    const field = (path, label, input) =>
-      h(
-        "div",
-        { class: "field", "data-field": path },
-        h("label", {}, label, input),
-        h("div", { class: "field-error", "data-error-for": path }),
-      );
     const text = (name, value, attrs = {}) => h("input", { name, value: value ?? "", ...attrs });
     const selectOf = (name, options, value) =>
       h(
@@ -220,9 +205,7 @@ export function mountRules(view) {
 
     form.addEventListener("submit", async (ev) => {
       ev.preventDefault();
-      for (const el of form.querySelectorAll("[data-error-for]")) el.textContent = "";
-      for (const el of form.querySelectorAll(".field.invalid")) el.classList.remove("invalid");
-      formError.textContent = "";
+      clearFieldErrors(form, formError);
       const v = (name) => form.elements.namedItem(name)?.value ?? "";
       const condition = { type: typeSelect.value };
       for (const [path, kind] of CONDITION_FIELDS[typeSelect.value]) {
@@ -261,20 +244,7 @@ export function mountRules(view) {
         formBox.replaceChildren();
         await refresh();
       } catch (err) {
-        const details = err.body?.error?.details ?? [];
-        const unplaced = [];
-        for (const d of details) {
-          // the deepest field the path names: condition.circle.lat, condition.threshold, devices.0 -> devices
-          let path = d.path;
-          let slot = null;
-          while (path && !(slot = form.querySelector(`[data-error-for="${CSS.escape(path)}"]`)))
-            path = path.includes(".") ? path.slice(0, path.lastIndexOf(".")) : "";
-          if (slot) {
-            slot.textContent = d.message;
-            slot.parentElement.classList.add("invalid");
-          } else unplaced.push(d.message);
-        }
-        formError.textContent = details.length ? unplaced.join("; ") : err.message;
+        showFieldErrors(form, formError, err);
       }
     });
     formBox.replaceChildren(form);
