@@ -22,7 +22,7 @@ const runs = process.argv.slice(2).map((arg) => {
   const [dir = ".", vars = ""] = arg.split("#");
   const env = Object.fromEntries(
     vars
-      .split(",")
+      .split(/,(?=[A-Za-z_][A-Za-z0-9_]*=)/) // a comma inside a value (TELEMETRY_ROLES=ingest,api) stays
       .filter(Boolean)
       .map((kv) => kv.split("=") as [string, string]),
   );

@@ -524,7 +524,7 @@ export const SETTINGS = {
     env: "TELEMETRY_SOFT_MEMORY_LIMIT",
     flag: "soft-memory-limit",
     default: "192MiB",
-    doc: "Above this RSS, while the JS heap is at least a third of it, the process forces a full garbage collection (a pause; checked every 0.5 s, at most once a second); off disables",
+    doc: "Above this RSS, while the JS heap is at least a third of it, the process asks for a concurrent full garbage collection, and forces a synchronous one (a pause) only above 1.2 times it (checked every 0.5 s, each at most once a second); off disables",
   },
   jscRamSize: {
     env: "TELEMETRY_JSC_RAM_SIZE",

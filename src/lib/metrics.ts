@@ -62,7 +62,7 @@ export const metrics = {
   alerts: counter("telemetry_alerts_total", "Alert changes made by the evaluator (opened, resolved)", ["event"]),
   forcedGc: counter(
     "telemetry_memory_forced_gc_total",
-    "Full garbage collections forced because RSS was above TELEMETRY_SOFT_MEMORY_LIMIT, by kind (full: synchronous, the loop waits)",
+    "Full garbage collections forced because RSS was above TELEMETRY_SOFT_MEMORY_LIMIT, by kind (concurrent: asked for, the loop runs on; full: synchronous, above the limit by a fifth)",
     ["kind"],
   ),
   forcedGcSeconds: counter(

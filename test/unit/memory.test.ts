@@ -4,32 +4,32 @@ import { loadConfig } from "../../src/config/load.ts";
 
 const MiB = 2 ** 20;
 
-test("forces a full collection above the limit while the heap is a third of it, at most once per gap", () => {
+test("asks for a concurrent collection above the limit, a synchronous one only a fifth above it, each at most once per gap", () => {
+  const none = { concurrent: -Infinity, full: -Infinity };
   const over = { rss: 225 * MiB, heap: 100 * MiB };
-  expect(collectionFor({ rss: 100 * MiB, heap: 90 * MiB }, 192 * MiB, 10_000, -Infinity)).toBe("none");
-  expect(collectionFor(over, 192 * MiB, 10_000, -Infinity)).toBe("full");
-  expect(collectionFor({ rss: 200 * MiB, heap: 40 * MiB }, 192 * MiB, 10_000, -Infinity)).toBe("none"); // the heap is not what fills RSS
-  expect(collectionFor(over, 192 * MiB, 10_500, 10_000)).toBe("none");
-  expect(collectionFor(over, 192 * MiB, 11_000, 10_000)).toBe("full");
-  expect(collectionFor({ rss: 2_000 * MiB, heap: 1_000 * MiB }, 0, 12_000, -Infinity)).toBe("none");
+  const far = { rss: 235 * MiB, heap: 100 * MiB };
+  expect(collectionFor({ rss: 100 * MiB, heap: 90 * MiB }, 192 * MiB, 10_000, none)).toBe("none");
+  expect(collectionFor(over, 192 * MiB, 10_000, none)).toBe("concurrent");
+  expect(collectionFor({ rss: 200 * MiB, heap: 40 * MiB }, 192 * MiB, 10_000, none)).toBe("none"); // the heap is not what fills RSS
+  expect(collectionFor(over, 192 * MiB, 10_500, { concurrent: 10_000, full: -Infinity })).toBe("none");
+  expect(collectionFor(over, 192 * MiB, 11_000, { concurrent: 10_000, full: -Infinity })).toBe("concurrent");
+  expect(collectionFor(far, 192 * MiB, 10_000, none)).toBe("full");
+  expect(collectionFor(far, 192 * MiB, 10_500, { concurrent: -Infinity, full: 10_000 })).toBe("concurrent");
+  expect(collectionFor(far, 192 * MiB, 10_500, { concurrent: 10_000, full: 10_000 })).toBe("none");
+  expect(collectionFor({ rss: 2_000 * MiB, heap: 1_000 * MiB }, 0, 12_000, none)).toBe("none");
 });
 
-test("the governor collects while RSS is above the limit, once per gap, and stops", async () => {
+test("the governor collects while RSS is above the limit, synchronously only far above it, and stops", async () => {
   let rss = 300 * MiB;
-  let calls = 0;
+  const calls: boolean[] = [];
   const governor = startMemoryGovernor(192 * MiB, {
     memory: () => ({ rss, heap: rss / 2 }),
-    gc: () => {
-      calls++;
-      rss = calls === 1 ? 250 * MiB : 150 * MiB;
-    },
+    gc: (sync) => void (calls.push(sync), (rss = sync ? 220 * MiB : 150 * MiB)),
   });
   await Bun.sleep(1_200);
-  expect(calls).toBe(1); // at 0.5 s; at 1.0 s still above, but within the gap
+  expect(calls).toEqual([true, false]); // far above: synchronous; still above: concurrent
   await Bun.sleep(1_000);
-  expect(calls).toBe(2); // at 1.5 s, then below the limit
-  await Bun.sleep(600);
-  expect(calls).toBe(2);
+  expect(calls).toEqual([true, false]); // below the limit now
   governor.stop();
 });
 
