@@ -3,7 +3,8 @@
  * minute: one nats-server and PostgreSQL, then for each round and each checkout given, a fresh
  * server from that checkout's source (all roles in one process), an open loop at RATE req/s for
  * SECONDS (p50/p99/max, server CPU µs per request, forced collections), then a closed loop of 64
- * connections for SECONDS (req/s, p99).
+ * connections for SECONDS (req/s, p99). Also the RSS peak (sampled every 0.1 s) and the event loop's delay
+ * (p99 and max, prom-client's monitorEventLoopDelay) during the open loop.
  *   bun bench/latency.ts <checkout>[#NAME=value,...]... (env: ROUNDS=3 SECONDS=15 RATE=5000 CLOSED=64, LAT_ENV='{"K":"V"}')
  */
 import { chmodSync, mkdtempSync, rmSync } from "node:fs";
@@ -21,7 +22,7 @@ const runs = process.argv.slice(2).map((arg) => {
   const [dir = ".", vars = ""] = arg.split("#");
   const env = Object.fromEntries(
     vars
-      .split(",")
+      .split(/,(?=[A-Za-z_][A-Za-z0-9_]*=)/) // a comma inside a value (TELEMETRY_ROLES=ingest,api) stays
       .filter(Boolean)
       .map((kv) => kv.split("=") as [string, string]),
   );
@@ -78,8 +79,16 @@ for (let r = 0; r < rounds; r++) {
     await runLoad(url, "single", `w${r}${n}`, 3, rate);
     const cpu0 = cpuSeconds(server.pid);
     const gc0 = await metric(url, "telemetry_memory_forced_gc_total");
-    const gcs0 = await metric(url, "telemetry_memory_forced_gc_seconds_total");
+    const gcs0 = await metric(url, "telemetry_memory_forced_gc_seconds_total"); // this scrape also resets the loop-delay histogram
+    let rssPeak = 0;
+    const sampler = setInterval(() => {
+      rssPeak = Math.max(rssPeak, rssMiB(server.pid));
+    }, 100);
     const open = await runLoad(url, "single", `o${r}${n}`, seconds, rate);
+    clearInterval(sampler);
+    // prom-client's event-loop delay (monitorEventLoopDelay, 10 ms resolution) since the last scrape.
+    const lagMax = await metric(url, "telemetry_nodejs_eventloop_lag_max_seconds");
+    const lagP99 = await metric(url, "telemetry_nodejs_eventloop_lag_p99_seconds");
     const cpu = cpuSeconds(server.pid) - cpu0;
     const gc = (await metric(url, "telemetry_memory_forced_gc_total")) - gc0;
     const gcs = (await metric(url, "telemetry_memory_forced_gc_seconds_total")) - gcs0;
@@ -93,6 +102,7 @@ for (let r = 0; r < rounds; r++) {
         dir: name,
         open: {
           p50: open.p50,
+          p90: open.p90,
           p99: open.p99,
           max: open.max,
           ok: open.statuses["202"] ?? 0,
@@ -101,6 +111,9 @@ for (let r = 0; r < rounds; r++) {
           forcedGc: gc,
           forcedGcMs: Math.round(gcs * 1000),
           rssMiB: Math.round(rss),
+          rssPeakMiB: Math.round(rssPeak),
+          loopLagMaxMs: Math.round(lagMax * 1000),
+          loopLagP99Ms: Math.round(lagP99 * 1000),
         },
         closed: shut && {
           reqPerS: Math.round((shut.statuses["202"] ?? 0) / shut.elapsed),

@@ -1,6 +1,7 @@
 import { defineCommand } from "citty";
 import { ROLES } from "../config/schema.ts";
 import { flushLogs, logger } from "../lib/log.ts";
+import { reexecWithJscRamSize } from "../server/jsc-heap.ts";
 import { startServer } from "../server/start.ts";
 import { configOrExit, fail, settingArgs } from "./common.ts";
 
@@ -9,6 +10,8 @@ export const serve = defineCommand({
   args: settingArgs(),
   async run({ args }) {
     const config = configOrExit(args);
+    // Before anything starts: the process image is replaced (same pid) unless the variable is set.
+    reexecWithJscRamSize(config.jscRamSize);
     const log = logger("cli");
     // Log what would otherwise end the process silently, then end it: state after an unknown error
     // is not trusted, and nothing is lost (unacked messages are redelivered after a restart).

@@ -94,3 +94,22 @@ export function colourOutput(
   if (env.TERM === "dumb") return false;
   return stream.isTTY === true;
 }
+
+/** JavaScriptCore's option (read by Bun from the environment when the process starts) behind TELEMETRY_JSC_RAM_SIZE. */
+export const JSC_RAM_ENV = "BUN_JSC_forceRAMSize";
+
+/**
+ * The environment `serve` re-executes itself with so JavaScriptCore sizes its heap for `ramBytes`
+ * (decision 0540), or null: the setting is off, or BUN_JSC_forceRAMSize is already set (by the
+ * operator, or by this re-execution: the new process never re-executes again).
+ */
+export function jscRestartEnv(
+  ramBytes: number,
+  env: Record<string, string | undefined> = process.env,
+): Record<string, string> | null {
+  if (ramBytes <= 0 || env[JSC_RAM_ENV] !== undefined) return null;
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (v !== undefined) out[k] = v;
+  out[JSC_RAM_ENV] = String(Math.round(ramBytes));
+  return out;
+}

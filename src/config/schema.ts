@@ -538,6 +538,12 @@ export const SETTINGS = {
     default: "192MiB",
     doc: "Above this RSS, while the JS heap is at least a third of it, the process asks for a concurrent full garbage collection, and forces a synchronous one (a pause) only above 1.2 times it (checked every 0.5 s, each at most once a second); off disables",
   },
+  jscRamSize: {
+    env: "TELEMETRY_JSC_RAM_SIZE",
+    flag: "jsc-ram-size",
+    default: "512MiB",
+    doc: "The memory JavaScriptCore sizes its heap growth for (BUN_JSC_forceRAMSize) instead of the machine's RAM, so garbage is collected early, in small pieces: `serve` re-executes itself once with it (same pid, arguments and stdio) unless BUN_JSC_forceRAMSize is already set; off keeps the machine's RAM",
+  },
   shutdownTimeout: {
     env: "TELEMETRY_SHUTDOWN_TIMEOUT",
     flag: "shutdown-timeout",
@@ -719,6 +725,7 @@ export const configSchema = z.object({
   dlqMaxAge: duration(60_000),
   failoverAudit: optionalDuration.transform((ms) => ms ?? 0),
   softMemoryLimit: sizeOrOff,
+  jscRamSize: sizeOrOff,
   shutdownTimeout: duration(100),
   evaluatorDatabaseUrl: url(["postgres:", "postgresql:"]),
   noDataInterval: duration(100),

@@ -9,7 +9,11 @@
  * - RSS above the limit by a fifth (HARD_FACTOR: 230 MiB at the default) still: one synchronous full collection, the
  *   pause paid only when the concurrent ones did not keep up.
  * At most one of each every MIN_GAP_MS. Like Go's GOMEMLIMIT it is soft: live data above the limit
- * stays, the process only collects more often. Decision 0007 (and 0510 for the two tiers).
+ * stays, the process only collects more often. With JavaScriptCore's heap sized for
+ * TELEMETRY_JSC_RAM_SIZE (server/jsc-heap.ts) neither tier fired at 5,000 single-record req/s in
+ * the runs of decision 0540; one synchronous tier at the limit held the 1M-backlog peak ~25 MiB
+ * lower there but paused single records (110–120 ms) in a third of the runs, so the tiers stay.
+ * Decision 0007 (0510 for the two tiers, 0540).
  */
 import { logger } from "../lib/log.ts";
 import { metrics } from "../lib/metrics.ts";

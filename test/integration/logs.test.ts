@@ -91,6 +91,16 @@ test("GET /metrics: prom-client's process and runtime metrics under telemetry_, 
   expect(names.filter((n) => !n.startsWith("telemetry_"))).toEqual([]);
 });
 
+test("serve re-executed itself with JavaScriptCore's heap sized (TELEMETRY_JSC_RAM_SIZE): the spawned pid itself, no child", async () => {
+  const environ = (await Bun.file(`/proc/${proc.pid}/environ`).text()).split("\0");
+  expect(environ).toContain("BUN_JSC_forceRAMSize=536870912"); // the default 512MiB; the test did not set it
+  expect(environ).toContain(`TELEMETRY_DATA_DIR=${dataDir}`); // the rest of the environment kept
+  const children = Bun.spawnSync({ cmd: ["pgrep", "-P", String(proc.pid)] })
+    .stdout.toString()
+    .trim();
+  expect(children).toBe(""); // execve, not a supervising parent
+});
+
 test("one JSON summary line per request, and never a secret", async () => {
   const made: Array<{ method: string; path: string; status: number }> = [];
   const track = async (method: string, path: string, key: string, body?: unknown) => {
