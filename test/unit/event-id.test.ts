@@ -1,6 +1,14 @@
 import { describe, expect, test } from "bun:test";
 import { v5 } from "uuid";
-import { canonicalName, coordinateText, EVENT_NAMESPACE, eventId, groupMessageId } from "../../src/core/event-id.ts";
+import {
+  canonicalName,
+  coordinateText,
+  EVENT_NAMESPACE,
+  eventId,
+  groupMessageId,
+  uuidv5,
+} from "../../src/core/event-id.ts";
+import { toIso } from "../../src/core/timestamp.ts";
 import { assetHash, telemetrySubject } from "../../src/core/subject.ts";
 
 const id = { tenant: "acme", deviceId: "truck-1", ts: Date.UTC(2026, 10, 22, 10, 0, 0, 5), lat: 52.5200066, lon: -0.1 };
@@ -51,6 +59,35 @@ describe("event ids", () => {
     expect(groupMessageId([a])).toBe(a);
     expect(groupMessageId([a, b])).not.toBe(groupMessageId([b, a]));
     expect(groupMessageId([a, b])).toBe(groupMessageId([a, b]));
+  });
+});
+
+describe("the fast paths agree with the reference ones", () => {
+  // A small deterministic generator: the same cases every run.
+  const random = (() => {
+    let seed = 17;
+    return () => (seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648) / 2_147_483_648;
+  })();
+
+  test("toIso is toISOString, on random times and at the edges of its fast range", () => {
+    const times = [0, 1, 999, 86_399_999, 86_400_000, Date.UTC(2000, 0, 1), Date.UTC(2024, 1, 29, 23, 59, 59, 999)];
+    times.push(253_402_300_799_999, 253_402_300_800_000, -1, -86_400_001, 8.64e15, -8.64e15, 1.5);
+    for (let i = 0; i < 20_000; i++) {
+      const span = i % 3 === 0 ? 253_402_300_800_000 : i % 3 === 1 ? 4e12 : 86_400_000 * 3;
+      const base = i % 3 === 2 ? 1_796_000_000_000 : 0;
+      times.push(base + Math.floor(random() * span));
+    }
+    for (const ms of times) expect(toIso(ms)).toBe(new Date(ms).toISOString());
+    expect(() => toIso(Number.NaN)).toThrow(RangeError);
+  });
+
+  test("uuidv5 is the uuid library's v5, for short, long and non-ASCII names", () => {
+    const names = ["", "a", "caf\u00e9|\u20ac|\u{1F600}", "x".repeat(5_000), "\u20ac".repeat(2_000)];
+    for (let i = 0; i < 300; i++)
+      names.push(
+        `v1|t${i}|${String.fromCharCode(...Array.from({ length: i % 40 }, () => 32 + Math.floor(random() * 20_000)))}`,
+      );
+    for (const name of names) expect(uuidv5(name)).toBe(v5(name, EVENT_NAMESPACE));
   });
 });
 
