@@ -27,7 +27,30 @@ export interface Envelope {
   readings: Reading[];
 }
 
+/**
+ * The body as text, built directly (exactly what JSON.stringify of the object above gives: same
+ * keys in the same order; numbers are finite, event ids are uuids and need no escaping): no
+ * intermediate object per reading. Event ids are written unescaped: they are always uuids made by
+ * core/event-id (and the decoder refuses anything else). test/unit/pipeline-core checks the text
+ * against JSON.stringify.
+ */
 export function encodeEnvelope(readings: readonly Reading[], receivedAt: number): string {
+  const first = readings[0];
+  if (!first) throw new Error("an envelope needs at least one reading");
+  let s = `{"v":${ENVELOPE_VERSION},"t":${JSON.stringify(first.tenant)},"d":${JSON.stringify(first.deviceId)},"rx":${receivedAt},"r":[`;
+  for (let i = 0; i < readings.length; i++) {
+    const x = readings[i]!;
+    s += `${i === 0 ? "" : ","}{"id":"${x.eventId}","ts":${x.ts}`;
+    if (x.lat !== null && x.lon !== null) s += `,"lat":${x.lat},"lon":${x.lon}`;
+    if (x.metrics) s += `,"m":${JSON.stringify(x.metrics)}`;
+    if (x.attributes) s += `,"a":${JSON.stringify(x.attributes)}`;
+    s += "}";
+  }
+  return `${s}]}`;
+}
+
+/** The reference encoding (the object form, stringified); encodeEnvelope must give the same text. */
+export function encodeEnvelopeObject(readings: readonly Reading[], receivedAt: number): string {
   const first = readings[0];
   if (!first) throw new Error("an envelope needs at least one reading");
   const r: WireReading[] = readings.map((x) => {
@@ -67,29 +90,33 @@ export function decodeEnvelope(body: string): Envelope {
   if (typeof t !== "string" || typeof d !== "string" || typeof rx !== "number" || !Array.isArray(r) || r.length === 0) {
     throw new EnvelopeError("missing t, d, rx or r");
   }
-  const readings: Reading[] = r.map((w: unknown, i) => {
+  const readings: Reading[] = new Array(r.length);
+  for (let i = 0; i < r.length; i++) {
+    const w: unknown = r[i];
     if (!isPlainObject(w) || typeof w.id !== "string" || !UUID.test(w.id) || !Number.isSafeInteger(w.ts)) {
       throw new EnvelopeError(`reading ${i}: bad id or ts`);
     }
     const hasLoc = typeof w.lat === "number" && typeof w.lon === "number";
-    if ((w.m !== undefined && !isPlainObject(w.m)) || (w.a !== undefined && !isPlainObject(w.a))) {
+    const m = w.m;
+    if ((m !== undefined && !isPlainObject(m)) || (w.a !== undefined && !isPlainObject(w.a))) {
       throw new EnvelopeError(`reading ${i}: bad metrics or attributes`);
     }
-    if (w.m) {
-      for (const v of Object.values(w.m)) {
+    if (m) {
+      for (const k in m) {
+        const v = m[k];
         if (typeof v !== "number" || !Number.isFinite(v)) throw new EnvelopeError(`reading ${i}: non-numeric metric`);
       }
     }
-    return {
+    readings[i] = {
       eventId: w.id,
       tenant: t,
       deviceId: d,
       ts: w.ts as number,
       lat: hasLoc ? (w.lat as number) : null,
       lon: hasLoc ? (w.lon as number) : null,
-      metrics: (w.m as Record<string, number> | undefined) ?? null,
+      metrics: (m as Record<string, number> | undefined) ?? null,
       attributes: (w.a as Record<string, AttributeValue> | undefined) ?? null,
     };
-  });
+  }
   return { tenant: t, deviceId: d, receivedAt: rx, readings };
 }
