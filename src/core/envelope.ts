@@ -27,30 +27,7 @@ export interface Envelope {
   readings: Reading[];
 }
 
-/**
- * The body as text, built directly (exactly what JSON.stringify of the object above gives: same
- * keys in the same order; numbers are finite, event ids are uuids and need no escaping): no
- * intermediate object per reading. Event ids are written unescaped: they are always uuids made by
- * core/event-id (and the decoder refuses anything else). test/unit/pipeline-core checks the text
- * against JSON.stringify.
- */
 export function encodeEnvelope(readings: readonly Reading[], receivedAt: number): string {
-  const first = readings[0];
-  if (!first) throw new Error("an envelope needs at least one reading");
-  let s = `{"v":${ENVELOPE_VERSION},"t":${JSON.stringify(first.tenant)},"d":${JSON.stringify(first.deviceId)},"rx":${receivedAt},"r":[`;
-  for (let i = 0; i < readings.length; i++) {
-    const x = readings[i]!;
-    s += `${i === 0 ? "" : ","}{"id":"${x.eventId}","ts":${x.ts}`;
-    if (x.lat !== null && x.lon !== null) s += `,"lat":${x.lat},"lon":${x.lon}`;
-    if (x.metrics) s += `,"m":${JSON.stringify(x.metrics)}`;
-    if (x.attributes) s += `,"a":${JSON.stringify(x.attributes)}`;
-    s += "}";
-  }
-  return `${s}]}`;
-}
-
-/** The reference encoding (the object form, stringified); encodeEnvelope must give the same text. */
-export function encodeEnvelopeObject(readings: readonly Reading[], receivedAt: number): string {
   const first = readings[0];
   if (!first) throw new Error("an envelope needs at least one reading");
   const r: WireReading[] = readings.map((x) => {
