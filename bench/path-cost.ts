@@ -17,7 +17,7 @@ const BATCH = 2_000;
 
 interface Tree {
   name: string;
-  // biome-ignore lint/suspicious/noExplicitAny: modules of two checkouts, same shapes
+  /** The modules of one checkout (two checkouts, same shapes). */
   m: Record<string, any>;
 }
 

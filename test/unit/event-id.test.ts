@@ -83,6 +83,8 @@ describe("the fast paths agree with the reference ones", () => {
 
   test("uuidv5 is the uuid library's v5, for short, long and non-ASCII names", () => {
     const names = ["", "a", "caf\u00e9|\u20ac|\u{1F600}", "x".repeat(5_000), "\u20ac".repeat(2_000)];
+    // Around the reused buffer's room (1,024 bytes less the namespace's 16): fits, and just does not.
+    names.push("y".repeat(1_008), "y".repeat(1_009), `${"y".repeat(1_006)}\u20ac`, `${"y".repeat(1_005)}\u20ac`);
     for (let i = 0; i < 300; i++)
       names.push(
         `v1|t${i}|${String.fromCharCode(...Array.from({ length: i % 40 }, () => 32 + Math.floor(random() * 20_000)))}`,
