@@ -29,12 +29,16 @@ export interface EventIdentity {
   suffix?: string;
 }
 
+/** Zeros before a fraction of n digits, to make it 7. */
+const FRACTION_ZEROS = ["0000000", "000000", "00000", "0000", "000", "00", "0", ""];
+
 /** Exact decimal text of a coordinate already rounded to 7 decimals. */
 export function coordinateText(value: number): string {
   const scaled = Math.round(Math.abs(value) * 1e7);
   const sign = value < 0 && scaled !== 0 ? "-" : "";
-  const digits = String(scaled).padStart(8, "0");
-  return `${sign}${digits.slice(0, -7)}.${digits.slice(-7)}`;
+  const whole = Math.floor(scaled / 1e7);
+  const fraction = String(scaled - whole * 1e7);
+  return `${sign}${whole}.${FRACTION_ZEROS[fraction.length]}${fraction}`;
 }
 
 export function canonicalName(id: EventIdentity): string {

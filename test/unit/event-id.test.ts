@@ -51,6 +51,17 @@ describe("event ids", () => {
     expect(coordinateText(-180)).toBe("-180.0000000");
     expect(coordinateText(0.0000001)).toBe("0.0000001");
     expect(coordinateText(-89.9999999)).toBe("-89.9999999");
+    // The first formula (padStart and slices), on coordinates spread over the range, 0–7 decimals.
+    const reference = (value: number) => {
+      const scaled = Math.round(Math.abs(value) * 1e7);
+      const digits = String(scaled).padStart(8, "0");
+      return `${value < 0 && scaled !== 0 ? "-" : ""}${digits.slice(0, -7)}.${digits.slice(-7)}`;
+    };
+    for (let i = 0; i < 20_000; i++) {
+      const raw = (((i * 2_654_435_761) % 3_600_000_001) - 1_800_000_000) / 1e7; // spread over [-180, 180]
+      const v = Math.round(raw * 10 ** (i % 8)) / 10 ** (i % 8);
+      expect(coordinateText(v)).toBe(reference(v));
+    }
   });
 
   test("a one-event message uses the event id; a group id depends on members and order", () => {
