@@ -20,6 +20,7 @@
  */
 import { createHash } from "node:crypto";
 import type { Envelope } from "./envelope.ts";
+import type { Reading } from "./record.ts";
 
 export const COMMITTED_PREFIX = "telemetry.committed.v1";
 
@@ -79,6 +80,54 @@ interface Extremes {
   nRx: number;
 }
 
+function newExtremes(metric: string, k: number, r: Reading, v: number, rx: number): Extremes {
+  const { deviceId, ts, eventId: id } = r;
+  return {
+    metric,
+    deviceId,
+    lK: k,
+    lTs: ts,
+    lV: v,
+    lId: id,
+    lRx: rx,
+    xK: k,
+    xTs: ts,
+    xV: v,
+    xId: id,
+    xRx: rx,
+    nK: k,
+    nTs: ts,
+    nV: v,
+    nId: id,
+    nRx: rx,
+  };
+}
+
+/** A later reading of the series: the latest on ties of time, the first on ties of value. */
+function track(e: Extremes, k: number, r: Reading, v: number, rx: number): void {
+  if (r.ts >= e.lTs) {
+    e.lK = k;
+    e.lTs = r.ts;
+    e.lV = v;
+    e.lId = r.eventId;
+    e.lRx = rx;
+  }
+  if (v > e.xV) {
+    e.xK = k;
+    e.xTs = r.ts;
+    e.xV = v;
+    e.xId = r.eventId;
+    e.xRx = rx;
+  }
+  if (v < e.nV) {
+    e.nK = k;
+    e.nTs = r.ts;
+    e.nV = v;
+    e.nId = r.eventId;
+    e.nRx = rx;
+  }
+}
+
 /** Summarizes a batch per tenant. Ties on time keep the later reading in batch order; ties on value the earlier. */
 export function summarizeCommitted(envelopes: readonly Envelope[]): CommittedBatch[] {
   const byTenant = new Map<
@@ -120,50 +169,11 @@ export function summarizeCommitted(envelopes: readonly Envelope[]): CommittedBat
       for (const metric in m) {
         const value = m[metric]!;
         const e = byMetric.get(metric);
-        if (!e) {
-          const first: Extremes = {
-            metric,
-            deviceId: r.deviceId,
-            lK: k,
-            lTs: r.ts,
-            lV: value,
-            lId: r.eventId,
-            lRx: rx,
-            xK: k,
-            xTs: r.ts,
-            xV: value,
-            xId: r.eventId,
-            xRx: rx,
-            nK: k,
-            nTs: r.ts,
-            nV: value,
-            nId: r.eventId,
-            nRx: rx,
-          };
+        if (e) track(e, k, r, value, rx);
+        else {
+          const first = newExtremes(metric, k, r, value, rx);
           byMetric.set(metric, first);
           t.order.push(first);
-          continue;
-        }
-        if (r.ts >= e.lTs) {
-          e.lK = k;
-          e.lTs = r.ts;
-          e.lV = value;
-          e.lId = r.eventId;
-          e.lRx = rx;
-        }
-        if (value > e.xV) {
-          e.xK = k;
-          e.xTs = r.ts;
-          e.xV = value;
-          e.xId = r.eventId;
-          e.xRx = rx;
-        }
-        if (value < e.nV) {
-          e.nK = k;
-          e.nTs = r.ts;
-          e.nV = value;
-          e.nId = r.eventId;
-          e.nRx = rx;
         }
       }
     }
