@@ -20,6 +20,7 @@
  */
 import { createHash } from "node:crypto";
 import type { Envelope } from "./envelope.ts";
+import type { Reading } from "./record.ts";
 
 export const COMMITTED_PREFIX = "telemetry.committed.v1";
 
@@ -54,11 +55,77 @@ export function committedSubject(tenant: string): string {
   return `${COMMITTED_PREFIX}.${tenant}`;
 }
 
-/** The points kept of one (device, metric) series in a batch. */
+/**
+ * The points kept of one (device, metric) series in a batch, as fields rather than one object per
+ * reading and metric (the writer summarizes every batch: a point object per reading and metric was
+ * most of its garbage). `k`: the reading's place in the batch, a point's identity.
+ */
 interface Extremes {
-  latest: SeriesPoint;
-  max: SeriesPoint;
-  min: SeriesPoint;
+  metric: string;
+  deviceId: string;
+  lK: number;
+  lTs: number;
+  lV: number;
+  lId: string;
+  lRx: number;
+  xK: number;
+  xTs: number;
+  xV: number;
+  xId: string;
+  xRx: number;
+  nK: number;
+  nTs: number;
+  nV: number;
+  nId: string;
+  nRx: number;
+}
+
+function newExtremes(metric: string, k: number, r: Reading, v: number, rx: number): Extremes {
+  const { deviceId, ts, eventId: id } = r;
+  return {
+    metric,
+    deviceId,
+    lK: k,
+    lTs: ts,
+    lV: v,
+    lId: id,
+    lRx: rx,
+    xK: k,
+    xTs: ts,
+    xV: v,
+    xId: id,
+    xRx: rx,
+    nK: k,
+    nTs: ts,
+    nV: v,
+    nId: id,
+    nRx: rx,
+  };
+}
+
+/** A later reading of the series: the latest on ties of time, the first on ties of value. */
+function track(e: Extremes, k: number, r: Reading, v: number, rx: number): void {
+  if (r.ts >= e.lTs) {
+    e.lK = k;
+    e.lTs = r.ts;
+    e.lV = v;
+    e.lId = r.eventId;
+    e.lRx = rx;
+  }
+  if (v > e.xV) {
+    e.xK = k;
+    e.xTs = r.ts;
+    e.xV = v;
+    e.xId = r.eventId;
+    e.xRx = rx;
+  }
+  if (v < e.nV) {
+    e.nK = k;
+    e.nTs = r.ts;
+    e.nV = v;
+    e.nId = r.eventId;
+    e.nRx = rx;
+  }
 }
 
 /** Summarizes a batch per tenant. Ties on time keep the later reading in batch order; ties on value the earlier. */
@@ -66,16 +133,20 @@ export function summarizeCommitted(envelopes: readonly Envelope[]): CommittedBat
   const byTenant = new Map<
     string,
     {
-      series: Map<string, Extremes>;
+      /** Device → metric → its extremes; `order` keeps the series in first-appearance order. */
+      series: Map<string, Map<string, Extremes>>;
+      order: Extremes[];
       positions: PositionPoint[];
       devices: Map<string, { lastTs: number; receivedAt: number }>;
     }
   >();
+  let k = 0;
   for (const env of envelopes) {
     let t = byTenant.get(env.tenant);
-    if (!t) byTenant.set(env.tenant, (t = { series: new Map(), positions: [], devices: new Map() }));
+    if (!t) byTenant.set(env.tenant, (t = { series: new Map(), order: [], positions: [], devices: new Map() }));
     const rx = env.receivedAt;
     for (const r of env.readings) {
+      k++;
       const d = t.devices.get(r.deviceId);
       if (!d) t.devices.set(r.deviceId, { lastTs: r.ts, receivedAt: rx });
       else {
@@ -92,41 +163,37 @@ export function summarizeCommitted(envelopes: readonly Envelope[]): CommittedBat
           receivedAt: rx,
         });
       if (!r.metrics) continue;
-      for (const [metric, value] of Object.entries(r.metrics)) {
-        const key = `${r.deviceId}\u0000${metric}`;
-        const point: SeriesPoint = {
-          deviceId: r.deviceId,
-          metric,
-          ts: r.ts,
-          value,
-          eventId: r.eventId,
-          receivedAt: rx,
-        };
-        const prev = t.series.get(key);
-        if (!prev) {
-          t.series.set(key, { latest: point, max: point, min: point });
-          continue;
+      let byMetric = t.series.get(r.deviceId);
+      if (!byMetric) t.series.set(r.deviceId, (byMetric = new Map()));
+      const m = r.metrics;
+      for (const metric in m) {
+        const value = m[metric]!;
+        const e = byMetric.get(metric);
+        if (e) track(e, k, r, value, rx);
+        else {
+          const first = newExtremes(metric, k, r, value, rx);
+          byMetric.set(metric, first);
+          t.order.push(first);
         }
-        if (point.ts >= prev.latest.ts) prev.latest = point;
-        if (value > prev.max.value) prev.max = point;
-        if (value < prev.min.value) prev.min = point;
       }
     }
   }
   return [...byTenant].map(([tenant, t]) => ({
     tenant,
-    series: [...t.series.values()].flatMap(seriesPoints),
+    series: t.order.flatMap(seriesPoints),
     positions: dedupePositions(t.positions),
     devices: [...t.devices].map(([deviceId, d]) => ({ deviceId, ...d })),
   }));
 }
 
 /** The distinct points of a series, in time order; the latest last among equal times (a reading at the time of one evaluated before is stale). */
-function seriesPoints({ latest, max, min }: Extremes): SeriesPoint[] {
+function seriesPoints(e: Extremes): SeriesPoint[] {
+  const { deviceId, metric } = e;
   const points: SeriesPoint[] = [];
-  if (max.value !== latest.value) points.push(max);
-  if (min.value !== latest.value && min !== max) points.push(min);
-  points.push(latest);
+  if (e.xV !== e.lV) points.push({ deviceId, metric, ts: e.xTs, value: e.xV, eventId: e.xId, receivedAt: e.xRx });
+  if (e.nV !== e.lV && e.nK !== e.xK)
+    points.push({ deviceId, metric, ts: e.nTs, value: e.nV, eventId: e.nId, receivedAt: e.nRx });
+  points.push({ deviceId, metric, ts: e.lTs, value: e.lV, eventId: e.lId, receivedAt: e.lRx });
   return points.sort((a, b) => a.ts - b.ts); // stable
 }
 
@@ -180,7 +247,19 @@ export function decodeCommitted(body: string): CommittedBatch {
  * points stay together and in order. Deterministic: the same summary is always cut the same way.
  */
 export function splitCommitted(b: CommittedBatch, maxBytes: number): CommittedBatch[] {
-  if (Buffer.byteLength(encodeCommitted(b)) <= maxBytes) return [b];
+  return committedEvents(b, maxBytes).map((e) => e.batch);
+}
+
+/** What the writer publishes for a summary: each part (splitCommitted) with its body and message id, each encoded once. */
+export interface CommittedEvent {
+  batch: CommittedBatch;
+  body: string;
+  msgId: string;
+}
+
+export function committedEvents(b: CommittedBatch, maxBytes: number): CommittedEvent[] {
+  const body = encodeCommitted(b);
+  if (Buffer.byteLength(body) <= maxBytes) return [{ batch: b, body, msgId: committedMessageId(b) }];
   const devices = [
     ...new Set([
       ...b.series.map((s) => s.deviceId),
@@ -188,7 +267,8 @@ export function splitCommitted(b: CommittedBatch, maxBytes: number): CommittedBa
       ...b.devices.map((d) => d.deviceId),
     ]),
   ];
-  if (devices.length <= 1) return [b]; // one device's points in one batch: at most 3 per metric and its positions
+  // One device's points in one batch: at most 3 per metric and its positions.
+  if (devices.length <= 1) return [{ batch: b, body, msgId: committedMessageId(b) }];
   const first = new Set(devices.slice(0, Math.ceil(devices.length / 2)));
   const part = (inFirst: boolean): CommittedBatch => ({
     tenant: b.tenant,
@@ -196,13 +276,17 @@ export function splitCommitted(b: CommittedBatch, maxBytes: number): CommittedBa
     positions: b.positions.filter((x) => first.has(x.deviceId) === inFirst),
     devices: b.devices.filter((x) => first.has(x.deviceId) === inFirst),
   });
-  return [...splitCommitted(part(true), maxBytes), ...splitCommitted(part(false), maxBytes)];
+  return [...committedEvents(part(true), maxBytes), ...committedEvents(part(false), maxBytes)];
 }
 
-/** Nats-Msg-Id of a summary: the same batch content gives the same id, so a republish is dropped. */
+/**
+ * Nats-Msg-Id of a summary: the same batch content gives the same id, so a republish is dropped.
+ * SHA-256 of tenant, then `|{event id}:{metric}` per series point and `|{event id}` per position,
+ * hashed as one string (the same digest as feeding the pieces one by one, at one native call).
+ */
 export function committedMessageId(b: CommittedBatch): string {
-  const h = createHash("sha256").update(b.tenant);
-  for (const s of b.series) h.update(`|${s.eventId}:${s.metric}`);
-  for (const p of b.positions) h.update(`|${p.eventId}`);
-  return h.digest("hex").slice(0, 32);
+  let text = b.tenant;
+  for (const s of b.series) text += `|${s.eventId}:${s.metric}`;
+  for (const p of b.positions) text += `|${p.eventId}`;
+  return createHash("sha256").update(text).digest("hex").slice(0, 32);
 }

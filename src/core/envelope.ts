@@ -67,29 +67,33 @@ export function decodeEnvelope(body: string): Envelope {
   if (typeof t !== "string" || typeof d !== "string" || typeof rx !== "number" || !Array.isArray(r) || r.length === 0) {
     throw new EnvelopeError("missing t, d, rx or r");
   }
-  const readings: Reading[] = r.map((w: unknown, i) => {
+  const readings: Reading[] = new Array(r.length);
+  for (let i = 0; i < r.length; i++) {
+    const w: unknown = r[i];
     if (!isPlainObject(w) || typeof w.id !== "string" || !UUID.test(w.id) || !Number.isSafeInteger(w.ts)) {
       throw new EnvelopeError(`reading ${i}: bad id or ts`);
     }
     const hasLoc = typeof w.lat === "number" && typeof w.lon === "number";
-    if ((w.m !== undefined && !isPlainObject(w.m)) || (w.a !== undefined && !isPlainObject(w.a))) {
+    const m = w.m;
+    if ((m !== undefined && !isPlainObject(m)) || (w.a !== undefined && !isPlainObject(w.a))) {
       throw new EnvelopeError(`reading ${i}: bad metrics or attributes`);
     }
-    if (w.m) {
-      for (const v of Object.values(w.m)) {
+    if (m) {
+      for (const k in m) {
+        const v = m[k];
         if (typeof v !== "number" || !Number.isFinite(v)) throw new EnvelopeError(`reading ${i}: non-numeric metric`);
       }
     }
-    return {
+    readings[i] = {
       eventId: w.id,
       tenant: t,
       deviceId: d,
       ts: w.ts as number,
       lat: hasLoc ? (w.lat as number) : null,
       lon: hasLoc ? (w.lon as number) : null,
-      metrics: (w.m as Record<string, number> | undefined) ?? null,
+      metrics: (m as Record<string, number> | undefined) ?? null,
       attributes: (w.a as Record<string, AttributeValue> | undefined) ?? null,
     };
-  });
+  }
   return { tenant: t, deviceId: d, receivedAt: rx, readings };
 }

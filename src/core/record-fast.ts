@@ -40,7 +40,7 @@ export function fastRecord(input: unknown): FastRecord | undefined {
     const { lat, lon } = location;
     if (n !== 2 || typeof lat !== "number" || typeof lon !== "number") return undefined;
     if (!(lat >= -90 && lat <= 90 && lon >= -180 && lon <= 180)) return undefined; // NaN fails too
-    out.location = { lat, lon };
+    out.location = location as { lat: number; lon: number }; // exactly {lat, lon}: no copy needed
   }
   if (metrics !== undefined) {
     if (!isPlain(metrics)) return undefined;

@@ -188,6 +188,12 @@ function issueErrors(issues: readonly z.core.$ZodIssue[]): FieldError[] {
 
 const NO_ERRORS: readonly FieldError[] = Object.freeze([]);
 
+/** Whether an object has an own key (`Object.keys(o).length > 0` without the array per record). */
+function hasKeys(o: object): boolean {
+  for (const k in o) if (Object.hasOwn(o, k)) return true;
+  return false;
+}
+
 export function normalizeRecord(input: unknown, opts: NormalizeOptions): NormalizeResult {
   const fast = fastRecord(input); // refuses reserved names itself
   const parsed = fast ? ({ success: true, data: fast } as const) : recordSchema.safeParse(input);
@@ -209,13 +215,13 @@ export function normalizeRecord(input: unknown, opts: NormalizeOptions): Normali
   const bound = checkBounds(ts, opts.nowMs, opts.maxFutureMs);
   if (bound) return { ok: false, errors: [{ path: "ts", message: bound }] };
 
-  const hasMetrics = rec.metrics !== undefined && Object.keys(rec.metrics).length > 0;
+  const hasMetrics = rec.metrics !== undefined && hasKeys(rec.metrics);
   if (!rec.location && !hasMetrics) {
     return { ok: false, errors: [{ path: "", message: "a record needs a location or at least one metric" }] };
   }
   const lat = rec.location ? roundCoordinate(rec.location.lat) : null;
   const lon = rec.location ? roundCoordinate(rec.location.lon) : null;
-  const attrs = rec.attributes && Object.keys(rec.attributes).length > 0 ? rec.attributes : null;
+  const attrs = rec.attributes && hasKeys(rec.attributes) ? rec.attributes : null;
   return {
     ok: true,
     reading: {

@@ -60,6 +60,30 @@ export function checkBounds(ms: number, nowMs: number, maxFutureMs: number): str
   return null;
 }
 
+const DAY_MS = 86_400_000;
+/** The last day formatted ("YYYY-MM-DDT"): readings come in runs of one day, so the date part is reused. */
+let isoDay = Number.NaN;
+let isoDayText = "";
+const pad2 = (n: number) => (n < 10 ? `0${n}` : `${n}`);
+const pad3 = (n: number) => (n < 10 ? `00${n}` : n < 100 ? `0${n}` : `${n}`);
+
+/**
+ * Exactly `new Date(ms).toISOString()` ("2026-11-22T10:00:00.005Z"), at about half its cost for
+ * times in years 1970–9999 (the date part of the last day is kept; the time of day is arithmetic).
+ * Ingest formats one per reading for its event id; test/unit/event-id checks the two agree.
+ */
 export function toIso(ms: number): string {
-  return new Date(ms).toISOString();
+  if (!(ms >= 0 && ms < 253_402_300_800_000 && Number.isInteger(ms))) return new Date(ms).toISOString();
+  const day = Math.floor(ms / DAY_MS);
+  if (day !== isoDay) {
+    isoDayText = new Date(day * DAY_MS).toISOString().slice(0, 11);
+    isoDay = day;
+  }
+  let t = ms - day * DAY_MS;
+  const milli = t % 1000;
+  t = (t - milli) / 1000;
+  const sec = t % 60;
+  t = (t - sec) / 60;
+  const min = t % 60;
+  return `${isoDayText}${pad2((t - min) / 60)}:${pad2(min)}:${pad2(sec)}.${pad3(milli)}Z`;
 }

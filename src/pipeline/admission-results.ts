@@ -40,18 +40,19 @@ export const reasonOf = (errors: FieldError[]) =>
 
 /** Each published record's result from its broker message's outcome; in-request duplicates too. */
 export function fillOutcomes(results: RecordResult[], valid: Valid[], plan: Plan, outcomes: PublishOutcome[]) {
-  const byIndex = new Map(valid.map((v) => [v.index, v.reading.eventId]));
+  const byIndex: string[] = new Array(results.length);
+  for (const v of valid) byIndex[v.index] = v.reading.eventId;
   plan.messages.forEach((m, i) => {
     const o = outcomes[i]!;
     for (const index of m.indexes) {
-      const event_id = byIndex.get(index)!;
+      const event_id = byIndex[index]!;
       results[index] =
         o.status === "dead_lettered"
           ? { index, status: "dead_lettered", event_id, error: o.error }
           : { index, status: o.duplicate ? "duplicate" : "accepted", event_id };
     }
   });
-  for (const index of plan.duplicates) results[index] = { index, status: "duplicate", event_id: byIndex.get(index)! };
+  for (const index of plan.duplicates) results[index] = { index, status: "duplicate", event_id: byIndex[index]! };
 }
 
 /** A whole request refused (thrown by the device policy and rate-limit steps). */

@@ -5,6 +5,7 @@
  */
 import type { Envelope } from "../core/envelope.ts";
 import type { AttributeValue } from "../core/record.ts";
+import { toIso } from "../core/timestamp.ts";
 
 export interface Row {
   tenant: string;
@@ -41,7 +42,7 @@ export interface DeviceState {
   locationAt: number | null;
 }
 
-export const iso = (ms: number) => new Date(ms).toISOString();
+export const iso = toIso;
 
 /** The batch's rows, each event once. */
 export function batchRows(envelopes: readonly Envelope[]): Row[] {

@@ -7,13 +7,7 @@
 import type { JsMsg } from "@nats-io/jetstream";
 import { Batch } from "../core/batch.ts";
 import { OrderedAcks } from "../core/ordered-acks.ts";
-import {
-  committedMessageId,
-  committedSubject,
-  encodeCommitted,
-  splitCommitted,
-  summarizeCommitted,
-} from "../core/committed.ts";
+import { committedEvents, committedSubject, summarizeCommitted } from "../core/committed.ts";
 import { decodeEnvelope, type Envelope } from "../core/envelope.ts";
 import type { Sql } from "../db/client.ts";
 import { errorText, isRetryable } from "../db/errors.ts";
@@ -195,15 +189,15 @@ export async function startWriter(broker: Broker, sql: Sql, opts: WriterOptions)
    * same summary (same message id), never loses it. False only when shutdown cut retries short.
    */
   const announceWithRetry = async (items: Item[]): Promise<boolean> => {
-    const batches = summarizeCommitted(items.flatMap((i) => (i.envelope ? [i.envelope] : []))).flatMap((b) =>
-      splitCommitted(b, MAX_EVENT_BYTES),
+    const events = summarizeCommitted(items.flatMap((i) => (i.envelope ? [i.envelope] : []))).flatMap((b) =>
+      committedEvents(b, MAX_EVENT_BYTES),
     );
-    for (const b of batches) {
+    for (const e of events) {
       let staged = 0;
       const published = await retryUntil(
         async () => {
-          const msgID = staged < 3 ? committedMessageId(b) : `${committedMessageId(b)}.${staged}`;
-          const ack = await broker.js.publish(committedSubject(b.tenant), encodeCommitted(b), {
+          const msgID = staged < 3 ? e.msgId : `${e.msgId}.${staged}`;
+          const ack = await broker.js.publish(committedSubject(e.batch.tenant), e.body, {
             msgID,
             expect: { streamName: opts.committedStream },
           });

@@ -1,5 +1,7 @@
 import { describe, expect, test } from "bun:test";
+import { createHash } from "node:crypto";
 import {
+  committedEvents,
   committedMessageId,
   decodeCommitted,
   encodeCommitted,
@@ -80,6 +82,39 @@ describe("summarizeCommitted", () => {
     expect(committedMessageId(decodeCommitted(encodeCommitted(b!)))).toBe(committedMessageId(b!));
     const [other] = summarizeCommitted([envelope([reading("d1", 1, { temp: 1 })])]);
     expect(committedMessageId(other!)).not.toBe(committedMessageId(b!));
+  });
+});
+
+describe("series order and message ids", () => {
+  test("series come in the order each (device, metric) first appears, across interleaved envelopes", () => {
+    const [b] = summarizeCommitted([
+      envelope([reading("a", 1, { x: 1 })]),
+      envelope([reading("b", 1, { x: 2 })]),
+      envelope([reading("a", 2, { y: 3, x: 4 })]),
+    ]);
+    expect(points(b!)).toEqual(["a/x@1=1", "a/x@2=4", "b/x@1=2", "a/y@2=3"]);
+  });
+
+  test("a message id is SHA-256 of the tenant, then |event:metric per point and |event per position", () => {
+    const [b] = summarizeCommitted([envelope([reading("d1", 1, { t: 5 }, [1, 2]), reading("d1", 2, { t: 1 })])]);
+    const text = "acme|d1-1:t|d1-2:t|d1-1";
+    expect(committedMessageId(b!)).toBe(createHash("sha256").update(text).digest("hex").slice(0, 32));
+  });
+
+  test("committedEvents carries each part's encoding and id, whole or cut", () => {
+    const metrics = Object.fromEntries(Array.from({ length: 50 }, (_, k) => [`m${k}`, k]));
+    const [big] = summarizeCommitted(
+      Array.from({ length: 40 }, (_, d) => envelope([reading(`dev-${d}`, 1, metrics, [1, 2])])),
+    );
+    for (const limit of [1 << 20, 16 * 1024]) {
+      const events = committedEvents(big!, limit);
+      expect(events.map((e) => e.batch)).toEqual(splitCommitted(big!, limit));
+      for (const e of events) {
+        expect(e.body).toBe(encodeCommitted(e.batch));
+        expect(e.msgId).toBe(committedMessageId(e.batch));
+      }
+    }
+    expect(committedEvents(big!, 16 * 1024).length).toBeGreaterThan(1);
   });
 });
 
