@@ -204,5 +204,7 @@ export function committedMessageId(b: CommittedBatch): string {
   const h = createHash("sha256").update(b.tenant);
   for (const s of b.series) h.update(`|${s.eventId}:${s.metric}`);
   for (const p of b.positions) h.update(`|${p.eventId}`);
+  // Parts of one batch with only device entries must not share an id (and be dropped as duplicates).
+  for (const d of b.devices) h.update(`|d:${d.deviceId}:${d.lastTs}`);
   return h.digest("hex").slice(0, 32);
 }

@@ -7,13 +7,8 @@
 import type { JsMsg } from "@nats-io/jetstream";
 import { Batch } from "../core/batch.ts";
 import { OrderedAcks } from "../core/ordered-acks.ts";
-import {
-  committedMessageId,
-  committedSubject,
-  encodeCommitted,
-  splitCommitted,
-  summarizeCommitted,
-} from "../core/committed.ts";
+import { committedMessageId, encodeCommitted, splitCommitted, summarizeCommitted } from "../core/committed.ts";
+import { DEFAULT_PARTITIONS, partitionSubject, splitByPartition } from "../core/partition.ts";
 import { decodeEnvelope, type Envelope } from "../core/envelope.ts";
 import type { Sql } from "../db/client.ts";
 import { errorText, isRetryable } from "../db/errors.ts";
@@ -32,6 +27,8 @@ export interface WriterOptions {
   stream: string;
   /** Stream of the committed-batch events (see core/committed.ts). */
   committedStream: string;
+  /** Evaluation partitions the events are cut into (TELEMETRY_EVALUATOR_PARTITIONS, decision 0550). */
+  partitions?: number;
   durable: string;
   batchSize: number;
   flushIntervalMs: number;
@@ -195,15 +192,15 @@ export async function startWriter(broker: Broker, sql: Sql, opts: WriterOptions)
    * same summary (same message id), never loses it. False only when shutdown cut retries short.
    */
   const announceWithRetry = async (items: Item[]): Promise<boolean> => {
-    const batches = summarizeCommitted(items.flatMap((i) => (i.envelope ? [i.envelope] : []))).flatMap((b) =>
-      splitCommitted(b, MAX_EVENT_BYTES),
-    );
-    for (const b of batches) {
+    const batches = summarizeCommitted(items.flatMap((i) => (i.envelope ? [i.envelope] : [])))
+      .flatMap((b) => splitByPartition(b, opts.partitions ?? DEFAULT_PARTITIONS))
+      .flatMap(({ partition, batch }) => splitCommitted(batch, MAX_EVENT_BYTES).map((b) => ({ partition, b })));
+    for (const { partition, b } of batches) {
       let staged = 0;
       const published = await retryUntil(
         async () => {
           const msgID = staged < 3 ? committedMessageId(b) : `${committedMessageId(b)}.${staged}`;
-          const ack = await broker.js.publish(committedSubject(b.tenant), encodeCommitted(b), {
+          const ack = await broker.js.publish(partitionSubject(b.tenant, partition), encodeCommitted(b), {
             msgID,
             expect: { streamName: opts.committedStream },
           });
