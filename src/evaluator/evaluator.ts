@@ -183,7 +183,8 @@ export async function startEvaluator(broker: Broker, sql: Sql, opts: EvaluatorOp
     ttl,
     {
       claimed: async (partition) => {
-        const spec = { stream: opts.stream, durable: consumerName(opts.durable, partition), partition, holder };
+        const durable = consumerName(opts.durable, partition);
+        const spec = { stream: opts.stream, durable, partition, holder, leaseMs: ttl };
         runs.set(partition, await runPartition(broker, sql, spec, handle, () => void leases.drop(partition), log));
       },
       released: async (partition) => {

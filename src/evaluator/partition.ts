@@ -27,6 +27,8 @@ export interface PartitionSpec {
   /** "legacy" or "0".."P-1". */
   partition: string;
   holder: string;
+  /** The lease's life: the fence's idle limit, and a third of it the claim's wait for the row. */
+  leaseMs: number;
 }
 
 /** Handles one event under its fence; returns false when the fence turned out to be lost. */
@@ -41,7 +43,7 @@ export async function runPartition(
   log: Logger,
 ): Promise<PartitionRun> {
   const name = `${spec.stream}/${spec.durable}`;
-  const { epoch } = await claimPartition(sql, name, spec.holder);
+  const { epoch } = await claimPartition(sql, name, spec.holder, spec.leaseMs / 3);
   await adoptConsumer(broker.jsm, spec.stream, spec.durable, partitionFilter(spec.partition));
   const consumer = await broker.js.consumers.get(spec.stream, spec.durable);
   const messages = await consumer.consume({ max_messages: 64, expires: PULL_EXPIRES_MS });
@@ -49,7 +51,7 @@ export async function runPartition(
   const loop = (async () => {
     for await (const msg of messages) {
       if (stopping) break;
-      if (!(await handle(msg, { name, epoch, seq: msg.seq }))) {
+      if (!(await handle(msg, { name, epoch, seq: msg.seq, idleMs: spec.leaseMs }))) {
         log.warn({ partition: spec.partition }, "partition claimed by another process; stopping here");
         onFenced();
         break;
