@@ -48,6 +48,8 @@ export interface EvaluatorOptions {
   partitions?: number;
   /** How long a partition lease lasts without renewal (TELEMETRY_EVALUATOR_LEASE). */
   leaseTtlMs?: number;
+  /** Replicas of the lease bucket (TELEMETRY_STREAM_REPLICAS). */
+  replicas?: number;
   /** This process's name in the leases (default: host, pid and a random part). */
   holder?: string;
   /** Called after alerts were committed (the notifier delivers their outbox rows). */
@@ -174,7 +176,7 @@ export async function startEvaluator(broker: Broker, sql: Sql, opts: EvaluatorOp
   };
 
   const runs = new Map<string, PartitionRun>();
-  const kv = await KvBucket.open(broker.js, broker.jsm, `${opts.stream}_EVALUATORS`);
+  const kv = await KvBucket.open(broker.js, broker.jsm, `${opts.stream}_EVALUATORS`, opts.replicas ?? 1);
   const ttl = opts.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS;
   const leases: Leases = new Leases(
     kv,

@@ -267,6 +267,7 @@ export async function startServer(config: Config, hooks: StartHooks = {}): Promi
         noDataIntervalMs: config.noDataInterval,
         partitions: config.evaluatorPartitions,
         leaseTtlMs: config.evaluatorLease,
+        replicas: config.streamReplicas,
         maxLatenessMs: config.alertMaxLateness,
         onAlerts: () => n.wake(),
       }));
