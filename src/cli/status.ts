@@ -6,6 +6,7 @@ import { renderJob, timescaleJobs, type TimescaleJob } from "../db/jobs.ts";
 import type { Broker } from "../nats/connection.ts";
 import { committedStream, dlqStream, DURABLE, mqttStream } from "../nats/topology.ts";
 import { tenantFilter } from "../core/subject.ts";
+import { evaluatorBacklog } from "../nats/evaluator-backlog.ts";
 import { pendingAfter } from "../nats/pending.ts";
 import { configOrExit, settingArgs } from "./common.ts";
 import { withBroker, withDatabase } from "./services.ts";
@@ -60,7 +61,9 @@ async function natsStatus(broker: Broker, stream: string): Promise<Pick<Status, 
     [mqttStream(stream), DURABLE.mqtt, true],
   ] as const) {
     try {
-      const c = await broker.jsm.consumers.info(s, name);
+      // The evaluator's figures are summed over its partitions' consumers (decision 0550).
+      const c =
+        name === DURABLE.evaluator ? await evaluatorBacklog(broker.jsm, s) : await broker.jsm.consumers.info(s, name);
       out.consumers[name] = { pending: c.num_pending, ack_pending: c.num_ack_pending, redelivered: c.num_redelivered };
     } catch (err) {
       if (optional && /not found/i.test(errorText(err))) continue; // MQTT never turned on

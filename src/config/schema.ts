@@ -563,6 +563,18 @@ export const SETTINGS = {
     default: "30s",
     doc: "How often no_data (deadman) rules are checked",
   },
+  evaluatorPartitions: {
+    env: "TELEMETRY_EVALUATOR_PARTITIONS",
+    flag: "evaluator-partitions",
+    default: "16",
+    doc: "Evaluation partitions: the writer cuts committed-batch events by device into this many, and evaluator processes share them with leases (decision 0550); the same on every process; more partitions than evaluator processes",
+  },
+  evaluatorLease: {
+    env: "TELEMETRY_EVALUATOR_LEASE",
+    flag: "evaluator-lease",
+    default: "10s",
+    doc: "How long an evaluator process keeps its partitions without renewing them (renewed every third of it): a process killed without a clean stop hands them over after this",
+  },
   alertMaxLateness: {
     env: "TELEMETRY_ALERT_MAX_LATENESS",
     flag: "alert-max-lateness",
@@ -729,6 +741,8 @@ export const configSchema = z.object({
   shutdownTimeout: duration(100),
   evaluatorDatabaseUrl: url(["postgres:", "postgresql:"]),
   noDataInterval: duration(100),
+  evaluatorPartitions: int(1, 256),
+  evaluatorLease: duration(1000),
   alertMaxLateness: duration(0),
   secretKey: z
     .string()

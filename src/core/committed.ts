@@ -288,5 +288,7 @@ export function committedMessageId(b: CommittedBatch): string {
   let text = b.tenant;
   for (const s of b.series) text += `|${s.eventId}:${s.metric}`;
   for (const p of b.positions) text += `|${p.eventId}`;
+  // Parts of one batch with only device entries must not share an id (and be dropped as duplicates).
+  for (const d of b.devices) text += `|d:${d.deviceId}:${d.lastTs}`;
   return createHash("sha256").update(text).digest("hex").slice(0, 32);
 }

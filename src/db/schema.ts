@@ -247,3 +247,12 @@ export const routeBatches = pgTable("route_batches", {
   createdAt: tstz("created_at").notNull().defaultNow(),
   failedAt: tstz("failed_at"),
 });
+
+/** Evaluation partitions' fences (migrations/0009_evaluator_partitions.sql, decision 0550); queried with SQL in evaluator/fence.ts. */
+export const evaluatorPartitions = pgTable("evaluator_partitions", {
+  name: text("name").primaryKey(),
+  epoch: bigint("epoch", { mode: "number" }).notNull().default(0),
+  holder: text("holder"),
+  lastSeq: bigint("last_seq", { mode: "number" }).notNull().default(0),
+  claimedAt: tstz("claimed_at").notNull().defaultNow(),
+});

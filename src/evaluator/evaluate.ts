@@ -8,6 +8,7 @@ import { isLate } from "../core/rules/lateness.ts";
 import type { Rule } from "../core/rules/schema.ts";
 import type { Sql } from "../db/client.ts";
 import { metrics } from "../lib/metrics.ts";
+import type { Fence } from "./fence.ts";
 import { planUnits, runUnits, statsWindow, type Unit } from "./plan.ts";
 import { commitOutcome, loadStates, loadWindowStats } from "./store.ts";
 
@@ -20,12 +21,13 @@ export interface BatchResult {
 /**
  * With `dryRun`, nothing is written and `opened` counts the alerts that would be new.
  * `maxLatenessMs`: the default lateness bound (TELEMETRY_ALERT_MAX_LATENESS; 0 = none).
+ * `fence`: the evaluation partition the event came from (see fence.ts).
  */
 export async function evaluateBatch(
   sql: Sql,
   rules: readonly Rule[],
   batch: CommittedBatch,
-  opts: { dryRun?: boolean; maxLatenessMs?: number } = {},
+  opts: { dryRun?: boolean; maxLatenessMs?: number; fence?: Fence } = {},
 ): Promise<BatchResult> {
   const units = planUnits(batch, rules);
   if (units.length === 0) return { units: 0, opened: 0, resolved: 0 };
@@ -54,6 +56,6 @@ export async function evaluateBatch(
       : 0;
     return { units: units.length, opened: ids.length - existing, resolved: 0 };
   }
-  const { opened, resolved } = await commitOutcome(sql, batch.tenant, outcome);
+  const { opened, resolved } = await commitOutcome(sql, batch.tenant, outcome, opts.fence);
   return { units: units.length, opened, resolved };
 }

@@ -4,6 +4,7 @@ import type { RuleState, WindowStats } from "../core/rules/engine.ts";
 import type { Sql } from "../db/client.ts";
 import { alertView } from "../db/alert-row.ts";
 import { enqueueAlertNotifications } from "../db/outbox.ts";
+import { type Fence, passFence } from "./fence.ts";
 import type { Outcome } from "./plan.ts";
 import { stateKey } from "./plan.ts";
 
@@ -70,14 +71,20 @@ export async function loadWindowStats(
   });
 }
 
-/** Persists an outcome atomically: states, new alerts (idempotent by id) and resolutions, with outbox rows. */
+/**
+ * Persists an outcome atomically: states, new alerts (idempotent by id) and resolutions, with
+ * outbox rows. With a fence (an evaluation partition's event), nothing is written when the event
+ * was written before, and FencedError is thrown when another holder claimed the partition.
+ */
 // postgres.js sends a JS boolean[] parameter typed as a scalar boolean, so booleans travel as text[].
 export async function commitOutcome(
   sql: Sql,
   tenant: string,
   outcome: Outcome,
+  fence?: Fence,
 ): Promise<{ opened: number; resolved: number }> {
   return sql.begin(async (tx) => {
+    if (fence && !(await passFence(tx, fence))) return { opened: 0, resolved: 0 };
     await saveStates(tx, outcome);
     let opened = 0;
     for (const a of outcome.open) {

@@ -3,7 +3,9 @@
  * the durable consumers with theirs.
  *
  *   stream (TELEMETRY_STREAM, default TELEMETRY)   telemetry.v1.<tenant>.<asset>    durable `writer`
- *   <stream>_COMMITTED                              telemetry.committed.v1.<tenant>  durable `evaluator`
+ *   <stream>_COMMITTED                              telemetry.committed.v1.<tenant>.<p>  durable `evaluator_<p>`
+ *                                                   telemetry.committed.v1.<tenant>  durable `evaluator` (old form)
+ *   KV_<stream>_COMMITTED_EVALUATORS (KV bucket)    the evaluator processes' partition leases
  *   <stream>_DLQ                                    telemetry.dlq.v1.<tenant>        (read by `telemetry dlq`)
  *   <stream>_MQTT (only with an MQTT listener)      tenant.<tenant>.device.<id>.telemetry  durable `mqtt`
  *   ALERTS                                          alerts.v1.<tenant>               (for subscribers)
@@ -94,6 +96,9 @@ export function alertStream(replicas = 1): StreamSettings {
 
 /** The durable consumers' names: the writer on the telemetry stream, the evaluator on the committed one, the bridge on the MQTT one. */
 export const DURABLE = { writer: "writer", evaluator: "evaluator", mqtt: "mqtt" } as const;
+
+/** The evaluator's consumers: `evaluator` (events of the old form) and `evaluator_<p>` per partition (decision 0550). */
+export const isEvaluatorConsumer = (name: string) => name === DURABLE.evaluator || /^evaluator_\d+$/.test(name);
 
 /** The evaluator's consumer (the writer's settings are TELEMETRY_ACK_WAIT and TELEMETRY_WRITER_MAX_PENDING). */
 export const EVALUATOR_CONSUMER = { ackWaitMs: 60_000, maxAckPending: 256 } as const;

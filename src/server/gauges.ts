@@ -2,6 +2,7 @@
 import type { Sql } from "../db/client.ts";
 import { scrapeGauge } from "../lib/metrics.ts";
 import type { Broker } from "../nats/connection.ts";
+import { evaluatorBacklog } from "../nats/evaluator-backlog.ts";
 import { DURABLE } from "../nats/topology.ts";
 import type { Writer } from "../writer/writer.ts";
 
@@ -17,13 +18,18 @@ export function registerGauges(deps: {
     [streams.committed, DURABLE.evaluator],
     ...(streams.mqtt ? [[streams.mqtt, DURABLE.mqtt] as [string, string]] : []),
   ];
+  // The evaluator's figures are summed over its partitions' consumers.
+  const backlog = (stream: string, name: string) =>
+    (name === DURABLE.evaluator ? evaluatorBacklog(broker.jsm, stream) : broker.jsm.consumers.info(stream, name)).catch(
+      () => null,
+    );
   scrapeGauge(
     "telemetry_consumer_pending",
     "Messages not yet delivered to a durable consumer",
     ["consumer"],
     async (set) => {
       for (const [stream, name] of consumers) {
-        const info = await broker.jsm.consumers.info(stream, name).catch(() => null);
+        const info = await backlog(stream, name);
         if (info) set({ consumer: name }, info.num_pending);
       }
     },
@@ -34,7 +40,7 @@ export function registerGauges(deps: {
     ["consumer"],
     async (set) => {
       for (const [stream, name] of consumers) {
-        const info = await broker.jsm.consumers.info(stream, name).catch(() => null);
+        const info = await backlog(stream, name);
         if (info) set({ consumer: name }, info.num_ack_pending);
       }
     },

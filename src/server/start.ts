@@ -234,6 +234,7 @@ export async function startServer(config: Config, hooks: StartHooks = {}): Promi
       const w = (writer = await startWriter(broker, sql, {
         stream: config.streamName,
         committedStream: committedStream(config.streamName),
+        partitions: config.evaluatorPartitions,
         durable: DURABLE.writer,
         batchSize: config.batchSize,
         flushIntervalMs: config.flushInterval,
@@ -280,6 +281,9 @@ export async function startServer(config: Config, hooks: StartHooks = {}): Promi
         stream: committedStream(config.streamName),
         durable: DURABLE.evaluator,
         noDataIntervalMs: config.noDataInterval,
+        partitions: config.evaluatorPartitions,
+        leaseTtlMs: config.evaluatorLease,
+        replicas: config.streamReplicas,
         maxLatenessMs: config.alertMaxLateness,
         onAlerts: () => n.wake(),
       }));

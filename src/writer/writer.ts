@@ -7,7 +7,8 @@
 import type { JsMsg } from "@nats-io/jetstream";
 import { Batch } from "../core/batch.ts";
 import { OrderedAcks } from "../core/ordered-acks.ts";
-import { committedEvents, committedSubject, summarizeCommitted } from "../core/committed.ts";
+import { committedEvents, summarizeCommitted } from "../core/committed.ts";
+import { DEFAULT_PARTITIONS, partitionSubject, splitByPartition } from "../core/partition.ts";
 import { decodeEnvelope, type Envelope } from "../core/envelope.ts";
 import type { Sql } from "../db/client.ts";
 import { errorText, isRetryable } from "../db/errors.ts";
@@ -26,6 +27,8 @@ export interface WriterOptions {
   stream: string;
   /** Stream of the committed-batch events (see core/committed.ts). */
   committedStream: string;
+  /** Evaluation partitions the events are cut into (TELEMETRY_EVALUATOR_PARTITIONS, decision 0550). */
+  partitions?: number;
   durable: string;
   batchSize: number;
   flushIntervalMs: number;
@@ -189,41 +192,45 @@ export async function startWriter(broker: Broker, sql: Sql, opts: WriterOptions)
    * same summary (same message id), never loses it. False only when shutdown cut retries short.
    */
   const announceWithRetry = async (items: Item[]): Promise<boolean> => {
-    const events = summarizeCommitted(items.flatMap((i) => (i.envelope ? [i.envelope] : []))).flatMap((b) =>
-      committedEvents(b, MAX_EVENT_BYTES),
-    );
-    for (const e of events) {
-      let staged = 0;
-      const published = await retryUntil(
-        async () => {
-          const msgID = staged < 3 ? e.msgId : `${e.msgId}.${staged}`;
-          const ack = await broker.js.publish(committedSubject(e.batch.tenant), e.body, {
-            msgID,
-            expect: { streamName: opts.committedStream },
-          });
-          if (ack.duplicate && ack.seq === 0) {
-            // A copy only staged by a stream leader (see nats/publish.ts), not stored. If that keeps
-            // coming back, the event goes out under another id (a repeated event is stale to the evaluator).
-            staged++;
-            throw new Error("JetStream reports a duplicate of an event it has not stored (seq 0)");
-          }
-        },
-        {
-          baseMs: 100,
-          maxMs: 5_000,
-          until: () => budget.deadline,
-          onError: (err, attempt, wait) => {
-            if (wait !== null)
-              log.warn(
-                { err: (err as Error).message, attempt: attempt + 1, retryInMs: wait },
-                "publishing the committed-batch event failed; retrying",
-              );
+    const events = summarizeCommitted(items.flatMap((i) => (i.envelope ? [i.envelope] : [])))
+      .flatMap((b) => splitByPartition(b, opts.partitions ?? DEFAULT_PARTITIONS))
+      .flatMap(({ partition, batch }) => committedEvents(batch, MAX_EVENT_BYTES).map((e) => ({ partition, e })));
+    // Parts go to different partitions (or hold different devices): published concurrently, so P
+    // partitions cost one round trip per batch, not P.
+    const sent = await Promise.all(
+      events.map(async ({ partition, e }) => {
+        let staged = 0;
+        const published = await retryUntil(
+          async () => {
+            const msgID = staged < 3 ? e.msgId : `${e.msgId}.${staged}`;
+            const ack = await broker.js.publish(partitionSubject(e.batch.tenant, partition), e.body, {
+              msgID,
+              expect: { streamName: opts.committedStream },
+            });
+            if (ack.duplicate && ack.seq === 0) {
+              // A copy only staged by a stream leader (see nats/publish.ts), not stored. If that keeps
+              // coming back, the event goes out under another id (a repeated event is stale to the evaluator).
+              staged++;
+              throw new Error("JetStream reports a duplicate of an event it has not stored (seq 0)");
+            }
           },
-        },
-      );
-      if (!published.ok) return false;
-    }
-    return true;
+          {
+            baseMs: 100,
+            maxMs: 5_000,
+            until: () => budget.deadline,
+            onError: (err, attempt, wait) => {
+              if (wait !== null)
+                log.warn(
+                  { err: (err as Error).message, attempt: attempt + 1, retryInMs: wait },
+                  "publishing the committed-batch event failed; retrying",
+                );
+            },
+          },
+        );
+        return published.ok;
+      }),
+    );
+    return sent.every(Boolean);
   };
 
   /** A batch the database refuses as data: write it message by message so only the bad ones are quarantined. */

@@ -11,6 +11,7 @@
  */
 import { expect } from "bun:test";
 import type { Sql } from "../../src/db/client.ts";
+import { evaluatorBacklog } from "../../src/nats/evaluator-backlog.ts";
 import { committedStream, DURABLE } from "../../src/nats/topology.ts";
 import { apiClient } from "./api.ts";
 import type { TestServer } from "./server.ts";
@@ -123,5 +124,11 @@ async function settled(server: TestServer, sql: Sql, stream: string, device: str
     return info.num_pending === 0 && info.num_ack_pending === 0;
   };
   await check(() => idle(stream, DURABLE.writer), { what: "the writer to ack everything" });
-  await check(() => idle(committedStream(stream), DURABLE.evaluator), { what: "the evaluator to see every batch" });
+  await check(
+    async () => {
+      const b = await evaluatorBacklog(server.broker.jsm, committedStream(stream)); // all partitions
+      return b.num_pending === 0 && b.num_ack_pending === 0;
+    },
+    { what: "the evaluator to see every batch" },
+  );
 }

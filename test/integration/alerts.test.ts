@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { createSql, type Sql } from "../../src/db/client.ts";
+import { isEvaluatorConsumer } from "../../src/nats/topology.ts";
 import { apiClient } from "../helpers/api.ts";
 import { check, freshDatabase, startNats } from "../helpers/services.ts";
 import { OTHER_KEY, startTestServer, type TestServer } from "../helpers/server.ts";
@@ -269,7 +270,11 @@ describe("lifecycle, events and isolation", () => {
     const nc = await connect({ servers: nats.url });
     try {
       const jsm = await jetstreamManager(nc);
-      await jsm.consumers.delete("TELEMETRY_COMMITTED", "evaluator");
+      // Every evaluator consumer (one per evaluation partition) and the fences' positions, so
+      // every event is evaluated again and only the alert ids keep alerts from repeating.
+      for (const c of await jsm.consumers.list("TELEMETRY_COMMITTED").next())
+        if (isEvaluatorConsumer(c.name)) await jsm.consumers.delete("TELEMETRY_COMMITTED", c.name);
+      await sql`UPDATE evaluator_partitions SET last_seq = 0`;
       server = await startTestServer(env(), { clock: () => Date.now() - clockLagMs });
       const total = (await jsm.streams.info("TELEMETRY_COMMITTED")).state.messages;
       await check(() => server.evaluator!.stats.batches >= total, {

@@ -95,9 +95,9 @@ describe("series order and message ids", () => {
     expect(points(b!)).toEqual(["a/x@1=1", "a/x@2=4", "b/x@1=2", "a/y@2=3"]);
   });
 
-  test("a message id is SHA-256 of the tenant, then |event:metric per point and |event per position", () => {
+  test("a message id is SHA-256 of the tenant, then |event:metric per point, |event per position, |d:device:last per device", () => {
     const [b] = summarizeCommitted([envelope([reading("d1", 1, { t: 5 }, [1, 2]), reading("d1", 2, { t: 1 })])]);
-    const text = "acme|d1-1:t|d1-2:t|d1-1";
+    const text = `acme|d1-1:t|d1-2:t|d1-1|d:d1:${b!.devices[0]!.lastTs}`;
     expect(committedMessageId(b!)).toBe(createHash("sha256").update(text).digest("hex").slice(0, 32));
   });
 

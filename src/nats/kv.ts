@@ -1,0 +1,97 @@
+/**
+ * A small key-value bucket with revision-checked writes, laid out like a NATS KV bucket (stream
+ * `KV_<bucket>`, subjects `$KV.<bucket>.<key>`, one message kept per key, deletes as
+ * `KV-Operation: DEL` markers), so `nats kv` tools can read it. Written here on plain JetStream
+ * calls because the @nats-io/kv package is not a dependency: create-if-absent and update are
+ * publishes with Nats-Expected-Last-Subject-Sequence, which nats-server 2.9 checks atomically.
+ */
+import { JetStreamApiError, StorageType, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
+import { headers } from "@nats-io/transport-node";
+
+export interface KvEntry {
+  key: string;
+  /** The stream sequence of the last write (0: the key was never written). */
+  revision: number;
+  /** Null when deleted or never written. */
+  value: string | null;
+}
+
+/** A revision check failed: someone else wrote the key since it was read. */
+export class KvConflict extends Error {}
+
+export class KvBucket {
+  readonly stream: string;
+  private readonly prefix: string;
+
+  private constructor(
+    private readonly js: JetStreamClient,
+    private readonly jsm: JetStreamManager,
+    bucket: string,
+  ) {
+    this.stream = `KV_${bucket}`;
+    this.prefix = `$KV.${bucket}.`;
+  }
+
+  static async open(js: JetStreamClient, jsm: JetStreamManager, bucket: string, replicas = 1): Promise<KvBucket> {
+    const kv = new KvBucket(js, jsm, bucket);
+    try {
+      await jsm.streams.info(kv.stream);
+    } catch (err) {
+      if (!(err instanceof JetStreamApiError) || !/not found/i.test(err.message)) throw err;
+      await jsm.streams
+        .add({
+          name: kv.stream,
+          subjects: [`${kv.prefix}>`],
+          max_msgs_per_subject: 1,
+          allow_rollup_hdrs: true,
+          deny_delete: true,
+          allow_direct: true,
+          num_replicas: replicas,
+          storage: StorageType.File,
+        })
+        .catch((e) => {
+          if (!/already in use|exists/i.test((e as Error).message)) throw e; // another process won the race
+        });
+    }
+    return kv;
+  }
+
+  async get(key: string): Promise<KvEntry> {
+    const m = await this.jsm.streams.getMessage(this.stream, { last_by_subj: this.prefix + key });
+    if (!m) return { key, revision: 0, value: null };
+    const op = m.header?.get("KV-Operation");
+    return { key, revision: m.seq, value: op === "DEL" || op === "PURGE" ? null : m.string() };
+  }
+
+  /** Keys under `prefix` (e.g. "m.") that have a message, deleted ones included. */
+  async keys(prefix: string): Promise<string[]> {
+    const info = await this.jsm.streams.info(this.stream, { subjects_filter: `${this.prefix}${prefix}>` });
+    return Object.keys(info.state.subjects ?? {}).map((s) => s.slice(this.prefix.length));
+  }
+
+  /** Writes `value` if the key's revision is still `revision` (0: absent); returns the new revision. */
+  async put(key: string, value: string, revision: number): Promise<number> {
+    return this.write(key, value, revision, false);
+  }
+
+  /** Marks the key deleted if its revision is still `revision`. */
+  async delete(key: string, revision: number): Promise<number> {
+    return this.write(key, "", revision, true);
+  }
+
+  private async write(key: string, value: string, revision: number, del: boolean): Promise<number> {
+    const h = del ? headers() : undefined;
+    h?.set("KV-Operation", "DEL");
+    try {
+      const ack = await this.js.publish(this.prefix + key, value, {
+        headers: h,
+        expect: { lastSubjectSequence: revision, streamName: this.stream },
+      });
+      return ack.seq;
+    } catch (err) {
+      if (err instanceof JetStreamApiError && /wrong last sequence/i.test(err.message))
+        throw new KvConflict(`${key}: ${err.message}`);
+      throw err;
+    }
+  }
+}
