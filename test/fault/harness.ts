@@ -54,7 +54,23 @@ export async function spawnServer(
   roles: string,
   opts: { wait?: WaitFor; port?: number; name?: string } = {},
 ): Promise<ServerProcess> {
-  const port = opts.port ?? (await freePort());
+  // A free port can be taken by another process before the server binds it (other tests on the
+  // machine): with a port of our own choosing, pick another and start again (at most 3 times).
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await spawnOnce(env, roles, opts, opts.port ?? (await freePort()));
+    } catch (err) {
+      if (opts.port !== undefined || attempt >= 3 || !/Is port \d+ in use/.test(String(err))) throw err;
+    }
+  }
+}
+
+async function spawnOnce(
+  env: Record<string, string>,
+  roles: string,
+  opts: { wait?: WaitFor; name?: string },
+  port: number,
+): Promise<ServerProcess> {
   const dataDir = mkdtempSync(join(tmpdir(), "telemetry-fault-"));
   dataDirs.add(dataDir);
   const lines: string[] = [];

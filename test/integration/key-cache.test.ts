@@ -270,7 +270,9 @@ test("with PostgreSQL paused, cached keys and devices answer at once over severa
     } finally {
       resume();
     }
-    expect(Math.max(...latencies)).toBeLessThan(500);
+    // A request that waited on the paused database would take until resume() (seconds); 582 ms was
+    // seen on a loaded 2-core machine, so the bound leaves room for scheduling, not for a query.
+    expect(Math.max(...latencies)).toBeLessThan(1_500);
     expect(latencies.length).toBeGreaterThan(200);
 
     // What the pause left queued reaches PostgreSQL now: one re-read per key and one device list per tenant.
