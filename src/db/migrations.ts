@@ -7,6 +7,7 @@ import deviceKeys from "../../migrations/0005_device_keys.sql" with { type: "tex
 import lateData from "../../migrations/0006_late_data.sql" with { type: "text" };
 import lineProtocol from "../../migrations/0007_line_protocol.sql" with { type: "text" };
 import routes from "../../migrations/0008_routes.sql" with { type: "text" };
+import routeInflight from "../../migrations/0010_route_inflight.sql" with { type: "text" };
 import hypertables from "../../migrations/timescaledb/0001_hypertables.sql" with { type: "text" };
 import rollupHypertable from "../../migrations/timescaledb/0002_rollups.sql" with { type: "text" };
 import rollupCompression from "../../migrations/timescaledb/0003_rollup_compression.sql" with { type: "text" };
@@ -30,4 +31,5 @@ export const MIGRATIONS: readonly Migration[] = [
   { name: "0006_late_data", sql: lateData, when: "always" },
   { name: "0007_line_protocol", sql: lineProtocol, when: "always" },
   { name: "0008_routes", sql: routes, when: "always" },
+  { name: "0010_route_inflight", sql: routeInflight, when: "always" },
 ];

@@ -66,6 +66,7 @@ export function startRouteDelivery(
   const syncOnce = async () => {
     const rows = await deps.sql`
       SELECT id, tenant, name, filter, destination, secret_encrypted, consumed_seq::float8 AS consumed_seq,
+             inflight_to::float8 AS inflight_to,
              updated_at::text AS version
       FROM routes WHERE state = 'active'`;
     const wanted = new Map(rows.map((r) => [r.id as string, r]));
@@ -90,6 +91,7 @@ export function startRouteDelivery(
         destination: row.destination as RouteDestination,
         secretEncrypted: row.secret_encrypted,
         consumedSeq: row.consumed_seq,
+        inflightTo: row.inflight_to,
       };
       running.set(id, {
         worker: startRouteWorker(deps.sql, send, route, workerOptions),
