@@ -2,7 +2,8 @@
  * A quick figure, not the benchmark (npm run bench): ingest and writer throughput with ROUTES
  * active message routes (default 3) against none, in one process (roles ingest,writer,evaluator:
  * route delivery runs with the evaluator). Each route forwards every reading to a NATS subject (the
- * most work a route can do per reading: nothing filtered out). Prints both runs and the ratio.
+ * most work a route can do per reading: nothing filtered out; ROUTES_MATCH=none for routes that
+ * match nothing). Prints both runs and the ratio.
  *   node_modules/.bin/bun scripts/routes-throughput.ts [bodies=200] [records=500] [concurrency=4]
  * Also prints the CPU µs per reading of each process from the first POST until the routes caught
  * up: this process (server and load generator), nats-server, PostgreSQL (all its backends).
@@ -42,7 +43,12 @@ async function run(routeCount: number) {
   });
   const api = apiClient(server);
   for (let r = 0; r < routeCount; r++)
-    await api.post("/api/v1/routes", { name: `bench-${r}`, destination: { type: "nats" } });
+    await api.post("/api/v1/routes", {
+      name: `bench-${r}`,
+      // ROUTES_MATCH=none: routes whose filter matches nothing (the cost of reading the stream alone).
+      filter: process.env.ROUTES_MATCH === "none" ? { devices: ["nobody"] } : {},
+      destination: { type: "nats" },
+    });
   await server.routes!.syncNow();
   const texts = Array.from({ length: bodies }, (_, i) => body(i));
   const pg = await sharedPostgres();
