@@ -10,6 +10,7 @@ import { STRICT_POLICY, type TargetPolicy } from "../core/target-policy.ts";
 import { logger } from "../lib/log.ts";
 import { scrapeGauge } from "../lib/metrics.ts";
 import type { Broker } from "../nats/connection.ts";
+import { decodedCache } from "./route-decoded.ts";
 import type { SecretBox } from "./secrets.ts";
 import { startRouteWorker, type RouteRow, type RouteStats, type RouteWorker } from "./route-worker.ts";
 
@@ -58,6 +59,7 @@ export function startRouteDelivery(
     scheduleMs: o.scheduleMs,
     fetchMax: o.fetchMax ?? 256,
     idleMs: o.idleMs ?? 1_000,
+    decoded: decodedCache(),
   };
   const running = new Map<string, Running>();
   let stopping = false;

@@ -11,10 +11,10 @@ import { logger } from "../lib/log.ts";
 
 const log = logger("routes");
 
-/** A stream message of the tenant: its sequence, body and how many of the tenant's follow it. */
+/** A stream message of the tenant: its sequence, payload and how many of the tenant's follow it. */
 export interface Seen {
   seq: number;
-  body: string;
+  data: Uint8Array;
   pending: number;
 }
 
@@ -46,7 +46,7 @@ export async function openRouteReader(
   let ended = false;
   void (async () => {
     for await (const m of messages) {
-      buffer.push({ seq: m.seq, body: m.string(), pending: m.info.pending });
+      buffer.push({ seq: m.seq, data: m.data, pending: m.info.pending });
       wake?.();
       if (buffer.length >= max) await new Promise<void>((resolve) => (room = resolve));
     }

@@ -16,13 +16,13 @@
  */
 import type { Sql } from "../db/client.ts";
 import { errorText } from "../db/errors.ts";
-import { decodeEnvelope } from "../core/envelope.ts";
 import { batchId, chunk, compileFilter, type RouteFilter, type RoutedReading } from "../core/routes.ts";
 import { tenantFilter } from "../core/subject.ts";
 import { backoffMs } from "../lib/backoff.ts";
 import { logger } from "../lib/log.ts";
 import { metrics } from "../lib/metrics.ts";
 import { pendingAfter } from "../nats/pending.ts";
+import type { Decoded } from "./route-decoded.ts";
 import { nextPending, recordAttempt, storeRest } from "./route-pending.ts";
 import { openRouteReader, type RouteReader, type Seen } from "./route-reader.ts";
 import { sendBatch, type Batch, type RouteTarget, type SendDeps } from "./route-send.ts";
@@ -43,6 +43,8 @@ export interface WorkerOptions {
   fetchMax: number;
   /** How long a take waits for messages when the route is caught up. */
   idleMs: number;
+  /** Decoded messages shared by the process's routes. */
+  decoded: Decoded;
 }
 
 export interface RouteStats {
@@ -58,20 +60,13 @@ export interface RouteWorker {
   stop(): Promise<void>;
 }
 
-function matching(seen: Seen[], match: ReturnType<typeof compileFilter>): RoutedReading[] {
+function matching(seen: Seen[], decoded: Decoded, match: ReturnType<typeof compileFilter>): RoutedReading[] {
   const out: RoutedReading[] = [];
-  for (const m of seen) {
-    let readings: ReturnType<typeof decodeEnvelope>["readings"];
-    try {
-      readings = decodeEnvelope(m.body).readings;
-    } catch {
-      continue; // the writer dead-letters what it cannot store; routes forward only what it can
-    }
-    for (const r of readings) {
+  for (const m of seen)
+    for (const r of decoded.readings(m.seq, m.data) ?? []) {
       const x = match(r);
       if (x) out.push(x);
     }
-  }
   return out;
 }
 
@@ -171,7 +166,7 @@ export function startRouteWorker(
     const to = inflightTo;
     const first = seen[0]?.seq ?? to;
     const last = seen.at(-1)?.seq ?? to;
-    const batches: Batch[] = chunk(matching(seen, match)).map((readings, i) => ({
+    const batches: Batch[] = chunk(matching(seen, o.decoded, match)).map((readings, i) => ({
       id: batchId(route.id, filterKey, first, last, i),
       readings,
     }));
