@@ -7,6 +7,7 @@
  * reading matches when it carries one of them, and only those are forwarded), `condition`
  * (`<metric> <op> <number>`, op one of > >= < <= == !=). Every part is optional; all given must hold.
  */
+import { v5 as uuidv5 } from "uuid";
 import { z } from "zod";
 import { DEVICE_ID_PATTERN, METRIC_NAME_PATTERN } from "./record-limits.ts";
 import type { AttributeValue, Reading } from "./record.ts";
@@ -162,4 +163,15 @@ export function chunk<T>(items: readonly T[], max = MAX_BATCH_READINGS): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < items.length; i += max) out.push(items.slice(i, i + max));
   return out;
+}
+
+const BATCH_NAMESPACE = "5c0f8f2e-5b8e-4b53-9d4c-2f1d6f0b7a31";
+
+/**
+ * A batch's delivery id (decision 0611): the same for the same route, filter, range of the stream
+ * (after `after`, up to `to`) and place in it, so a range taken again after a crash forms the same
+ * batches with the same ids.
+ */
+export function batchId(routeId: string, filterKey: string, after: number, to: number, index: number): string {
+  return uuidv5(`${routeId}\n${filterKey}\n${after}\n${to}\n${index}`, BATCH_NAMESPACE);
 }

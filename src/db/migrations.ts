@@ -8,6 +8,7 @@ import lateData from "../../migrations/0006_late_data.sql" with { type: "text" }
 import lineProtocol from "../../migrations/0007_line_protocol.sql" with { type: "text" };
 import routes from "../../migrations/0008_routes.sql" with { type: "text" };
 import evaluatorPartitions from "../../migrations/0009_evaluator_partitions.sql" with { type: "text" };
+import routeInflight from "../../migrations/0010_route_inflight.sql" with { type: "text" };
 import hypertables from "../../migrations/timescaledb/0001_hypertables.sql" with { type: "text" };
 import rollupHypertable from "../../migrations/timescaledb/0002_rollups.sql" with { type: "text" };
 import rollupCompression from "../../migrations/timescaledb/0003_rollup_compression.sql" with { type: "text" };
@@ -32,4 +33,5 @@ export const MIGRATIONS: readonly Migration[] = [
   { name: "0007_line_protocol", sql: lineProtocol, when: "always" },
   { name: "0008_routes", sql: routes, when: "always" },
   { name: "0009_evaluator_partitions", sql: evaluatorPartitions, when: "always" },
+  { name: "0010_route_inflight", sql: routeInflight, when: "always" },
 ];

@@ -8,6 +8,7 @@ import {
   boolean,
   doublePrecision,
   integer,
+  json,
   jsonb,
   pgTable,
   primaryKey,
@@ -218,7 +219,7 @@ export const deviceRegistrations = pgTable(
   (t) => [primaryKey({ name: "device_registrations_pkey", columns: [t.tenant, t.deviceId] })],
 );
 
-/** Message routes (migrations/0008_routes.sql, decision 0610); queried with SQL in notify/route-*.ts. */
+/** Message routes (migrations/0008_routes.sql, 0010_route_inflight.sql, decision 0610); queried with SQL in notify/route-*.ts. */
 export const routes = pgTable("routes", {
   id: uuid("id").primaryKey(),
   tenant: text("tenant").notNull(),
@@ -228,6 +229,7 @@ export const routes = pgTable("routes", {
   destination: jsonb("destination").notNull(),
   secretEncrypted: text("secret_encrypted"),
   consumedSeq: bigint("consumed_seq", { mode: "number" }).notNull().default(0),
+  inflightTo: bigint("inflight_to", { mode: "number" }),
   createdAt: tstz("created_at").notNull().defaultNow(),
   updatedAt: tstz("updated_at").notNull().defaultNow(),
 });
@@ -238,7 +240,7 @@ export const routeBatches = pgTable("route_batches", {
   routeId: uuid("route_id").notNull(),
   firstSeq: bigint("first_seq", { mode: "number" }).notNull(),
   lastSeq: bigint("last_seq", { mode: "number" }).notNull(),
-  readings: jsonb("readings").notNull(),
+  readings: json("readings").notNull(),
   count: integer("count").notNull(),
   status: text("status").notNull().default("pending"),
   attempts: integer("attempts").notNull().default(0),

@@ -10,31 +10,18 @@ import { v4 as uuidv4 } from "uuid";
 import { z } from "zod";
 import { publicDeliveryError } from "../core/delivery-error.ts";
 import { destinationSchema, filterSchema, republishSubject, routeName, type RouteDestination } from "../core/routes.ts";
-import { tenantFilter } from "../core/subject.ts";
 import { blockedMessage, checkUrlTarget, STRICT_POLICY, type TargetPolicy } from "../core/target-policy.ts";
 import type { Sql } from "../db/client.ts";
 import type { TenantEnv } from "../http/auth.ts";
 import { HttpError } from "../http/errors.ts";
 import { ok, routesOf } from "../http/route.ts";
 import { limitParam, parseJson, parseQuery, uuidParam } from "../http/validate.ts";
-import type { Broker } from "../nats/connection.ts";
-import { pendingAfter } from "../nats/pending.ts";
 import { err } from "../openapi/views.ts";
 import { ROUTES_CHANGED_SUBJECT } from "./route-delivery.ts";
-import type { SecretBox } from "./secrets.ts";
+import { failedSchema, routeJson, routeSchema, type MessageRouteDeps } from "./route-views.ts";
 
-/** A `routes` row as postgres.js returns it. */
-// biome-ignore lint/suspicious/noExplicitAny: a database row
-type RouteRow = Record<string, any>;
-
-export interface MessageRouteDeps {
-  sql: Sql;
-  secrets: SecretBox;
-  broker: Broker;
-  /** The telemetry stream (TELEMETRY_STREAM). */
-  stream: string;
-  targets?: TargetPolicy;
-}
+export type { MessageRouteDeps } from "./route-views.ts";
+export { routeJson } from "./route-views.ts";
 
 export const routeCreate = z.strictObject({
   name: routeName,
@@ -48,66 +35,6 @@ export const routePatch = z.strictObject({
 });
 const failedQuery = z.object({ limit: limitParam(500, 50) });
 const replayBody = z.strictObject({ batch: z.uuid().optional() });
-
-const destinationView = z.union([
-  z.object({ type: z.literal("webhook"), url: z.string(), has_secret: z.boolean() }),
-  z.object({ type: z.enum(["nats", "mqtt"]), subject: z.string() }),
-]);
-export const routeSchema = z
-  .object({
-    id: z.uuid(),
-    name: z.string(),
-    state: z.enum(["active", "paused"]),
-    filter: z.record(z.string(), z.unknown()),
-    destination: destinationView,
-    lag: z
-      .number()
-      .nullable()
-      .meta({ description: "telemetry-stream messages of the tenant not yet taken; null when unknown" }),
-    pending_batches: z.number(),
-    failed_batches: z.number(),
-    created_at: z.string(),
-  })
-  .meta({ id: "MessageRoute" });
-const failedSchema = z.object({
-  id: z.uuid().meta({ description: "the delivery id (X-Telemetry-Delivery)" }),
-  readings: z.number(),
-  attempts: z.number(),
-  last_error: z.string().nullable(),
-  created_at: z.string(),
-  failed_at: z.string().nullable(),
-  first_reading: z.record(z.string(), z.unknown()).nullable(),
-});
-
-function destinationJson(r: RouteRow) {
-  const d = r.destination as RouteDestination;
-  if (d.type === "webhook") return { type: d.type, url: d.url, has_secret: r.secret_encrypted !== null };
-  const s = republishSubject(r.tenant, r.name, d);
-  return {
-    type: d.type,
-    subject: "subject" in s ? (d.type === "mqtt" ? s.subject.replaceAll(".", "/") : s.subject) : "",
-  };
-}
-
-export async function routeJson(r: RouteRow, deps: MessageRouteDeps): Promise<z.output<typeof routeSchema>> {
-  const [counts] = await deps.sql`
-    SELECT count(*) FILTER (WHERE status = 'pending')::int AS pending, count(*) FILTER (WHERE status = 'failed')::int AS failed
-    FROM route_batches WHERE route_id = ${r.id}`;
-  const lag = await pendingAfter(deps.broker.jsm, deps.stream, tenantFilter(r.tenant), Number(r.consumed_seq)).catch(
-    () => null,
-  );
-  return {
-    id: r.id,
-    name: r.name,
-    state: r.state,
-    filter: r.filter,
-    destination: destinationJson(r),
-    lag,
-    pending_batches: counts?.pending ?? 0,
-    failed_batches: counts?.failed ?? 0,
-    created_at: (r.created_at as Date).toISOString(),
-  };
-}
 
 /** 422 for a destination outside the tenant's subjects or a webhook URL the target policy refuses. */
 function checkDestination(tenant: string, name: string, d: RouteDestination, targets: TargetPolicy): void {

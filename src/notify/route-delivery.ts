@@ -10,6 +10,7 @@ import { STRICT_POLICY, type TargetPolicy } from "../core/target-policy.ts";
 import { logger } from "../lib/log.ts";
 import { scrapeGauge } from "../lib/metrics.ts";
 import type { Broker } from "../nats/connection.ts";
+import { decodedCache } from "./route-decoded.ts";
 import type { SecretBox } from "./secrets.ts";
 import { startRouteWorker, type RouteRow, type RouteStats, type RouteWorker } from "./route-worker.ts";
 
@@ -58,6 +59,7 @@ export function startRouteDelivery(
     scheduleMs: o.scheduleMs,
     fetchMax: o.fetchMax ?? 256,
     idleMs: o.idleMs ?? 1_000,
+    decoded: decodedCache(),
   };
   const running = new Map<string, Running>();
   let stopping = false;
@@ -66,6 +68,7 @@ export function startRouteDelivery(
   const syncOnce = async () => {
     const rows = await deps.sql`
       SELECT id, tenant, name, filter, destination, secret_encrypted, consumed_seq::float8 AS consumed_seq,
+             inflight_to::float8 AS inflight_to,
              updated_at::text AS version
       FROM routes WHERE state = 'active'`;
     const wanted = new Map(rows.map((r) => [r.id as string, r]));
@@ -90,6 +93,7 @@ export function startRouteDelivery(
         destination: row.destination as RouteDestination,
         secretEncrypted: row.secret_encrypted,
         consumedSeq: row.consumed_seq,
+        inflightTo: row.inflight_to,
       };
       running.set(id, {
         worker: startRouteWorker(deps.sql, send, route, workerOptions),

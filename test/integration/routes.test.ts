@@ -212,6 +212,45 @@ test("a batch whose schedule runs out goes to the failed list; replay delivers i
   hook.stop();
 }, 60_000);
 
+test("send first: a batch delivered at its first attempt is never stored; one whose first attempt fails is", async () => {
+  const hook = receiver();
+  const databaseUrl = await freshDatabase("routes");
+  await using server = await startTestServer({
+    NATS_URL: nats.url,
+    DATABASE_URL: databaseUrl,
+    TELEMETRY_WEBHOOK_ALLOW: "127.0.0.1",
+    TELEMETRY_ROUTE_SCHEDULE: "0,50ms",
+  });
+  const api = apiClient(server);
+  const { id } = (await api.post("/api/v1/routes", webhookRoute(hook.url))).body;
+  await server.routes!.syncNow();
+  const delivered: string[] = [];
+  for (let k = 0; k < 3; k++) {
+    delivered.push(...(await ingest(server, records("s", ["veh-1", "veh-2"], 4))));
+    await check(() => hook.accepted.length >= delivered.length, { what: "delivered at the first attempt" });
+  }
+  hook.mode = "fail";
+  await ingest(server, records("s", ["veh-1"], 2));
+  await check(async () => (await api.get(`/api/v1/routes/${id}/failed`)).body.failed.length === 1, {
+    what: "one failed batch",
+  });
+  await using sql = Object.assign(createSql(databaseUrl, { max: 1, name: "test" }), {
+    [Symbol.asyncDispose]: () => sql.end({ timeout: 1 }),
+  });
+  // PostgreSQL's table statistics arrive within a second or so: only the failed batch was ever inserted.
+  const inserted = await check(
+    async () => {
+      const [row] = await sql`SELECT n_tup_ins::int AS n FROM pg_stat_user_tables WHERE relname = 'route_batches'`;
+      return (row?.n ?? 0) > 0 && (row!.n as number);
+    },
+    { what: "route_batches statistics" },
+  );
+  expect(inserted).toBe(1);
+  const [route] = await sql`SELECT inflight_to FROM routes WHERE id = ${id}`;
+  expect(route!.inflight_to).toBeNull();
+  hook.stop();
+}, 60_000);
+
 test("a webhook URL on a private address is refused unless the operator allows it; bad filters get field errors", async () => {
   await using server = await startTestServer({ NATS_URL: nats.url, DATABASE_URL: await freshDatabase("routes") });
   const api = apiClient(server);

@@ -1,7 +1,9 @@
 /** Message routes, pure part: conditions, filters, the subjects a tenant may republish to. */
 import { describe, expect, test } from "bun:test";
 import type { Reading } from "../../src/core/record.ts";
+import { encodeEnvelope } from "../../src/core/envelope.ts";
 import {
+  batchId,
   chunk,
   compileFilter,
   filterSchema,
@@ -9,6 +11,7 @@ import {
   republishSubject,
   routeSubscribeSubjects,
 } from "../../src/core/routes.ts";
+import { decodedCache } from "../../src/notify/route-decoded.ts";
 
 const reading = (deviceId: string, metrics: Record<string, number> | null, extra: Partial<Reading> = {}): Reading => ({
   eventId: "00000000-0000-4000-8000-000000000001",
@@ -92,4 +95,50 @@ describe("republishSubject", () => {
 test("chunk splits into batches of at most max", () => {
   expect(chunk([1, 2, 3, 4, 5], 2)).toEqual([[1, 2], [3, 4], [5]]);
   expect(chunk([], 2)).toEqual([]);
+});
+
+describe("batchId", () => {
+  test("the same route, filter, range and index give the same id; any difference another", () => {
+    const id = batchId("r1", '{"a":1}', 10, 20, 0);
+    expect(batchId("r1", '{"a":1}', 10, 20, 0)).toBe(id);
+    for (const other of [
+      batchId("r2", '{"a":1}', 10, 20, 0),
+      batchId("r1", '{"a":2}', 10, 20, 0),
+      batchId("r1", '{"a":1}', 11, 20, 0),
+      batchId("r1", '{"a":1}', 10, 21, 0),
+      batchId("r1", '{"a":1}', 10, 20, 1),
+    ])
+      expect(other).not.toBe(id);
+    expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  });
+});
+
+describe("decodedCache", () => {
+  const reading = (n: number): Reading => ({
+    eventId: `00000000-0000-5000-8000-${String(n).padStart(12, "0")}`,
+    tenant: "acme",
+    deviceId: "veh-1",
+    ts: 1_767_225_600_000 + n,
+    lat: null,
+    lon: null,
+    metrics: { speed: n },
+    attributes: null,
+  });
+  const data = (n: number) => new TextEncoder().encode(encodeEnvelope([reading(n)], 0));
+
+  test("a message is decoded once while it is held; not an envelope gives null", () => {
+    const cache = decodedCache();
+    const first = cache.readings(1, data(1));
+    expect(first?.[0]?.metrics?.speed).toBe(1);
+    expect(cache.readings(1, new Uint8Array())).toBe(first); // held: not decoded again
+    expect(cache.readings(2, new TextEncoder().encode("not json"))).toBeNull();
+  });
+
+  test("bounded by the messages' size: the oldest go first", () => {
+    const size = data(1).length;
+    const cache = decodedCache(size * 2);
+    for (const n of [1, 2, 3]) cache.readings(n, data(n));
+    expect(cache.readings(3, new Uint8Array())?.[0]?.metrics?.speed).toBe(3);
+    expect(cache.readings(1, new TextEncoder().encode("gone"))).toBeNull(); // evicted: decoded again
+  });
 });
