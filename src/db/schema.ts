@@ -229,9 +229,10 @@ export const routes = pgTable("routes", {
   destination: jsonb("destination").notNull(),
   secretEncrypted: text("secret_encrypted"),
   consumedSeq: bigint("consumed_seq", { mode: "number" }).notNull().default(0),
-  inflightTo: bigint("inflight_to", { mode: "number" }),
   createdAt: tstz("created_at").notNull().defaultNow(),
   updatedAt: tstz("updated_at").notNull().defaultNow(),
+  /** Added by 0010 (so last in the table): the take being sent, decision 0611. */
+  inflightTo: bigint("inflight_to", { mode: "number" }),
 });
 
 export const routeBatches = pgTable("route_batches", {
