@@ -6,6 +6,9 @@
  * (`ArrayBuffer.prototype.transfer(0)` detaches it and releases its memory) instead of leaving
  * ~100 MB of read buffers per million rows to the next collection.
  *
+ * Runs of CopyData messages are merged into one per read (mergeCopyData), so a million rows are a
+ * few thousand pushes, not a million.
+ *
  * Only plain TCP and Unix sockets are framed; with TLS postgres.js wraps the socket itself and the
  * reads stay the driver's (nothing is freed early, memory is then what a collection leaves).
  */
@@ -27,6 +30,38 @@ const own = (b: Buffer) => {
   if (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength) framed.add(b.buffer);
   return b;
 };
+
+const COPY_DATA = 0x64; // 'd'
+
+/**
+ * Rewrites each run of CopyData messages in `b[start, end)` into one, in place (the rows' bytes
+ * moved together, one header): postgres.js then pushes one chunk per read instead of two buffer
+ * views and a stream entry per row. Returns the new end.
+ */
+export function mergeCopyData(b: Buffer, start: number, end: number): number {
+  let read = start;
+  let write = start;
+  while (read < end) {
+    if (b[read] !== COPY_DATA) {
+      const size = b.readUInt32BE(read + 1) + 1;
+      if (write !== read) b.copyWithin(write, read, read + size);
+      write += size;
+      read += size;
+      continue;
+    }
+    const head = write;
+    write += 5;
+    while (read < end && b[read] === COPY_DATA) {
+      const size = b.readUInt32BE(read + 1) + 1;
+      b.copyWithin(write, read + 5, read + size);
+      write += size - 5;
+      read += size;
+    }
+    b[head] = COPY_DATA;
+    b.writeUInt32BE(write - head - 1, head + 1);
+  }
+  return write;
+}
 
 /** Makes `socket` emit whole backend messages (type byte, 4-byte length, body) as its 'data'. */
 export function frameMessages(socket: net.Socket): net.Socket {
@@ -64,7 +99,7 @@ export function frameMessages(socket: net.Socket): net.Socket {
       if (end + size > read.length) break;
       end += size;
     }
-    if (end > at) emit("data", read.subarray(at, end));
+    if (end > at) emit("data", read.subarray(at, mergeCopyData(read, at, end)));
     if (end < read.length) {
       const left = read.length - end;
       part = Buffer.alloc(left >= 5 ? read.readUInt32BE(end + 1) + 1 : 5);

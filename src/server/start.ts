@@ -308,7 +308,13 @@ export async function startServer(config: Config, hooks: StartHooks = {}): Promi
         secrets,
         targets: config.webhookAllow,
         // PGlite is one backend: a cursor would hold it for a whole export (db/export.ts).
-        exports: exportSettings(databaseKind === "embedded", databaseUrl, config.databasePoolMax, config.roles.join("+"), onStop),
+        exports: exportSettings(
+          databaseKind === "embedded",
+          databaseUrl,
+          config.databasePoolMax,
+          config.roles.join("+"),
+          onStop,
+        ),
         live,
         stream: config.streamName,
       };
