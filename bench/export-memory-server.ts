@@ -10,7 +10,7 @@ const deps = {
   exports: {
     mode: (variant === "keyset" ? "keyset" : "copy") as "copy" | "keyset",
     slots: new ExportSlots(4),
-    sql: variant === "plain" ? sql : createExportSql(url!, { max: 4, name: "ingest+writer+api" }),
+    sql: variant === "plain" ? sql : createExportSql(url!, { slots: 4, name: "ingest+writer+api" }),
   },
 };
 const handler = exportRoutes[0]!.handler as unknown as (c: unknown, d: typeof deps) => Response;

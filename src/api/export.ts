@@ -56,7 +56,7 @@ export function exportSettings(
 ): ExportSettings {
   const slots = new ExportSlots(Math.max(1, Math.floor(poolMax / 4)));
   if (embedded) return { mode: "keyset", slots };
-  const sql = createExportSql(url, { max: slots.max, name });
+  const sql = createExportSql(url, { slots: slots.max, name });
   onStop(() => sql.end({ timeout: 1 }));
   return { mode: "copy", slots, sql };
 }

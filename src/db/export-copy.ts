@@ -4,8 +4,9 @@
  * copied into 64 KiB chunks; each socket read they came in is freed as soon as its rows are copied
  * (export-socket.ts). Backpressure: with a chunk waiting for the consumer the copy stream is paused,
  * postgres.js pauses the socket and PostgreSQL waits. `return()` before the end cancels the COPY
- * (a cancel request), drains what is still in flight and only then gives the connection back, so
- * the cancel cannot hit a later query on it.
+ * (`pg_cancel_backend` on another connection of the client, which has one spare for that: postgres.js
+ * sends no cancel request for a copy stream), drains what is still in flight and only then gives
+ * the connection back, so the cancel cannot hit a later query on it.
  *
  * COPY takes no parameters: the filter's values are quoted as literals here (E'' strings, so the
  * server's standard_conforming_strings does not matter). CSV format with a delimiter and a quote
@@ -102,6 +103,13 @@ class Chunker {
 
 export async function* copyChunks(sql: Sql, q: ExportQuery, format: ExportFormat): AsyncGenerator<Uint8Array> {
   const reserved = await sql.reserve();
+  let pid: number;
+  try {
+    pid = (await reserved`SELECT pg_backend_pid() AS pid`)[0]!.pid as number;
+  } catch (err) {
+    reserved.release();
+    throw err;
+  }
   const query = reserved.unsafe(copyStatement(q, format));
   let finished = false;
   let done = false; // the COPY ended (all rows, or an error)
@@ -155,9 +163,11 @@ export async function* copyChunks(sql: Sql, q: ExportQuery, format: ExportFormat
       s.removeAllListeners("data");
       s.on("data", () => {});
       s.resume();
-      const cancelled = query.cancel() as Promise<void> | undefined;
+      const cancelled = process.env.XNOCANCEL
+        ? Promise.resolve()
+        : sql`SELECT pg_cancel_backend(${pid})`.catch(() => {});
       await ended;
-      await cancelled?.catch(() => {});
+      await cancelled;
     } else if (stream && !finished) await ended;
     reserved.release();
   }

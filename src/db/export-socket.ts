@@ -130,10 +130,11 @@ function connectFramed(o: SocketOptions): Promise<net.Socket> {
 }
 
 /**
- * A client for exports only (`max` = the export slots). A URL with several hosts, or TLS, gets
+ * A client for exports only: `slots` connections for the COPYs and one more for cancelling one
+ * (export-copy.ts). A URL with several hosts, or TLS, gets
  * postgres.js's own sockets (the first host only would be wrong; TLS reads are not framed).
  */
-export function createExportSql(url: string, opts: { max: number; name: string }): Sql {
+export function createExportSql(url: string, opts: { slots: number; name: string }): Sql {
   const hosts = new URL(url).host.split(",").length;
-  return createSql(url, { ...opts, socket: hosts > 1 ? undefined : connectFramed });
+  return createSql(url, { max: opts.slots + 1, name: opts.name, socket: hosts > 1 ? undefined : connectFramed });
 }

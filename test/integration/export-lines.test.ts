@@ -22,7 +22,7 @@ let exportSql: Sql;
 beforeAll(async () => {
   const url = await freshDatabase("export_lines");
   sql = createSql(url, { max: 2, name: "export-lines" });
-  exportSql = createExportSql(url, { max: 1, name: "export-lines-copy" });
+  exportSql = createExportSql(url, { slots: 1, name: "export-lines-copy" });
   await migrate(sql, { timescale: "off", retentionMs: null, compressAfterMs: 7 * 86_400_000 });
   await sql`INSERT INTO readings (tenant, device_id, ts, event_id, lat, lon, metrics, attributes, received_at) VALUES
     ('acme', 'truck-1', '2026-11-30T08:00:00.005123Z', ${E1}, 52.52, 13.405, '{"speed": 61.5, "temp": -2}',
@@ -116,17 +116,37 @@ describe("copy", () => {
   test("leaving early cancels the COPY; the connection then serves the next export", async () => {
     await sql`INSERT INTO readings (tenant, device_id, ts, event_id, metrics, received_at)
       SELECT 'bulk', 'd', '2026-01-01T00:00:00Z'::timestamptz + i * interval '1 ms', gen_random_uuid(), '{"n": 1}', now()
-      FROM generate_series(1, 200000) AS i`;
+      FROM generate_series(1, 400000) AS i`;
     const bulk: ExportQuery = { ...q(), tenant: "bulk", devices: null, from: new Date(0) };
+    const all = await lines(bulk, "csv", "copy");
+    expect(all.split("\n")).toHaveLength(400_001);
+    // Both connections open (the spare one cancels), so the times below are the cancel's alone.
+    await Promise.all([exportSql`SELECT pg_sleep(0.05)`, exportSql`SELECT pg_sleep(0.05)`]);
+    // The whole COPY read and dropped after its first two chunks, as a reader that does not cancel would.
+    let whole = Infinity;
+    for (let i = 0; i < 2; i++) {
+      let chunks = 0;
+      let t0 = 0;
+      for await (const _ of exportChunks(exportSql, bulk, "csv", "copy")) if (++chunks === 2) t0 = performance.now();
+      whole = Math.min(whole, performance.now() - t0);
+    }
+    let t0 = 0;
+    let fastest = Infinity;
     for (let i = 0; i < 3; i++) {
       let chunks = 0;
-      for await (const _ of exportChunks(exportSql, bulk, "csv", "copy")) if (++chunks === 2) break;
-      expect(chunks).toBe(2);
+      for await (const _ of exportChunks(exportSql, bulk, "csv", "copy"))
+        if (++chunks === 2) {
+          t0 = performance.now();
+          break; // return(): cancel, drain, release
+        }
+      fastest = Math.min(fastest, performance.now() - t0);
     }
+    console.log(`export-lines: the rest read ${whole.toFixed(0)} ms, leaving after 2 chunks ${fastest.toFixed(0)} ms`);
+    // Cancelled, not read to the end and dropped: well under the time of reading the rest.
+    expect(fastest).toBeLessThan(whole / 3);
     const running = await sql`SELECT count(*)::int AS n FROM pg_stat_activity
       WHERE application_name = 'telemetry-export-lines-copy' AND state <> 'idle'`;
     expect(running[0]!.n).toBe(0);
-    const all = await lines(bulk, "csv", "copy");
-    expect(all.split("\n")).toHaveLength(200_001);
+    expect(await lines(bulk, "csv", "copy")).toBe(all);
   }, 60_000);
 });
