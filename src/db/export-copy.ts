@@ -163,9 +163,7 @@ export async function* copyChunks(sql: Sql, q: ExportQuery, format: ExportFormat
       s.removeAllListeners("data");
       s.on("data", () => {});
       s.resume();
-      const cancelled = process.env.XNOCANCEL
-        ? Promise.resolve()
-        : sql`SELECT pg_cancel_backend(${pid})`.catch(() => {});
+      const cancelled = sql`SELECT pg_cancel_backend(${pid})`.catch(() => {});
       await ended;
       await cancelled;
     } else if (stream && !finished) await ended;
