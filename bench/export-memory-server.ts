@@ -46,7 +46,12 @@ const server = Bun.serve({
         const { exportChunks } = await import("../src/db/export.ts");
         let n = 0;
         const q = { tenant: "acme", from: new Date(0), to: new Date(), devices: null, metrics: null };
-        for await (const c of exportChunks(sql, q, (u.searchParams.get("format") ?? "csv") as "csv", "copy"))
+        for await (const c of exportChunks(
+          deps.exports.sql,
+          q,
+          (u.searchParams.get("format") ?? "csv") as "csv",
+          "copy",
+        ))
           n += c.length;
         return new Response(String(n));
       })();

@@ -44,18 +44,19 @@ export interface ExportSettings {
 
 /**
  * Exports run at most `poolMax / 4` at once (decision 0600). PostgreSQL: COPY on a client of their
- * own with that many connections (db/export-socket.ts, decision 0606); PGlite: keyset pages on the
- * shared client (one backend: a running COPY would hold it for the whole export).
+ * own with that many connections (db/export-socket.ts, decision 0606); PGlite (or
+ * TELEMETRY_EXPORT_MODE=keyset): keyset pages on the shared client (one backend: a running COPY
+ * would hold it for the whole export; PGlite behind a socket has no COPY TO STDOUT).
  */
 export function exportSettings(
-  embedded: boolean,
+  keyset: boolean,
   url: string,
   poolMax: number,
   name: string,
   onStop: (fn: () => Promise<void>) => void,
 ): ExportSettings {
   const slots = new ExportSlots(Math.max(1, Math.floor(poolMax / 4)));
-  if (embedded) return { mode: "keyset", slots };
+  if (keyset) return { mode: "keyset", slots };
   const sql = createExportSql(url, { slots: slots.max, name });
   onStop(() => sql.end({ timeout: 1 }));
   return { mode: "copy", slots, sql };

@@ -309,7 +309,7 @@ export async function startServer(config: Config, hooks: StartHooks = {}): Promi
         targets: config.webhookAllow,
         // PGlite is one backend: a cursor would hold it for a whole export (db/export.ts).
         exports: exportSettings(
-          databaseKind === "embedded",
+          config.exportMode === "keyset" || (config.exportMode === "auto" && databaseKind === "embedded"),
           databaseUrl,
           config.databasePoolMax,
           config.roles.join("+"),
