@@ -127,7 +127,8 @@ const wantsGzip = (accept: string | undefined) =>
 
 /** The export as a pull stream of UTF-8 chunks; the slot is given back when it ends, fails or is cancelled. */
 function exportStream(deps: ExportDeps, query: ExportQuery, format: ExportFormat): ReadableStream<Uint8Array> {
-  const it = exportChunks(deps.exports.sql ?? deps.sql, query, format, deps.exports.mode);
+  const abort = new AbortController();
+  const it = exportChunks(deps.exports.sql ?? deps.sql, query, format, deps.exports.mode, undefined, abort.signal);
   let released = false;
   const release = () => {
     if (released) return;
@@ -175,6 +176,7 @@ function exportStream(deps: ExportDeps, query: ExportQuery, format: ExportFormat
       async cancel() {
         cancelled = true;
         release();
+        abort.abort(); // a COPY waiting for rows stops waiting (its chunk in flight ends at once)
         // A chunk in flight first: the cursor can be closed only between chunks.
         await pending?.catch(() => {});
         await it.return(undefined);

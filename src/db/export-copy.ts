@@ -101,7 +101,13 @@ class Chunker {
   }
 }
 
-export async function* copyChunks(sql: Sql, q: ExportQuery, format: ExportFormat): AsyncGenerator<Uint8Array> {
+/** The COPY's lines in chunks; `signal` aborted: the generator ends (cancelling the COPY) instead of waiting for rows. */
+export async function* copyChunks(
+  sql: Sql,
+  q: ExportQuery,
+  format: ExportFormat,
+  signal?: AbortSignal,
+): AsyncGenerator<Uint8Array> {
   const reserved = await sql.reserve();
   let pid: number;
   try {
@@ -138,11 +144,13 @@ export async function* copyChunks(sql: Sql, q: ExportQuery, format: ExportFormat
         notify();
       });
     });
+    signal?.addEventListener("abort", notify, { once: true });
     s.on("data", (row: Buffer) => {
       chunks.add(row);
       if (chunks.ready.length) notify();
     });
     for (;;) {
+      if (signal?.aborted) return;
       if (chunks.ready.length) {
         yield chunks.take()!;
         continue;

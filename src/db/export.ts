@@ -45,9 +45,10 @@ export async function* exportChunks(
   format: ExportFormat,
   mode: ExportMode,
   rows = EXPORT_CHUNK_ROWS,
+  signal?: AbortSignal,
 ): AsyncGenerator<Uint8Array> {
   if (mode === "copy") {
-    yield* copyChunks(sql, q, format);
+    yield* copyChunks(sql, q, format, signal);
     return;
   }
   // Built afresh for each query (cheap), so no fragment object is shared between queries.
