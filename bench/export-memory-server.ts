@@ -1,12 +1,17 @@
 /** The export route alone on a Bun.serve, for bench/export-memory.ts: prints its port, serves /x, /gc, /stats. */
 import { ExportSlots, exportRoutes } from "../src/api/export.ts";
 import { createSql } from "../src/db/client.ts";
+import { createExportSql } from "../src/db/export-socket.ts";
 
 const [, , variant, url] = process.argv;
 const sql = createSql(url!, { max: 4, name: "ingest+writer+api" });
 const deps = {
   sql,
-  exports: { mode: (variant === "keyset" ? "keyset" : "cursor") as "cursor" | "keyset", slots: new ExportSlots(4) },
+  exports: {
+    mode: (variant === "keyset" ? "keyset" : "copy") as "copy" | "keyset",
+    slots: new ExportSlots(4),
+    sql: variant === "plain" ? sql : createExportSql(url!, { slots: 4, name: "ingest+writer+api" }),
+  },
 };
 const handler = exportRoutes[0]!.handler as unknown as (c: unknown, d: typeof deps) => Response;
 let peak = { heap: 0, used: 0, external: 0, ab: 0 };
@@ -41,7 +46,12 @@ const server = Bun.serve({
         const { exportChunks } = await import("../src/db/export.ts");
         let n = 0;
         const q = { tenant: "acme", from: new Date(0), to: new Date(), devices: null, metrics: null };
-        for await (const c of exportChunks(sql, q, (u.searchParams.get("format") ?? "csv") as "csv", "cursor"))
+        for await (const c of exportChunks(
+          deps.exports.sql,
+          q,
+          (u.searchParams.get("format") ?? "csv") as "csv",
+          "copy",
+        ))
           n += c.length;
         return new Response(String(n));
       })();

@@ -2,8 +2,10 @@
  * Server RSS during a 1,000,000-row export, per variant of the export pipeline (docs/export.md).
  * A child process serves the export (bench/export-memory-server.ts VARIANT); this one reads it
  * with node:http without keeping it and samples the child's VmRSS every 50 ms.
- *   bun bench/export-memory.ts LABEL      (CSVONLY=1: the CSV run only; XDRAIN=1: read the chunks
- *                                         in the server without sending them, the database side alone)
+ *   bun bench/export-memory.ts VARIANT…   (copy: as the server runs it; plain: COPY over postgres.js's
+ *                                         own sockets, nothing freed early; keyset: PGlite's pages;
+ *                                         CSVONLY=1: the CSV run only; XDRAIN=1: read the chunks in the
+ *                                         server without sending them, the database side alone)
  */
 import { request } from "node:http";
 import { createGunzip } from "node:zlib";

@@ -9,6 +9,7 @@ import { z } from "zod";
 import { CONTENT_TYPES, CSV_HEADER, type ExportFormat } from "../core/export-format.ts";
 import { deviceIdProblem, METRIC_NAME_PATTERN } from "../core/record.ts";
 import type { Sql } from "../db/client.ts";
+import { createExportSql } from "../db/export-socket.ts";
 import { exportChunks, type ExportMode, type ExportQuery } from "../db/export.ts";
 import { HttpError } from "../http/errors.ts";
 import { routesOf } from "../http/route.ts";
@@ -37,6 +38,28 @@ export class ExportSlots {
 export interface ExportSettings {
   mode: ExportMode;
   slots: ExportSlots;
+  /** The export's own client (db/export-socket.ts) in copy mode; the shared one otherwise. */
+  sql?: Sql;
+}
+
+/**
+ * Exports run at most `poolMax / 4` at once (decision 0600). PostgreSQL: COPY on a client of their
+ * own with that many connections (db/export-socket.ts, decision 0606); PGlite (or
+ * TELEMETRY_EXPORT_MODE=keyset): keyset pages on the shared client (one backend: a running COPY
+ * would hold it for the whole export; PGlite behind a socket has no COPY TO STDOUT).
+ */
+export function exportSettings(
+  keyset: boolean,
+  url: string,
+  poolMax: number,
+  name: string,
+  onStop: (fn: () => Promise<void>) => void,
+): ExportSettings {
+  const slots = new ExportSlots(Math.max(1, Math.floor(poolMax / 4)));
+  if (keyset) return { mode: "keyset", slots };
+  const sql = createExportSql(url, { slots: slots.max, name });
+  onStop(() => sql.end({ timeout: 1 }));
+  return { mode: "copy", slots, sql };
 }
 
 export interface ExportDeps {
@@ -104,7 +127,8 @@ const wantsGzip = (accept: string | undefined) =>
 
 /** The export as a pull stream of UTF-8 chunks; the slot is given back when it ends, fails or is cancelled. */
 function exportStream(deps: ExportDeps, query: ExportQuery, format: ExportFormat): ReadableStream<Uint8Array> {
-  const it = exportChunks(deps.sql, query, format, deps.exports.mode);
+  const abort = new AbortController();
+  const it = exportChunks(deps.exports.sql ?? deps.sql, query, format, deps.exports.mode, undefined, abort.signal);
   let released = false;
   const release = () => {
     if (released) return;
@@ -114,9 +138,17 @@ function exportStream(deps: ExportDeps, query: ExportQuery, format: ExportFormat
   let started = false;
   let cancelled = false;
   let pending: Promise<unknown> | null = null;
+  // The chunk handed over last: the response (or the gzip stream) has taken it by the time it pulls
+  // again, so its memory is freed now rather than at the next collection (decision 0606).
+  let sent: Uint8Array | null = null;
+  const free = () => {
+    (sent?.buffer as ArrayBuffer | undefined)?.transfer(0);
+    sent = null;
+  };
   return new ReadableStream<Uint8Array>(
     {
       async pull(controller) {
+        free();
         if (!started && format === "csv") {
           started = true;
           controller.enqueue(new TextEncoder().encode(CSV_HEADER));
@@ -132,7 +164,7 @@ function exportStream(deps: ExportDeps, query: ExportQuery, format: ExportFormat
             controller.close();
             return;
           }
-          controller.enqueue(next.value);
+          controller.enqueue((sent = next.value));
         } catch (err) {
           pending = null;
           release();
@@ -144,6 +176,7 @@ function exportStream(deps: ExportDeps, query: ExportQuery, format: ExportFormat
       async cancel() {
         cancelled = true;
         release();
+        abort.abort(); // a COPY waiting for rows stops waiting (its chunk in flight ends at once)
         // A chunk in flight first: the cursor can be closed only between chunks.
         await pending?.catch(() => {});
         await it.return(undefined);

@@ -295,6 +295,12 @@ export const SETTINGS = {
     default: "10",
     doc: "Maximum PostgreSQL connections",
   },
+  exportMode: {
+    env: "TELEMETRY_EXPORT_MODE",
+    flag: "export-mode",
+    default: "auto",
+    doc: "How exports read the database: copy (COPY TO STDOUT on a client of their own, flat memory), keyset (one short query per 250 rows on the shared pool, for servers without COPY TO STDOUT, e.g. PGlite behind a socket), or auto (keyset for the embedded database, else copy)",
+  },
   timescale: {
     env: "TELEMETRY_TIMESCALE",
     flag: "timescale",
@@ -680,6 +686,7 @@ export const configSchema = z.object({
     ),
   database: z.enum(DATABASE_CHOICES, { error: `must be ${DATABASE_CHOICES.join(", ")}` }),
   databasePoolMax: int(1, 1000),
+  exportMode: z.enum(["auto", "copy", "keyset"], { error: "must be auto, copy or keyset" }),
   timescale: z.enum(["auto", "on", "off"], { error: "must be auto, on or off" }),
   autoMigrate: bool,
   apiKeys,

@@ -3,7 +3,11 @@ import postgres from "postgres";
 
 export type Sql = postgres.Sql;
 
-export function createSql(url: string, opts: { max: number; name: string }): Sql {
+export function createSql(
+  url: string,
+  // biome-ignore lint/suspicious/noExplicitAny: postgres.js's socket factory option (db/export-socket.ts)
+  opts: { max: number; name: string; socket?: (options: any) => Promise<unknown> },
+): Sql {
   const target = postgresJsTarget(url);
   return postgres(target.url, {
     host: target.host,
@@ -16,7 +20,8 @@ export function createSql(url: string, opts: { max: number; name: string }): Sql
     backoff: (retries: number) => Math.min(0.1 * 2 ** retries, 1),
     onnotice: () => {},
     connection: { application_name: `telemetry-${opts.name}` },
-  });
+    ...(opts.socket ? { socket: opts.socket } : {}),
+  } as postgres.Options<Record<string, postgres.PostgresType>>);
 }
 
 /** Host and database of a URL without credentials, for logs. */

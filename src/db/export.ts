@@ -3,20 +3,22 @@
  * order (device_id, ts, event_id), so the key's index serves the scan on PostgreSQL and on each
  * TimescaleDB chunk. Each chunk is the bytes of its lines, formatted by PostgreSQL (export-sql.ts).
  *
- * - "cursor" (PostgreSQL, supervised or by URL): one query, read through a portal `rows` at a time
- *   (postgres.js `.cursor(n)`); the next chunk is fetched only when the consumer asks for it, so a
- *   slow reader holds one connection and one snapshot, never the range in memory.
+ * - "copy" (PostgreSQL, supervised or by URL): one `COPY (SELECT line …) TO STDOUT` (export-copy.ts),
+ *   paused while a chunk waits for the consumer, so a slow reader holds one connection and one
+ *   snapshot, never the range in memory.
  * - "keyset" (the embedded PGlite database): one short query per chunk, continuing after the last
  *   key. PGlite is one backend lent per exchange (embedded/pglite-wire.ts): an open portal would hold
  *   it for the whole export and stop the writer; keyset pages give it back between chunks.
  *
- * `return()` on the iterator (the client went away) closes the portal and frees the connection.
+ * `return()` on the iterator (the client went away) ends the query and frees the connection. A
+ * chunk is the consumer's until it asks for the next one (api/export.ts then frees its memory).
  */
 import type { ExportFormat } from "../core/export-format.ts";
 import type { Sql } from "./client.ts";
+import { copyChunks } from "./export-copy.ts";
 import { joinLines, lineExpression } from "./export-sql.ts";
 
-export type ExportMode = "cursor" | "keyset";
+export type ExportMode = "copy" | "keyset";
 
 export interface ExportQuery {
   tenant: string;
@@ -26,7 +28,7 @@ export interface ExportQuery {
   metrics: readonly string[] | null;
 }
 
-/** Rows per chunk (decision 0605: 1,000 kept ~10 MiB more garbage in flight; 100 makes more round trips). */
+/** Rows per keyset page (decision 0605: 1,000 kept ~10 MiB more garbage in flight; 100 makes more round trips). */
 export const EXPORT_CHUNK_ROWS = 250;
 
 function filters(sql: Sql, q: ExportQuery) {
@@ -43,17 +45,14 @@ export async function* exportChunks(
   format: ExportFormat,
   mode: ExportMode,
   rows = EXPORT_CHUNK_ROWS,
+  signal?: AbortSignal,
 ): AsyncGenerator<Uint8Array> {
-  // Built afresh for each query (cheap), so no fragment object is shared between queries.
-  const line = () => lineExpression(sql, format, q.metrics);
-  if (mode === "cursor") {
-    const cursor = sql`SELECT ${line()} AS line FROM readings WHERE ${filters(sql, q)}
-      ORDER BY device_id, ts, event_id`
-      .raw()
-      .cursor(rows) as unknown as AsyncIterable<RawRow[]>;
-    for await (const chunk of cursor) yield joinLines(chunk);
+  if (mode === "copy") {
+    yield* copyChunks(sql, q, format, signal);
     return;
   }
+  // Built afresh for each query (cheap), so no fragment object is shared between queries.
+  const line = () => lineExpression(sql, format, q.metrics);
   yield* keysetChunks(sql, q, line, rows);
 }
 

@@ -41,7 +41,7 @@ import { scrapeGauge } from "../lib/metrics.ts";
 import { TenantLookup } from "../tenants/lookup.ts";
 import { adminRoutes } from "../tenants/routes.ts";
 import { provisionRoutes } from "../api/device-keys.ts";
-import { ExportSlots } from "../api/export.ts";
+import { exportSettings } from "../api/export.ts";
 import { publicApiRoutes, tenantApiRoutes } from "./surface.ts";
 import { LiveStream } from "../api/stream.ts";
 import { alertStream } from "../nats/topology.ts";
@@ -328,10 +328,13 @@ export async function startServer(config: Config, hooks: StartHooks = {}): Promi
         secrets,
         targets: config.webhookAllow,
         // PGlite is one backend: a cursor would hold it for a whole export (db/export.ts).
-        exports: {
-          mode: databaseKind === "embedded" ? ("keyset" as const) : ("cursor" as const),
-          slots: new ExportSlots(Math.max(1, Math.floor(config.databasePoolMax / 4))),
-        },
+        exports: exportSettings(
+          config.exportMode === "keyset" || (config.exportMode === "auto" && databaseKind === "embedded"),
+          databaseUrl,
+          config.databasePoolMax,
+          config.roles.join("+"),
+          onStop,
+        ),
         live,
         stream: config.streamName,
       };
