@@ -50,8 +50,6 @@ interface Pending {
 }
 
 const decoder = new TextDecoder();
-/** The longest a publish waits for another one's PubAck before it is written anyway. */
-const HOLD_MS = 1;
 
 export class AckedPublisher {
   private readonly prefix: string;
@@ -59,8 +57,6 @@ export class AckedPublisher {
   private readonly pending = new Map<string, Pending>();
   private readonly sweeper: ReturnType<typeof setInterval>;
   private next = 0;
-  /** The timer bounding how long publishes are held for a PubAck (see uncork). */
-  private hold: ReturnType<typeof setTimeout> | undefined;
   private corked: Array<{
     subject: string;
     body: string | Uint8Array;
@@ -96,28 +92,16 @@ export class AckedPublisher {
     return new Promise<PubAck>((resolve, reject) => {
       this.pending.set(token, { resolve, reject, deadline: Date.now() + timeoutMs });
       this.corked.push({ subject, body, reply: `${this.prefix}.${token}`, headers: h, token });
-      if (this.corked.length > 1) return;
-      // Nothing else awaits its PubAck: out at the end of this turn. Otherwise held until the next
-      // PubAck arrives (at most HOLD_MS), so that busy moments share socket writes (see uncork).
-      if (this.pending.size === 1) setImmediate(this.uncork);
-      else this.hold ??= setTimeout(this.uncork, HOLD_MS);
+      if (this.corked.length === 1) setImmediate(this.uncork);
     });
   }
 
   /**
    * Publishes of one event-loop turn (many HTTP requests under load) are handed to the client
    * together, so they leave in one socket write instead of one write per request: the writes
-   * were ~14 % of the server's CPU with single-record requests. With single records at a few
-   * thousand a second each turn holds one request, so a publish made while others await their
-   * PubAck waits for the next PubAck (Nagle's rule, bounded by HOLD_MS): one write per round trip
-   * to the broker instead of one per request. Nothing is acknowledged sooner or differently.
+   * were ~14 % of the server's CPU with single-record requests.
    */
   private readonly uncork = () => {
-    if (this.hold !== undefined) {
-      clearTimeout(this.hold);
-      this.hold = undefined;
-    }
-    if (this.corked.length === 0) return;
     const out = this.corked;
     this.corked = [];
     for (const m of out) {
@@ -137,15 +121,12 @@ export class AckedPublisher {
 
   close(): void {
     clearInterval(this.sweeper);
-    clearTimeout(this.hold);
-    this.hold = undefined;
     this.sub.unsubscribe();
     this.corked = [];
     this.failAll(new PublishError("publisher closed", 503));
   }
 
   private onReply(msg: Msg): void {
-    if (this.corked.length > 0 && this.hold !== undefined) this.uncork();
     const token = msg.subject.slice(this.prefix.length + 1);
     const p = this.pending.get(token);
     if (!p) return; // late answer to a publish that already timed out
