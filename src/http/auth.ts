@@ -51,16 +51,23 @@ function bearer(header: string | undefined, what: string): string {
  * as the app's env), and X-Forwarded-For, which counts only when the peer is a trusted proxy.
  */
 export function requestOrigin(c: Context): RequestOrigin {
-  const server = c.env as { requestIP?: (req: Request) => { address: string } | null } | undefined;
-  // Read only when asked: the key cache needs the origin only for a key it has not verified.
-  return {
-    get peer() {
-      return server?.requestIP?.(c.req.raw)?.address ?? "unknown";
-    },
-    get forwardedFor() {
-      return c.req.header("x-forwarded-for");
-    },
-  };
+  return new LazyOrigin(c);
+}
+
+/**
+ * Read only when asked: the key cache needs the origin only for a key it has not verified. A class
+ * (getters on its prototype) rather than an object literal with getters, which JavaScriptCore
+ * builds with a property definition per request.
+ */
+class LazyOrigin implements RequestOrigin {
+  constructor(private readonly c: Context) {}
+  get peer(): string {
+    const server = this.c.env as { requestIP?: (req: Request) => { address: string } | null } | undefined;
+    return server?.requestIP?.(this.c.req.raw)?.address ?? "unknown";
+  }
+  get forwardedFor(): string | undefined {
+    return this.c.req.header("x-forwarded-for");
+  }
 }
 
 const seconds = (ms: number) => String(Math.max(1, Math.ceil(ms / 1000)));

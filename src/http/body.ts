@@ -22,6 +22,7 @@ const supported = SUPPORTED_ENCODINGS.join(", ");
 
 /** The one content coding of a request (null: none or identity). */
 export function contentCoding(header: string | null | undefined): Coding {
+  if (header === null || header === undefined || header === "") return null; // most requests: no arrays
   const codings = (header ?? "")
     .split(",")
     .map((s) => s.trim().toLowerCase())

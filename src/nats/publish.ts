@@ -117,6 +117,18 @@ export async function publishAll(
 ): Promise<PublishOutcome[]> {
   if (!broker.connected) throw new BrokerUnavailable("not connected to NATS");
   const started = performance.now();
+  if (messages.length === 1) {
+    // A single record's request: the same outcome without allSettled's array and result objects.
+    let outcome: PublishOutcome;
+    try {
+      outcome = await publishOne(broker, messages[0]!, opts);
+    } catch (err) {
+      metrics.publishSeconds.observe((performance.now() - started) / 1000);
+      throw err instanceof BrokerUnavailable ? err : new BrokerUnavailable(String(err), { cause: err });
+    }
+    metrics.publishSeconds.observe((performance.now() - started) / 1000);
+    return [outcome];
+  }
   const results = await Promise.allSettled(messages.map((m) => publishOne(broker, m, opts)));
   metrics.publishSeconds.observe((performance.now() - started) / 1000);
   const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");

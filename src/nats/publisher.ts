@@ -84,8 +84,9 @@ export class AckedPublisher {
     timeoutMs = this.timeoutMs,
   ): Promise<PubAck> {
     const h: MsgHdrs = headers();
-    h.set("Nats-Msg-Id", req.msgId);
-    h.set("Nats-Expected-Stream", req.expectStream);
+    // A fresh header set: append is set without its two scans for an existing key (same bytes).
+    h.append("Nats-Msg-Id", req.msgId);
+    h.append("Nats-Expected-Stream", req.expectStream);
     if (req.headers) for (const [k, v] of Object.entries(req.headers)) h.set(k, v);
     const token = (this.next++).toString(36);
     return new Promise<PubAck>((resolve, reject) => {

@@ -13,8 +13,11 @@ export function generateKey(): string {
   return `tk_${randomBytes(6).toString("base64url")}${randomBytes(32).toString("base64url")}`;
 }
 
+const fast = typeof Bun !== "undefined";
+
+/** SHA-256 hex; under Bun one native call (the same digest, about half the CPU of node:crypto's hasher). */
 export function hashKey(key: string): string {
-  return createHash("sha256").update(key).digest("hex");
+  return fast ? (Bun.SHA256.hash(key, "hex") as string) : createHash("sha256").update(key).digest("hex");
 }
 
 /** The part of a key (or of its hash) that finds its row; shown in listings to tell keys apart. */
