@@ -9,24 +9,14 @@
  */
 import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { startLocalNats } from "../src/embedded/nats-server.ts";
 import { startLocalPostgres } from "../src/embedded/postgres.ts";
-import { freePort, waitFor } from "../src/embedded/process.ts";
 import { configureLogger } from "../src/lib/log.ts";
-import { cpuSeconds, KEY, rssMiB, runLoad } from "./env.ts";
+import { checkoutRuns, cpuSeconds, rssMiB, runLoad, startServer } from "./env.ts";
 
 configureLogger("warn", true);
-const runs = process.argv.slice(2).map((arg) => {
-  const [dir = ".", vars = ""] = arg.split("#");
-  const env = Object.fromEntries(
-    vars
-      .split(",")
-      .filter(Boolean)
-      .map((kv) => kv.split("=") as [string, string]),
-  );
-  return { dir: resolve(dir), env, name: `${dir.split("/").at(-1)}${vars ? `#${vars}` : ""}` };
-});
+const runs = checkoutRuns(process.argv.slice(2));
 const rounds = Number(process.env.ROUNDS ?? 2);
 const backlog = Number(process.env.BACKLOG ?? 1_000_000);
 const work = mkdtempSync(join(tmpdir(), "telemetry-backlog-"));
@@ -38,31 +28,17 @@ let n = 0;
 for (let r = 0; r < rounds; r++) {
   for (const { dir, env: ownEnv, name } of runs) {
     await using nats = await startLocalNats({ storeDir: join(work, `nats${n}`) });
-    const port = await freePort();
-    const server = Bun.spawn({
-      cmd: [process.execPath, join(dir, "src/cli/main.ts"), "serve"],
-      cwd: dir,
-      env: {
-        ...process.env,
-        PORT: String(port),
+    const server = await startServer(
+      { checkout: dir },
+      {
         NATS_URL: nats.url,
         DATABASE_URL: pg.url,
-        TELEMETRY_API_KEYS: `bench:${KEY}`,
         TELEMETRY_DATA_DIR: join(work, `data${n++}`),
         LOG_LEVEL: "error",
-        TELEMETRY_TENANT_RATE: "100000000",
-        TELEMETRY_TENANT_BURST: "100000000",
-        TELEMETRY_MAX_DEVICES: "100000000",
         ...ownEnv,
       },
-      stdout: "inherit",
-      stderr: "inherit",
-    });
-    const url = `http://127.0.0.1:${port}`;
-    await waitFor(async () => (await fetch(`${url}/ready`).catch(() => null))?.status === 200, {
-      timeoutMs: 60_000,
-      what: "server ready",
-    });
+    );
+    const url = server.url;
     const idle = rssMiB(server.pid);
     await pg.stop();
     let peak = idle;
@@ -85,8 +61,7 @@ for (let r = 0; r < rounds; r++) {
         afterMiB: Math.round(after),
       }),
     );
-    server.kill("SIGKILL");
-    await server.exited;
+    await server.stop("SIGKILL");
     await pg.start();
     rmSync(join(work, `nats${n - 1}`), { recursive: true, force: true });
   }

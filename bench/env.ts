@@ -20,14 +20,22 @@ export function buildExecutable(outfile: string): void {
 export interface ServerHandle {
   url: string;
   pid: number;
-  stop(): Promise<void>;
+  stop(signal?: "SIGTERM" | "SIGKILL"): Promise<void>;
 }
 
-/** The compiled server, all roles in one process, against the bench's nats-server and PostgreSQL. */
-export async function startServer(executable: string, env: Record<string, string>): Promise<ServerHandle> {
+/**
+ * The server, all roles in one process, against the bench's nats-server and PostgreSQL: the
+ * compiled executable (a path), or a checkout's source (`{ checkout }`, run by this bun).
+ */
+export async function startServer(
+  from: string | { checkout: string },
+  env: Record<string, string>,
+): Promise<ServerHandle> {
   const port = await freePort();
   const proc = Bun.spawn({
-    cmd: [executable, "serve"],
+    cmd:
+      typeof from === "string" ? [from, "serve"] : [process.execPath, join(from.checkout, "src/cli/main.ts"), "serve"],
+    cwd: typeof from === "string" ? undefined : from.checkout,
     env: {
       ...process.env,
       PORT: String(port),
@@ -50,11 +58,30 @@ export async function startServer(executable: string, env: Record<string, string
   return {
     url,
     pid: proc.pid,
-    async stop() {
-      proc.kill("SIGTERM");
+    async stop(signal: "SIGTERM" | "SIGKILL" = "SIGTERM") {
+      proc.kill(signal);
       await proc.exited;
     },
   };
+}
+
+/**
+ * The A/B scripts' arguments: `<checkout>` or `<checkout>#NAME=value,NAME=value` — a checkout with
+ * its own environment on top (a comma inside a value, as in TELEMETRY_ROLES=ingest,api, stays).
+ */
+export function checkoutRuns(
+  args: readonly string[],
+): Array<{ dir: string; env: Record<string, string>; name: string }> {
+  return args.map((arg) => {
+    const [dir = ".", vars = ""] = arg.split("#");
+    const env = Object.fromEntries(
+      vars
+        .split(/,(?=[A-Za-z_][A-Za-z0-9_]*=)/)
+        .filter(Boolean)
+        .map((kv) => kv.split("=") as [string, string]),
+    );
+    return { dir: resolve(dir), env, name: `${dir.split("/").at(-1)}${vars ? `#${vars}` : ""}` };
+  });
 }
 
 /** The server's NDJSON/JSON endpoint with the bench's key. */

@@ -9,25 +9,14 @@
  */
 import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { startLocalNats } from "../src/embedded/nats-server.ts";
 import { startLocalPostgres } from "../src/embedded/postgres.ts";
-import { freePort, waitFor } from "../src/embedded/process.ts";
 import { configureLogger } from "../src/lib/log.ts";
-import { cpuSeconds, KEY, rssMiB, runLoad } from "./env.ts";
+import { checkoutRuns, cpuSeconds, rssMiB, runLoad, startServer } from "./env.ts";
 
 configureLogger("warn", true);
-/** `<checkout>` or `<checkout>#NAME=value,NAME=value`: a checkout with its own environment on top. */
-const runs = process.argv.slice(2).map((arg) => {
-  const [dir = ".", vars = ""] = arg.split("#");
-  const env = Object.fromEntries(
-    vars
-      .split(/,(?=[A-Za-z_][A-Za-z0-9_]*=)/) // a comma inside a value (TELEMETRY_ROLES=ingest,api) stays
-      .filter(Boolean)
-      .map((kv) => kv.split("=") as [string, string]),
-  );
-  return { dir: resolve(dir), env, name: `${dir.split("/").at(-1)}${vars ? `#${vars}` : ""}` };
-});
+const runs = checkoutRuns(process.argv.slice(2));
 const rounds = Number(process.env.ROUNDS ?? 3);
 const seconds = Number(process.env.SECONDS ?? 15);
 const rate = Number(process.env.RATE ?? 5_000);
@@ -49,32 +38,17 @@ async function metric(url: string, name: string): Promise<number> {
 let n = 0;
 for (let r = 0; r < rounds; r++) {
   for (const { dir, env: ownEnv, name } of runs) {
-    const port = await freePort();
-    const server = Bun.spawn({
-      cmd: [process.execPath, join(dir, "src/cli/main.ts"), "serve"],
-      cwd: dir,
-      env: {
-        ...process.env,
-        PORT: String(port),
+    const server = await startServer(
+      { checkout: dir },
+      {
         NATS_URL: nats.url,
         DATABASE_URL: pg.url,
-        TELEMETRY_API_KEYS: `bench:${KEY}`,
         TELEMETRY_DATA_DIR: join(work, `data${n++}`),
-        LOG_LEVEL: "warn",
-        TELEMETRY_TENANT_RATE: "100000000",
-        TELEMETRY_TENANT_BURST: "100000000",
-        TELEMETRY_MAX_DEVICES: "100000000",
         ...extraEnv,
         ...ownEnv,
       },
-      stdout: "inherit",
-      stderr: "inherit",
-    });
-    const url = `http://127.0.0.1:${port}`;
-    await waitFor(async () => (await fetch(`${url}/ready`).catch(() => null))?.status === 200, {
-      timeoutMs: 60_000,
-      what: "server ready",
-    });
+    );
+    const url = server.url;
     // warm-up (JIT), not counted
     await runLoad(url, "single", `w${r}${n}`, 3, rate);
     const cpu0 = cpuSeconds(server.pid);
@@ -122,7 +96,6 @@ for (let r = 0; r < rounds; r++) {
         },
       }),
     );
-    server.kill("SIGTERM");
-    await server.exited;
+    await server.stop();
   }
 }
