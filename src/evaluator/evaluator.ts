@@ -176,7 +176,7 @@ export async function startEvaluator(broker: Broker, sql: Sql, opts: EvaluatorOp
   };
 
   const runs = new Map<string, PartitionRun>();
-  const kv = await KvBucket.open(broker.js, broker.jsm, `${opts.stream}_EVALUATORS`, opts.replicas ?? 1);
+  const kv = await KvBucket.open(broker.js, broker.jsm, `${opts.stream}_EVALUATORS`, { replicas: opts.replicas ?? 1 });
   const ttl = opts.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS;
   const leases: Leases = new Leases(
     kv,

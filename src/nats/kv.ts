@@ -5,8 +5,14 @@
  * calls because the @nats-io/kv package is not a dependency: create-if-absent and update are
  * publishes with Nats-Expected-Last-Subject-Sequence, which nats-server 2.9 checks atomically.
  */
-import { JetStreamApiError, StorageType, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
-import { headers } from "@nats-io/transport-node";
+import {
+  DiscardPolicy,
+  JetStreamApiError,
+  StorageType,
+  type JetStreamClient,
+  type JetStreamManager,
+} from "@nats-io/jetstream";
+import { headers, nanos } from "@nats-io/transport-node";
 
 export interface KvEntry {
   key: string;
@@ -14,6 +20,16 @@ export interface KvEntry {
   revision: number;
   /** Null when deleted or never written. */
   value: string | null;
+}
+
+export interface KvBucketOptions {
+  replicas?: number;
+  /** Memory storage (lost with the broker; for state that is re-announced anyway). */
+  memory?: boolean;
+  /** Entries expire after this long (and the dedup window is at most this). */
+  maxAgeMs?: number;
+  /** A size bound: full, writes fail. */
+  maxBytes?: number;
 }
 
 /** A revision check failed: someone else wrote the key since it was read. */
@@ -32,7 +48,12 @@ export class KvBucket {
     this.prefix = `$KV.${bucket}.`;
   }
 
-  static async open(js: JetStreamClient, jsm: JetStreamManager, bucket: string, replicas = 1): Promise<KvBucket> {
+  static async open(
+    js: JetStreamClient,
+    jsm: JetStreamManager,
+    bucket: string,
+    o: KvBucketOptions = {},
+  ): Promise<KvBucket> {
     const kv = new KvBucket(js, jsm, bucket);
     try {
       await jsm.streams.info(kv.stream);
@@ -41,13 +62,15 @@ export class KvBucket {
       await jsm.streams
         .add({
           name: kv.stream,
-          subjects: [`${kv.prefix}>`],
+          subjects: [kv.filter],
           max_msgs_per_subject: 1,
           allow_rollup_hdrs: true,
           deny_delete: true,
           allow_direct: true,
-          num_replicas: replicas,
-          storage: StorageType.File,
+          num_replicas: o.replicas ?? 1,
+          storage: o.memory ? StorageType.Memory : StorageType.File,
+          ...(o.maxAgeMs ? { max_age: nanos(o.maxAgeMs), duplicate_window: nanos(Math.min(o.maxAgeMs, 120_000)) } : {}),
+          ...(o.maxBytes ? { max_bytes: o.maxBytes, discard: DiscardPolicy.New } : {}),
         })
         .catch((e) => {
           if (!/already in use|exists/i.test((e as Error).message)) throw e; // another process won the race
@@ -56,8 +79,35 @@ export class KvBucket {
     return kv;
   }
 
+  /** The subjects of every key (for a watch). */
+  get filter(): string {
+    return `${this.prefix}>`;
+  }
+
+  /** The subject a key's entries are written on, and back. */
+  subject(key: string): string {
+    return this.prefix + key;
+  }
+
+  keyOf(subject: string): string {
+    return subject.slice(this.prefix.length);
+  }
+
+  /** Writes `value` whatever the key's revision (last writer wins). */
+  async set(key: string, value: string, timeoutMs?: number): Promise<number> {
+    return (await this.js.publish(this.prefix + key, value, { timeout: timeoutMs })).seq;
+  }
+
+  /** Removes the key's entries (a purge marker, rolled up), whatever its revision. */
+  async purge(key: string, timeoutMs?: number): Promise<void> {
+    const h = headers();
+    h.set("KV-Operation", "PURGE");
+    h.set("Nats-Rollup", "sub");
+    await this.js.publish(this.prefix + key, "", { headers: h, timeout: timeoutMs });
+  }
+
   async get(key: string): Promise<KvEntry> {
-    const m = await this.jsm.streams.getMessage(this.stream, { last_by_subj: this.prefix + key });
+    const m = await this.jsm.streams.getMessage(this.stream, { last_by_subj: this.subject(key) });
     if (!m) return { key, revision: 0, value: null };
     const op = m.header?.get("KV-Operation");
     return { key, revision: m.seq, value: op === "DEL" || op === "PURGE" ? null : m.string() };

@@ -9,19 +9,18 @@
  * A process's own announcement not coming back within the stale bound (the bucket or the broker
  * unreachable) gives the limiter the whole limit again: it errs lenient, as a single process.
  */
-import { DeliverPolicy, DiscardPolicy, RetentionPolicy, StorageType, type JsMsg } from "@nats-io/jetstream";
-import { headers, nanos, nuid } from "@nats-io/transport-node";
+import { DeliverPolicy, type JsMsg } from "@nats-io/jetstream";
+import { nuid } from "@nats-io/transport-node";
 import { computeShares, smoothDemand, type Announcement } from "../core/rate-share.ts";
 import { sleep } from "../lib/backoff.ts";
 import { logger } from "../lib/log.ts";
 import type { Broker } from "../nats/connection.ts";
+import { KvBucket } from "../nats/kv.ts";
 import type { RateLimiter } from "./limits.ts";
 
 const log = logger("rate-share");
 
 export const RATE_BUCKET = "telemetry_rates";
-const STREAM = `KV_${RATE_BUCKET}`;
-const PREFIX = `$KV.${RATE_BUCKET}`;
 /** An announcement older than this many intervals no longer counts (its process is gone). */
 const STALE_INTERVALS = 3;
 /** Tenants one announcement names at most (the busiest); the rest count as no demand. */
@@ -67,29 +66,20 @@ export async function startRateSharing(
   };
 
   // Never fatal: without the bucket every process applies its whole limit until it is there.
-  const bucket = () => ensureBucket(broker, o.replicas, staleMs);
-  let bucketReady = await bucket().then(
-    () => true,
-    (err) => {
-      log.warn({ err: (err as Error).message }, "no rate bucket yet; the whole limits apply");
-      return false;
-    },
-  );
+  let kv: KvBucket | null = await openBucket(broker, o.replicas, staleMs).catch((err) => {
+    log.warn({ err: (err as Error).message }, "no rate bucket yet; the whole limits apply");
+    return null;
+  });
   limiter.takeDemand(); // starts the counting
   let smoothed = new Map<string, number>();
   let last = now();
   const announce = async () => {
-    if (!bucketReady) {
-      await bucket();
-      bucketReady = true;
-    }
+    kv ??= await openBucket(broker, o.replicas, staleMs);
     const t = now();
     const seconds = Math.max(0.001, (t - last) / 1000);
     last = t;
     smoothed = nextDemand(smoothed, limiter.takeDemand(), seconds);
-    await broker.js.publish(`${PREFIX}.${processId}`, JSON.stringify(Object.fromEntries(smoothed)), {
-      timeout: o.intervalMs,
-    });
+    await kv.set(processId, JSON.stringify(Object.fromEntries(smoothed)), o.intervalMs);
   };
   await announce().catch((err) => log.warn({ err: (err as Error).message }, "announcing the rate demand failed"));
 
@@ -97,15 +87,17 @@ export async function startRateSharing(
   const watch = async () => {
     while (!stopped) {
       try {
-        const consumer = await broker.js.consumers.get(STREAM, {
-          filter_subjects: `${PREFIX}.>`,
+        const bucket = kv ?? (await openBucket(broker, o.replicas, staleMs));
+        kv = bucket;
+        const consumer = await broker.js.consumers.get(bucket.stream, {
+          filter_subjects: bucket.filter,
           deliver_policy: DeliverPolicy.LastPerSubject,
         });
         const iter = await consumer.consume({ max_messages: 256 });
         messages = iter;
         if (stopped) iter.stop();
         for await (const m of iter) {
-          hear(heard, m, now());
+          hear(heard, bucket.keyOf(m.subject), m, now());
           if (m.info.pending === 0) caughtUp = true;
           reshare();
         }
@@ -134,17 +126,13 @@ export async function startRateSharing(
       stopped = true;
       clearInterval(timer);
       messages?.stop();
-      const h = headers();
-      h.set("KV-Operation", "PURGE");
-      h.set("Nats-Rollup", "sub");
-      await broker.js.publish(`${PREFIX}.${processId}`, "", { headers: h, timeout: 1_000 }).catch(() => {});
+      await kv?.purge(processId, 1_000).catch(() => {});
     },
   };
 }
 
 /** One watched entry: an announcement, or a process leaving (a delete or purge marker). */
-function hear(heard: Map<string, Announcement>, m: JsMsg, at: number): void {
-  const id = m.subject.slice(PREFIX.length + 1);
+function hear(heard: Map<string, Announcement>, id: string, m: JsMsg, at: number): void {
   const op = m.headers?.get("KV-Operation");
   if (op === "DEL" || op === "PURGE") {
     heard.delete(id);
@@ -183,35 +171,19 @@ function nextDemand(previous: Map<string, number>, asked: Map<string, number>, s
   return new Map([...next].sort((a, b) => b[1] - a[1]).slice(0, MAX_ANNOUNCED_TENANTS));
 }
 
-/** The KV bucket's stream, created by the first process (a creation race is fine). */
-async function ensureBucket(broker: Broker, replicas: number, ttlMs: number): Promise<void> {
-  const config = {
-    name: STREAM,
-    subjects: [`${PREFIX}.>`],
-    storage: StorageType.Memory,
-    retention: RetentionPolicy.Limits,
-    discard: DiscardPolicy.New,
-    max_msgs_per_subject: 1,
-    max_bytes: MAX_BUCKET_BYTES,
-    max_age: nanos(ttlMs),
-    duplicate_window: nanos(Math.min(ttlMs, 120_000)),
-    allow_rollup_hdrs: true,
-    deny_delete: true,
-    allow_direct: true,
-    num_replicas: replicas,
-  };
+/** The KV bucket, created by the first process (a creation race is fine); retried ~5 s. */
+async function openBucket(broker: Broker, replicas: number, ttlMs: number): Promise<KvBucket> {
   for (let attempt = 0; ; attempt++) {
     try {
-      await broker.jsm.streams.info(STREAM);
-      return;
-    } catch {
-      try {
-        await broker.jsm.streams.add(config);
-        return;
-      } catch (err) {
-        if (attempt >= 20) throw err;
-        await sleep(250);
-      }
+      return await KvBucket.open(broker.js, broker.jsm, RATE_BUCKET, {
+        replicas,
+        memory: true,
+        maxAgeMs: ttlMs,
+        maxBytes: MAX_BUCKET_BYTES,
+      });
+    } catch (err) {
+      if (attempt >= 20) throw err;
+      await sleep(250);
     }
   }
 }
