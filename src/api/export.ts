@@ -125,7 +125,10 @@ const wantsGzip = (accept: string | undefined) =>
     return coding?.trim().toLowerCase() === "gzip" && (q === undefined || Number(q.slice(2)) > 0);
   });
 
-/** The export as a pull stream of UTF-8 chunks; the slot is given back when it ends, fails or is cancelled. */
+/**
+ * The export as a pull stream of UTF-8 chunks; the slot is given back when it has ended, failed or
+ * been cancelled, and its database connection is free again.
+ */
 function exportStream(deps: ExportDeps, query: ExportQuery, format: ExportFormat): ReadableStream<Uint8Array> {
   const abort = new AbortController();
   const it = exportChunks(deps.exports.sql ?? deps.sql, query, format, deps.exports.mode, undefined, abort.signal);
@@ -175,11 +178,16 @@ function exportStream(deps: ExportDeps, query: ExportQuery, format: ExportFormat
       },
       async cancel() {
         cancelled = true;
-        release();
-        abort.abort(); // a COPY waiting for rows stops waiting (its chunk in flight ends at once)
-        // A chunk in flight first: the cursor can be closed only between chunks.
-        await pending?.catch(() => {});
-        await it.return(undefined);
+        abort.abort(); // a COPY is cancelled at once; one waiting for rows stops waiting
+        try {
+          // A chunk in flight first: the cursor can be closed only between chunks.
+          await pending?.catch(() => {});
+          await it.return(undefined);
+        } finally {
+          // Only now: the export's connection is back in its client. A slot given back earlier let
+          // the next export take the connection a cancel needs (all of them held, none cancelled).
+          release();
+        }
       },
     },
     { highWaterMark: 0 },

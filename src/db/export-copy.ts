@@ -13,7 +13,7 @@
  * byte (0x1f, 0x1e) that never occur in a line (JSON and the CSV fields escape or forbid control
  * characters), so each line comes out exactly as built, with COPY's "\n" after it.
  */
-import type { Readable } from "node:stream";
+import { Readable } from "node:stream";
 import type { ExportFormat } from "../core/export-format.ts";
 import type { Sql } from "./client.ts";
 import type { ExportQuery } from "./export.ts";
@@ -21,6 +21,8 @@ import { freeReadBuffer } from "./export-socket.ts";
 
 /** Output chunk size (a line longer than this gets a chunk of its own). */
 export const COPY_CHUNK_BYTES = 64 * 1024;
+/** A cancel is sent again this often until the COPY has ended. */
+const CANCEL_RETRY_MS = 250;
 
 /** A PostgreSQL string literal for any text (no NUL: PostgreSQL text cannot hold one). */
 export function literal(text: string): string {
@@ -101,7 +103,82 @@ class Chunker {
   }
 }
 
-/** The COPY's lines in chunks; `signal` aborted: the generator ends (cancelling the COPY) instead of waiting for rows. */
+/**
+ * One COPY's stream, watched from the moment postgres.js makes it: its CopyOutResponse can come in
+ * the same socket read as an ErrorResponse (a COPY cancelled while it sorted: PostgreSQL sends the
+ * response with the first rows), and postgres.js then destroys the stream before an `await` on
+ * `readable()` returns: without a listener already on it, that error would end the process.
+ */
+class CopyOut {
+  stream: Readable | null = null;
+  chunks: Chunker | null = null;
+  failure: Error | null = null;
+  done = false; // the COPY ended (all rows, or an error)
+  readonly ended: Promise<void>;
+  private settle!: () => void;
+  private wake: (() => void) | null = null;
+
+  constructor() {
+    this.ended = new Promise<void>((resolve) => (this.settle = resolve));
+  }
+
+  /** Hooks the query's resolve (postgres.js 3.4.9: `query.resolve(stream)` on CopyOutResponse). */
+  watch(query: unknown): void {
+    const q = query as { resolve: (x: unknown) => void };
+    const resolve = q.resolve;
+    q.resolve = (x: unknown) => {
+      if (x instanceof Readable && !this.stream) this.attach(x);
+      resolve(x);
+    };
+  }
+
+  private attach(s: Readable): void {
+    this.stream = s;
+    const chunks = (this.chunks = new Chunker(s));
+    s.on("end", () => this.finish(null));
+    s.on("error", (err) => this.finish(err));
+    s.on("data", (row: Buffer) => {
+      chunks.add(row);
+      if (chunks.ready.length) this.notify();
+    });
+  }
+
+  /** The query ended without a stream (refused, or never sent). */
+  close(): void {
+    this.finish(null);
+  }
+
+  private finish(err: Error | null): void {
+    if (err) this.failure = err;
+    this.done = true;
+    this.settle();
+    this.notify();
+  }
+
+  notify(): void {
+    this.wake?.();
+    this.wake = null;
+  }
+
+  more(): Promise<void> {
+    return new Promise<void>((resolve) => (this.wake = resolve));
+  }
+
+  /** Reads off what is still coming (after a cancel), without keeping it. */
+  discard(): void {
+    const s = this.stream!;
+    s.removeAllListeners("data");
+    s.on("data", () => {});
+    s.resume();
+  }
+}
+
+/**
+ * The COPY's lines in chunks; `signal` aborted: the COPY is cancelled at once (even before its
+ * first row: a sorted range can take seconds to start) and the generator ends instead of waiting
+ * for rows. The reserved connection is given back only once the COPY has ended, so the caller may
+ * count it free when the generator has finished (exportStream's slot).
+ */
 export async function* copyChunks(
   sql: Sql,
   q: ExportQuery,
@@ -116,65 +193,56 @@ export async function* copyChunks(
     reserved.release();
     throw err;
   }
-  const query = reserved.unsafe(copyStatement(q, format));
+  const out = new CopyOut();
+  // On the client's spare connection (export-socket.ts): never one a COPY holds. Repeated until
+  // the COPY ends: a cancel that reaches the backend before the COPY finds it idle and does nothing.
+  // Safe: the connection runs nothing but this COPY until it is released after the COPY ended.
+  let cancelling: Promise<void> | null = null;
+  const cancel = () =>
+    (cancelling ??= (async () => {
+      while (!out.done) {
+        await sql`SELECT pg_cancel_backend(${pid})`.catch(() => {});
+        await Promise.race([out.ended, Bun.sleep(CANCEL_RETRY_MS)]);
+      }
+    })());
+  const onAbort = () => {
+    void cancel();
+    out.notify();
+  };
   let finished = false;
-  let done = false; // the COPY ended (all rows, or an error)
-  let stream: Readable | null = null;
-  let ended: Promise<void> = Promise.resolve();
   try {
-    stream = (await query.readable()) as unknown as Readable;
-    const s = stream;
-    const chunks = new Chunker(s);
-    let failure: Error | null = null;
-    let wake: (() => void) | null = null;
-    const notify = () => {
-      wake?.();
-      wake = null;
-    };
-    ended = new Promise<void>((resolve) => {
-      s.on("end", () => {
-        done = true;
-        resolve();
-        notify();
-      });
-      s.on("error", (err) => {
-        failure = err;
-        done = true;
-        resolve();
-        notify();
-      });
-    });
-    signal?.addEventListener("abort", notify, { once: true });
-    s.on("data", (row: Buffer) => {
-      chunks.add(row);
-      if (chunks.ready.length) notify();
-    });
+    if (signal?.aborted) return; // left while this waited for its connection: nothing to cancel
+    signal?.addEventListener("abort", onAbort, { once: true });
+    const query = reserved.unsafe(copyStatement(q, format));
+    out.watch(query);
+    await query.readable();
+    const chunks = out.chunks!;
     for (;;) {
       if (signal?.aborted) return;
       if (chunks.ready.length) {
         yield chunks.take()!;
         continue;
       }
-      if (failure) throw failure;
-      if (done) {
+      if (out.failure) throw out.failure;
+      if (out.done) {
         chunks.flush();
         if (!chunks.ready.length) break;
         continue;
       }
-      await new Promise<void>((resolve) => (wake = resolve));
+      await out.more();
     }
     finished = true;
   } finally {
-    if (stream && !finished && !done) {
+    signal?.removeEventListener("abort", onAbort);
+    if (!out.stream)
+      out.close(); // never sent, or refused before its first row: nothing runs
+    else if (!finished && !out.done) {
       // Left early (the client went away): stop the COPY, read off what is still coming, then release.
-      const s = stream;
-      s.removeAllListeners("data");
-      s.on("data", () => {});
-      s.resume();
-      const cancelled = sql`SELECT pg_cancel_backend(${pid})`.catch(() => {});
-      await ended;
-      await cancelled;
-    } else if (stream && !finished) await ended;
+      out.discard();
+      void cancel();
+    }
+    await out.ended;
+    await cancelling;
     reserved.release();
   }
 }

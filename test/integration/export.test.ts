@@ -303,6 +303,39 @@ describe("a client that leaves mid-export", () => {
   }, 120_000);
 });
 
+describe("clients that leave while others start", () => {
+  test("never leave an export stuck: each one's COPY is cancelled and its slot free within seconds", async () => {
+    // The slot comes back only once the COPY's connection has, so an export started right after
+    // can never take the spare connection the cancels run on (before: all connections held by
+    // COPYs waiting for a cancel that waited for a connection, every export stuck for good).
+    const small = async () => {
+      const res = await fetch(`${server.url}/api/v1/readings/export?device=dev-0`, {
+        headers: { authorization: `Bearer ${KEY}` },
+      });
+      await res.arrayBuffer();
+      return res.status;
+    };
+    for (let round = 0; round < 4; round++) {
+      const pair = [await get(bulkPath("csv")), await get(bulkPath("csv"))];
+      expect(pair.map((r) => r.statusCode)).toEqual([200, 200]);
+      // Rounds 0 and 2 leave while the COPY still sorts (no row yet); 1 and 3 after the first rows.
+      if (round % 2) for (const r of pair) await new Promise<void>((resolve) => r.once("data", () => resolve()));
+      const left = Date.now();
+      for (const r of pair) r.destroy();
+      // Two more at once, while those are being cancelled (200 or 429 export_busy), and gone too.
+      const rush = [await get(bulkPath("csv")), await get(bulkPath("csv"))];
+      for (const r of rush) expect([200, 429]).toContain(r.statusCode!);
+      for (const r of rush) r.destroy();
+      await check(async () => (await small()) === 200, { what: "an export slot free again", timeoutMs: 5_000 });
+      const slot = Date.now() - left;
+      await check(async () => (await exporting()) === 0, { what: "every COPY cancelled", timeoutMs: 5_000 });
+      console.log(
+        `export.test: round ${round}: a slot back ${slot} ms, every COPY cancelled ${Date.now() - left} ms after the clients left`,
+      );
+    }
+  }, 120_000);
+});
+
 describe("export slots", () => {
   test("beyond TELEMETRY_DB_POOL_MAX / 4 running exports (2 here): 429 export_busy with Retry-After", async () => {
     const running = [await get(bulkPath("csv")), await get(bulkPath("csv"))];
@@ -316,8 +349,7 @@ describe("export slots", () => {
       for (const r of running) r.destroy();
     }
     await check(async () => (await exporting()) === 0, { what: "both exports closed", timeoutMs: 15_000 });
-    // The slots come back when the server sees the clients gone, which can be after their COPY has
-    // ended (decision 0606: a closed client may be noticed seconds late): poll for the next 200.
+    // The slots come back once the COPYs' connections are released, just after: poll for the next 200.
     await check(
       async () => {
         const res = await fetch(`${server.url}/api/v1/readings/export?device=dev-0`, {
@@ -356,6 +388,7 @@ describe("telemetry export", () => {
       writeFileSync(join(dir, "key"), `${KEY}\n`);
       const out = join(dir, "dev-0.ndjson");
       const r = cli(["--key-file", join(dir, "key"), "--device", "dev-0", "--format", "ndjson", "-o", out]);
+      if (r.exitCode !== 0) console.log("CLI STDERR", r.stderr.toString());
       expect(r.exitCode).toBe(0);
       const lines = readFileSync(out, "utf8").trim().split("\n");
       expect(lines).toHaveLength(small.filter((x) => x.device_id === "dev-0").length);
