@@ -2,6 +2,7 @@
  * The only module that reads the environment. Precedence: flag, then environment, then default.
  * A bad value stops the process with one line per problem, naming where the value came from.
  */
+import { readFileSync } from "node:fs";
 import { configSchema, SETTINGS, type Config, type SettingKey } from "./schema.ts";
 
 export class ConfigError extends Error {
@@ -99,17 +100,39 @@ export function colourOutput(
 export const JSC_RAM_ENV = "BUN_JSC_forceRAMSize";
 
 /**
+ * The names in the environment this process image started with (Linux: /proc/self/environ), or
+ * null where that cannot be read. Variables Bun loaded from a `.env` file are not among them.
+ */
+export function startEnvNames(path = "/proc/self/environ"): Set<string> | null {
+  try {
+    const names = readFileSync(path, "utf8")
+      .split("\0")
+      .filter((kv) => kv.includes("="))
+      .map((kv) => kv.slice(0, kv.indexOf("=")));
+    return new Set(names);
+  } catch {
+    return null;
+  }
+}
+
+/**
  * The environment `serve` re-executes itself with so JavaScriptCore sizes its heap for `ramBytes`
- * (decision 0540), or null: the setting is off, or BUN_JSC_forceRAMSize is already set (by the
- * operator, or by this re-execution: the new process never re-executes again).
+ * (decision 0540), or null. A BUN_JSC_forceRAMSize the process started with wins (the operator's,
+ * or this re-execution's: the new process never re-executes again). One that only a `.env` file
+ * set (not in `startNames`) came too late for Bun, which reads JSC options when the process
+ * starts: the process re-executes with it as it is, even with the setting off. `startNames`
+ * null (unknown): every variable is taken as the start environment's.
  */
 export function jscRestartEnv(
   ramBytes: number,
   env: Record<string, string | undefined> = process.env,
+  startNames: Set<string> | null = startEnvNames(),
 ): Record<string, string> | null {
-  if (ramBytes <= 0 || env[JSC_RAM_ENV] !== undefined) return null;
+  const set = env[JSC_RAM_ENV];
+  if (set !== undefined && (startNames === null || startNames.has(JSC_RAM_ENV))) return null;
+  if (set === undefined && ramBytes <= 0) return null;
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(env)) if (v !== undefined) out[k] = v;
-  out[JSC_RAM_ENV] = String(Math.round(ramBytes));
+  if (set === undefined) out[JSC_RAM_ENV] = String(Math.round(ramBytes));
   return out;
 }

@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { check, freshDatabase, startNats } from "../helpers/services.ts";
@@ -100,6 +100,42 @@ test("serve re-executed itself with JavaScriptCore's heap sized (TELEMETRY_JSC_R
     .trim();
   expect(children).toBe(""); // execve, not a supervising parent
 });
+
+test("a BUN_JSC_forceRAMSize set only in .env is applied: serve re-executes with it (Bun reads JSC options before .env)", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "telemetry-dotenv-"));
+  writeFileSync(join(dir, ".env"), "BUN_JSC_forceRAMSize=268435456\n");
+  const served = Bun.spawn({
+    cmd: [process.execPath, join(import.meta.dir, "../../src/cli/main.ts"), "serve"],
+    cwd: dir, // Bun loads the .env of the working directory
+    env: {
+      PATH: process.env.PATH!,
+      PORT: "0",
+      HOST: "127.0.0.1",
+      NATS_URL: nats.url,
+      DATABASE_URL: await freshDatabase("dotenv"),
+      TELEMETRY_DATA_DIR: join(dir, "data"),
+      TELEMETRY_API_KEYS: `acme:${KEY}`,
+      TELEMETRY_ROLES: "api",
+      LOG_LEVEL: "warn",
+    },
+    stdin: "ignore",
+    stdout: "ignore",
+    stderr: "ignore",
+  });
+  try {
+    // The pid's environment is the one it was (re-)executed with: .env's value there means execve applied it.
+    await check(
+      async () =>
+        (await Bun.file(`/proc/${served.pid}/environ`).text()).split("\0").includes("BUN_JSC_forceRAMSize=268435456"),
+      { what: "the served pid's environment to have .env's BUN_JSC_forceRAMSize", timeoutMs: 15_000 },
+    );
+    expect(served.exitCode).toBeNull();
+  } finally {
+    served.kill("SIGKILL");
+    await served.exited;
+    rmSync(dir, { recursive: true, force: true });
+  }
+}, 30_000);
 
 test("one JSON summary line per request, and never a secret", async () => {
   const made: Array<{ method: string; path: string; status: number }> = [];

@@ -2,7 +2,7 @@ import { expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { JSC_RAM_ENV, jscRestartEnv, loadConfig } from "../../src/config/load.ts";
+import { JSC_RAM_ENV, jscRestartEnv, loadConfig, startEnvNames } from "../../src/config/load.ts";
 import { isCompiled, restartArgv } from "../../src/server/jsc-heap.ts";
 
 const MiB = 2 ** 20;
@@ -20,7 +20,23 @@ test("the restart environment adds the option to the whole environment, never wh
     [JSC_RAM_ENV]: "536870912",
   });
   expect(jscRestartEnv(0, { PATH: "/bin" })).toBeNull();
-  expect(jscRestartEnv(512 * MiB, { [JSC_RAM_ENV]: "1073741824" })).toBeNull(); // the operator's, or our own re-execution's
+  expect(jscRestartEnv(512 * MiB, { [JSC_RAM_ENV]: "1073741824" }, new Set([JSC_RAM_ENV]))).toBeNull(); // the operator's, or our own re-execution's
+});
+
+test("a BUN_JSC_forceRAMSize only a .env file set (not in the start environment) is applied by re-executing with it", () => {
+  const fromDotEnv = { PATH: "/bin", [JSC_RAM_ENV]: "268435456" };
+  const started = new Set(["PATH"]);
+  expect(jscRestartEnv(512 * MiB, fromDotEnv, started)).toEqual(fromDotEnv); // its value, not the setting's
+  expect(jscRestartEnv(0, fromDotEnv, started)).toEqual(fromDotEnv); // even with TELEMETRY_JSC_RAM_SIZE=off
+  expect(jscRestartEnv(512 * MiB, fromDotEnv, new Set(["PATH", JSC_RAM_ENV]))).toBeNull(); // started with it
+  expect(jscRestartEnv(512 * MiB, fromDotEnv, null)).toBeNull(); // start environment unknown: as before
+  expect(jscRestartEnv(512 * MiB, { PATH: "/bin" }, started)).toEqual({ PATH: "/bin", [JSC_RAM_ENV]: "536870912" });
+});
+
+test("startEnvNames reads this process's start environment (Linux), null where it cannot", () => {
+  const names = startEnvNames();
+  if (process.platform === "linux") expect(names?.has("PATH")).toBe(true);
+  expect(startEnvNames("/nonexistent/environ")).toBeNull();
 });
 
 test("the restart argv: bun's flags and the script for a script, only the arguments for a compiled executable", () => {
