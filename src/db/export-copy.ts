@@ -188,7 +188,11 @@ export async function* copyChunks(
   const reserved = await sql.reserve();
   let pid: number;
   try {
-    pid = (await reserved`SELECT pg_backend_pid() AS pid`)[0]!.pid as number;
+    // enable_sort off (this connection only runs exports): the rows come in key order from the
+    // primary key's index, at most an incremental sort per reading's metrics, so the first ones
+    // leave at once. With stale statistics (a bulk load not yet analyzed) the planner otherwise
+    // sorted the whole range first: seconds of silence, which Bun's 10 s idle timeout cut off.
+    pid = (await reserved`SELECT pg_backend_pid() AS pid, set_config('enable_sort', 'off', false)`)[0]!.pid as number;
   } catch (err) {
     reserved.release();
     throw err;
