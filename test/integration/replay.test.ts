@@ -4,6 +4,7 @@
  * durable consumers are not disturbed, and status reports what the test put in.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
+import { loadConfig } from "../../src/config/load.ts";
 import { createSql, type Sql } from "../../src/db/client.ts";
 import { evaluatorBacklog } from "../../src/nats/evaluator-backlog.ts";
 import { apiClient } from "../helpers/api.ts";
@@ -39,6 +40,13 @@ beforeAll(async () => {
   for (let i = 0; i < records.length; i += 100) await api.ingest(records.slice(i, i + 100));
   await check(async () => (await count("readings")) === records.length, {
     what: "all readings stored",
+    timeoutMs: 30_000,
+  });
+  // Every partition's consumer exists first (a lease the first round could not take comes in a
+  // later one): a consumer not there yet is not in the backlog sum, and would deliver mid-test.
+  const partitions = loadConfig({}, {}).evaluatorPartitions + 1; // and the legacy one
+  await check(() => server.evaluator!.partitions().length === partitions, {
+    what: "the evaluator to hold every partition",
     timeoutMs: 30_000,
   });
   await check(async () => (await pending("TELEMETRY_COMMITTED", "evaluator")) === 0, {
