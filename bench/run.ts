@@ -8,7 +8,9 @@
  *      separate process (bench/load.ts): batched end to end, single records at a fixed rate, RSS
  *      with a 1M backlog (PostgreSQL stopped) and the writer's drain of it (bench/phases.ts);
  *      ratios against 1 and 2;
- *   4. peers: InfluxDB 1.x, VictoriaMetrics and the server (NDJSON and line protocol), each started
+ *   4. routes: batched end to end again, fresh services, with no message route and with 3 routes
+ *      republishing every reading to NATS (bench/routes-phase.ts), and the ratio;
+ *   5. peers: InfluxDB 1.x, VictoriaMetrics and the server (NDJSON and line protocol), each started
  *      fresh, under the same load (bench/peers-phase.ts, peers.ts), and server ÷ InfluxDB.
  * BENCH_PHASES or --phases (bench/select.ts) picks phases, e.g. `BENCH_PHASES=peers` or
  * `--phases=influxdb,ndjson`; default all.
@@ -29,6 +31,7 @@ import { buildExecutable, fmt, pct, startServer } from "./env.ts";
 import { peersPhase, peersTable } from "./peers-phase.ts";
 import { backlogAndDrain, batchedEndToEnd, singleRecords, type Row } from "./phases.ts";
 import { rawParts } from "./raw-phase.ts";
+import { routesPhase } from "./routes-phase.ts";
 import { phasesFromArgs } from "./select.ts";
 
 configureLogger("warn", true);
@@ -52,7 +55,7 @@ const prebuilt = process.env.BENCH_EXECUTABLE;
 const executable = prebuilt ?? join(work, "telemetry");
 
 if (prebuilt) step(`using the executable ${prebuilt} (BENCH_EXECUTABLE)`);
-else if (selection.server || selection.peers.has("ndjson") || selection.peers.has("lp")) {
+else if (selection.server || selection.routes || selection.peers.has("ndjson") || selection.peers.has("lp")) {
   step("building the executable");
   buildExecutable(executable);
 }
@@ -110,7 +113,10 @@ if (selection.raw || selection.naive || selection.server) {
   }
 }
 
-// 4. The peers, each fresh, after the services above are stopped.
+// 4. Message routes' cost, each run with fresh services (the ones above are stopped).
+if (selection.routes) rows.push(...(await routesPhase(work, executable, Math.min(seconds, 30), CONNECTIONS, step)));
+
+// 5. The peers, each fresh, after the services above are stopped.
 const peers = selection.peers.size
   ? await peersPhase(work, executable, selection.peers, peerReadings, singleSeconds, step)
   : [];
@@ -121,6 +127,7 @@ const phases = [
   ...(selection.raw ? ["raw"] : []),
   ...(selection.naive ? ["naive"] : []),
   ...(selection.server ? ["server"] : []),
+  ...(selection.routes ? ["routes"] : []),
   ...(selection.peers.size ? [`peers (${[...selection.peers].join(", ")})`] : []),
 ];
 console.log(

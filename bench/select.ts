@@ -1,16 +1,17 @@
 /**
  * Which phases a bench run does: BENCH_PHASES or --phases, a comma-separated list of `raw`,
- * `naive`, `server`, `peers` (all four systems of the peers phase) or single systems of it
+ * `naive`, `server`, `routes`, `peers` (all four systems of the peers phase) or single systems of it
  * (`ndjson`, `lp`, `influxdb`, `victoriametrics`); absent, empty or `all`: everything.
  */
 import { PEER_NAMES, type PeerName } from "./peers-phase.ts";
 
-export const PHASES = ["raw", "naive", "server", "peers"] as const;
+export const PHASES = ["raw", "naive", "server", "routes", "peers"] as const;
 
 export interface Selection {
   raw: boolean;
   naive: boolean;
   server: boolean;
+  routes: boolean;
   peers: Set<PeerName>;
 }
 
@@ -31,6 +32,7 @@ export function selectPhases(spec: string | undefined): Selection {
     raw: all || names.includes("raw"),
     naive: all || names.includes("naive"),
     server: all || names.includes("server"),
+    routes: all || names.includes("routes"),
     peers,
   };
 }

@@ -9,6 +9,7 @@ const everything: Selection = {
   raw: true,
   naive: true,
   server: true,
+  routes: true,
   peers: peers("ndjson", "lp", "influxdb", "victoriametrics"),
 };
 
@@ -20,18 +21,27 @@ describe("bench phases", () => {
   });
 
   test("peers alone, or single systems of it", () => {
-    expect(selectPhases("peers")).toEqual({ ...everything, raw: false, naive: false, server: false });
+    expect(selectPhases("peers")).toEqual({ ...everything, raw: false, naive: false, server: false, routes: false });
     expect(selectPhases(" Influxdb, ndjson ")).toEqual({
       raw: false,
       naive: false,
       server: false,
+      routes: false,
       peers: peers("ndjson", "influxdb"),
     });
-    expect(selectPhases("raw,server")).toEqual({ raw: true, naive: false, server: true, peers: peers() });
+    expect(selectPhases("raw,server")).toEqual({
+      raw: true,
+      naive: false,
+      server: true,
+      routes: false,
+      peers: peers(),
+    });
   });
 
   test("an unknown name is an error that lists the known ones", () => {
-    expect(() => selectPhases("peers,influx")).toThrow(/unknown bench phase influx: use raw, naive, server, peers/);
+    expect(() => selectPhases("peers,influx")).toThrow(
+      /unknown bench phase influx: use raw, naive, server, routes, peers/,
+    );
   });
 
   test("--phases=… and --phases … win over the environment", () => {
@@ -41,9 +51,11 @@ describe("bench phases", () => {
       raw: false,
       naive: false,
       server: false,
+      routes: false,
       peers: peers("lp"),
     });
     expect(phasesFromArgs([], "raw").raw).toBe(true);
     expect(phasesFromArgs([], "raw").server).toBe(false);
+    expect(phasesFromArgs(["--phases=routes"], undefined)).toMatchObject({ routes: true, server: false, raw: false });
   });
 });
