@@ -15,6 +15,7 @@ import { HttpError } from "../http/errors.ts";
 import { routesOf } from "../http/route.ts";
 import { timeParam } from "../http/validate.ts";
 import { logger } from "../lib/log.ts";
+import { scrapeGauge } from "../lib/metrics.ts";
 
 const log = logger("export");
 
@@ -23,15 +24,18 @@ export const MAX_FILTER_ITEMS = 100;
 
 /** Exports running at once (each holds a database connection while it runs). */
 export class ExportSlots {
-  private running = 0;
+  private taken = 0;
   constructor(readonly max: number) {}
+  get running(): number {
+    return this.taken;
+  }
   take(): boolean {
-    if (this.running >= this.max) return false;
-    this.running++;
+    if (this.taken >= this.max) return false;
+    this.taken++;
     return true;
   }
   give(): void {
-    this.running--;
+    this.taken--;
   }
 }
 
@@ -56,6 +60,12 @@ export function exportSettings(
   onStop: (fn: () => Promise<void>) => void,
 ): ExportSettings {
   const slots = new ExportSlots(Math.max(1, Math.floor(poolMax / 4)));
+  scrapeGauge(
+    "telemetry_exports_running",
+    "Readings exports running in this process (each holds an export slot until its database connection is free again)",
+    [],
+    async (set) => set({}, slots.running),
+  );
   if (keyset) return { mode: "keyset", slots };
   const sql = createExportSql(url, { slots: slots.max, name });
   onStop(() => sql.end({ timeout: 1 }));

@@ -87,6 +87,13 @@ const exporting = async (): Promise<number> =>
         AND state <> 'idle'`
   )[0]!.n as number;
 
+/** Until the server runs no export (its gauge): a slot is given back just after its COPY's connection. */
+const slotsFree = () =>
+  check(async () => /^telemetry_exports_running 0$/m.test(await (await fetch(`${server.url}/metrics`)).text()), {
+    what: "every export slot free",
+    timeoutMs: 15_000,
+  });
+
 function get(path: string, opts: { key?: string; gzip?: boolean } = {}): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
     const req = request(`${server.url}${path}`, {
@@ -329,6 +336,7 @@ describe("clients that leave while others start", () => {
       return res.status;
     };
     for (let round = 0; round < 4; round++) {
+      await slotsFree();
       const pair = [await get(bulkPath("csv")), await get(bulkPath("csv"))];
       expect(pair.map((r) => r.statusCode)).toEqual([200, 200]);
       // Rounds 0 and 2 leave while the COPY still sorts (no row yet); 1 and 3 after the first rows.
@@ -351,6 +359,7 @@ describe("clients that leave while others start", () => {
 
 describe("export slots", () => {
   test("beyond TELEMETRY_DB_POOL_MAX / 4 running exports (2 here): 429 export_busy with Retry-After", async () => {
+    await slotsFree();
     const running = [await get(bulkPath("csv")), await get(bulkPath("csv"))];
     try {
       for (const r of running) expect(r.statusCode).toBe(200);
@@ -378,6 +387,7 @@ describe("export slots", () => {
 
 describe("a client that stops reading for good", () => {
   test("is cut off by the HTTP idle timeout (Bun's 10 s) and its cursor closed", async () => {
+    await slotsFree();
     const res = await get(bulkPath("csv"));
     await new Promise<void>((resolve) => res.once("data", () => resolve()));
     res.pause();
@@ -395,7 +405,8 @@ describe("telemetry export", () => {
   const cli = (args: string[]) =>
     Bun.spawnSync({ cmd: [process.execPath, "src/cli/main.ts", "export", "--url", server.url, ...args], cwd: ROOT });
 
-  test("writes the export to a file (or stdout); a bad parameter exits 1 with the server's code", () => {
+  test("writes the export to a file (or stdout); a bad parameter exits 1 with the server's code", async () => {
+    await slotsFree();
     const dir = mkdtempSync(join(tmpdir(), "telemetry-export-"));
     try {
       writeFileSync(join(dir, "key"), `${KEY}\n`);
