@@ -71,6 +71,7 @@ for (let r = 0; r < rounds; r++) {
     // warm-up (JIT), not counted
     await runLoad(url, "single", `w${r}${n}`, 3, rate);
     const cpu0 = cpuSeconds(server.pid);
+    const natsCpu0 = cpuSeconds(natsPid);
     const gc0 = await metric(url, "telemetry_memory_forced_gc_total");
     const gcs0 = await metric(url, "telemetry_memory_forced_gc_seconds_total"); // this scrape also resets the loop-delay histogram
     const pub0 = await buckets(url, "telemetry_ingest_publish_seconds");
@@ -93,6 +94,7 @@ for (let r = 0; r < rounds; r++) {
     const lagMax = await metric(url, "telemetry_nodejs_eventloop_lag_max_seconds");
     const lagP99 = await metric(url, "telemetry_nodejs_eventloop_lag_p99_seconds");
     const cpu = cpuSeconds(server.pid) - cpu0;
+    const natsCpu = cpuSeconds(natsPid) - natsCpu0;
     const gc = (await metric(url, "telemetry_memory_forced_gc_total")) - gc0;
     const gcs = (await metric(url, "telemetry_memory_forced_gc_seconds_total")) - gcs0;
     const rss = rssMiB(server.pid);
@@ -111,6 +113,8 @@ for (let r = 0; r < rounds; r++) {
           ok: open.statuses["202"] ?? 0,
           requests: open.requests,
           cpuUsPerReq: Math.round((cpu / open.requests) * 1e6),
+          natsCpuUsPerReq: Math.round((natsCpu / open.requests) * 1e6),
+          generatorCpuUsPerReq: open.tail?.genCpuUsPerReq,
           forcedGc: gc,
           forcedGcMs: Math.round(gcs * 1000),
           rssMiB: Math.round(rss),
@@ -121,7 +125,7 @@ for (let r = 0; r < rounds; r++) {
           pubAckP90Ms: quantileMs(pub0, pub1, 0.9),
           pubAckP99Ms: quantileMs(pub0, pub1, 0.99),
           runQueueMsPerS: { loop: waitMain, server: waitAll, nats: waitNats, generator: open.tail?.genRunQueueMsPerS },
-          tail: open.tail && { ...open.tail, genRunQueueMsPerS: undefined },
+          tail: open.tail && { ...open.tail, genRunQueueMsPerS: undefined, genCpuUsPerReq: undefined },
           load: `${load0}→${readFileSync("/proc/loadavg", "utf8").split(" ")[0]}`,
         },
         closed: shut && {

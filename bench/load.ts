@@ -51,10 +51,13 @@ export interface LoadResult {
     maxInFlight: number;
     /** The generator's own run-queue wait (waiting for a CPU while runnable), ms per second. */
     genRunQueueMsPerS: number;
+    /** The generator's own CPU µs per request (it shares the cores with the server). */
+    genCpuUsPerReq: number;
   };
 }
 
 let wait0 = 0;
+let cpu0: NodeJS.CpuUsage = { user: 0, system: 0 };
 
 /** Single records: one reading per device per request, so each request is its own write. */
 const SINGLE_DEVICES = 5_000;
@@ -151,6 +154,7 @@ async function run(
     const inflight: Promise<void>[] = [];
     const total = Math.floor(n * seconds);
     wait0 = runQueueSeconds();
+    cpu0 = process.cpuUsage();
     for (let i = 0; i < total; i++) {
       const scheduled = started + (i * 1000) / n;
       const wait = scheduled - performance.now();
@@ -163,6 +167,7 @@ async function run(
     }
     await Promise.all(inflight);
     wait0 = runQueueSeconds() - wait0;
+    cpu0 = process.cpuUsage(cpu0);
   } else throw new Error(`unknown mode ${mode}: batch, single or closed`);
   const elapsed = (performance.now() - started) / 1000;
   latencies.sort((x, y) => x - y);
@@ -193,6 +198,7 @@ async function run(
       longestBurstMs: Math.round(longest),
       maxInFlight,
       genRunQueueMsPerS: Math.round((wait0 * 1000) / elapsed),
+      genCpuUsPerReq: Math.round((cpu0.user + cpu0.system) / latencies.length),
     };
   }
   return {
