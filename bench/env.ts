@@ -183,3 +183,17 @@ export async function waitForCommitted(
 
 export const fmt = (n: number) => Math.round(n).toLocaleString("en");
 export const pct = (x: number) => `${Math.round(x * 100)} %`;
+
+/**
+ * Seconds a process's threads have waited on a run queue (runnable, not running) so far, from
+ * /proc/<pid>/task/<tid>/schedstat; `main` = the main thread (the event loop) only.
+ */
+export function runQueueSeconds(pid: number, main = false): number {
+  const wait = (path: string) => Number(readFileSync(path, "utf8").split(" ")[1] ?? 0) / 1e9;
+  try {
+    if (main) return wait(`/proc/${pid}/task/${pid}/schedstat`);
+    return readdirSync(`/proc/${pid}/task`).reduce((sum, t) => sum + wait(`/proc/${pid}/task/${t}/schedstat`), 0);
+  } catch {
+    return Number.NaN;
+  }
+}

@@ -12,6 +12,7 @@
  * closed: one record per request, closed loop, `concurrency` requests in flight, for `seconds`.
  * Prints one JSON line: requests, statuses, accepted readings, elapsed, latency percentiles (ms).
  */
+import { readdirSync, readFileSync } from "node:fs";
 import { PER_REQUEST, recordLine, requestBody } from "./data.ts";
 import { lpBody, recordLp } from "./line-protocol.ts";
 
@@ -36,7 +37,27 @@ export interface LoadResult {
   p90: number;
   p99: number;
   max: number;
+  /** single only: where the slow requests (> 10 ms) come from (decision 0570). */
+  tail?: {
+    /** p99 and max of how late the generator itself sent a request after its scheduled time, ms. */
+    sendLateP99: number;
+    sendLateMax: number;
+    /** Requests slower than 10 ms, and in how many bursts (runs of slow requests < 5 ms apart in schedule). */
+    slow: number;
+    bursts: number;
+    /** Longest burst, ms of schedule. */
+    longestBurstMs: number;
+    /** Requests answered out of order while another, sent earlier, was still waiting: max in flight. */
+    maxInFlight: number;
+    /** The generator's own run-queue wait (waiting for a CPU while runnable), ms per second. */
+    genRunQueueMsPerS: number;
+    /** The generator's own CPU µs per request (it shares the cores with the server). */
+    genCpuUsPerReq: number;
+  };
 }
+
+let wait0 = 0;
+let cpu0: NodeJS.CpuUsage = { user: 0, system: 0 };
 
 /** Single records: one reading per device per request, so each request is its own write. */
 const SINGLE_DEVICES = 5_000;
@@ -52,6 +73,18 @@ if (import.meta.main) {
   ];
   const result = await run(JSON.parse(targetArg) as Target, mode, runId, Number(secondsArg), Number(a), b);
   console.log(JSON.stringify(result));
+}
+
+/** Seconds this process's threads have waited on a run queue (runnable, not running), from /proc. */
+function runQueueSeconds(): number {
+  let sum = 0;
+  try {
+    for (const t of readdirSync("/proc/self/task"))
+      sum += Number(readFileSync(`/proc/self/task/${t}/schedstat`, "utf8").split(" ")[1] ?? 0) / 1e9;
+  } catch {
+    return Number.NaN;
+  }
+  return sum;
 }
 
 async function run(
@@ -70,9 +103,16 @@ async function run(
   const single = (i: number) => (lp ? recordLp : recordLine)(runId, i, SINGLE_DEVICES, 1);
   const statuses: Record<string, number> = {};
   const latencies: number[] = [];
+  /** single: [scheduled offset ms, latency ms] of each slow request */
+  const slowAt: Array<[number, number]> = [];
+  const late: number[] = [];
+  let inFlight = 0;
+  let maxInFlight = 0;
   let accepted = 0;
 
   async function send(body: string, readings: number, contentType: string, scheduled: number) {
+    inFlight++;
+    if (inFlight > maxInFlight) maxInFlight = inFlight;
     try {
       const res = await fetch(endpoint, {
         method: "POST",
@@ -86,7 +126,10 @@ async function run(
     } catch {
       statuses[0] = (statuses[0] ?? 0) + 1;
     }
-    latencies.push(performance.now() - scheduled);
+    inFlight--;
+    const latency = performance.now() - scheduled;
+    latencies.push(latency);
+    if (latency > 10) slowAt.push([scheduled, latency]);
   }
 
   const started = performance.now();
@@ -110,21 +153,56 @@ async function run(
   } else if (mode === "single") {
     const inflight: Promise<void>[] = [];
     const total = Math.floor(n * seconds);
+    wait0 = runQueueSeconds();
+    cpu0 = process.cpuUsage();
     for (let i = 0; i < total; i++) {
       const scheduled = started + (i * 1000) / n;
       const wait = scheduled - performance.now();
       if (wait > 1) await Bun.sleep(wait);
       // one reading per device here: every request is its own broker message
       // sent up to 1 ms early (sleeps are coarse): then timed from the actual send
-      inflight.push(send(single(i), 1, singleType, Math.min(scheduled, performance.now())));
+      const now = performance.now();
+      late.push(now - scheduled);
+      inflight.push(send(single(i), 1, singleType, Math.min(scheduled, now)));
     }
     await Promise.all(inflight);
+    wait0 = runQueueSeconds() - wait0;
+    cpu0 = process.cpuUsage(cpu0);
   } else throw new Error(`unknown mode ${mode}: batch, single or closed`);
   const elapsed = (performance.now() - started) / 1000;
   latencies.sort((x, y) => x - y);
-  const pct = (p: number) =>
-    Number((latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? 0).toFixed(2));
+  const pctOf = (xs: number[], p: number) =>
+    Number((xs[Math.min(xs.length - 1, Math.floor(p * xs.length))] ?? 0).toFixed(2));
+  const pct = (p: number) => pctOf(latencies, p);
+  let tail: LoadResult["tail"];
+  if (mode === "single") {
+    late.sort((x, y) => x - y);
+    slowAt.sort((x, y) => x[0] - y[0]);
+    let bursts = 0;
+    let longest = 0;
+    let start = Number.NEGATIVE_INFINITY;
+    let last = Number.NEGATIVE_INFINITY;
+    for (const [at] of slowAt) {
+      if (at - last > 5) {
+        bursts++;
+        start = at;
+      }
+      last = at;
+      longest = Math.max(longest, last - start);
+    }
+    tail = {
+      sendLateP99: pctOf(late, 0.99),
+      sendLateMax: pctOf(late, 1),
+      slow: slowAt.length,
+      bursts,
+      longestBurstMs: Math.round(longest),
+      maxInFlight,
+      genRunQueueMsPerS: Math.round((wait0 * 1000) / elapsed),
+      genCpuUsPerReq: Math.round((cpu0.user + cpu0.system) / latencies.length),
+    };
+  }
   return {
+    tail,
     mode,
     requests: latencies.length,
     statuses,
