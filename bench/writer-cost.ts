@@ -7,7 +7,10 @@
  * Experiments (decision 0520): VARIANT=copy|rollups|devices writes only the readings' binary COPY,
  * or it plus the rollups or the devices, in the same transaction shape; VARIANT=recompute the COPY,
  * then the batch's touched minutes recomputed from `readings`; SETUP='<sql>' runs first
- * (e.g. a different key on `readings`).
+ * (e.g. a different key on `readings`); PG_SETTINGS='name=value,…' starts PostgreSQL with extra
+ * settings; PG_STATS=1 preloads pg_stat_statements and adds, per statement kind, its execution
+ * time and WAL per reading, and the run's WAL (records, full-page images, bytes) per reading
+ * (decision 0575's breakdown).
  */
 import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -22,7 +25,7 @@ import { batchRows, COPY_COLUMNS, type Row } from "../src/writer/rows.ts";
 import { copyBinary } from "../src/writer/copy-binary.ts";
 import type { Envelope } from "../src/core/envelope.ts";
 import { plannedMessages } from "./data.ts";
-import { treeCpuSeconds } from "./env.ts";
+import { childCpuSeconds, treeCpuSeconds } from "./env.ts";
 
 configureLogger("warn", true);
 const [readingsArg = "300000", batchArg = "2000", connArg = "2"] = process.argv.slice(2);
@@ -32,13 +35,25 @@ const connections = Number(connArg);
 const work = mkdtempSync(join(tmpdir(), "telemetry-writer-cost-"));
 chmodSync(work, 0o755);
 process.on("exit", () => rmSync(work, { recursive: true, force: true }));
-await using pg = await startLocalPostgres({ dataDir: join(work, "pg") });
+const pgStats = process.env.PG_STATS === "1";
+const settings: Record<string, string> = Object.fromEntries(
+  (process.env.PG_SETTINGS ?? "")
+    .split(",")
+    .filter(Boolean)
+    .map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]),
+);
+if (pgStats) settings.shared_preload_libraries = "pg_stat_statements";
+await using pg = await startLocalPostgres({ dataDir: join(work, "pg"), settings });
 const messages = plannedMessages(`wc${Date.now()}`, readings, 25);
 const sql = createSql(pg.url, { max: connections, name: "writer-cost" });
 await migrate(sql, { timescale: "off", retentionMs: null, compressAfterMs: 7 * 86_400_000 });
 
 const variant = process.env.VARIANT ?? "";
 if (process.env.SETUP) await sql.unsafe(process.env.SETUP);
+if (pgStats) {
+  await sql`CREATE EXTENSION IF NOT EXISTS pg_stat_statements`;
+  await sql`SELECT pg_stat_statements_reset(), pg_stat_reset_shared('wal')`;
+}
 async function experiment(v: string, batch: Envelope[]): Promise<number> {
   const rows = batchRows(batch);
   await sql.begin(async (tx) => {
@@ -75,6 +90,7 @@ async function recompute(rows: Row[]): Promise<void> {
 }
 const self0 = process.cpuUsage();
 const pg0 = treeCpuSeconds(pg.pid!);
+const procs0 = childCpuSeconds(pg.pid!);
 const t0 = performance.now();
 let next = 0;
 let inserted = 0;
@@ -97,6 +113,7 @@ await Promise.all(
 const seconds = (performance.now() - t0) / 1000;
 const self = process.cpuUsage(self0);
 const pgCpu = treeCpuSeconds(pg.pid!) - pg0;
+const procs1 = childCpuSeconds(pg.pid!);
 const us = (s: number) => ((s * 1e6) / inserted).toFixed(2);
 console.log(
   JSON.stringify({
@@ -107,4 +124,56 @@ console.log(
     postgresUsPerReading: us(pgCpu),
   }),
 );
+if (pgStats) {
+  const perProcess: Record<string, string> = {};
+  for (const [name, v] of procs1) {
+    const b = procs0.get(name) ?? { user: 0, system: 0 };
+    perProcess[name] = `user ${us(v.user - b.user)} sys ${us(v.system - b.system)}`;
+  }
+  console.log(JSON.stringify({ postgresUsPerReadingByProcess: perProcess }));
+  await printStatements();
+}
 await sql.end();
+
+/** Per statement kind: calls, execution ms and WAL bytes per reading; then the run's WAL per reading. */
+async function printStatements(): Promise<void> {
+  const kinds: Array<[string, RegExp]> = [
+    ["copy readings", /^COPY readings/],
+    ["rollups upsert", /INTO readings_1m/],
+    ["devices upsert", /INTO devices/],
+    ["begin/commit", /^(BEGIN|begin|COMMIT|commit)/],
+  ];
+  const rows = await sql<Array<{ query: string; calls: string; ms: number; wal: string; fpi: string }>>`
+    SELECT query, calls::text, total_exec_time AS ms, wal_bytes::text AS wal, wal_fpi::text AS fpi
+    FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())`;
+  const by = new Map<string, { calls: number; ms: number; wal: number; fpi: number }>();
+  for (const r of rows) {
+    const kind = kinds.find(([, re]) => re.test(r.query.trim()))?.[0] ?? "other";
+    const k = by.get(kind) ?? { calls: 0, ms: 0, wal: 0, fpi: 0 };
+    k.calls += Number(r.calls);
+    k.ms += r.ms;
+    k.wal += Number(r.wal);
+    k.fpi += Number(r.fpi);
+    by.set(kind, k);
+  }
+  for (const [kind, k] of by) {
+    const per = (x: number) => (x / inserted).toFixed(3);
+    console.log(
+      JSON.stringify({ kind, calls: k.calls, execUsPerReading: per(k.ms * 1000), walBytesPerReading: per(k.wal), fpiPerReading: per(k.fpi) }),
+    );
+  }
+  const tables = await sql<Array<{ t: string; ins: string; upd: string; hot: string }>>`
+    SELECT relname AS t, n_tup_ins::text AS ins, n_tup_upd::text AS upd, n_tup_hot_upd::text AS hot
+    FROM pg_stat_user_tables WHERE relname IN ('devices', 'readings_1m') ORDER BY 1`;
+  for (const t of tables) console.log(JSON.stringify({ table: t.t, inserts: t.ins, updates: t.upd, hotUpdates: t.hot }));
+  const [w] = await sql<Array<{ records: string; fpi: string; bytes: string }>>`
+    SELECT wal_records::text AS records, wal_fpi::text AS fpi, wal_bytes::text AS bytes FROM pg_stat_wal`;
+  console.log(
+    JSON.stringify({
+      wal: "run",
+      recordsPerReading: (Number(w!.records) / inserted).toFixed(2),
+      fpiPerReading: (Number(w!.fpi) / inserted).toFixed(3),
+      bytesPerReading: (Number(w!.bytes) / inserted).toFixed(1),
+    }),
+  );
+}
