@@ -173,7 +173,10 @@ export function childCpuSeconds(pid: number): Map<string, { user: number; system
     try {
       title = readFileSync(`/proc/${entry}/cmdline`, "utf8").replaceAll("\0", " ").trim();
     } catch {}
-    const name = /^postgres: (checkpointer|background writer|walwriter|autovacuum|logical replication|archiver|stats)/.exec(title)?.[1] ?? "backends";
+    const name =
+      /^postgres: (checkpointer|background writer|walwriter|autovacuum|logical replication|archiver|stats)/.exec(
+        title,
+      )?.[1] ?? "backends";
     add(name, Number(f[11]) + Number(f[13]), Number(f[12]) + Number(f[14]));
   }
   return out;

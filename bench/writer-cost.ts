@@ -159,13 +159,20 @@ async function printStatements(): Promise<void> {
   for (const [kind, k] of by) {
     const per = (x: number) => (x / inserted).toFixed(3);
     console.log(
-      JSON.stringify({ kind, calls: k.calls, execUsPerReading: per(k.ms * 1000), walBytesPerReading: per(k.wal), fpiPerReading: per(k.fpi) }),
+      JSON.stringify({
+        kind,
+        calls: k.calls,
+        execUsPerReading: per(k.ms * 1000),
+        walBytesPerReading: per(k.wal),
+        fpiPerReading: per(k.fpi),
+      }),
     );
   }
   const tables = await sql<Array<{ t: string; ins: string; upd: string; hot: string }>>`
     SELECT relname AS t, n_tup_ins::text AS ins, n_tup_upd::text AS upd, n_tup_hot_upd::text AS hot
     FROM pg_stat_user_tables WHERE relname IN ('devices', 'readings_1m') ORDER BY 1`;
-  for (const t of tables) console.log(JSON.stringify({ table: t.t, inserts: t.ins, updates: t.upd, hotUpdates: t.hot }));
+  for (const t of tables)
+    console.log(JSON.stringify({ table: t.t, inserts: t.ins, updates: t.upd, hotUpdates: t.hot }));
   const [w] = await sql<Array<{ records: string; fpi: string; bytes: string }>>`
     SELECT wal_records::text AS records, wal_fpi::text AS fpi, wal_bytes::text AS bytes FROM pg_stat_wal`;
   console.log(
