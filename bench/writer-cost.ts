@@ -4,8 +4,9 @@
  * `connections` connections, and report wall time, this process's CPU and PostgreSQL's (all
  * backends) per reading.
  *   bun bench/writer-cost.ts [readings=300000] [batch=2000] [connections=2]
- * Experiments (decision 0520): VARIANT=copy|rollups|devices writes only the readings' binary COPY,
- * or it plus the rollups or the devices, in the same transaction shape; VARIANT=recompute the COPY,
+ * Experiments (decisions 0520, 0575): VARIANT=copy|rollups|rollups-insert|devices writes only the readings' binary COPY,
+ * or it plus the rollups (rollups-insert: without ON CONFLICT) or the devices, in the same
+ * transaction shape; VARIANT=recompute the COPY,
  * then the batch's touched minutes recomputed from `readings`; SETUP='<sql>' runs first
  * (e.g. a different key on `readings`); PG_SETTINGS='name=value,…' starts PostgreSQL with extra
  * settings; PG_STATS=1 preloads pg_stat_statements and adds, per statement kind, its execution
@@ -21,7 +22,8 @@ import { migrate } from "../src/db/migrate.ts";
 import { startLocalPostgres } from "../src/embedded/postgres.ts";
 import { configureLogger } from "../src/lib/log.ts";
 import { summarizeDevices, upsertDevices, upsertRollups, writeBatch } from "../src/writer/sink.ts";
-import { batchRows, COPY_COLUMNS, type Row } from "../src/writer/rows.ts";
+import type postgres from "postgres";
+import { batchRows, COPY_COLUMNS, iso, rollupsOf, type Row } from "../src/writer/rows.ts";
 import { copyBinary } from "../src/writer/copy-binary.ts";
 import type { Envelope } from "../src/core/envelope.ts";
 import { plannedMessages } from "./data.ts";
@@ -64,10 +66,25 @@ async function experiment(v: string, batch: Envelope[]): Promise<number> {
       stream.end(copyBinary(rows));
     });
     if (v === "rollups") await upsertRollups(tx, rows);
+    if (v === "rollups-insert") await insertRollups(tx, rows);
     if (v === "devices") await upsertDevices(tx, summarizeDevices(batch));
   });
   if (v === "recompute") await recompute(rows);
   return rows.length;
+}
+/**
+ * Experiment (a measure, not a write path): the rollups as a plain INSERT, no ON CONFLICT, which
+ * holds on the bench's rows only (each device's minute is in one message).
+ */
+function insertRollups(tx: postgres.TransactionSql, rows: Row[]) {
+  const g = rollupsOf(rows);
+  return tx`
+    INSERT INTO readings_1m (tenant, device_id, metric, bucket, count, sum, sum_sq, min, max)
+    SELECT tenant, device_id, metric, bucket::timestamptz, n, s, sq, mn, mx
+    FROM unnest(${g.map((x) => x.tenant)}::text[], ${g.map((x) => x.deviceId)}::text[], ${g.map((x) => x.metric)}::text[],
+                ${g.map((x) => iso(x.bucket))}::text[], ${g.map((x) => x.count)}::int8[], ${g.map((x) => x.sum)}::float8[],
+                ${g.map((x) => x.sumSq)}::float8[], ${g.map((x) => x.min)}::float8[], ${g.map((x) => x.max)}::float8[])
+         AS u(tenant, device_id, metric, bucket, n, s, sq, mn, mx)`;
 }
 /** Experiment: the batch's touched minutes recomputed from `readings` after COMMIT (replacing, not adding). */
 async function recompute(rows: Row[]): Promise<void> {
