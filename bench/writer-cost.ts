@@ -4,7 +4,7 @@
  * `connections` connections, and report wall time, this process's CPU and PostgreSQL's (all
  * backends) per reading.
  *   bun bench/writer-cost.ts [readings=300000] [batch=2000] [connections=2]
- * Experiments (decisions 0520, 0575): VARIANT=copy|rollups|rollups-insert|devices writes only the readings' binary COPY,
+ * Experiments (decisions 0520, 0575): VARIANT=copy|copy-sorted|rollups|rollups-insert|devices writes only the readings' binary COPY,
  * or it plus the rollups (rollups-insert: without ON CONFLICT) or the devices, in the same
  * transaction shape; VARIANT=recompute the COPY,
  * then the batch's touched minutes recomputed from `readings`; SETUP='<sql>' runs first
@@ -57,7 +57,12 @@ if (pgStats) {
   await sql`SELECT pg_stat_statements_reset(), pg_stat_reset_shared('wal')`;
 }
 async function experiment(v: string, batch: Envelope[]): Promise<number> {
-  const rows = batchRows(batch);
+  // copy-sorted: the batch's envelopes (one device each) in key order, so the index insertions walk the tree left to right.
+  const rows = batchRows(
+    v === "copy-sorted"
+      ? [...batch].sort((a, b) => (a.deviceId < b.deviceId ? -1 : a.deviceId > b.deviceId ? 1 : 0))
+      : batch,
+  );
   await sql.begin(async (tx) => {
     const stream = await tx.unsafe(`COPY readings (${COPY_COLUMNS}) FROM STDIN (FORMAT binary)`).writable();
     await new Promise<void>((resolve, reject) => {
