@@ -4,8 +4,9 @@
  * `connections` connections, and report wall time, this process's CPU and PostgreSQL's (all
  * backends) per reading.
  *   bun bench/writer-cost.ts [readings=300000] [batch=2000] [connections=2]
- * Experiments (decisions 0520, 0575): VARIANT=copy|copy-sorted|rollups|rollups-insert|devices writes only the readings' binary COPY,
- * or it plus the rollups (rollups-insert: without ON CONFLICT) or the devices, in the same
+ * Experiments (decisions 0520, 0575): VARIANT=copy|copy-sorted|rollups|rollups-insert|rollups-copy|devices writes only the readings' binary COPY,
+ * or it plus the rollups (rollups-insert: without ON CONFLICT; rollups-copy: binary COPY in a
+ * savepoint, the upsert after a conflict) or the devices, in the same
  * transaction shape; VARIANT=recompute the COPY,
  * then the batch's touched minutes recomputed from `readings`; SETUP='<sql>' runs first
  * (e.g. a different key on `readings`); PG_SETTINGS='name=value,…' starts PostgreSQL with extra
@@ -72,6 +73,7 @@ async function experiment(v: string, batch: Envelope[]): Promise<number> {
     });
     if (v === "rollups") await upsertRollups(tx, rows);
     if (v === "rollups-insert") await insertRollups(tx, rows);
+    if (v === "rollups-copy") await copyRollups(tx, rows);
     if (v === "devices") await upsertDevices(tx, summarizeDevices(batch));
   });
   if (v === "recompute") await recompute(rows);
@@ -90,6 +92,51 @@ function insertRollups(tx: postgres.TransactionSql, rows: Row[]) {
                 ${g.map((x) => iso(x.bucket))}::text[], ${g.map((x) => x.count)}::int8[], ${g.map((x) => x.sum)}::float8[],
                 ${g.map((x) => x.sumSq)}::float8[], ${g.map((x) => x.min)}::float8[], ${g.map((x) => x.max)}::float8[])
          AS u(tenant, device_id, metric, bucket, n, s, sq, mn, mx)`;
+}
+/**
+ * Experiment (0575's next step, measured only): the rollups by binary COPY into readings_1m in a
+ * SAVEPOINT; on a unique violation (a minute already started) back to it and the upsert.
+ */
+async function copyRollups(tx: postgres.TransactionSql, rows: Row[]) {
+  const g = rollupsOf(rows);
+  const parts: Buffer[] = [Buffer.from("PGCOPY\n\xff\r\n\0", "latin1"), Buffer.alloc(8)];
+  for (const x of g) {
+    const t = [x.tenant, x.deviceId, x.metric].map((v) => Buffer.from(v));
+    const b = Buffer.alloc(2 + t.reduce((n, v) => n + 4 + v.length, 0) + 6 * 12);
+    let at = b.writeInt16BE(9, 0);
+    for (const v of t) {
+      at = b.writeInt32BE(v.length, at);
+      at += v.copy(b, at);
+    }
+    const us = BigInt(x.bucket - 946_684_800_000) * 1000n;
+    at = b.writeInt32BE(8, at);
+    at = b.writeBigInt64BE(us, at);
+    at = b.writeInt32BE(8, at);
+    at = b.writeBigInt64BE(BigInt(x.count), at);
+    for (const f of [x.sum, x.sumSq, x.min, x.max]) {
+      at = b.writeInt32BE(8, at);
+      at = b.writeDoubleBE(f, at);
+    }
+    parts.push(b);
+  }
+  parts.push(Buffer.from([0xff, 0xff]));
+  try {
+    await tx.savepoint(async (sp) => {
+      const stream = await sp
+        .unsafe(
+          "COPY readings_1m (tenant, device_id, metric, bucket, count, sum, sum_sq, min, max) FROM STDIN (FORMAT binary)",
+        )
+        .writable();
+      await new Promise<void>((resolve, reject) => {
+        stream.on("error", reject);
+        stream.on("finish", resolve);
+        stream.end(Buffer.concat(parts));
+      });
+    });
+  } catch (err) {
+    if ((err as { code?: unknown }).code !== "23505") throw err;
+    await upsertRollups(tx, rows);
+  }
 }
 /** Experiment: the batch's touched minutes recomputed from `readings` after COMMIT (replacing, not adding). */
 async function recompute(rows: Row[]): Promise<void> {
@@ -160,7 +207,8 @@ await sql.end();
 /** Per statement kind: calls, execution ms and WAL bytes per reading; then the run's WAL per reading. */
 async function printStatements(): Promise<void> {
   const kinds: Array<[string, RegExp]> = [
-    ["copy readings", /^COPY readings/],
+    ["copy rollups", /^COPY readings_1m/],
+    ["copy readings", /^COPY readings /],
     ["rollups upsert", /INTO readings_1m/],
     ["devices upsert", /INTO devices/],
     ["begin/commit", /^(BEGIN|begin|COMMIT|commit)/],
