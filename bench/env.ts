@@ -148,6 +148,40 @@ export function treeCpuSeconds(pid: number): number {
   return tree(pid);
 }
 
+/**
+ * CPU seconds (user, system) of a process and of each of its direct children by their title
+ * (PostgreSQL's "postgres: walwriter", a backend's "postgres: <user> <db> …" shortened to its
+ * role); "exited children" is what reaped children used (cutime/cstime: autovacuum workers).
+ */
+export function childCpuSeconds(pid: number): Map<string, { user: number; system: number }> {
+  const out = new Map<string, { user: number; system: number }>();
+  const add = (name: string, user: number, system: number) => {
+    const v = out.get(name) ?? { user: 0, system: 0 };
+    v.user += user / 100;
+    v.system += system / 100;
+    out.set(name, v);
+  };
+  const own = statFields(pid);
+  if (!own) return out;
+  add("postmaster", Number(own[11]), Number(own[12]));
+  add("exited children", Number(own[13]), Number(own[14]));
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const f = statFields(Number(entry));
+    if (Number(f?.[1]) !== pid || !f) continue;
+    let title = "";
+    try {
+      title = readFileSync(`/proc/${entry}/cmdline`, "utf8").replaceAll("\0", " ").trim();
+    } catch {}
+    const name =
+      /^postgres: (checkpointer|background writer|walwriter|autovacuum|logical replication|archiver|stats)/.exec(
+        title,
+      )?.[1] ?? "backends";
+    add(name, Number(f[11]) + Number(f[13]), Number(f[12]) + Number(f[14]));
+  }
+  return out;
+}
+
 export async function rowCount(sql: Sql): Promise<number> {
   return Number((await sql`SELECT count(*)::bigint AS n FROM readings`)[0]!.n);
 }

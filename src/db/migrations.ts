@@ -9,6 +9,7 @@ import lineProtocol from "../../migrations/0007_line_protocol.sql" with { type: 
 import routes from "../../migrations/0008_routes.sql" with { type: "text" };
 import evaluatorPartitions from "../../migrations/0009_evaluator_partitions.sql" with { type: "text" };
 import routeInflight from "../../migrations/0010_route_inflight.sql" with { type: "text" };
+import devicesFillfactor from "../../migrations/0011_devices_fillfactor.sql" with { type: "text" };
 import hypertables from "../../migrations/timescaledb/0001_hypertables.sql" with { type: "text" };
 import rollupHypertable from "../../migrations/timescaledb/0002_rollups.sql" with { type: "text" };
 import rollupCompression from "../../migrations/timescaledb/0003_rollup_compression.sql" with { type: "text" };
@@ -34,4 +35,5 @@ export const MIGRATIONS: readonly Migration[] = [
   { name: "0008_routes", sql: routes, when: "always" },
   { name: "0009_evaluator_partitions", sql: evaluatorPartitions, when: "always" },
   { name: "0010_route_inflight", sql: routeInflight, when: "always" },
+  { name: "0011_devices_fillfactor", sql: devicesFillfactor, when: "always" },
 ];

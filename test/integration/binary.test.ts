@@ -96,7 +96,7 @@ test("migrate applies the embedded migrations once", async () => {
   const first = migrate();
   expect(first.exitCode).toBe(0);
   expect(first.stdout.toString()).toContain(
-    "applied 0001_init, 0002_alerts, 0003_tenants, 0004_mqtt, 0005_device_keys, 0006_late_data, 0007_line_protocol, 0008_routes, 0009_evaluator_partitions, 0010_route_inflight (storage: postgresql)",
+    "applied 0001_init, 0002_alerts, 0003_tenants, 0004_mqtt, 0005_device_keys, 0006_late_data, 0007_line_protocol, 0008_routes, 0009_evaluator_partitions, 0010_route_inflight, 0011_devices_fillfactor (storage: postgresql)",
   );
   const second = migrate();
   expect(second.stdout.toString()).toContain("already up to date");

@@ -73,6 +73,10 @@ function timescaleTests(start: () => Promise<TimescaleDb>) {
       await server[Symbol.asyncDispose]();
     }
 
+    // Migration 0011 in this mode too: devices' pages keep room for HOT updates (decision 0575).
+    expect(await tsdb.query("SELECT reloptions FROM pg_class WHERE relname = 'devices'")).toEqual([
+      { reloptions: ["fillfactor=50"] },
+    ]);
     const hypertables = await tsdb.query<{ hypertable_name: string; compression_enabled: boolean }>(
       "SELECT hypertable_name, compression_enabled FROM timescaledb_information.hypertables ORDER BY 1",
     );

@@ -9,7 +9,7 @@ import type { Envelope } from "../../src/core/envelope.ts";
 import { createSql, type Sql } from "../../src/db/client.ts";
 import { migrate } from "../../src/db/migrate.ts";
 import { writeBatch } from "../../src/writer/sink.ts";
-import { freshDatabase } from "../helpers/services.ts";
+import { check, freshDatabase } from "../helpers/services.ts";
 
 let copy: Sql;
 let upsert: Sql;
@@ -120,4 +120,32 @@ test("a batch meeting a stored event goes the upsert way and adds only the new r
   expect(r).toMatchObject({ path: "upsert", conflict: true, inserted: 1, readings: 5 });
   const [row] = await copy`SELECT count(*)::int AS n FROM readings`;
   expect(row!.n).toBe(5);
+});
+
+test("devices' pages keep room, so a batch's device updates are HOT (no new index entry)", async () => {
+  const sql = createSql(await freshDatabase("whot"), { max: 1, name: "test" });
+  try {
+    await migrate(sql, MIGRATE);
+    const ids = Array.from({ length: 1500 }, (_, i) => `hot-device-${i}`);
+    const at = (minute: number) => Date.UTC(2026, 11, 2, 0, minute);
+    for (const minute of [0, 1]) {
+      const batch = ids.map((id) => envelope(id, at(minute), [{ ts: at(minute), lat: 52.5, lon: 13.4 }]));
+      expect((await writeBatch(sql, batch)).inserted).toBe(ids.length);
+    }
+    // Without room on its page (fillfactor 100: the 1,500 rows fill ~20 pages), an update goes to
+    // another page and adds a devices_pkey entry; a HOT update stays on its page.
+    const stats = await check(
+      async () => {
+        const [row] =
+          await sql`SELECT n_tup_upd::int AS upd, n_tup_hot_upd::int AS hot FROM pg_stat_user_tables WHERE relname = 'devices'`;
+        return row!.upd === ids.length && row;
+      },
+      { what: "the devices' update counters" },
+    );
+    expect(stats.hot).toBe(ids.length);
+    const [last] = await sql`SELECT count(*)::int AS n FROM devices WHERE last_seen = ${new Date(at(1))}`;
+    expect(last!.n).toBe(ids.length);
+  } finally {
+    await sql.end();
+  }
 });
