@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { startLocalNats } from "../src/embedded/nats-server.ts";
 import { startLocalPostgres } from "../src/embedded/postgres.ts";
 import { waitFor } from "../src/embedded/process.ts";
-import { fmt, KEY, startServer, type ServerHandle } from "./env.ts";
+import { cpuSeconds, fmt, KEY, startServer, type ServerHandle } from "./env.ts";
 import { batchedEndToEnd, type Row } from "./phases.ts";
 
 export const ROUTES = 3;
@@ -18,6 +18,18 @@ export const ROUTES = 3;
 async function routeLags(url: string): Promise<number[]> {
   const text = await (await fetch(`${url}/metrics`)).text();
   return [...text.matchAll(/^telemetry_route_lag_messages\{[^}]*\} (\d+)/gm)].map((m) => Number(m[1]));
+}
+
+/** Forced collections of the memory governor so far (server/memory.ts): count and event-loop seconds. */
+async function forcedGc(url: string): Promise<{ n: number; s: number; batches: number }> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const sum = (name: string) =>
+    [...text.matchAll(new RegExp(`^${name}\\{[^}]*\\} ([\\d.e+-]+)`, "gm"))].reduce((a, m) => a + Number(m[1]), 0);
+  return {
+    n: sum("telemetry_memory_forced_gc_total"),
+    s: sum("telemetry_memory_forced_gc_seconds_total"),
+    batches: sum("telemetry_route_deliveries_total"),
+  };
 }
 
 async function addRoutes(server: ServerHandle, n: number): Promise<void> {
@@ -45,6 +57,8 @@ async function oneRun(work: string, executable: string, routes: number, seconds:
   });
   try {
     await addRoutes(server, routes);
+    const gc0 = await forcedGc(server.url);
+    const cpu0 = cpuSeconds(server.pid);
     const t0 = performance.now();
     const e2e = await batchedEndToEnd(server, nats.pid!, seconds, connections, `routes${routes}`);
     await waitFor(async () => (await routeLags(server.url)).every((lag) => lag === 0), {
@@ -52,7 +66,10 @@ async function oneRun(work: string, executable: string, routes: number, seconds:
       intervalMs: 200,
       what: "every route caught up",
     });
-    return { ...e2e, routedS: (performance.now() - t0) / 1000 };
+    const routedS = (performance.now() - t0) / 1000;
+    const cpuUs = ((cpuSeconds(server.pid) - cpu0) / e2e.accepted) * 1e6;
+    const gc1 = await forcedGc(server.url);
+    return { ...e2e, routedS, cpuUs, gc: { n: gc1.n - gc0.n, s: gc1.s - gc0.s }, batches: gc1.batches - gc0.batches };
   } finally {
     await server.stop();
   }
@@ -71,13 +88,20 @@ export async function routesPhase(
   const some = await oneRun(work, executable, ROUTES, seconds, connections);
   const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
   const acceptedPerS = (r: typeof none) => Number(r.rows[0]![1].replace(/[^\d]/g, ""));
+  const gcRow = (label: string, r: typeof none): Row => [
+    `  ... ${label}, from the start until every route caught up: server CPU, forced collections`,
+    `${r.cpuUs.toFixed(1)} µs/reading`,
+    `${r.gc.n} forced collections, ${r.gc.s.toFixed(2)} s of event loop`,
+  ];
   return [
     ...none.rows.map(([m, r, d]): Row => [`Routes: none. ${m.trim()}`, r, d]),
     ...some.rows.map(([m, r, d]): Row => [`Routes: ${ROUTES} to NATS. ${m.trim()}`, r, d]),
+    gcRow("no route", none),
+    gcRow(`${ROUTES} routes`, some),
     [
       `  ... every route caught up (lag 0)`,
       `${some.routedS.toFixed(1)} s after the start`,
-      `${fmt(some.accepted * ROUTES)} readings republished`,
+      `${fmt(some.accepted * ROUTES)} readings republished in ${fmt(some.batches)} batches`,
     ],
     [
       `Ratio: ${ROUTES} routes / none, accepted and end to end`,
