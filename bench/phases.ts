@@ -13,7 +13,7 @@ export async function batchedEndToEnd(
   seconds: number,
   connections: number,
   runId: string,
-): Promise<{ rows: Row[]; accepted: number; e2e: number }> {
+): Promise<{ rows: Row[]; accepted: number; acceptedPerS: number; e2e: number }> {
   const before = await committed(server.url);
   const cpu0 = [cpuSeconds(server.pid), cpuSeconds(natsPid)];
   const t0 = performance.now();
@@ -27,6 +27,7 @@ export async function batchedEndToEnd(
   const refused = load.requests - (load.statuses["202"] ?? 0);
   return {
     accepted: load.accepted,
+    acceptedPerS: load.accepted / load.elapsed,
     e2e,
     rows: [
       [

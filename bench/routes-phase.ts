@@ -20,8 +20,8 @@ async function routeLags(url: string): Promise<number[]> {
   return [...text.matchAll(/^telemetry_route_lag_messages\{[^}]*\} (\d+)/gm)].map((m) => Number(m[1]));
 }
 
-/** Forced collections of the memory governor so far (server/memory.ts): count and event-loop seconds. */
-async function forcedGc(url: string): Promise<{ n: number; s: number; batches: number }> {
+/** Counters so far: the memory governor's forced collections (count, event-loop seconds) and route batches sent. */
+async function counters(url: string): Promise<{ n: number; s: number; batches: number }> {
   const text = await (await fetch(`${url}/metrics`)).text();
   const sum = (name: string) =>
     [...text.matchAll(new RegExp(`^${name}\\{[^}]*\\} ([\\d.e+-]+)`, "gm"))].reduce((a, m) => a + Number(m[1]), 0);
@@ -57,7 +57,7 @@ async function oneRun(work: string, executable: string, routes: number, seconds:
   });
   try {
     await addRoutes(server, routes);
-    const gc0 = await forcedGc(server.url);
+    const gc0 = await counters(server.url);
     const cpu0 = cpuSeconds(server.pid);
     const t0 = performance.now();
     const e2e = await batchedEndToEnd(server, nats.pid!, seconds, connections, `routes${routes}`);
@@ -68,7 +68,7 @@ async function oneRun(work: string, executable: string, routes: number, seconds:
     });
     const routedS = (performance.now() - t0) / 1000;
     const cpuUs = ((cpuSeconds(server.pid) - cpu0) / e2e.accepted) * 1e6;
-    const gc1 = await forcedGc(server.url);
+    const gc1 = await counters(server.url);
     return { ...e2e, routedS, cpuUs, gc: { n: gc1.n - gc0.n, s: gc1.s - gc0.s }, batches: gc1.batches - gc0.batches };
   } finally {
     await server.stop();
@@ -87,7 +87,6 @@ export async function routesPhase(
   step(`routes: batched end to end, ${ROUTES} NATS routes matching every reading, ${seconds} s`);
   const some = await oneRun(work, executable, ROUTES, seconds, connections);
   const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
-  const acceptedPerS = (r: typeof none) => Number(r.rows[0]![1].replace(/[^\d]/g, ""));
   const gcRow = (label: string, r: typeof none): Row => [
     `  ... ${label}, from the start until every route caught up: server CPU, forced collections`,
     `${r.cpuUs.toFixed(1)} µs/reading`,
@@ -105,7 +104,7 @@ export async function routesPhase(
     ],
     [
       `Ratio: ${ROUTES} routes / none, accepted and end to end`,
-      `**${ratio(acceptedPerS(some), acceptedPerS(none))}, ${ratio(some.e2e, none.e2e)}**`,
+      `**${ratio(some.acceptedPerS, none.acceptedPerS)}, ${ratio(some.e2e, none.e2e)}**`,
       "issue 18: within 10 % (≥ 0.90×), or what it costs (docs/routes.md)",
     ],
   ];
